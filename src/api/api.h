@@ -1,0 +1,47 @@
+/*
+ * The API layer: one file per endpoint group of API.md, each exporting its route table, and
+ * the dispatcher that serves them. Handlers are thin: validate, call the domain, reply.
+ */
+#ifndef LYCEUMD_API_API_H
+#define LYCEUMD_API_API_H
+
+#include "core/json.h"
+#include "http/req.h"
+#include "http/route.h"
+
+/* The route tables, one per group (src/api/<group>.c). */
+extern const struct route api_meta_routes[];
+extern const struct route api_auth_routes[];
+extern const struct route api_user_routes[];
+extern const struct route api_mfa_routes[];
+extern const struct route api_orgs_routes[];
+extern const struct route api_invites_routes[];
+extern const struct route api_legacy_v1_routes[];
+
+/* Every mount, ended by {NULL, NULL}: what the server serves and /openapi.json lists. */
+extern const struct mount api_mounts[];
+
+#define API_PREFIX "/api/v2/external"
+
+/* Settings the handlers read; set once at start-up. */
+struct api_settings {
+    const char *data_dir;
+    const char *version;
+};
+extern struct api_settings api_settings;
+
+/* Routes a request, resolves its caller and org, and runs the handler (http_options.dispatch). */
+void api_dispatch(struct req *req);
+
+/* Builds the OpenAPI 3.1 document of every mounted route. The caller owns the result. */
+json_t *api_openapi(void);
+
+/* Reads an optional body field expires_at (validated as a datetime), which must lie in the
+ * future: 0 when absent, else microseconds. Records a 422 otherwise. */
+int api_expires_at(struct req *req, int64_t *out);
+
+/* Requires the caller's role in the resolved org to be at least min (403 otherwise). */
+int api_require_role(struct req *req, enum role min);
+
+
+#endif

@@ -1,0 +1,101 @@
+/*
+ * The dispatcher: every request passes here once. It matches the route (404/405), resolves
+ * the caller from the Authorization header and the org from the key, X-Org-Slug or the
+ * default org (401/403), validates a JSON body against the route's fields (422), and only
+ * then runs the handler. Errors from any step become a response through one table
+ * (req_set_error), so handlers never format error bodies.
+ */
+#include "api/api.h"
+#include "auth/identity.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/util.h"
+
+#include <string.h>
+
+struct api_settings api_settings = {.data_dir = "var", .version = "0.1.0"};
+
+const struct mount api_mounts[] = {
+    {"", api_meta_routes},
+    {API_PREFIX, api_meta_routes},
+    {API_PREFIX, api_auth_routes},
+    {API_PREFIX, api_user_routes},
+    {API_PREFIX, api_mfa_routes},
+    {API_PREFIX, api_orgs_routes},
+    {API_PREFIX, api_invites_routes},
+    {"/api/v1", api_legacy_v1_routes},
+    {NULL, NULL},
+};
+
+static int has_body(const char *method)
+{
+    return strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
+           strcmp(method, "PATCH") == 0 || strcmp(method, "DELETE") == 0;
+}
+
+static int authenticate(struct req *req)
+{
+    const char *auth = req_header(req, "Authorization");
+    const char *why = NULL;
+    int optional = req->match.route->flags & (R_PUBLIC | R_AUTH_OPTIONAL);
+    int err;
+
+    if (!auth) {
+        if (optional)
+            return 0;
+        req_add_header(req, "WWW-Authenticate", "Bearer");
+        return req_fail(req, LY_EUNAUTH, "Not authenticated");
+    }
+    if (req->match.route->flags & R_PUBLIC)
+        return 0;
+    err = identity_authenticate(&req->arena, auth, &req->caller, &why);
+    if (err) {
+        if (err == LY_EUNAUTH)
+            req_add_header(req, "WWW-Authenticate", "Bearer");
+        return req_fail(req, err, "%s", why ? why : err_str(err));
+    }
+    err = identity_resolve_org(&req->arena, &req->caller, req_header(req, "X-Org-Slug"), &why);
+    if (err)
+        return req_fail(req, err, "%s", why ? why : err_str(err));
+    return 0;
+}
+
+void api_dispatch(struct req *req)
+{
+    const struct route *r;
+    int err;
+
+    err = router_match(api_mounts, req->method, req->path, &req->arena, &req->match);
+    if (err == LY_EMETHOD) {
+        req_add_header(req, "Allow", req->match.allow);
+        req_fail(req, err, "Method Not Allowed");
+        goto out;
+    }
+    if (err) {
+        req_fail(req, err, "Not Found");
+        goto out;
+    }
+    r = req->match.route;
+    err = authenticate(req);
+    if (err)
+        goto out;
+    if (r->body && !(r->flags & R_RAW_BODY) && has_body(req->method)) {
+        err = req_parse_body(req, r->body);
+        if (err)
+            goto out;
+    }
+    err = r->handler(req);
+out:
+    if (err < 0)
+        req_set_error(req, err);
+    if (err == LY_EINTERNAL || err == LY_EDB || err == LY_EIO)
+        log_error("request %s failed: %s", req->request_id, req->detail ? req->detail : "");
+}
+
+int api_require_role(struct req *req, enum role min)
+{
+    if (req->caller.role >= min)
+        return 0;
+    return req_fail(req, LY_EFORBIDDEN, "This action needs the %s role in organization '%s'",
+                    role_name(min), req->caller.org_slug ? req->caller.org_slug : "?");
+}

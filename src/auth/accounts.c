@@ -1,0 +1,74 @@
+/* See accounts.h. */
+#include "auth/accounts.h"
+#include "auth/password.h"
+#include "auth/token.h"
+#include "core/err.h"
+#include "core/util.h"
+#include "store/db.h"
+#include "store/keys.h"
+#include "store/ledger.h"
+#include "store/users.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int accounts_email_ok(const char *email)
+{
+    const char *at = strchr(email, '@');
+    size_t n = strlen(email);
+
+    if (!at || at == email || strchr(at + 1, '@') || !at[1] || n > 320 || !strchr(at + 1, '.'))
+        return 0;
+    for (const char *p = email; *p; p++)
+        if ((unsigned char)*p <= ' ' || *p == 0x7f)
+            return 0;
+    return 1;
+}
+
+int accounts_create(struct arena *a, const char *email, const char *password,
+                    const char *full_name, int is_admin, int64_t credits, int in_tx,
+                    struct new_account *out, const char **why)
+{
+    char hash[PASSWORD_HASH_MAX];
+    int err;
+
+    if (!accounts_email_ok(email)) {
+        *why = "Invalid email address";
+        return LY_EINVAL;
+    }
+    if (strlen(password) < PASSWORD_MIN_LEN || strlen(password) > PASSWORD_MAX_LEN) {
+        *why = "Password must be 8 to 1024 characters long";
+        return LY_EINVAL;
+    }
+    err = password_hash(password, hash);
+    if (err)
+        return err;
+    if (!in_tx && (err = store_begin()))
+        return err;
+    err = users_create(a, email, hash, full_name, is_admin, out->user_id, out->org_id,
+                       &out->org_slug);
+    if (err == LY_ECONFLICT)
+        *why = "A user with this email already exists";
+    if (!err && credits)
+        err = ledger_append(out->org_id, "grant", credits, "Opening credits", NULL, NULL);
+    if (!in_tx) {
+        if (!err)
+            err = store_commit();
+        if (err)
+            store_rollback();
+    }
+    return err;
+}
+
+int accounts_key_create(const char *user_id, const char *org_id, const char *name,
+                        int64_t expires_at, struct new_key *k)
+{
+    char hash[65];
+
+    apikey_generate(k->key);
+    sha256_hex(k->key, strlen(k->key), hash);
+    snprintf(k->prefix, sizeof(k->prefix), "%s", k->key);
+    uuid_v4(k->id);
+    k->created_at = now_us();
+    return keys_insert(k->id, hash, k->prefix, name, user_id, org_id, k->created_at, expires_at);
+}

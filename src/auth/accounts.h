@@ -1,0 +1,43 @@
+/*
+ * Creating accounts and keys outside a request: the operator's CLI, the demo account, and
+ * invite acceptance all go through here, so a user is always made the same way (argon2id
+ * password, default org with the user as owner, optional opening grant).
+ */
+#ifndef LYCEUMD_AUTH_ACCOUNTS_H
+#define LYCEUMD_AUTH_ACCOUNTS_H
+
+#include "core/arena.h"
+
+#include <stdint.h>
+
+struct new_account {
+    char user_id[40];
+    char org_id[40];
+    char *org_slug;
+};
+
+/*
+ * Creates a user and its default org in one transaction. credits (micro-credits, may be 0) is
+ * granted to the new org in the ledger. When in_tx, the caller's transaction is used.
+ * LY_ECONFLICT when the email is taken, LY_EINVAL for a bad email or short password (*why).
+ */
+int accounts_create(struct arena *a, const char *email, const char *password,
+                    const char *full_name, int is_admin, int64_t credits, int in_tx,
+                    struct new_account *out, const char **why);
+
+struct new_key {
+    char key[44]; /* the full key: shown to its owner once, never stored */
+    char id[37];
+    char prefix[9];
+    int64_t created_at;
+};
+
+/* Creates an API key acting as user_id: a user key (org_id NULL) or an org key. expires_at in
+ * microseconds, 0 for never. */
+int accounts_key_create(const char *user_id, const char *org_id, const char *name,
+                        int64_t expires_at, struct new_key *k);
+
+/* Checks an email address's shape: one '@', no spaces, at most 320 bytes. */
+int accounts_email_ok(const char *email);
+
+#endif

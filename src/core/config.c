@@ -1,0 +1,79 @@
+/* See config.h. */
+#include "core/config.h"
+#include "core/err.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void config_defaults(struct config *c)
+{
+    memset(c, 0, sizeof(*c));
+    snprintf(c->listen, sizeof(c->listen), "127.0.0.1:8000");
+    snprintf(c->data_dir, sizeof(c->data_dir), "var");
+    c->threads = 4;
+    c->max_body = 1u << 20;
+    c->access_log = 1;
+}
+
+int config_load_file(struct config *c, const char *path)
+{
+    json_error_t jerr;
+    json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr), *v;
+    const char *key;
+    int err = 0;
+
+    if (!j || !json_is_object(j)) {
+        fprintf(stderr, "lyceumd: %s:%d: %s\n", path, jerr.line,
+                j ? "the config must be a JSON object" : jerr.text);
+        json_decref(j);
+        return LY_EINVAL;
+    }
+    json_object_foreach(j, key, v)
+    {
+        if (strcmp(key, "listen") == 0 && json_is_string(v)) {
+            snprintf(c->listen, sizeof(c->listen), "%s", json_string_value(v));
+        } else if (strcmp(key, "data") == 0 && json_is_string(v)) {
+            snprintf(c->data_dir, sizeof(c->data_dir), "%s", json_string_value(v));
+        } else if (strcmp(key, "threads") == 0 && json_is_integer(v) &&
+                   json_integer_value(v) > 0 && json_integer_value(v) <= 256) {
+            c->threads = (unsigned)json_integer_value(v);
+        } else if (strcmp(key, "max_body_bytes") == 0 && json_is_integer(v) &&
+                   json_integer_value(v) > 0) {
+            c->max_body = (size_t)json_integer_value(v);
+        } else if (strcmp(key, "access_log") == 0 && json_is_boolean(v)) {
+            c->access_log = json_is_true(v);
+        } else {
+            fprintf(stderr, "lyceumd: %s: unknown setting or bad value for '%s'\n", path, key);
+            err = LY_EINVAL;
+        }
+    }
+    json_decref(j);
+    return err;
+}
+
+static const char *env(const char *name)
+{
+    const char *v = getenv(name);
+
+    return v && *v ? v : NULL;
+}
+
+void config_load_env(struct config *c)
+{
+    const char *listen = env("LYCEUMD_LISTEN"), *data = env("LYCEUMD_DATA");
+    const char *threads = env("LYCEUMD_THREADS"), *body = env("LYCEUMD_MAX_BODY_BYTES");
+    const char *alog = env("LYCEUMD_ACCESS_LOG");
+
+    if (listen)
+        snprintf(c->listen, sizeof(c->listen), "%s", listen);
+    if (data)
+        snprintf(c->data_dir, sizeof(c->data_dir), "%s", data);
+    if (threads && atoi(threads) > 0)
+        c->threads = (unsigned)atoi(threads);
+    if (body && atol(body) > 0)
+        c->max_body = (size_t)atol(body);
+    if (alog)
+        c->access_log = strcmp(alog, "0") != 0 && strcmp(alog, "off") != 0;
+}

@@ -1,0 +1,15 @@
+/* JSON helpers shared by every layer (the JSON library itself is jansson). */
+#ifndef LYCEUMD_CORE_JSON_H
+#define LYCEUMD_CORE_JSON_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+/* An ISO-8601 string for a time in microseconds, or null for 0. */
+json_t *json_time(int64_t us);
+/* Credits as a JSON number (Lyceum shows most amounts as numbers). */
+json_t *json_money(int64_t micro);
+/* Credits as an exact decimal string (where Lyceum shows strings: balances, prices). */
+json_t *json_money_str(int64_t micro);
+
+#endif

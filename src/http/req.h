@@ -1,0 +1,112 @@
+/*
+ * One HTTP request while it is being answered, independent of the HTTP library: the server
+ * (server.c) fills the request side, the dispatcher resolves the route and the caller once,
+ * and a handler reads params, query and body and sets the response.
+ *
+ * Ownership: everything hangs off req->arena or is released by req_release(). A handler
+ * returns 0 after req_reply*(), or a negative LY_E* code (usually through req_fail()), and
+ * never writes an error body itself: the dispatcher turns the code into the status and body.
+ */
+#ifndef LYCEUMD_HTTP_REQ_H
+#define LYCEUMD_HTTP_REQ_H
+
+#include "core/arena.h"
+#include "http/router.h"
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum role { ROLE_NONE = 0, ROLE_MEMBER = 1, ROLE_ADMIN = 2, ROLE_OWNER = 3 };
+/* "owner", "admin", "member" and back (ROLE_NONE for anything else). */
+const char *role_name(enum role r);
+enum role role_parse(const char *s);
+
+enum via { VIA_NONE = 0, VIA_JWT, VIA_USER_KEY, VIA_ORG_KEY };
+
+/* Who is calling, resolved once per request before the handler runs. */
+struct caller {
+    enum via via;
+    char user_id[40];
+    char *email;
+    int is_admin;
+    char org_id[40];
+    char *org_slug;
+    enum role role;
+    char key_id[40]; /* the API key used, if any */
+};
+
+#define REQ_MAX_HEADERS 8
+
+struct req {
+    struct arena arena;
+    const char *method;
+    const char *path;
+    struct route_match match;
+    const char *body;
+    size_t body_len;
+    json_t *json; /* the parsed body of a route with body fields; owned */
+    char request_id[72];
+    struct caller caller;
+    int64_t start_us;
+
+    /* How the server answers header and query look-ups. */
+    void *conn;
+    const char *(*header_fn)(void *conn, const char *name);
+    const char *(*query_fn)(void *conn, const char *name);
+
+    /* The response. */
+    int status;
+    json_t *resp; /* owned */
+    const char *raw;
+    size_t raw_len;
+    const char *content_type;
+    const char *detail;
+    json_t *verrs; /* 422 validation errors; owned */
+    int nheaders;
+    const char *hname[REQ_MAX_HEADERS], *hvalue[REQ_MAX_HEADERS];
+};
+
+void req_init(struct req *req);
+void req_release(struct req *req);
+
+const char *req_param(struct req *req, const char *name);
+const char *req_header(struct req *req, const char *name);
+const char *req_query(struct req *req, const char *name);
+
+/* Reads integer query parameter name (default def, bounds inclusive); a bad value records a
+ * 422 error and returns LY_EINVAL. */
+int req_query_int(struct req *req, const char *name, long long def, long long min,
+                  long long max, long long *out);
+
+/* Sets a JSON (200) response, taking the reference. */
+int req_reply(struct req *req, json_t *obj);
+int req_reply_status(struct req *req, int status, json_t *obj);
+/* A response body that is not JSON; body must live as long as the request. */
+int req_reply_raw(struct req *req, int status, const char *ctype, const char *body, size_t n);
+void req_add_header(struct req *req, const char *name, const char *value);
+
+/* Records an error detail and returns err, for "return req_fail(req, LY_ENOTFOUND, ...)". */
+int req_fail(struct req *req, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Adds one FastAPI-shaped validation error: loc is [where, name] (name may be NULL). */
+void req_invalid(struct req *req, const char *where, const char *name, const char *msg,
+                 const char *type);
+/* LY_EINVAL when validation errors were recorded, else 0. */
+int req_check_valid(struct req *req);
+
+/*
+ * Parses the body as JSON and checks it against fields (types, required, bounds), recording
+ * every problem as a 422 error like FastAPI. Returns 0 or LY_EINVAL.
+ */
+int req_parse_body(struct req *req, const struct field *fields);
+
+/* Body accessors, valid after req_parse_body(): NULL / def when absent or null. */
+const char *body_str(struct req *req, const char *name);
+long long body_int(struct req *req, const char *name, long long def);
+int body_bool(struct req *req, const char *name, int def);
+int body_has(struct req *req, const char *name);
+
+/* Fills the error response from err (the status table, detail or validation errors). */
+void req_set_error(struct req *req, int err);
+
+#endif

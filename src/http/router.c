@@ -1,0 +1,93 @@
+/*
+ * The router walks each mount whose prefix starts the path, then each route of its table,
+ * comparing segment by segment. Tables are small (tens of routes), so a linear scan costs
+ * less than building an index and keeps the tables the single source of truth.
+ */
+#include "http/router.h"
+#include "core/arena.h"
+#include "core/err.h"
+
+#include <string.h>
+
+/* Length of p without one trailing slash (a lone "/" stays). */
+static size_t trimmed_len(const char *p, size_t n)
+{
+    if (n > 1 && p[n - 1] == '/')
+        return n - 1;
+    return n;
+}
+
+/* Matches path[0..plen) against pattern; on success fills names/values from the arena. */
+static int match_pattern(const char *pattern, const char *path, size_t plen, struct arena *arena,
+                         struct route_match *m)
+{
+    size_t qlen = trimmed_len(pattern, strlen(pattern));
+    size_t i = 0, j = 0;
+    int n = 0;
+
+    while (i < qlen && j < plen) {
+        if (pattern[i] == '{') {
+            const char *close = memchr(pattern + i, '}', qlen - i);
+            size_t start = j;
+
+            if (!close || n >= ROUTER_MAX_PARAMS)
+                return 0;
+            while (j < plen && path[j] != '/')
+                j++;
+            if (j == start)
+                return 0;
+            if (arena) {
+                m->names[n] = arena_strndup(arena, pattern + i + 1,
+                                            (size_t)(close - pattern) - i - 1);
+                m->values[n] = arena_strndup(arena, path + start, j - start);
+            }
+            n++;
+            i = (size_t)(close - pattern) + 1;
+            continue;
+        }
+        if (pattern[i] != path[j])
+            return 0;
+        i++;
+        j++;
+    }
+    if (i != qlen || j != plen)
+        return 0;
+    m->nparams = n;
+    return 1;
+}
+
+int router_match(const struct mount *mounts, const char *method, const char *path,
+                 struct arena *arena, struct route_match *m)
+{
+    memset(m, 0, sizeof(*m));
+    for (const struct mount *mt = mounts; mt->routes; mt++) {
+        size_t pre = strlen(mt->prefix);
+        const char *rest;
+        size_t rlen;
+
+        if (strncmp(path, mt->prefix, pre) != 0 || (path[pre] != '/'))
+            continue;
+        rest = path + pre;
+        rlen = trimmed_len(rest, strlen(rest));
+        for (const struct route *r = mt->routes; r->method; r++) {
+            struct route_match tmp;
+
+            memset(&tmp, 0, sizeof(tmp));
+            if (!match_pattern(r->path, rest, rlen, NULL, &tmp))
+                continue;
+            if (strcmp(r->method, method) != 0) {
+                size_t al = strlen(m->allow);
+
+                m->path_matched = 1;
+                if (!strstr(m->allow, r->method) && al + strlen(r->method) + 3 < sizeof(m->allow))
+                    strcat(strcat(m->allow, al ? ", " : ""), r->method);
+                continue;
+            }
+            match_pattern(r->path, rest, rlen, arena, m);
+            m->route = r;
+            m->mount = mt;
+            return 0;
+        }
+    }
+    return m->path_matched ? LY_EMETHOD : LY_ENOTFOUND;
+}

@@ -1,0 +1,269 @@
+/*
+ * libmicrohttpd glue. MHD calls on_request several times per request: first with headers only
+ * (we allocate a struct conn and set up the struct req), then with body pieces (appended to a
+ * buffer capped at max_body; beyond it we keep reading but drop the bytes, so the client can
+ * read our 413 instead of a reset), and a last time with no data, when we dispatch and queue
+ * the response. on_completed frees the per-request state.
+ */
+#include "http/server.h"
+#include "core/arena.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "http/req.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Past this many dropped bytes the connection is closed rather than drained. */
+#define DRAIN_LIMIT (256u << 20)
+
+struct http_server {
+    struct MHD_Daemon *daemon;
+    struct http_options opt;
+};
+
+struct conn {
+    struct req req;
+    struct MHD_Connection *mhd;
+    char *body;
+    size_t len, cap, dropped;
+    int too_large;
+};
+
+static const char *conn_header(void *c, const char *name)
+{
+    return MHD_lookup_connection_value(((struct conn *)c)->mhd, MHD_HEADER_KIND, name);
+}
+
+static const char *conn_query(void *c, const char *name)
+{
+    return MHD_lookup_connection_value(((struct conn *)c)->mhd, MHD_GET_ARGUMENT_KIND, name);
+}
+
+static int valid_request_id(const char *s)
+{
+    size_t n = strlen(s);
+
+    if (!n || n > 64)
+        return 0;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '-' || *s == '_' || *s == '.'))
+            return 0;
+    return 1;
+}
+
+static struct conn *conn_new(struct MHD_Connection *mhd, const char *method, const char *url)
+{
+    struct conn *c = xcalloc(1, sizeof(*c));
+    const char *rid;
+
+    c->mhd = mhd;
+    req_init(&c->req);
+    c->req.start_us = now_mono_us();
+    c->req.method = arena_strdup(&c->req.arena, method);
+    c->req.path = arena_strdup(&c->req.arena, url);
+    c->req.conn = c;
+    c->req.header_fn = conn_header;
+    c->req.query_fn = conn_query;
+    rid = conn_header(c, "X-Request-ID");
+    if (rid && valid_request_id(rid)) {
+        snprintf(c->req.request_id, sizeof(c->req.request_id), "%s", rid);
+    } else {
+        char id[37];
+
+        uuid_v4(id);
+        snprintf(c->req.request_id, sizeof(c->req.request_id), "%s", id);
+    }
+    return c;
+}
+
+static void body_append(struct http_server *srv, struct conn *c, const char *data, size_t n)
+{
+    if (c->too_large || c->len + n > srv->opt.max_body) {
+        c->too_large = 1;
+        c->dropped += n;
+        return;
+    }
+    if (c->len + n > c->cap) {
+        size_t cap = c->cap ? c->cap : 1024;
+        char *p;
+
+        while (cap < c->len + n)
+            cap *= 2;
+        if (cap > srv->opt.max_body)
+            cap = srv->opt.max_body;
+        p = realloc(c->body, cap);
+        if (!p) {
+            log_error("out of memory for a request body of %zu bytes", cap);
+            abort();
+        }
+        c->body = p;
+        c->cap = cap;
+    }
+    memcpy(c->body + c->len, data, n);
+    c->len += n;
+}
+
+static void access_log(struct conn *c)
+{
+    struct req *r = &c->req;
+    const char *path = r->path;
+    int64_t us = now_mono_us() - r->start_us;
+
+    /* Never log a secret: a route that carries one in its path is logged by its pattern, and
+     * query strings are not logged at all. */
+    if (r->match.route && (r->match.route->flags & R_SECRET_PATH))
+        path = arena_sprintf(&r->arena, "%s%s", r->match.mount->prefix, r->match.route->path);
+    log_info("http %s %s %d %.3fms rid=%s", r->method, path, r->status, (double)us / 1000.0,
+             r->request_id);
+}
+
+static enum MHD_Result send_response(struct http_server *srv, struct conn *c)
+{
+    struct req *r = &c->req;
+    struct MHD_Response *resp;
+    enum MHD_Result ret;
+    const char *ctype = "application/json";
+
+    if (r->raw) {
+        resp = MHD_create_response_from_buffer(r->raw_len, (void *)r->raw,
+                                               MHD_RESPMEM_MUST_COPY);
+        if (r->content_type)
+            ctype = r->content_type;
+    } else {
+        char *s = r->resp ? json_dumps(r->resp, JSON_COMPACT) : NULL;
+
+        if (!s)
+            s = xstrdup("{}");
+        resp = MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
+    }
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, "Content-Type", ctype);
+    MHD_add_response_header(resp, "X-Request-ID", r->request_id);
+    for (int i = 0; i < r->nheaders; i++)
+        MHD_add_response_header(resp, r->hname[i], r->hvalue[i]);
+    ret = MHD_queue_response(c->mhd, (unsigned)r->status, resp);
+    MHD_destroy_response(resp);
+    if (srv->opt.access_log)
+        access_log(c);
+    return ret;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *mhd, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    struct http_server *srv = cls;
+    struct conn *c = *con_cls;
+
+    (void)version;
+    if (!c) {
+        *con_cls = conn_new(mhd, method, url);
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        body_append(srv, c, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        if (c->dropped > DRAIN_LIMIT)
+            return MHD_NO;
+        return MHD_YES;
+    }
+    if (c->too_large) {
+        req_fail(&c->req, LY_ETOOLARGE, "Request body too large (limit %zu bytes)",
+                 srv->opt.max_body);
+        req_set_error(&c->req, LY_ETOOLARGE);
+    } else {
+        c->req.body = c->body;
+        c->req.body_len = c->len;
+        srv->opt.dispatch(&c->req);
+    }
+    return send_response(srv, c);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *mhd, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct conn *c = *con_cls;
+
+    (void)cls;
+    (void)mhd;
+    (void)toe;
+    if (!c)
+        return;
+    req_release(&c->req);
+    free(c->body);
+    free(c);
+    *con_cls = NULL;
+}
+
+static int parse_listen(const char *listen, struct sockaddr_in *sa)
+{
+    char host[64];
+    const char *colon = strrchr(listen, ':');
+    long port;
+    char *end;
+
+    if (!colon || (size_t)(colon - listen) >= sizeof(host))
+        return LY_EINVAL;
+    memcpy(host, listen, (size_t)(colon - listen));
+    host[colon - listen] = '\0';
+    port = strtol(colon + 1, &end, 10);
+    if (*end || port < 0 || port > 65535)
+        return LY_EINVAL;
+    memset(sa, 0, sizeof(*sa));
+    sa->sin_family = AF_INET;
+    sa->sin_port = htons((uint16_t)port);
+    if (strcmp(host, "localhost") == 0)
+        snprintf(host, sizeof(host), "127.0.0.1");
+    if (inet_pton(AF_INET, host[0] ? host : "0.0.0.0", &sa->sin_addr) != 1)
+        return LY_EINVAL;
+    return 0;
+}
+
+struct http_server *http_server_start(const struct http_options *opt)
+{
+    struct http_server *srv = xcalloc(1, sizeof(*srv));
+    struct sockaddr_in sa;
+
+    srv->opt = *opt;
+    if (parse_listen(opt->listen, &sa)) {
+        log_error("cannot parse listen address '%s' (want HOST:PORT)", opt->listen);
+        free(srv);
+        return NULL;
+    }
+    srv->daemon = MHD_start_daemon(
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME, 0, NULL,
+        NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)opt->threads, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, srv, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024), MHD_OPTION_LISTEN_BACKLOG_SIZE,
+        (unsigned)1024, MHD_OPTION_END);
+    if (!srv->daemon) {
+        log_error("cannot listen on %s (address in use or not permitted)", opt->listen);
+        free(srv);
+        return NULL;
+    }
+    return srv;
+}
+
+unsigned http_server_port(struct http_server *srv)
+{
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
+
+    return info ? info->port : 0;
+}
+
+void http_server_stop(struct http_server *srv)
+{
+    if (!srv)
+        return;
+    MHD_stop_daemon(srv->daemon);
+    free(srv);
+}

@@ -1,0 +1,478 @@
+/*
+ * lyceumd: the server and the operator's tool in one binary. This file parses the command
+ * line and wires the parts together; it holds no logic of its own.
+ */
+#include "api/api.h"
+#include "auth/accounts.h"
+#include "auth/mfa.h"
+#include "auth/token.h"
+#include "core/config.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "http/server.h"
+#include "store/db.h"
+#include "store/ledger.h"
+#include "store/orgs.h"
+#include "store/users.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define VERSION "0.1.0"
+#define DEMO_EMAIL "demo@lyceumd.local"
+
+static const char usage_main[] =
+    "usage: lyceumd [--data DIR] [--config FILE] COMMAND [ARGS]\n"
+    "\n"
+    "lyceumd serves the Lyceum Cloud REST API (v2, external) from one binary, and is the\n"
+    "operator's tool for the same data directory.\n"
+    "\n"
+    "commands:\n"
+    "  serve                        run the API server\n"
+    "  user add EMAIL               create a user and its default organization\n"
+    "  key add EMAIL NAME           create an API key for a user and print it\n"
+    "  credits grant ORG AMOUNT     add credits to an organization's ledger\n"
+    "\n"
+    "options (before or after the command; each also has an environment variable):\n"
+    "  --data DIR      data directory: database, keys (LYCEUMD_DATA, default ./var)\n"
+    "  --config FILE   JSON config file (LYCEUMD_CONFIG)\n"
+    "  -h, --help      this text; 'lyceumd COMMAND --help' for a command\n"
+    "  --version       print the version\n";
+
+static const char usage_serve[] =
+    "usage: lyceumd serve [--listen HOST:PORT] [--data DIR] [--config FILE] [--threads N]\n"
+    "                     [--max-body BYTES] [--no-access-log] [--demo]\n"
+    "\n"
+    "Serves the API under /api/v2/external (and the legacy /api/v1 paths), /health and\n"
+    "/openapi.json. The data directory is created on first start.\n"
+    "\n"
+    "  --listen HOST:PORT   address to listen on (LYCEUMD_LISTEN, default 127.0.0.1:8000)\n"
+    "  --threads N          HTTP worker threads (LYCEUMD_THREADS, default 4)\n"
+    "  --max-body BYTES     largest request body accepted (LYCEUMD_MAX_BODY_BYTES, 1 MiB)\n"
+    "  --no-access-log      do not log one line per request (LYCEUMD_ACCESS_LOG=off)\n"
+    "  --demo               on first start create the user " DEMO_EMAIL " with 100\n"
+    "                       credits and an API key, and print them (kept in DATA/demo.txt)\n";
+
+static const char usage_user_add[] =
+    "usage: lyceumd user add EMAIL [--password-stdin] [--name NAME] [--credits N] [--admin]\n"
+    "\n"
+    "Creates a user and its default organization (the user is its owner) and prints\n"
+    "{\"user_id\", \"org_id\", \"org_slug\"} as JSON. Without --password-stdin a random\n"
+    "password is generated and printed as \"password\".\n"
+    "\n"
+    "  --password-stdin   read the password (8 to 1024 characters) from standard input\n"
+    "  --name NAME        the user's full name\n"
+    "  --credits N        grant N credits (a decimal, e.g. 25.50) to the new organization\n"
+    "  --admin            make the user a server administrator\n";
+
+static const char usage_key_add[] =
+    "usage: lyceumd key add EMAIL NAME\n"
+    "\n"
+    "Creates a user API key called NAME for the user EMAIL and prints it (lk_...). The key\n"
+    "is shown only this once.\n";
+
+static const char usage_credits_grant[] =
+    "usage: lyceumd credits grant ORG_SLUG AMOUNT [--note TEXT]\n"
+    "\n"
+    "Appends a grant of AMOUNT credits (a decimal with at most 6 places) to the ledger of\n"
+    "the organization ORG_SLUG and prints the new balance as JSON.\n";
+
+struct cli {
+    struct config cfg;
+    const char *config_file;
+    int demo;
+    int password_stdin, admin;
+    const char *name, *credits, *note;
+    int argc;
+    char **argv; /* positional arguments */
+};
+
+static int wants_help(int argc, char **argv)
+{
+    for (int i = 0; i < argc; i++)
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
+            return 1;
+    return 0;
+}
+
+/* Parses every option wherever it stands; positional arguments are left in cli->argv. */
+static int parse_args(struct cli *cli, int argc, char **argv)
+{
+    enum { O_LISTEN = 256, O_DATA, O_CONFIG, O_THREADS, O_MAXBODY, O_NOLOG, O_DEMO, O_PWSTDIN,
+           O_NAME, O_CREDITS, O_ADMIN, O_NOTE, O_VERSION };
+    static const struct option opts[] = {
+        {"listen", required_argument, NULL, O_LISTEN},
+        {"data", required_argument, NULL, O_DATA},
+        {"config", required_argument, NULL, O_CONFIG},
+        {"threads", required_argument, NULL, O_THREADS},
+        {"max-body", required_argument, NULL, O_MAXBODY},
+        {"no-access-log", no_argument, NULL, O_NOLOG},
+        {"demo", no_argument, NULL, O_DEMO},
+        {"password-stdin", no_argument, NULL, O_PWSTDIN},
+        {"name", required_argument, NULL, O_NAME},
+        {"credits", required_argument, NULL, O_CREDITS},
+        {"admin", no_argument, NULL, O_ADMIN},
+        {"note", required_argument, NULL, O_NOTE},
+        {"version", no_argument, NULL, O_VERSION},
+        {"help", no_argument, NULL, 'h'},
+        {0},
+    };
+    const char *listen = NULL, *data = NULL, *threads = NULL, *maxbody = NULL;
+    int nolog = 0, c;
+
+    cli->config_file = getenv("LYCEUMD_CONFIG");
+    opterr = 1;
+    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1 || optind < argc) {
+        if (c == -1) {
+            /* A positional argument: keep it and go on parsing after it. */
+            cli->argv[cli->argc++] = argv[optind++];
+            continue;
+        }
+        switch (c) {
+        case O_LISTEN:
+            listen = optarg;
+            break;
+        case O_DATA:
+            data = optarg;
+            break;
+        case O_CONFIG:
+            cli->config_file = optarg;
+            break;
+        case O_THREADS:
+            threads = optarg;
+            break;
+        case O_MAXBODY:
+            maxbody = optarg;
+            break;
+        case O_NOLOG:
+            nolog = 1;
+            break;
+        case O_DEMO:
+            cli->demo = 1;
+            break;
+        case O_PWSTDIN:
+            cli->password_stdin = 1;
+            break;
+        case O_NAME:
+            cli->name = optarg;
+            break;
+        case O_CREDITS:
+            cli->credits = optarg;
+            break;
+        case O_ADMIN:
+            cli->admin = 1;
+            break;
+        case O_NOTE:
+            cli->note = optarg;
+            break;
+        case O_VERSION:
+            printf("lyceumd %s\n", VERSION);
+            exit(0);
+        case 'h':
+            break;
+        default:
+            return LY_EINVAL;
+        }
+    }
+    config_defaults(&cli->cfg);
+    if (cli->config_file && config_load_file(&cli->cfg, cli->config_file))
+        return LY_EINVAL;
+    config_load_env(&cli->cfg);
+    if (listen)
+        snprintf(cli->cfg.listen, sizeof(cli->cfg.listen), "%s", listen);
+    if (data)
+        snprintf(cli->cfg.data_dir, sizeof(cli->cfg.data_dir), "%s", data);
+    if (threads) {
+        if (atoi(threads) <= 0)
+            return LY_EINVAL;
+        cli->cfg.threads = (unsigned)atoi(threads);
+    }
+    if (maxbody) {
+        if (atol(maxbody) <= 0)
+            return LY_EINVAL;
+        cli->cfg.max_body = (size_t)atol(maxbody);
+    }
+    if (nolog)
+        cli->cfg.access_log = 0;
+    return 0;
+}
+
+/* Opens the data directory (creating it), the store and the keys. */
+static int open_data(struct cli *cli)
+{
+    char path[1100];
+
+    if (mkdir(cli->cfg.data_dir, 0700) && errno != EEXIST) {
+        fprintf(stderr, "lyceumd: cannot create %s: %s\n", cli->cfg.data_dir, strerror(errno));
+        return LY_EIO;
+    }
+    snprintf(path, sizeof(path), "%s/lyceumd.db", cli->cfg.data_dir);
+    if (store_open(path) || token_init(cli->cfg.data_dir) || mfa_init())
+        return LY_EIO;
+    api_settings.data_dir = cli->cfg.data_dir;
+    api_settings.version = VERSION;
+    return 0;
+}
+
+static int read_password(char *buf, size_t n)
+{
+    size_t len;
+
+    if (!fgets(buf, (int)n, stdin))
+        return LY_EINVAL;
+    len = strlen(buf);
+    while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+        buf[--len] = '\0';
+    return 0;
+}
+
+static int cmd_user_add(struct cli *cli)
+{
+    struct new_account acct;
+    struct arena a;
+    char password[1100] = "";
+    int64_t credits = 0;
+    const char *why = NULL;
+    int err, generated = 0;
+
+    if (cli->argc != 3) {
+        fputs(usage_user_add, stderr);
+        return 2;
+    }
+    if (cli->credits && (micro_parse(cli->credits, &credits) || credits < 0)) {
+        fprintf(stderr, "lyceumd: --credits wants a non-negative decimal\n");
+        return 2;
+    }
+    if (cli->password_stdin) {
+        if (read_password(password, sizeof(password))) {
+            fprintf(stderr, "lyceumd: no password on standard input\n");
+            return 2;
+        }
+    } else {
+        random_base62(password, 20);
+        generated = 1;
+    }
+    if (open_data(cli))
+        return 1;
+    arena_init(&a);
+    err = accounts_create(&a, cli->argv[2], password, cli->name, cli->admin, credits, 0, &acct,
+                          &why);
+    if (err) {
+        fprintf(stderr, "lyceumd: cannot create user: %s\n", why ? why : err_str(err));
+        arena_release(&a);
+        return 1;
+    }
+    printf("{\"user_id\": \"%s\", \"org_id\": \"%s\", \"org_slug\": \"%s\"", acct.user_id,
+           acct.org_id, acct.org_slug);
+    if (generated)
+        printf(", \"password\": \"%s\"", password);
+    printf("}\n");
+    arena_release(&a);
+    return 0;
+}
+
+static int cmd_key_add(struct cli *cli)
+{
+    struct user_row u;
+    struct new_key k;
+    struct arena a;
+    int err;
+
+    if (cli->argc != 4) {
+        fputs(usage_key_add, stderr);
+        return 2;
+    }
+    if (open_data(cli))
+        return 1;
+    arena_init(&a);
+    err = users_get_by_email(&a, cli->argv[2], &u);
+    if (!err)
+        err = accounts_key_create(u.id, NULL, cli->argv[3], 0, &k);
+    arena_release(&a);
+    if (err) {
+        fprintf(stderr, "lyceumd: cannot create key: %s\n",
+                err == LY_ENOTFOUND ? "no such user" : err_str(err));
+        return 1;
+    }
+    printf("%s\n", k.key);
+    return 0;
+}
+
+static int cmd_credits_grant(struct cli *cli)
+{
+    char org_id[40], bal[32];
+    int64_t amount, balance;
+    int err;
+
+    if (cli->argc != 4) {
+        fputs(usage_credits_grant, stderr);
+        return 2;
+    }
+    if (micro_parse(cli->argv[3], &amount) || amount <= 0) {
+        fprintf(stderr, "lyceumd: AMOUNT must be a positive decimal with at most 6 places\n");
+        return 2;
+    }
+    if (open_data(cli))
+        return 1;
+    err = orgs_id_by_slug(cli->argv[2], org_id);
+    if (!err)
+        err = ledger_append(org_id, "grant", amount, cli->note ? cli->note : "Operator grant",
+                            NULL, "operator");
+    if (!err)
+        err = ledger_balance(org_id, &balance);
+    if (err) {
+        fprintf(stderr, "lyceumd: cannot grant: %s\n",
+                err == LY_ENOTFOUND ? "no such organization" : err_str(err));
+        return 1;
+    }
+    micro_format(balance, bal, sizeof(bal));
+    printf("{\"org_slug\": \"%s\", \"balance\": \"%s\"}\n", cli->argv[2], bal);
+    return 0;
+}
+
+/* The demo account of `make run`: created on the first start, its credentials kept in
+ * DATA/demo.txt (mode 0600) and printed at every start. */
+static void demo_account(struct cli *cli)
+{
+    char path[1100], password[21], line[512];
+    struct new_account acct;
+    struct new_key k;
+    struct arena a;
+    const char *why = NULL;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/demo.txt", cli->cfg.data_dir);
+    f = fopen(path, "r");
+    if (!f) {
+        arena_init(&a);
+        random_base62(password, 20);
+        if (accounts_create(&a, DEMO_EMAIL, password, "Demo User", 0, 100 * MICRO, 0, &acct,
+                            &why) ||
+            accounts_key_create(acct.user_id, NULL, "demo", 0, &k)) {
+            log_error("cannot create the demo account: %s (delete %s to start afresh)",
+                      why ? why : "database error", cli->cfg.data_dir);
+            arena_release(&a);
+            return;
+        }
+        umask(077);
+        f = fopen(path, "w");
+        if (f) {
+            fprintf(f,
+                    "Demo account (100 credits):\n"
+                    "  email:    %s\n"
+                    "  password: %s\n"
+                    "  API key:  %s\n"
+                    "Try it:\n"
+                    "  curl -s -H 'Authorization: Bearer %s' "
+                    "http://%s/api/v2/external/user/status\n",
+                    DEMO_EMAIL, password, k.key, k.key, cli->cfg.listen);
+            fclose(f);
+        }
+        arena_release(&a);
+        f = fopen(path, "r");
+    }
+    if (!f)
+        return;
+    while (fgets(line, sizeof(line), f))
+        fputs(line, stdout);
+    fclose(f);
+    fflush(stdout);
+}
+
+static volatile sig_atomic_t stopping;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stopping = 1;
+}
+
+static int cmd_serve(struct cli *cli)
+{
+    struct http_options opt = {0};
+    struct http_server *srv;
+    struct sigaction sa = {0};
+
+    if (cli->argc != 1) {
+        fputs(usage_serve, stderr);
+        return 2;
+    }
+    if (open_data(cli))
+        return 1;
+    opt.listen = cli->cfg.listen;
+    opt.threads = cli->cfg.threads;
+    opt.max_body = cli->cfg.max_body;
+    opt.access_log = cli->cfg.access_log;
+    opt.dispatch = api_dispatch;
+    srv = http_server_start(&opt);
+    if (!srv)
+        return 1;
+    log_info("lyceumd %s serving on %s (data %s, %u threads)", VERSION, cli->cfg.listen,
+             cli->cfg.data_dir, cli->cfg.threads);
+    if (cli->demo)
+        demo_account(cli);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    while (!stopping)
+        pause();
+    log_info("shutting down");
+    http_server_stop(srv);
+    store_close();
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct cli cli = {0};
+    const char *cmd, *sub;
+
+    cli.argv = calloc((size_t)argc + 1, sizeof(char *));
+    if (!cli.argv)
+        return 1;
+    if (parse_args(&cli, argc, argv)) {
+        fputs(usage_main, stderr);
+        return 2;
+    }
+    cmd = cli.argc ? cli.argv[0] : NULL;
+    sub = cli.argc > 1 ? cli.argv[1] : "";
+    if (!cmd) {
+        fputs(usage_main, wants_help(argc, argv) ? stdout : stderr);
+        return wants_help(argc, argv) ? 0 : 2;
+    }
+    if (strcmp(cmd, "serve") == 0) {
+        if (wants_help(argc, argv))
+            return fputs(usage_serve, stdout) < 0;
+        return cmd_serve(&cli);
+    }
+    if (strcmp(cmd, "user") == 0 && strcmp(sub, "add") == 0) {
+        if (wants_help(argc, argv))
+            return fputs(usage_user_add, stdout) < 0;
+        return cmd_user_add(&cli);
+    }
+    if (strcmp(cmd, "key") == 0 && strcmp(sub, "add") == 0) {
+        if (wants_help(argc, argv))
+            return fputs(usage_key_add, stdout) < 0;
+        return cmd_key_add(&cli);
+    }
+    if (strcmp(cmd, "credits") == 0 && strcmp(sub, "grant") == 0) {
+        if (wants_help(argc, argv))
+            return fputs(usage_credits_grant, stdout) < 0;
+        return cmd_credits_grant(&cli);
+    }
+    if (wants_help(argc, argv)) {
+        fputs(usage_main, stdout);
+        return 0;
+    }
+    fprintf(stderr, "lyceumd: unknown command '%s%s%s'\n\n%s", cmd, *sub ? " " : "", sub,
+            usage_main);
+    return 2;
+}

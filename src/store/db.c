@@ -1,0 +1,289 @@
+/*
+ * See db.h. The migrations are the numbered files in src/store/migrations/, embedded into the
+ * binary at build time (build/gen/migrations.c); PRAGMA user_version records how many have
+ * been applied, and each is applied in its own transaction.
+ */
+#include "store/db.h"
+#include "core/arena.h"
+#include "core/err.h"
+#include "core/log.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern const char *const store_migrations[];
+
+#define STMT_CACHE 128
+
+struct conn {
+    sqlite3 *db;
+    int n;
+    const char *sql[STMT_CACHE];
+    sqlite3_stmt *st[STMT_CACHE];
+};
+
+static char *db_path;
+static pthread_key_t conn_key;
+static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+
+static void conn_free(void *p)
+{
+    struct conn *c = p;
+
+    if (!c)
+        return;
+    for (int i = 0; i < c->n; i++)
+        sqlite3_finalize(c->st[i]);
+    sqlite3_close(c->db);
+    free(c);
+}
+
+static void make_key(void)
+{
+    pthread_key_create(&conn_key, conn_free);
+}
+
+static struct conn *conn_open(void)
+{
+    struct conn *c = xcalloc(1, sizeof(*c));
+    int rc = sqlite3_open_v2(db_path, &c->db,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                             NULL);
+
+    if (rc != SQLITE_OK) {
+        log_error("cannot open database %s: %s", db_path, sqlite3_errstr(rc));
+        abort();
+    }
+    sqlite3_busy_timeout(c->db, 10000);
+    sqlite3_exec(c->db,
+                 "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+                 NULL, NULL, NULL);
+    return c;
+}
+
+static struct conn *conn_get(void)
+{
+    struct conn *c;
+
+    pthread_once(&key_once, make_key);
+    c = pthread_getspecific(conn_key);
+    if (!c) {
+        c = conn_open();
+        pthread_setspecific(conn_key, c);
+    }
+    return c;
+}
+
+sqlite3 *store_db(void)
+{
+    return conn_get()->db;
+}
+
+static int migrate(sqlite3 *db)
+{
+    sqlite3_stmt *st;
+    int version = 0, n;
+
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+        return LY_EDB;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        version = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    for (n = 0; store_migrations[n]; n++)
+        ;
+    if (version > n) {
+        log_error("the database is at migration %d but this lyceumd knows only %d: "
+                  "it was written by a newer version",
+                  version, n);
+        return LY_EDB;
+    }
+    for (int i = version; i < n; i++) {
+        char *err = NULL;
+        char pragma[64];
+
+        snprintf(pragma, sizeof(pragma), "PRAGMA user_version=%d", i + 1);
+        if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &err) != SQLITE_OK ||
+            sqlite3_exec(db, store_migrations[i], NULL, NULL, &err) != SQLITE_OK ||
+            sqlite3_exec(db, pragma, NULL, NULL, &err) != SQLITE_OK ||
+            sqlite3_exec(db, "COMMIT", NULL, NULL, &err) != SQLITE_OK) {
+            log_error("migration %03d failed: %s", i + 1, err ? err : "?");
+            sqlite3_free(err);
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+            return LY_EDB;
+        }
+        log_info("applied migration %03d", i + 1);
+    }
+    return 0;
+}
+
+int store_open(const char *path)
+{
+    free(db_path);
+    db_path = xstrdup(path);
+    return migrate(store_db());
+}
+
+void store_close(void)
+{
+    struct conn *c;
+
+    pthread_once(&key_once, make_key);
+    c = pthread_getspecific(conn_key);
+    conn_free(c);
+    pthread_setspecific(conn_key, NULL);
+}
+
+static int bind_args(sqlite3_stmt *st, const char *types, va_list ap)
+{
+    for (int i = 0; types && types[i]; i++) {
+        int rc = SQLITE_OK;
+
+        switch (types[i]) {
+        case 's': {
+            const char *s = va_arg(ap, const char *);
+
+            rc = s ? sqlite3_bind_text(st, i + 1, s, -1, SQLITE_TRANSIENT)
+                   : sqlite3_bind_null(st, i + 1);
+            break;
+        }
+        case 'i':
+            rc = sqlite3_bind_int64(st, i + 1, va_arg(ap, int64_t));
+            break;
+        case 'n':
+            rc = sqlite3_bind_null(st, i + 1);
+            break;
+        default:
+            abort();
+        }
+        if (rc != SQLITE_OK)
+            return LY_EDB;
+    }
+    return 0;
+}
+
+static sqlite3_stmt *prepare_cached(const char *sql)
+{
+    struct conn *c = conn_get();
+    sqlite3_stmt *st;
+
+    for (int i = 0; i < c->n; i++)
+        if (c->sql[i] == sql)
+            return c->st[i];
+    if (sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
+        log_error("SQL prepare failed: %s", sqlite3_errmsg(c->db));
+        return NULL;
+    }
+    if (c->n < STMT_CACHE) {
+        c->sql[c->n] = sql;
+        c->st[c->n++] = st;
+    } else {
+        /* The cache is full: evict the oldest entry. */
+        sqlite3_finalize(c->st[0]);
+        memmove(c->sql, c->sql + 1, sizeof(c->sql[0]) * (STMT_CACHE - 1));
+        memmove(c->st, c->st + 1, sizeof(c->st[0]) * (STMT_CACHE - 1));
+        c->sql[STMT_CACHE - 1] = sql;
+        c->st[STMT_CACHE - 1] = st;
+    }
+    return st;
+}
+
+static sqlite3_stmt *vprepare(const char *sql, const char *types, va_list ap)
+{
+    sqlite3_stmt *st = prepare_cached(sql);
+
+    if (!st)
+        return NULL;
+    if (bind_args(st, types, ap)) {
+        log_error("SQL bind failed: %s", sqlite3_errmsg(store_db()));
+        q_done(st);
+        return NULL;
+    }
+    return st;
+}
+
+sqlite3_stmt *q_prepare(const char *sql, const char *types, ...)
+{
+    va_list ap;
+    sqlite3_stmt *st;
+
+    va_start(ap, types);
+    st = vprepare(sql, types, ap);
+    va_end(ap);
+    return st;
+}
+
+void q_done(sqlite3_stmt *st)
+{
+    if (!st)
+        return;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+}
+
+int q_exec(const char *sql, const char *types, ...)
+{
+    va_list ap;
+    sqlite3_stmt *st;
+    int rc;
+
+    va_start(ap, types);
+    st = vprepare(sql, types, ap);
+    va_end(ap);
+    if (!st)
+        return LY_EDB;
+    rc = sqlite3_step(st);
+    q_done(st);
+    if (rc == SQLITE_DONE || rc == SQLITE_ROW)
+        return sqlite3_changes(store_db());
+    if ((rc & 0xff) == SQLITE_CONSTRAINT)
+        return LY_ECONFLICT;
+    log_error("SQL failed: %s", sqlite3_errmsg(store_db()));
+    return LY_EDB;
+}
+
+int q_int(int64_t *out, const char *sql, const char *types, ...)
+{
+    va_list ap;
+    sqlite3_stmt *st;
+    int rc;
+
+    va_start(ap, types);
+    st = vprepare(sql, types, ap);
+    va_end(ap);
+    *out = 0;
+    if (!st)
+        return LY_EDB;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *out = sqlite3_column_int64(st, 0);
+    q_done(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        log_error("SQL failed: %s", sqlite3_errmsg(store_db()));
+        return LY_EDB;
+    }
+    return 0;
+}
+
+const char *q_text(sqlite3_stmt *st, int col)
+{
+    return (const char *)sqlite3_column_text(st, col);
+}
+
+int store_begin(void)
+{
+    return sqlite3_exec(store_db(), "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK ? 0
+                                                                                      : LY_EDB;
+}
+
+int store_commit(void)
+{
+    return sqlite3_exec(store_db(), "COMMIT", NULL, NULL, NULL) == SQLITE_OK ? 0 : LY_EDB;
+}
+
+void store_rollback(void)
+{
+    sqlite3_exec(store_db(), "ROLLBACK", NULL, NULL, NULL);
+}

@@ -1,0 +1,40 @@
+/*
+ * The store's connection layer: SQLite in WAL mode, one connection per thread (opened on a
+ * thread's first use, closed when it exits), numbered migrations applied at start-up, and a
+ * per-connection cache of prepared statements keyed by the SQL string's address, so a query
+ * written as a string literal is prepared once per thread.
+ *
+ * A statement from q_prepare() belongs to the calling thread's cache: step it, then call
+ * q_done(). Do not hold one across calls that may run the same SQL.
+ */
+#ifndef LYCEUMD_STORE_DB_H
+#define LYCEUMD_STORE_DB_H
+
+#include <sqlite3.h>
+#include <stdint.h>
+
+/* Opens (creating if needed) the database at path and migrates it. Call once, before threads. */
+int store_open(const char *path);
+/* Closes the calling thread's connection (other threads close theirs when they exit). */
+void store_close(void);
+
+sqlite3 *store_db(void);
+
+/* Prepares (or takes from the cache) sql and binds args by types: 's' string (NULL binds
+ * null), 'i' int64_t, 'n' null. Returns NULL on error (logged). */
+sqlite3_stmt *q_prepare(const char *sql, const char *types, ...);
+void q_done(sqlite3_stmt *st);
+/* Runs a statement that returns no rows. Returns the number of changed rows, or LY_EDB. A
+ * constraint failure returns LY_ECONFLICT. */
+int q_exec(const char *sql, const char *types, ...);
+/* Runs a query for a single integer (0 when there is no row); returns 0 or LY_EDB. */
+int q_int(int64_t *out, const char *sql, const char *types, ...);
+
+/* Column helpers: a text column, or NULL. */
+const char *q_text(sqlite3_stmt *st, int col);
+
+int store_begin(void);
+int store_commit(void);
+void store_rollback(void);
+
+#endif
