@@ -1,30 +1,32 @@
-# lyceumd. `make` builds build/lyceumd; `make run` serves the demo on 127.0.0.1:8000;
+# lyceumd. `make` builds $(B)/lyceumd; `make run` serves the demo on 127.0.0.1:8000;
 # `make test` runs every test against a sanitizer build. See README.md.
 
+# B: the build directory (a second checkout's parallel builds can use another).
+B        ?= build
 PKGS     := libmicrohttpd jansson sqlite3 libjwt libargon2 liboath libcrypto
 CC       ?= cc
 CFLAGS   ?= -O2 -g
 WARN     := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
-            -Wno-missing-field-initializers -Isrc -Ibuild/gen
+            -Wno-missing-field-initializers -Isrc -I$(B)/gen
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 
 SRC      := $(sort $(wildcard src/*.c src/*/*.c))
 LIB_SRC  := $(filter-out src/main.c,$(SRC))
 MIGRATIONS := $(sort $(wildcard src/store/migrations/*.sql))
-GEN      := build/gen/migrations.c
+GEN      := $(B)/gen/migrations.c
 HDRS     := $(wildcard src/*/*.h)
 
-OBJ      := $(patsubst src/%.c,build/obj/%.o,$(SRC)) build/obj/gen/migrations.o
+OBJ      := $(patsubst src/%.c,$(B)/obj/%.o,$(SRC)) $(B)/obj/gen/migrations.o
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-TOBJ     := $(patsubst src/%.c,build/test/obj/%.o,$(SRC)) build/test/obj/gen/migrations.o
-TLIB_OBJ := $(filter-out build/test/obj/main.o,$(TOBJ))
+TOBJ     := $(patsubst src/%.c,$(B)/test/obj/%.o,$(SRC)) $(B)/test/obj/gen/migrations.o
+TLIB_OBJ := $(filter-out $(B)/test/obj/main.o,$(TOBJ))
 UNIT_SRC := $(sort $(wildcard tests/unit/*.c))
-UNIT_BIN := $(patsubst tests/unit/%.c,build/test/unit/%,$(UNIT_SRC))
+UNIT_BIN := $(patsubst tests/unit/%.c,$(B)/test/unit/%,$(UNIT_SRC))
 
 .PHONY: all deps run test unit e2e fuzz format format-check bench clean
 
-all: build/lyceumd
+all: $(B)/lyceumd
 
 deps:
 	@sh scripts/deps.sh
@@ -33,51 +35,51 @@ $(GEN): $(MIGRATIONS) scripts/embed-sql.sh
 	@mkdir -p $(dir $@)
 	sh scripts/embed-sql.sh $@ $(MIGRATIONS)
 
-build/obj/%.o: src/%.c $(HDRS) | $(GEN)
+$(B)/obj/%.o: src/%.c $(HDRS) | $(GEN)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(WARN) $(PKG_CFLAGS) -c $< -o $@
 
-build/obj/gen/migrations.o: $(GEN)
+$(B)/obj/gen/migrations.o: $(GEN)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(WARN) -c $< -o $@
 
-build/lyceumd: $(OBJ)
+$(B)/lyceumd: $(OBJ)
 	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS)
 
 # The test build: AddressSanitizer and UndefinedBehaviorSanitizer, no optimisation surprises.
-build/test/obj/%.o: src/%.c $(HDRS) | $(GEN)
+$(B)/test/obj/%.o: src/%.c $(HDRS) | $(GEN)
 	@mkdir -p $(dir $@)
 	$(CC) -O1 -g $(SAN) $(WARN) $(PKG_CFLAGS) -c $< -o $@
 
-build/test/obj/gen/migrations.o: $(GEN)
+$(B)/test/obj/gen/migrations.o: $(GEN)
 	@mkdir -p $(dir $@)
 	$(CC) -O1 -g $(SAN) $(WARN) -c $< -o $@
 
-build/test/lyceumd: $(TOBJ)
+$(B)/test/lyceumd: $(TOBJ)
 	$(CC) -g $(SAN) -o $@ $^ $(PKG_LIBS)
 
-build/test/unit/%: tests/unit/%.c $(TLIB_OBJ)
+$(B)/test/unit/%: tests/unit/%.c $(TLIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) -O1 -g $(SAN) $(WARN) $(PKG_CFLAGS) -o $@ $< $(TLIB_OBJ) $(PKG_LIBS) -lcmocka
 
 # The fuzz target: clang's libFuzzer over the router, the dispatcher and the JSON bodies.
 FUZZ_SRC := $(LIB_SRC) $(GEN) tests/fuzz/fuzz_api.c
-build/fuzz/fuzz_api: $(FUZZ_SRC) $(HDRS)
+$(B)/fuzz/fuzz_api: $(FUZZ_SRC) $(HDRS)
 	@mkdir -p $(dir $@)
 	clang -O1 -g -fsanitize=fuzzer,address,undefined $(WARN) $(PKG_CFLAGS) -o $@ \
 		$(FUZZ_SRC) $(PKG_LIBS)
 
-run: deps build/lyceumd
-	./build/lyceumd serve --listen 127.0.0.1:8000 --data ./var --demo
+run: deps $(B)/lyceumd
+	./$(B)/lyceumd serve --listen 127.0.0.1:8000 --data ./var --demo
 
 unit: $(UNIT_BIN)
 	@for t in $(UNIT_BIN); do echo "== $$t"; $$t || exit 1; done
 
-e2e: build/test/lyceumd
-	LYCEUMD_BIN=$(CURDIR)/build/test/lyceumd /usr/bin/python3 -m pytest -q tests/e2e
+e2e: $(B)/test/lyceumd
+	LYCEUMD_BIN=$(CURDIR)/$(B)/test/lyceumd /usr/bin/python3 -m pytest -q tests/e2e
 
-fuzz: build/fuzz/fuzz_api
-	sh tests/fuzz/run.sh build/fuzz/fuzz_api
+fuzz: $(B)/fuzz/fuzz_api
+	sh tests/fuzz/run.sh $(B)/fuzz/fuzz_api
 
 format:
 	clang-format -i $(SRC) $(HDRS) $(UNIT_SRC) tests/fuzz/*.c
@@ -87,12 +89,12 @@ format-check:
 
 test: deps
 	$(MAKE) format-check
-	$(MAKE) build/lyceumd build/test/lyceumd
+	$(MAKE) $(B)/lyceumd $(B)/test/lyceumd
 	$(MAKE) unit
 	$(MAKE) fuzz
 	$(MAKE) e2e
 
-bench: deps build/lyceumd
+bench: deps $(B)/lyceumd
 	sh bench/http.sh
 
 clean:
