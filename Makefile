@@ -1,4 +1,4 @@
-# lyceumd. `make` builds $(B)/lyceumd; `make run` serves the demo on 127.0.0.1:8000;
+# lyceumd. `make` builds build/lyceumd; `make run` serves the demo on 127.0.0.1:8000;
 # `make test` runs every test against a sanitizer build. See README.md.
 
 # B: the build directory (a second checkout's parallel builds can use another).
