@@ -430,49 +430,45 @@ static int cmd_serve(struct cli *cli)
     return 0;
 }
 
-int main(int argc, char **argv)
+static int run(struct cli *cli, int argc, char **argv)
 {
-    struct cli cli = {0};
-    const char *cmd, *sub;
+    const char *cmd = cli->argc ? cli->argv[0] : NULL;
+    const char *sub = cli->argc > 1 ? cli->argv[1] : "";
+    int help = wants_help(argc, argv);
 
-    cli.argv = calloc((size_t)argc + 1, sizeof(char *));
-    if (!cli.argv)
-        return 1;
-    if (parse_args(&cli, argc, argv)) {
-        fputs(usage_main, stderr);
-        return 2;
-    }
-    cmd = cli.argc ? cli.argv[0] : NULL;
-    sub = cli.argc > 1 ? cli.argv[1] : "";
     if (!cmd) {
-        fputs(usage_main, wants_help(argc, argv) ? stdout : stderr);
-        return wants_help(argc, argv) ? 0 : 2;
+        fputs(usage_main, help ? stdout : stderr);
+        return help ? 0 : 2;
     }
-    if (strcmp(cmd, "serve") == 0) {
-        if (wants_help(argc, argv))
-            return fputs(usage_serve, stdout) < 0;
-        return cmd_serve(&cli);
-    }
-    if (strcmp(cmd, "user") == 0 && strcmp(sub, "add") == 0) {
-        if (wants_help(argc, argv))
-            return fputs(usage_user_add, stdout) < 0;
-        return cmd_user_add(&cli);
-    }
-    if (strcmp(cmd, "key") == 0 && strcmp(sub, "add") == 0) {
-        if (wants_help(argc, argv))
-            return fputs(usage_key_add, stdout) < 0;
-        return cmd_key_add(&cli);
-    }
-    if (strcmp(cmd, "credits") == 0 && strcmp(sub, "grant") == 0) {
-        if (wants_help(argc, argv))
-            return fputs(usage_credits_grant, stdout) < 0;
-        return cmd_credits_grant(&cli);
-    }
-    if (wants_help(argc, argv)) {
+    if (strcmp(cmd, "serve") == 0)
+        return help ? fputs(usage_serve, stdout) < 0 : cmd_serve(cli);
+    if (strcmp(cmd, "user") == 0 && strcmp(sub, "add") == 0)
+        return help ? fputs(usage_user_add, stdout) < 0 : cmd_user_add(cli);
+    if (strcmp(cmd, "key") == 0 && strcmp(sub, "add") == 0)
+        return help ? fputs(usage_key_add, stdout) < 0 : cmd_key_add(cli);
+    if (strcmp(cmd, "credits") == 0 && strcmp(sub, "grant") == 0)
+        return help ? fputs(usage_credits_grant, stdout) < 0 : cmd_credits_grant(cli);
+    if (help) {
         fputs(usage_main, stdout);
         return 0;
     }
     fprintf(stderr, "lyceumd: unknown command '%s%s%s'\n\n%s", cmd, *sub ? " " : "", sub,
             usage_main);
     return 2;
+}
+
+int main(int argc, char **argv)
+{
+    struct cli cli = {0};
+    int rc;
+
+    cli.argv = xcalloc((size_t)argc + 1, sizeof(char *));
+    if (parse_args(&cli, argc, argv)) {
+        fputs(usage_main, stderr);
+        rc = 2;
+    } else {
+        rc = run(&cli, argc, argv);
+    }
+    free(cli.argv);
+    return rc;
 }

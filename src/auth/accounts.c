@@ -67,7 +67,8 @@ int accounts_key_create(const char *user_id, const char *org_id, const char *nam
 
     apikey_generate(k->key);
     sha256_hex(k->key, strlen(k->key), hash);
-    snprintf(k->prefix, sizeof(k->prefix), "%s", k->key);
+    memcpy(k->prefix, k->key, sizeof(k->prefix) - 1);
+    k->prefix[sizeof(k->prefix) - 1] = '\0';
     uuid_v4(k->id);
     k->created_at = now_us();
     return keys_insert(k->id, hash, k->prefix, name, user_id, org_id, k->created_at, expires_at);

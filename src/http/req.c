@@ -217,9 +217,6 @@ static void check_field(struct req *req, const struct field *f, json_t *v)
                         arena_sprintf(a, "String should have at most %lld characters", f->max),
                         "string_too_long");
     }
-    if (f->type == FT_STRING && strlen(json_string_value(v)) != json_string_length(v))
-        req_invalid(req, "body", f->name, "String should not contain NUL characters",
-                    "string_type");
     if (f->type == FT_INTEGER && f->max > 0) {
         long long n = json_is_integer(v) ? json_integer_value(v) : (long long)json_real_value(v);
 
