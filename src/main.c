@@ -25,7 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define VERSION "0.1.0"
+#define VERSION    "0.1.0"
 #define DEMO_EMAIL "demo@lyceumd.local"
 
 static const char usage_main[] =
@@ -105,8 +105,21 @@ static int wants_help(int argc, char **argv)
 /* Parses every option wherever it stands; positional arguments are left in cli->argv. */
 static int parse_args(struct cli *cli, int argc, char **argv)
 {
-    enum { O_LISTEN = 256, O_DATA, O_CONFIG, O_THREADS, O_MAXBODY, O_NOLOG, O_DEMO, O_PWSTDIN,
-           O_NAME, O_CREDITS, O_ADMIN, O_NOTE, O_VERSION };
+    enum {
+        O_LISTEN = 256,
+        O_DATA,
+        O_CONFIG,
+        O_THREADS,
+        O_MAXBODY,
+        O_NOLOG,
+        O_DEMO,
+        O_PWSTDIN,
+        O_NAME,
+        O_CREDITS,
+        O_ADMIN,
+        O_NOTE,
+        O_VERSION
+    };
     static const struct option opts[] = {
         {"listen", required_argument, NULL, O_LISTEN},
         {"data", required_argument, NULL, O_DATA},
@@ -262,8 +275,8 @@ static int cmd_user_add(struct cli *cli)
     if (open_data(cli))
         return 1;
     arena_init(&a);
-    err = accounts_create(&a, cli->argv[2], password, cli->name, cli->admin, credits, 0, &acct,
-                          &why);
+    err =
+        accounts_create(&a, cli->argv[2], password, cli->name, cli->admin, credits, 0, &acct, &why);
     if (err) {
         fprintf(stderr, "lyceumd: cannot create user: %s\n", why ? why : err_str(err));
         arena_release(&a);
@@ -323,8 +336,8 @@ static int cmd_credits_grant(struct cli *cli)
         return 1;
     err = orgs_id_by_slug(cli->argv[2], org_id);
     if (!err)
-        err = ledger_append(org_id, "grant", amount, cli->note ? cli->note : "Operator grant",
-                            NULL, "operator");
+        err = ledger_append(org_id, "grant", amount, cli->note ? cli->note : "Operator grant", NULL,
+                            "operator");
     if (!err)
         err = ledger_balance(org_id, &balance);
     if (err) {

@@ -43,5 +43,4 @@ int api_expires_at(struct req *req, int64_t *out);
 /* Requires the caller's role in the resolved org to be at least min (403 otherwise). */
 int api_require_role(struct req *req, enum role min);
 
-
 #endif

@@ -69,15 +69,14 @@ static int api_auth_key_create(struct req *req)
     int err;
 
     if (req->caller.via == VIA_ORG_KEY)
-        return req_fail(req, LY_EFORBIDDEN,
-                        "An organization API key cannot create user API keys");
+        return req_fail(req, LY_EFORBIDDEN, "An organization API key cannot create user API keys");
     err = api_expires_at(req, &expires);
     if (!err)
         err = accounts_key_create(req->caller.user_id, NULL, name, expires, &k);
     if (err)
         return err;
-    return req_reply(req, json_pack("{s:s,s:s,s:s,s:s,s:o,s:o,s:b}", "api_key", k.key, "id",
-                                    k.id, "key_name", name, "key_prefix", k.prefix, "created_at",
+    return req_reply(req, json_pack("{s:s,s:s,s:s,s:s,s:o,s:o,s:b}", "api_key", k.key, "id", k.id,
+                                    "key_name", name, "key_prefix", k.prefix, "created_at",
                                     json_time(k.created_at), "expires_at", json_time(expires),
                                     "is_active", 1));
 }
@@ -198,14 +197,13 @@ static const struct field validate_resp[] = {
 };
 
 const struct route api_auth_routes[] = {
-    {"POST", "/auth/login", api_auth_login, R_PUBLIC, "Log in with email and password",
-     login_body, login_resp},
+    {"POST", "/auth/login", api_auth_login, R_PUBLIC, "Log in with email and password", login_body,
+     login_resp},
     {"POST", "/auth/refresh", api_auth_refresh, R_PUBLIC,
      "Exchange a refresh token for new tokens (rotation)", refresh_body, login_resp},
     {"GET", "/auth/api-keys/", api_auth_key_list, R_RESP_ARRAY, "List your API keys", NULL,
      key_item},
-    {"POST", "/auth/api-keys/", api_auth_key_create, 0, "Create an API key", key_body,
-     key_created},
+    {"POST", "/auth/api-keys/", api_auth_key_create, 0, "Create an API key", key_body, key_created},
     {"DELETE", "/auth/api-keys/{api_key_id}", api_auth_key_delete, 0, "Revoke an API key", NULL,
      message_resp},
     {"PATCH", "/auth/api-keys/{api_key_id}/toggle", api_auth_key_toggle, 0,
@@ -217,7 +215,7 @@ const struct route api_auth_routes[] = {
 
 /* CLI 1.0.x paths (API.md section 14). */
 const struct route api_legacy_v1_routes[] = {
-    {"GET", "/api-keys", api_auth_key_list, R_RESP_ARRAY, "List your API keys (legacy path)",
-     NULL, key_item},
+    {"GET", "/api-keys", api_auth_key_list, R_RESP_ARRAY, "List your API keys (legacy path)", NULL,
+     key_item},
     {0},
 };

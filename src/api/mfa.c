@@ -62,11 +62,10 @@ static int api_mfa_status(struct req *req)
 
     if (err)
         return err;
-    return req_reply(req, json_pack("{s:b,s:b,s:I}", "enabled", u.mfa_enabled,
-                                    "enrollment_pending", u.mfa_secret && !u.mfa_enabled,
-                                    "backup_codes_remaining",
-                                    (json_int_t)(u.mfa_enabled ? mfa_store_backups_left(u.id)
-                                                               : 0)));
+    return req_reply(req,
+                     json_pack("{s:b,s:b,s:I}", "enabled", u.mfa_enabled, "enrollment_pending",
+                               u.mfa_secret && !u.mfa_enabled, "backup_codes_remaining",
+                               (json_int_t)(u.mfa_enabled ? mfa_store_backups_left(u.id) : 0)));
 }
 
 static int api_mfa_enroll(struct req *req)
@@ -100,11 +99,11 @@ static int api_mfa_enroll(struct req *req)
                         "otpauth://totp/lyceumd:%s?secret=%s&issuer=lyceumd&algorithm=SHA1&"
                         "digits=6&period=30",
                         url_escape(&req->arena, u.email), secret);
-    return req_reply(req, json_pack("{s:s,s:s,s:s,s:o,s:s}", "secret", secret, "qr_code_url", url,
-                                    "otpauth_url", url, "backup_codes", codes_array(codes),
-                                    "message",
-                                    "Add the secret to your authenticator app, then confirm "
-                                    "with POST /mfa/verify-enrollment"));
+    return req_reply(req,
+                     json_pack("{s:s,s:s,s:s,s:o,s:s}", "secret", secret, "qr_code_url", url,
+                               "otpauth_url", url, "backup_codes", codes_array(codes), "message",
+                               "Add the secret to your authenticator app, then confirm "
+                               "with POST /mfa/verify-enrollment"));
 }
 
 static int api_mfa_verify_enrollment(struct req *req)
@@ -251,8 +250,8 @@ const struct route api_mfa_routes[] = {
     {"POST", "/mfa/verify", api_mfa_verify, R_PUBLIC,
      "Second step of a login with MFA: mfa_token and a code give the login answer", verify_body,
      login_resp},
-    {"POST", "/mfa/disable", api_mfa_disable, 0, "Turn MFA off (needs a current code)",
-     code_body, enabled_resp},
+    {"POST", "/mfa/disable", api_mfa_disable, 0, "Turn MFA off (needs a current code)", code_body,
+     enabled_resp},
     {"POST", "/mfa/regenerate-backup-codes", api_mfa_regenerate, 0,
      "Replace the backup codes (needs a current code)", code_body, codes_resp},
     {0},

@@ -71,8 +71,8 @@ static json_t *path_params(const char *path)
         if (!end)
             break;
         json_array_append_new(params, json_pack("{s:s%,s:s,s:b,s:{s:s}}", "name", p + 1,
-                                                (size_t)(end - p - 1), "in", "path", "required",
-                                                1, "schema", "type", "string"));
+                                                (size_t)(end - p - 1), "in", "path", "required", 1,
+                                                "schema", "type", "string"));
     }
     return params;
 }
@@ -82,8 +82,7 @@ static json_t *operation(const struct mount *m, const struct route *r)
     json_t *op = json_object(), *resp, *ok;
 
     json_object_set_new(op, "summary", json_string(r->summary ? r->summary : ""));
-    json_object_set_new(op, "operationId",
-                        json_sprintf("%s %s%s", r->method, m->prefix, r->path));
+    json_object_set_new(op, "operationId", json_sprintf("%s %s%s", r->method, m->prefix, r->path));
     json_object_set_new(op, "parameters", path_params(r->path));
     if (!(r->flags & R_PUBLIC))
         json_object_set_new(op, "security", json_pack("[{s:[]}]", "bearer"));
@@ -107,11 +106,11 @@ static json_t *operation(const struct mount *m, const struct route *r)
 json_t *api_openapi(void)
 {
     json_t *paths = json_object();
-    json_t *doc = json_pack(
-        "{s:s,s:{s:s,s:s,s:s},s:o,s:{s:{s:{s:s,s:s}}}}", "openapi", "3.1.0", "info", "title",
-        "lyceumd", "version", api_settings.version, "description",
-        "Lyceum Cloud REST API v2 (external), as served by lyceumd", "paths", paths,
-        "components", "securitySchemes", "bearer", "type", "http", "scheme", "bearer");
+    json_t *doc =
+        json_pack("{s:s,s:{s:s,s:s,s:s},s:o,s:{s:{s:{s:s,s:s}}}}", "openapi", "3.1.0", "info",
+                  "title", "lyceumd", "version", api_settings.version, "description",
+                  "Lyceum Cloud REST API v2 (external), as served by lyceumd", "paths", paths,
+                  "components", "securitySchemes", "bearer", "type", "http", "scheme", "bearer");
 
     for (const struct mount *m = api_mounts; m->routes; m++) {
         for (const struct route *r = m->routes; r->method; r++) {

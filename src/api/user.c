@@ -22,10 +22,9 @@ static int api_user_status(struct req *req)
     return req_reply(
         req, json_pack("{s:s,s:s?,s:s,s:s?,s:o,s:b,s:I,s:o,s:s}", "user_id", u.id, "org_id",
                        req->caller.org_id[0] ? req->caller.org_id : NULL, "email", u.email,
-                       "full_name", u.full_name, "created_at", json_time(u.created_at),
-                       "is_active", u.is_active, "active_api_keys_count",
-                       (json_int_t)keys_count_active(u.id), "credit_balance",
-                       json_money(balance), "status", "authenticated"));
+                       "full_name", u.full_name, "created_at", json_time(u.created_at), "is_active",
+                       u.is_active, "active_api_keys_count", (json_int_t)keys_count_active(u.id),
+                       "credit_balance", json_money(balance), "status", "authenticated"));
 }
 
 static int api_user_delete(struct req *req)
@@ -45,8 +44,8 @@ static int api_user_delete(struct req *req)
         store_rollback();
         return why ? req_fail(req, err, "%s", why) : err;
     }
-    return req_reply(req, json_pack("{s:s,s:s}", "message", "Account deleted", "user_id",
-                                    req->caller.user_id));
+    return req_reply(
+        req, json_pack("{s:s,s:s}", "message", "Account deleted", "user_id", req->caller.user_id));
 }
 
 static const struct field status_resp[] = {

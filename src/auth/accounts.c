@@ -25,9 +25,9 @@ int accounts_email_ok(const char *email)
     return 1;
 }
 
-int accounts_create(struct arena *a, const char *email, const char *password,
-                    const char *full_name, int is_admin, int64_t credits, int in_tx,
-                    struct new_account *out, const char **why)
+int accounts_create(struct arena *a, const char *email, const char *password, const char *full_name,
+                    int is_admin, int64_t credits, int in_tx, struct new_account *out,
+                    const char **why)
 {
     char hash[PASSWORD_HASH_MAX];
     int err;

@@ -21,9 +21,9 @@ struct new_account {
  * granted to the new org in the ledger. When in_tx, the caller's transaction is used.
  * LY_ECONFLICT when the email is taken, LY_EINVAL for a bad email or short password (*why).
  */
-int accounts_create(struct arena *a, const char *email, const char *password,
-                    const char *full_name, int is_admin, int64_t credits, int in_tx,
-                    struct new_account *out, const char **why);
+int accounts_create(struct arena *a, const char *email, const char *password, const char *full_name,
+                    int is_admin, int64_t credits, int in_tx, struct new_account *out,
+                    const char **why);
 
 struct new_key {
     char key[44]; /* the full key: shown to its owner once, never stored */

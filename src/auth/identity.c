@@ -108,8 +108,7 @@ int identity_authenticate(struct arena *a, const char *authorization, struct cal
     return auth_jwt(a, tok, c, why);
 }
 
-int identity_resolve_org(struct arena *a, struct caller *c, const char *org_slug,
-                         const char **why)
+int identity_resolve_org(struct arena *a, struct caller *c, const char *org_slug, const char **why)
 {
     char *slug = NULL, *role = NULL;
     int err;
@@ -215,8 +214,8 @@ int identity_login(struct arena *a, const char *email, const char *password, con
             err = mfa_challenge_new(u.id, token);
             if (err)
                 return err;
-            *out = json_pack("{s:b,s:s,s:i}", "mfa_required", 1, "mfa_token", token,
-                             "expires_in", MFA_TOKEN_TTL_S);
+            *out = json_pack("{s:b,s:s,s:i}", "mfa_required", 1, "mfa_token", token, "expires_in",
+                             MFA_TOKEN_TTL_S);
             return 0;
         }
         err = mfa_check_code(a, &u, mfa_code, why);

@@ -14,8 +14,7 @@
 int identity_authenticate(struct arena *a, const char *authorization, struct caller *c,
                           const char **why);
 /* Resolves the org: the org key's org; else X-Org-Slug (member or 403); else the default. */
-int identity_resolve_org(struct arena *a, struct caller *c, const char *org_slug,
-                         const char **why);
+int identity_resolve_org(struct arena *a, struct caller *c, const char *org_slug, const char **why);
 
 /*
  * Password login. On success *out is the login answer ({access_token, refresh_token,

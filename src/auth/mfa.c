@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define STEP 30
+#define STEP   30
 #define WINDOW 1
 
 int mfa_init(void)
@@ -46,8 +46,7 @@ static int is_totp(const char *code)
     return 1;
 }
 
-int mfa_totp_check(const char *user_id, const char *secret_b32, const char *code,
-                   const char **why)
+int mfa_totp_check(const char *user_id, const char *secret_b32, const char *code, const char **why)
 {
     char *secret = NULL;
     size_t len = 0;

@@ -10,13 +10,13 @@
 #include "core/arena.h"
 #include "store/users.h"
 
-#define MFA_TOKEN_TTL_S 300
+#define MFA_TOKEN_TTL_S        300
 #define MFA_TOKEN_MAX_ATTEMPTS 5
 
 #include <stddef.h>
 
 #define MFA_BACKUP_CODES 10
-#define MFA_BACKUP_LEN 10 /* characters, shown as xxxxx-xxxxx */
+#define MFA_BACKUP_LEN   10 /* characters, shown as xxxxx-xxxxx */
 
 /* Initialises liboath; call once at start-up. */
 int mfa_init(void);
@@ -29,8 +29,7 @@ int mfa_init(void);
 int mfa_check_code(struct arena *a, const struct user_row *u, const char *code, const char **why);
 
 /* Checks a TOTP code against a base32 secret (enabled or not) and spends its time step. */
-int mfa_totp_check(const char *user_id, const char *secret_b32, const char *code,
-                   const char **why);
+int mfa_totp_check(const char *user_id, const char *secret_b32, const char *code, const char **why);
 
 /* A new random 160-bit secret, base32 (33 bytes with NUL). */
 int mfa_secret_new(char *b32, size_t n);

@@ -9,8 +9,8 @@
 #include <argon2.h>
 #include <string.h>
 
-#define T_COST 2
-#define M_COST 19456
+#define T_COST      2
+#define M_COST      19456
 #define PARALLELISM 1
 
 int password_hash(const char *password, char out[PASSWORD_HASH_MAX])

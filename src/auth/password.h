@@ -3,8 +3,8 @@
 #define LYCEUMD_AUTH_PASSWORD_H
 
 #define PASSWORD_HASH_MAX 128
-#define PASSWORD_MIN_LEN 8
-#define PASSWORD_MAX_LEN 1024
+#define PASSWORD_MIN_LEN  8
+#define PASSWORD_MAX_LEN  1024
 
 /* Hashes password into out (PASSWORD_HASH_MAX bytes). Returns 0 or LY_EINTERNAL. */
 int password_hash(const char *password, char out[PASSWORD_HASH_MAX]);

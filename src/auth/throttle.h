@@ -8,7 +8,7 @@
 
 #include <stdint.h>
 
-#define THROTTLE_MAX 5
+#define THROTTLE_MAX      5
 #define THROTTLE_WINDOW_S 300
 
 /* 0 if email may try now, else the seconds to wait. */

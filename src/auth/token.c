@@ -17,7 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define KEY_LEN 32
+#define KEY_LEN     32
 #define JWT_MAX_LEN 4096
 
 static unsigned char jwt_key[KEY_LEN];

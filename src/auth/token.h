@@ -7,9 +7,9 @@
 
 #include <stdint.h>
 
-#define ACCESS_TTL_S 86400
+#define ACCESS_TTL_S  86400
 #define REFRESH_TTL_S (30 * 86400)
-#define API_KEY_LEN 43 /* "lk_" + 40 base62 characters */
+#define API_KEY_LEN   43 /* "lk_" + 40 base62 characters */
 
 /* Loads data_dir/jwt.key, creating it (32 random bytes, mode 0600) on first start. */
 int token_init(const char *data_dir);

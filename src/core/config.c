@@ -36,8 +36,8 @@ int config_load_file(struct config *c, const char *path)
             snprintf(c->listen, sizeof(c->listen), "%s", json_string_value(v));
         } else if (strcmp(key, "data") == 0 && json_is_string(v)) {
             snprintf(c->data_dir, sizeof(c->data_dir), "%s", json_string_value(v));
-        } else if (strcmp(key, "threads") == 0 && json_is_integer(v) &&
-                   json_integer_value(v) > 0 && json_integer_value(v) <= 256) {
+        } else if (strcmp(key, "threads") == 0 && json_is_integer(v) && json_integer_value(v) > 0 &&
+                   json_integer_value(v) <= 256) {
             c->threads = (unsigned)json_integer_value(v);
         } else if (strcmp(key, "max_body_bytes") == 0 && json_is_integer(v) &&
                    json_integer_value(v) > 0) {

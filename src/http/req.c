@@ -49,8 +49,8 @@ const char *req_query(struct req *req, const char *name)
     return req->query_fn ? req->query_fn(req->conn, name) : NULL;
 }
 
-int req_query_int(struct req *req, const char *name, long long def, long long min,
-                  long long max, long long *out)
+int req_query_int(struct req *req, const char *name, long long def, long long min, long long max,
+                  long long *out)
 {
     const char *s = req_query(req, name);
     char *end;
@@ -68,10 +68,10 @@ int req_query_int(struct req *req, const char *name, long long def, long long mi
         return LY_EINVAL;
     }
     if (v < min) {
-        req_invalid(req, "query", name,
-                    arena_sprintf(&req->arena, "Input should be greater than or equal to %lld",
-                                  min),
-                    "greater_than_equal");
+        req_invalid(
+            req, "query", name,
+            arena_sprintf(&req->arena, "Input should be greater than or equal to %lld", min),
+            "greater_than_equal");
         return LY_EINVAL;
     }
     if (v > max) {
@@ -135,8 +135,8 @@ void req_invalid(struct req *req, const char *where, const char *name, const cha
         json_array_append_new(loc, json_string(name));
     if (!req->verrs)
         req->verrs = json_array();
-    json_array_append_new(req->verrs, json_pack("{s:o,s:s,s:s}", "loc", loc, "msg", msg, "type",
-                                                type));
+    json_array_append_new(req->verrs,
+                          json_pack("{s:o,s:s,s:s}", "loc", loc, "msg", msg, "type", type));
 }
 
 int req_check_valid(struct req *req)
@@ -259,11 +259,10 @@ int req_parse_body(struct req *req, const struct field *fields)
 
         if (!req->verrs)
             req->verrs = json_array();
-        json_array_append_new(req->verrs,
-                              json_pack("{s:o,s:s,s:s}", "loc", loc, "msg",
-                                        arena_sprintf(&req->arena, "JSON decode error: %s",
-                                                      jerr.text),
-                                        "type", "json_invalid"));
+        json_array_append_new(
+            req->verrs, json_pack("{s:o,s:s,s:s}", "loc", loc, "msg",
+                                  arena_sprintf(&req->arena, "JSON decode error: %s", jerr.text),
+                                  "type", "json_invalid"));
         return LY_EINVAL;
     }
     if (!json_is_object(req->json)) {

@@ -76,8 +76,8 @@ const char *req_query(struct req *req, const char *name);
 
 /* Reads integer query parameter name (default def, bounds inclusive); a bad value records a
  * 422 error and returns LY_EINVAL. */
-int req_query_int(struct req *req, const char *name, long long def, long long min,
-                  long long max, long long *out);
+int req_query_int(struct req *req, const char *name, long long def, long long min, long long max,
+                  long long *out);
 
 /* Sets a JSON (200) response, taking the reference. */
 int req_reply(struct req *req, json_t *obj);

@@ -33,11 +33,11 @@ struct field {
     const char *desc;
 };
 
-#define R_PUBLIC 0x1      /* no credentials needed */
-#define R_AUTH_OPTIONAL 0x2 /* credentials used when present, never required */
-#define R_SECRET_PATH 0x4 /* the path holds a secret: the access log shows the pattern */
-#define R_RESP_ARRAY 0x8  /* the response is a JSON array of objects with the response fields */
-#define R_RAW_BODY 0x10   /* the handler reads the body itself (not JSON) */
+#define R_PUBLIC        0x1  /* no credentials needed */
+#define R_AUTH_OPTIONAL 0x2  /* credentials used when present, never required */
+#define R_SECRET_PATH   0x4  /* the path holds a secret: the access log shows the pattern */
+#define R_RESP_ARRAY    0x8  /* the response is a JSON array of objects with the response fields */
+#define R_RAW_BODY      0x10 /* the handler reads the body itself (not JSON) */
 
 typedef int (*handler_fn)(struct req *req);
 

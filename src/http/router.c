@@ -37,8 +37,8 @@ static int match_pattern(const char *pattern, const char *path, size_t plen, str
             if (j == start)
                 return 0;
             if (arena) {
-                m->names[n] = arena_strndup(arena, pattern + i + 1,
-                                            (size_t)(close - pattern) - i - 1);
+                m->names[n] =
+                    arena_strndup(arena, pattern + i + 1, (size_t)(close - pattern) - i - 1);
                 m->values[n] = arena_strndup(arena, path + start, j - start);
             }
             n++;

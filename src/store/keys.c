@@ -8,7 +8,7 @@
 static json_t *opt_time(sqlite3_stmt *st, int col)
 {
     return json_time(sqlite3_column_type(st, col) == SQLITE_NULL ? 0
-                                                                  : sqlite3_column_int64(st, col));
+                                                                 : sqlite3_column_int64(st, col));
 }
 
 int keys_insert(const char *id, const char *key_hash, const char *prefix, const char *name,
@@ -16,8 +16,7 @@ int keys_insert(const char *id, const char *key_hash, const char *prefix, const 
 {
     int n = q_exec("INSERT INTO api_keys (id, key_hash, key_prefix, name, user_id, org_id, "
                    "created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, nullif(?, 0))",
-                   "ssssssii", id, key_hash, prefix, name, user_id, org_id, created_at,
-                   expires_at);
+                   "ssssssii", id, key_hash, prefix, name, user_id, org_id, created_at, expires_at);
 
     return n < 0 ? n : 0;
 }
@@ -60,8 +59,7 @@ static json_t *org_key_obj(sqlite3_stmt *st)
     return json_pack("{s:s,s:s,s:s,s:s,s:b,s:o,s:o,s:o,s:s}", "id", q_text(st, 0), "org_id",
                      q_text(st, 1), "name", q_text(st, 2), "prefix", q_text(st, 3), "is_active",
                      sqlite3_column_int(st, 4), "created_at", opt_time(st, 5), "expires_at",
-                     opt_time(st, 6), "last_used_at", opt_time(st, 7), "created_by",
-                     q_text(st, 8));
+                     opt_time(st, 6), "last_used_at", opt_time(st, 7), "created_by", q_text(st, 8));
 }
 
 int keys_list_org(const char *org_id, json_t *out)

@@ -40,12 +40,12 @@ int ledger_list(const char *org_id, int64_t limit, int64_t offset, json_t *out, 
 
         micro_format(sqlite3_column_int64(st, 2), amount, sizeof(amount));
         micro_format(sqlite3_column_int64(st, 6), after, sizeof(after));
-        json_array_append_new(
-            out, json_pack("{s:I,s:s,s:s,s:s?,s:s?,s:o,s:s}", "id",
-                           (json_int_t)sqlite3_column_int64(st, 0), "type", q_text(st, 1),
-                           "amount", amount, "description", q_text(st, 3), "reference",
-                           q_text(st, 4), "created_at", json_time(sqlite3_column_int64(st, 5)),
-                           "balance_after", after));
+        json_array_append_new(out, json_pack("{s:I,s:s,s:s,s:s?,s:s?,s:o,s:s}", "id",
+                                             (json_int_t)sqlite3_column_int64(st, 0), "type",
+                                             q_text(st, 1), "amount", amount, "description",
+                                             q_text(st, 3), "reference", q_text(st, 4),
+                                             "created_at", json_time(sqlite3_column_int64(st, 5)),
+                                             "balance_after", after));
     }
     q_done(st);
     return rc == SQLITE_DONE ? 0 : LY_EDB;

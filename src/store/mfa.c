@@ -33,8 +33,8 @@ int mfa_store_enroll(const char *user_id, const char *secret, const char *const 
 
 int mfa_store_set_enabled(const char *user_id, int enabled)
 {
-    return ok(q_exec("UPDATE users SET mfa_enabled = ? WHERE id = ?", "is", (int64_t)enabled,
-                     user_id));
+    return ok(
+        q_exec("UPDATE users SET mfa_enabled = ? WHERE id = ?", "is", (int64_t)enabled, user_id));
 }
 
 int mfa_store_use_step(const char *user_id, int64_t step)
@@ -65,8 +65,8 @@ int64_t mfa_store_backups_left(const char *user_id)
 
 int mfa_store_clear(const char *user_id)
 {
-    int err = ok(q_exec("UPDATE users SET mfa_secret = NULL, mfa_enabled = 0 WHERE id = ?", "s",
-                        user_id));
+    int err = ok(
+        q_exec("UPDATE users SET mfa_secret = NULL, mfa_enabled = 0 WHERE id = ?", "s", user_id));
 
     return err ? err : ok(q_exec("DELETE FROM mfa_backup_codes WHERE user_id = ?", "s", user_id));
 }

@@ -84,8 +84,8 @@ int users_create(struct arena *a, const char *email, const char *password_hash,
     return err < 0 ? err : 0;
 }
 
-#define USER_COLS                                                                              \
-    "id, email, password_hash, full_name, is_active, is_admin, created_at, mfa_secret, "       \
+#define USER_COLS                                                                                  \
+    "id, email, password_hash, full_name, is_active, is_admin, created_at, mfa_secret, "           \
     "mfa_enabled, mfa_last_step"
 
 static int user_fetch(struct arena *a, sqlite3_stmt *st, struct user_row *u)
@@ -126,8 +126,7 @@ int users_get_by_email(struct arena *a, const char *email, struct user_row *u)
 
 int users_set_password(const char *user_id, const char *password_hash)
 {
-    int n = q_exec("UPDATE users SET password_hash = ? WHERE id = ?", "ss", password_hash,
-                   user_id);
+    int n = q_exec("UPDATE users SET password_hash = ? WHERE id = ?", "ss", password_hash, user_id);
 
     return n < 0 ? n : 0;
 }
@@ -231,11 +230,11 @@ void users_key_touch(const char *key_id, int64_t last_used_at)
 int users_jwt_auth(struct arena *a, const char *user_id, const char *family_id, char **email,
                    int *is_active, int *is_admin, int *family_revoked)
 {
-    sqlite3_stmt *st = q_prepare(
-        "SELECT u.email, u.is_active, u.is_admin, "
-        "  (SELECT f.revoked_at IS NOT NULL OR f.user_id <> u.id FROM token_families f "
-        "   WHERE f.id = ?) FROM users u WHERE u.id = ?",
-        "ss", family_id, user_id);
+    sqlite3_stmt *st =
+        q_prepare("SELECT u.email, u.is_active, u.is_admin, "
+                  "  (SELECT f.revoked_at IS NOT NULL OR f.user_id <> u.id FROM token_families f "
+                  "   WHERE f.id = ?) FROM users u WHERE u.id = ?",
+                  "ss", family_id, user_id);
     int rc;
 
     if (!st)
@@ -254,8 +253,8 @@ int users_jwt_auth(struct arena *a, const char *user_id, const char *family_id, 
     return rc == SQLITE_DONE ? LY_ENOTFOUND : LY_EDB;
 }
 
-int users_membership(struct arena *a, const char *user_id, const char *org_slug,
-                     const char *org_id, char org_id_out[40], char **slug_out, char **role_out)
+int users_membership(struct arena *a, const char *user_id, const char *org_slug, const char *org_id,
+                     char org_id_out[40], char **slug_out, char **role_out)
 {
     sqlite3_stmt *st;
     int rc;

@@ -58,7 +58,7 @@ int users_jwt_auth(struct arena *a, const char *user_id, const char *family_id, 
 
 /* The caller's membership: in org_slug if given, else in org_id if given, else the default.
  * LY_ENOTFOUND when there is none. */
-int users_membership(struct arena *a, const char *user_id, const char *org_slug,
-                     const char *org_id, char org_id_out[40], char **slug_out, char **role_out);
+int users_membership(struct arena *a, const char *user_id, const char *org_slug, const char *org_id,
+                     char org_id_out[40], char **slug_out, char **role_out);
 
 #endif
