@@ -57,6 +57,15 @@ static int parse_digits(const char **p, int n, int *out)
     return 0;
 }
 
+/* Refusing 2023-02-30 here matters: timegm() would quietly roll it over to March 2. */
+static int days_in_month(int y, int mo)
+{
+    static const int days[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+
+    return mo == 2 && leap ? 29 : days[mo - 1];
+}
+
 int time_parse_iso(const char *s, int64_t *unix_s)
 {
     struct tm tm = {0};
@@ -98,7 +107,8 @@ int time_parse_iso(const char *s, int64_t *unix_s)
             off = sign * (oh * 3600 + om * 60);
         }
     }
-    if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60 || y < 1970)
+    if (*p || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 ||
+        sec > 60 || y < 1970)
         return LY_EINVAL;
     tm.tm_year = y - 1900;
     tm.tm_mon = mo - 1;

@@ -193,6 +193,17 @@ static int type_ok(enum ftype t, json_t *v)
     return 0;
 }
 
+/* Characters (code points), as pydantic counts a string's length; jansson has checked that
+ * the string is valid UTF-8, so counting the bytes that start a character is enough. */
+static size_t utf8_chars(const char *s, size_t n)
+{
+    size_t chars = 0;
+
+    for (size_t i = 0; i < n; i++)
+        chars += ((unsigned char)s[i] & 0xc0) != 0x80;
+    return chars;
+}
+
 static void check_field(struct req *req, const struct field *f, json_t *v)
 {
     const char *type;
@@ -205,7 +216,7 @@ static void check_field(struct req *req, const struct field *f, json_t *v)
         return;
     }
     if (f->type == FT_STRING && f->max > 0) {
-        size_t n = json_string_length(v);
+        size_t n = utf8_chars(json_string_value(v), json_string_length(v));
 
         if ((long long)n < f->min)
             req_invalid(req, "body", f->name,
@@ -245,24 +256,34 @@ int req_parse_body(struct req *req, const struct field *fields)
 
     for (const struct field *f = fields; f->name; f++)
         required |= (f->flags & FF_REQUIRED) != 0;
-    if (!req->body_len) {
+    if (req->body_len) {
+        /* Any JSON value decodes: a string or number body is valid JSON of the wrong type. */
+        req->json =
+            json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+        if (!req->json) {
+            json_t *loc = json_pack("[s,i]", "body", (json_int_t)jerr.position);
+
+            if (!req->verrs)
+                req->verrs = json_array();
+            json_array_append_new(
+                req->verrs,
+                json_pack("{s:o,s:s,s:s}", "loc", loc, "msg",
+                          arena_sprintf(&req->arena, "JSON decode error: %s", jerr.text), "type",
+                          "json_invalid"));
+            return LY_EINVAL;
+        }
+        if (json_is_null(req->json)) {
+            /* FastAPI reads a null body as no body. */
+            json_decref(req->json);
+            req->json = NULL;
+        }
+    }
+    if (!req->json) {
         if (!required) {
             req->json = json_object();
             return 0;
         }
         req_invalid(req, "body", NULL, "Field required", "missing");
-        return LY_EINVAL;
-    }
-    req->json = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!req->json) {
-        json_t *loc = json_pack("[s,i]", "body", (json_int_t)jerr.position);
-
-        if (!req->verrs)
-            req->verrs = json_array();
-        json_array_append_new(
-            req->verrs, json_pack("{s:o,s:s,s:s}", "loc", loc, "msg",
-                                  arena_sprintf(&req->arena, "JSON decode error: %s", jerr.text),
-                                  "type", "json_invalid"));
         return LY_EINVAL;
     }
     if (!json_is_object(req->json)) {
@@ -331,6 +352,8 @@ void req_set_error(struct req *req, int err)
         return;
     }
     req->resp = json_pack("{s:s}", "detail", req->detail ? req->detail : err_str(err));
+    if (!req->resp) /* the detail quoted client bytes that are not UTF-8 */
+        req->resp = json_pack("{s:s}", "detail", err_str(err));
 }
 
 const char *role_name(enum role r)

@@ -49,9 +49,8 @@ static void make_key(void)
 static struct conn *conn_open(void)
 {
     struct conn *c = xcalloc(1, sizeof(*c));
-    int rc = sqlite3_open_v2(db_path, &c->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             NULL);
+    int rc = sqlite3_open_v2(
+        db_path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 
     if (rc != SQLITE_OK) {
         log_error("cannot open database %s: %s", db_path, sqlite3_errstr(rc));
@@ -121,6 +120,10 @@ static int migrate(sqlite3 *db)
 
 int store_open(const char *path)
 {
+    /* SQLite's memory statistics take one process-wide mutex on every allocation, which the
+     * request threads then queue on; nothing here reads the statistics. This must come before
+     * SQLite initialises (it answers SQLITE_MISUSE afterwards, harmlessly). */
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
     free(db_path);
     db_path = xstrdup(path);
     return migrate(store_db());
@@ -274,8 +277,7 @@ const char *q_text(sqlite3_stmt *st, int col)
 
 int store_begin(void)
 {
-    return sqlite3_exec(store_db(), "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK ? 0
-                                                                                      : LY_EDB;
+    return sqlite3_exec(store_db(), "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK ? 0 : LY_EDB;
 }
 
 int store_commit(void)
