@@ -117,8 +117,8 @@ def test_expired_tampered_and_foreign_alg_jwts_are_refused(server, user):
 
 def test_user_status_has_the_live_shape(server):
     u = server.new_user(credits="12.5", name="Ada Lovelace")
-    with open(os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "fixtures",
-                           "lyceum-live", "user_status.json")) as f:
+    with open(os.path.join(os.path.dirname(__file__), "..", "fixtures", "lyceum-live",
+                           "user_status.json")) as f:
         live = json.load(f)
     r = server.get("/user/status", u["key"])
     assert r.status_code == 200
