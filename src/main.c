@@ -14,7 +14,11 @@
 #include "store/db.h"
 #include "store/ledger.h"
 #include "store/orgs.h"
+#include "store/runs.h"
 #include "store/users.h"
+#include "runs/runs.h"
+
+#include <curl/curl.h>
 
 #include <errno.h>
 #include <getopt.h>
@@ -39,6 +43,7 @@ static const char usage_main[] =
     "  user add EMAIL               create a user and its default organization\n"
     "  key add EMAIL NAME           create an API key for a user and print it\n"
     "  credits grant ORG AMOUNT     add credits to an organization's ledger\n"
+    "  quota set EMAIL [PROFILE...] limit a user to hardware profiles (none: all)\n"
     "\n"
     "options (before or after the command; each also has an environment variable):\n"
     "  --data DIR      data directory: database, keys (LYCEUMD_DATA, default ./var)\n"
@@ -83,6 +88,13 @@ static const char usage_credits_grant[] =
     "\n"
     "Appends a grant of AMOUNT credits (a decimal with at most 6 places) to the ledger of\n"
     "the organization ORG_SLUG and prints the new balance as JSON.\n";
+
+static const char usage_quota_set[] =
+    "usage: lyceumd quota set EMAIL [PROFILE...]\n"
+    "\n"
+    "Limits the user EMAIL to the hardware profiles listed (e.g. cpu gpu.a100): runs on any\n"
+    "other profile answer 403. With no PROFILE the user may use every profile again. Prints\n"
+    "the user's allowed profiles as JSON.\n";
 
 struct cli {
     struct config cfg;
@@ -318,6 +330,61 @@ static int cmd_key_add(struct cli *cli)
     return 0;
 }
 
+static int cmd_quota_set(struct cli *cli)
+{
+    struct user_row u;
+    struct arena a;
+    json_t *list = json_array(), *now = json_array();
+    int err;
+    char *out;
+
+    if (cli->argc < 3) {
+        fputs(usage_quota_set, stderr);
+        return 2;
+    }
+    for (int i = 3; i < cli->argc; i++) {
+        const char *p = cli->argv[i];
+
+        for (const char *c = p; *c; c++)
+            if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+                  (*c >= '0' && *c <= '9') || *c == '_' || *c == '.')) {
+                fprintf(stderr, "lyceumd: '%s' is not a hardware profile name\n", p);
+                json_decref(list);
+                json_decref(now);
+                return 2;
+            }
+        json_array_append_new(list, json_string(p));
+    }
+    if (open_data(cli))
+        return 1;
+    arena_init(&a);
+    err = users_get_by_email(&a, cli->argv[2], &u);
+    if (!err)
+        err = quota_set(u.id, list);
+    if (!err)
+        err = quota_list(u.id, now);
+    arena_release(&a);
+    json_decref(list);
+    if (err) {
+        json_decref(now);
+        fprintf(stderr, "lyceumd: cannot set the quota: %s\n",
+                err == LY_ENOTFOUND ? "no such user" : err_str(err));
+        return 1;
+    }
+    {
+        /* An empty list means every profile. */
+        json_t *o = json_pack("{s:s,s:O,s:b}", "email", cli->argv[2], "allowed_profiles", now,
+                              "all_profiles", json_array_size(now) == 0);
+
+        out = json_dumps(o, JSON_COMPACT);
+        printf("%s\n", out);
+        free(out);
+        json_decref(o);
+        json_decref(now);
+    }
+    return 0;
+}
+
 static int cmd_credits_grant(struct cli *cli)
 {
     char org_id[40], bal[32];
@@ -424,9 +491,14 @@ static int cmd_serve(struct cli *cli)
     opt.max_body = cli->cfg.max_body;
     opt.access_log = cli->cfg.access_log;
     opt.dispatch = api_dispatch;
-    srv = http_server_start(&opt);
-    if (!srv)
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (runs_init(&cli->cfg))
         return 1;
+    srv = http_server_start(&opt);
+    if (!srv) {
+        runs_shutdown();
+        return 1;
+    }
     log_info("lyceumd %s serving on %s (data %s, %u threads)", VERSION, cli->cfg.listen,
              cli->cfg.data_dir, cli->cfg.threads);
     if (cli->demo)
@@ -439,7 +511,10 @@ static int cmd_serve(struct cli *cli)
         pause();
     log_info("shutting down");
     http_server_stop(srv);
+    runs_shutdown();
     store_close();
+    config_release(&cli->cfg);
+    curl_global_cleanup();
     return 0;
 }
 
@@ -461,6 +536,8 @@ static int run(struct cli *cli, int argc, char **argv)
         return help ? fputs(usage_key_add, stdout) < 0 : cmd_key_add(cli);
     if (strcmp(cmd, "credits") == 0 && strcmp(sub, "grant") == 0)
         return help ? fputs(usage_credits_grant, stdout) < 0 : cmd_credits_grant(cli);
+    if (strcmp(cmd, "quota") == 0 && strcmp(sub, "set") == 0)
+        return help ? fputs(usage_quota_set, stdout) < 0 : cmd_quota_set(cli);
     if (help) {
         fputs(usage_main, stdout);
         return 0;

@@ -23,7 +23,11 @@ const struct mount api_mounts[] = {
     {API_PREFIX, api_mfa_routes},
     {API_PREFIX, api_orgs_routes},
     {API_PREFIX, api_invites_routes},
+    {API_PREFIX, api_machines_routes},
+    {API_PREFIX, api_runs_routes},
+    {API_PREFIX, api_runs_view_routes},
     {"/api/v1", api_legacy_v1_routes},
+    {"/api/v1", api_runs_legacy_v1_routes},
     {NULL, NULL},
 };
 

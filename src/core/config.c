@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void config_defaults(struct config *c)
 {
@@ -15,6 +16,27 @@ void config_defaults(struct config *c)
     c->threads = 4;
     c->max_body = 1u << 20;
     c->access_log = 1;
+    snprintf(c->python, sizeof(c->python), "%s",
+             access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3");
+    c->sandbox = -1;
+    c->sandbox_network = 1;
+    snprintf(c->docker_socket, sizeof(c->docker_socket), "/var/run/docker.sock");
+    snprintf(c->docker_network, sizeof(c->docker_network), "none");
+}
+
+void config_release(struct config *c)
+{
+    json_decref(c->machine_types);
+    c->machine_types = NULL;
+}
+
+/* Copies a string setting; 0, or -1 when v is not a string that fits. */
+static int set_str(char *dst, size_t n, json_t *v)
+{
+    if (!json_is_string(v) || strlen(json_string_value(v)) >= n)
+        return -1;
+    snprintf(dst, n, "%s", json_string_value(v));
+    return 0;
 }
 
 int config_load_file(struct config *c, const char *path)
@@ -44,6 +66,28 @@ int config_load_file(struct config *c, const char *path)
             c->max_body = (size_t)json_integer_value(v);
         } else if (strcmp(key, "access_log") == 0 && json_is_boolean(v)) {
             c->access_log = json_is_true(v);
+        } else if (strcmp(key, "machine_types") == 0 && json_is_array(v)) {
+            json_decref(c->machine_types);
+            c->machine_types = json_incref(v);
+        } else if (strcmp(key, "sandbox") == 0 && (json_is_boolean(v) || json_is_string(v))) {
+            if (json_is_boolean(v))
+                c->sandbox = json_is_true(v);
+            else if (strcmp(json_string_value(v), "auto") == 0)
+                c->sandbox = -1;
+            else
+                err = LY_EINVAL;
+        } else if (strcmp(key, "sandbox_network") == 0 && json_is_boolean(v)) {
+            c->sandbox_network = json_is_true(v);
+        } else if ((strcmp(key, "public_url") == 0 &&
+                    !set_str(c->public_url, sizeof(c->public_url), v)) ||
+                   (strcmp(key, "python") == 0 && !set_str(c->python, sizeof(c->python), v)) ||
+                   (strcmp(key, "pip_index_url") == 0 &&
+                    !set_str(c->pip_index_url, sizeof(c->pip_index_url), v)) ||
+                   (strcmp(key, "docker_socket") == 0 &&
+                    !set_str(c->docker_socket, sizeof(c->docker_socket), v)) ||
+                   (strcmp(key, "docker_network") == 0 &&
+                    !set_str(c->docker_network, sizeof(c->docker_network), v))) {
+            /* set */
         } else {
             fprintf(stderr, "lyceumd: %s: unknown setting or bad value for '%s'\n", path, key);
             err = LY_EINVAL;

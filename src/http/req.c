@@ -107,6 +107,14 @@ int req_reply_raw(struct req *req, int status, const char *ctype, const char *bo
     return 0;
 }
 
+int req_reply_stream(struct req *req, const char *ctype, struct req_stream s)
+{
+    req->status = 200;
+    req->content_type = ctype;
+    req->stream = s;
+    return 0;
+}
+
 void req_add_header(struct req *req, const char *name, const char *value)
 {
     if (req->nheaders >= REQ_MAX_HEADERS)

@@ -38,6 +38,23 @@ struct caller {
 
 #define REQ_MAX_HEADERS 8
 
+/* Wakes a streamed response that said "nothing yet" (server.c). Thread-safe; a wake before
+ * the server suspended the connection is not lost. */
+struct stream_waker;
+void stream_wake(void *waker);
+
+/*
+ * A response body produced piece by piece (SSE). read() writes up to max bytes into buf and
+ * returns how many, or 0 when nothing is ready yet (it has then arranged for stream_wake(w)
+ * to be called once there is), or -1 at the end. release() is called once, when the
+ * connection is done, and after it no wake may come. Called from the server's threads.
+ */
+struct req_stream {
+    long (*read)(void *ctx, char *buf, size_t max, struct stream_waker *w);
+    void (*release)(void *ctx);
+    void *ctx;
+};
+
 struct req {
     struct arena arena;
     const char *method;
@@ -62,7 +79,8 @@ struct req {
     size_t raw_len;
     const char *content_type;
     const char *detail;
-    json_t *verrs; /* 422 validation errors; owned */
+    json_t *verrs;            /* 422 validation errors; owned */
+    struct req_stream stream; /* a streamed body when stream.read is set */
     int nheaders;
     const char *hname[REQ_MAX_HEADERS], *hvalue[REQ_MAX_HEADERS];
 };
@@ -85,6 +103,8 @@ int req_reply_status(struct req *req, int status, json_t *obj);
 /* A response body that is not JSON; body must live as long as the request. */
 int req_reply_raw(struct req *req, int status, const char *ctype, const char *body, size_t n);
 void req_add_header(struct req *req, const char *name, const char *value);
+/* A streamed 200 response of content type ctype; the server takes s (and releases it). */
+int req_reply_stream(struct req *req, const char *ctype, struct req_stream s);
 
 /* Records an error detail and returns err, for "return req_fail(req, LY_ENOTFOUND, ...)". */
 int req_fail(struct req *req, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

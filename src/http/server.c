@@ -14,9 +14,11 @@
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Past this many dropped bytes the connection is closed rather than drained. */
 #define DRAIN_LIMIT (256u << 20)
@@ -26,13 +28,91 @@ struct http_server {
     struct http_options opt;
 };
 
+/* How a streamed response sleeps: the content reader suspends the connection when the
+ * stream has nothing, and stream_wake() resumes it. mu orders the two, so a wake that comes
+ * between "nothing yet" and the suspension is remembered instead of lost. */
+struct stream_waker {
+    pthread_mutex_t mu;
+    struct MHD_Connection *mhd;
+    int suspended, woken, live;
+    struct stream_waker *next, *prev; /* in streams, while live */
+};
+
 struct conn {
     struct req req;
     struct MHD_Connection *mhd;
     char *body;
     size_t len, cap, dropped;
     int too_large;
+    struct stream_waker waker;
 };
+
+/* Every streaming connection, so that stopping the server can wake them to their end. */
+static pthread_mutex_t streams_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct stream_waker *streams;
+static int stopping;
+
+void stream_wake(void *arg)
+{
+    struct stream_waker *w = arg;
+
+    pthread_mutex_lock(&w->mu);
+    if (w->suspended) {
+        w->suspended = 0;
+        MHD_resume_connection(w->mhd);
+    } else {
+        w->woken = 1;
+    }
+    pthread_mutex_unlock(&w->mu);
+}
+
+static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct conn *c = cls;
+    struct stream_waker *w = &c->waker;
+    long n;
+
+    (void)pos;
+    if (__atomic_load_n(&stopping, __ATOMIC_RELAXED))
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    pthread_mutex_lock(&w->mu);
+    w->woken = 0;
+    pthread_mutex_unlock(&w->mu);
+    n = c->req.stream.read(c->req.stream.ctx, buf, max, w);
+    if (n > 0)
+        return n;
+    if (n < 0)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    pthread_mutex_lock(&w->mu);
+    if (!w->woken) {
+        w->suspended = 1;
+        MHD_suspend_connection(c->mhd);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return 0;
+}
+
+static void stream_track(struct stream_waker *w, int on)
+{
+    pthread_mutex_lock(&streams_mu);
+    if (on) {
+        w->live = 1;
+        w->next = streams;
+        w->prev = NULL;
+        if (streams)
+            streams->prev = w;
+        streams = w;
+    } else if (w->live) {
+        w->live = 0;
+        if (w->prev)
+            w->prev->next = w->next;
+        else
+            streams = w->next;
+        if (w->next)
+            w->next->prev = w->prev;
+    }
+    pthread_mutex_unlock(&streams_mu);
+}
 
 static const char *conn_header(void *c, const char *name)
 {
@@ -130,7 +210,19 @@ static enum MHD_Result send_response(struct http_server *srv, struct conn *c)
     enum MHD_Result ret;
     const char *ctype = "application/json";
 
-    if (r->raw) {
+    if (r->stream.read && (r->status != 200 || r->detail || r->verrs)) {
+        /* The handler failed after it set up a stream: answer the error instead. */
+        r->stream.release(r->stream.ctx);
+        memset(&r->stream, 0, sizeof(r->stream));
+    }
+    if (r->stream.read) {
+        pthread_mutex_init(&c->waker.mu, NULL);
+        c->waker.mhd = c->mhd;
+        stream_track(&c->waker, 1);
+        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, stream_reader, c,
+                                                 NULL);
+        ctype = r->content_type ? r->content_type : "text/event-stream";
+    } else if (r->raw) {
         resp = MHD_create_response_from_buffer(r->raw_len, (void *)r->raw, MHD_RESPMEM_MUST_COPY);
         if (r->content_type)
             ctype = r->content_type;
@@ -195,6 +287,12 @@ static void on_completed(void *cls, struct MHD_Connection *mhd, void **con_cls,
     (void)toe;
     if (!c)
         return;
+    if (c->req.stream.read) {
+        /* After release() no wake can come; then the waker may go. */
+        c->req.stream.release(c->req.stream.ctx);
+        stream_track(&c->waker, 0);
+        pthread_mutex_destroy(&c->waker.mu);
+    }
     req_release(&c->req);
     free(c->body);
     free(c);
@@ -261,6 +359,21 @@ void http_server_stop(struct http_server *srv)
 {
     if (!srv)
         return;
+    /* MHD must not be stopped with suspended connections: wake every stream to its end. */
+    __atomic_store_n(&stopping, 1, __ATOMIC_RELAXED);
+    for (int i = 0; i < 100; i++) {
+        int left = 0;
+
+        pthread_mutex_lock(&streams_mu);
+        for (struct stream_waker *w = streams; w; w = w->next) {
+            stream_wake(w);
+            left = 1;
+        }
+        pthread_mutex_unlock(&streams_mu);
+        if (!left)
+            break;
+        usleep(10000);
+    }
     MHD_stop_daemon(srv->daemon);
     free(srv);
 }

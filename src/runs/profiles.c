@@ -1,0 +1,232 @@
+/*
+ * See profiles.h. Prices are kept as integer micro-credits per hour; the config writes them
+ * as JSON numbers or decimal strings and both are parsed exactly through their decimal text.
+ */
+#include "runs/profiles.h"
+#include "core/err.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "core/util.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static struct profile table[PROFILE_MAX];
+static int count;
+static char names[PROFILE_MAX * 66];
+
+/* Built-in hourly prices for the GPU families NVML may find, when no config names them. */
+static const struct {
+    const char *family;
+    const char *price;
+} default_prices[] = {
+    {"t4", "0.39"},   {"a10", "0.89"},  {"l4", "0.69"},   {"l40s", "1.49"}, {"a100", "1.99"},
+    {"h100", "2.99"}, {"h200", "3.79"}, {"b200", "5.49"}, {"b300", "6.49"}, {NULL, NULL},
+};
+
+#define CPU_PRICE "0.10"
+
+int profiles_count(void)
+{
+    return count;
+}
+
+struct profile *profile_at(int i)
+{
+    return i >= 0 && i < count ? &table[i] : NULL;
+}
+
+struct profile *profile_find(const char *name)
+{
+    for (int i = 0; name && i < count; i++)
+        if (strcmp(table[i].name, name) == 0)
+            return &table[i];
+    return NULL;
+}
+
+const char *profiles_names(void)
+{
+    return names;
+}
+
+static int valid_name(const char *s)
+{
+    if (!*s || strlen(s) >= sizeof(table[0].name))
+        return 0;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '_' || *s == '.'))
+            return 0;
+    return 1;
+}
+
+/* A price as a JSON number or string, parsed exactly from its decimal text. */
+static int parse_price(json_t *v, int64_t *out)
+{
+    char buf[64];
+
+    if (json_is_string(v))
+        return micro_parse(json_string_value(v), out);
+    if (json_is_integer(v)) {
+        snprintf(buf, sizeof(buf), "%lld", (long long)json_integer_value(v));
+        return micro_parse(buf, out);
+    }
+    if (json_is_real(v)) {
+        snprintf(buf, sizeof(buf), "%.6f", json_real_value(v));
+        return micro_parse(buf, out);
+    }
+    return LY_EINVAL;
+}
+
+static int from_config(json_t *arr, const struct gpu_info *gpus, int ngpu, char *why, size_t n)
+{
+    size_t i;
+    json_t *o;
+
+    json_array_foreach(arr, i, o)
+    {
+        struct profile *p;
+        const char *name = json_string_value(json_object_get(o, "hardware_profile"));
+        json_t *v;
+
+        if (!json_is_object(o) || !name || !valid_name(name)) {
+            snprintf(why, n, "machine_types[%zu]: needs a hardware_profile of [a-zA-Z0-9_.]", i);
+            return LY_EINVAL;
+        }
+        if (profile_find(name) || count == PROFILE_MAX) {
+            snprintf(why, n, "machine_types[%zu]: '%s' twice, or too many profiles", i, name);
+            return LY_EINVAL;
+        }
+        p = &table[count];
+        memset(p, 0, sizeof(*p));
+        snprintf(p->name, sizeof(p->name), "%s", name);
+        snprintf(p->backend, sizeof(p->backend), "local");
+        v = json_object_get(o, "price_per_hour");
+        if (v && (parse_price(v, &p->price_micro) || p->price_micro < 0)) {
+            snprintf(why, n, "machine_types[%zu]: price_per_hour must be a decimal", i);
+            return LY_EINVAL;
+        }
+        if ((v = json_object_get(o, "gpu_model")) && json_is_string(v))
+            snprintf(p->gpu_model, sizeof(p->gpu_model), "%s", json_string_value(v));
+        p->gpu_count = (int)json_integer_value(json_object_get(o, "gpu_count"));
+        p->vcpus = (int)json_integer_value(json_object_get(o, "vcpus"));
+        p->mem_bytes = (int64_t)json_integer_value(json_object_get(o, "memory_gb")) << 30;
+        if ((v = json_object_get(o, "memory_mb")))
+            p->mem_bytes = (int64_t)json_integer_value(v) << 20;
+        p->pids_max = (int64_t)json_integer_value(json_object_get(o, "pids_max"));
+        if ((v = json_object_get(o, "backend")) && json_is_string(v))
+            snprintf(p->backend, sizeof(p->backend), "%s", json_string_value(v));
+        if (strcmp(p->backend, "local") != 0) {
+            snprintf(why, n, "machine_types[%zu]: backend '%s' is not known (local)", i,
+                     p->backend);
+            return LY_EINVAL;
+        }
+        if ((v = json_object_get(o, "gpu_indices")) && json_is_array(v)) {
+            /* Explicit GPU indices (also how tests declare GPUs a machine does not have). */
+            size_t k;
+            json_t *g;
+
+            json_array_foreach(v, k, g) if (p->ngpus < GPU_MAX && json_is_integer(g))
+                p->gpu_idx[p->ngpus++] = (int)json_integer_value(g);
+        } else if (p->gpu_count > 0) {
+            /* The detected GPUs whose family the profile's name or model names. */
+            for (int k = 0; k < ngpu; k++) {
+                char fam[48];
+
+                snprintf(fam, sizeof(fam), "gpu.%s", gpus[k].family);
+                if (strcmp(fam, p->name) == 0 ||
+                    (p->gpu_model[0] && strstr(gpus[k].name, p->gpu_model)))
+                    p->gpu_idx[p->ngpus++] = gpus[k].index;
+            }
+        }
+        v = json_object_get(o, "max_concurrent");
+        if (v)
+            p->max_concurrent = (int)json_integer_value(v);
+        else if (p->gpu_count > 0)
+            p->max_concurrent = p->ngpus / p->gpu_count;
+        else
+            p->max_concurrent = (int)sysconf(_SC_NPROCESSORS_ONLN);
+        if (p->gpu_count > 0 && p->gpu_count > p->ngpus)
+            p->max_concurrent = 0; /* listed, but this machine cannot give it */
+        if (p->max_concurrent < 0)
+            p->max_concurrent = 0;
+        count++;
+    }
+    if (!profile_find("cpu")) {
+        snprintf(why, n, "machine_types must declare the 'cpu' profile");
+        return LY_EINVAL;
+    }
+    return 0;
+}
+
+static void defaults(const struct gpu_info *gpus, int ngpu)
+{
+    struct profile *p = &table[count++];
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+    memset(p, 0, sizeof(*p));
+    snprintf(p->name, sizeof(p->name), "cpu");
+    snprintf(p->backend, sizeof(p->backend), "local");
+    micro_parse(CPU_PRICE, &p->price_micro);
+    p->vcpus = (int)(ncpu > 0 ? ncpu : 1);
+    p->max_concurrent = p->vcpus < 2 ? 2 : p->vcpus;
+    for (int k = 0; k < ngpu; k++) {
+        char name[64];
+
+        snprintf(name, sizeof(name), "gpu.%s", gpus[k].family);
+        p = profile_find(name);
+        if (!p && count < PROFILE_MAX) {
+            p = &table[count++];
+            memset(p, 0, sizeof(*p));
+            snprintf(p->name, sizeof(p->name), "%s", name);
+            snprintf(p->gpu_model, sizeof(p->gpu_model), "%s", gpus[k].name);
+            snprintf(p->backend, sizeof(p->backend), "local");
+            p->gpu_count = 1;
+            p->vcpus = p->vcpus ? p->vcpus : (int)(ncpu > 0 ? ncpu : 1);
+            p->mem_bytes = 0;
+            micro_parse("1.99", &p->price_micro);
+            for (int d = 0; default_prices[d].family; d++)
+                if (strcmp(default_prices[d].family, gpus[k].family) == 0)
+                    micro_parse(default_prices[d].price, &p->price_micro);
+        }
+        if (p && p->ngpus < GPU_MAX) {
+            p->gpu_idx[p->ngpus++] = gpus[k].index;
+            p->max_concurrent = p->ngpus;
+        }
+    }
+}
+
+int profiles_init(json_t *machine_types, char *why, size_t n)
+{
+    struct gpu_info gpus[GPU_MAX];
+    int ngpu = gpu_detect(gpus, GPU_MAX);
+    size_t len = 0;
+    int err = 0;
+
+    count = 0;
+    if (machine_types)
+        err = from_config(machine_types, gpus, ngpu, why, n);
+    else
+        defaults(gpus, ngpu);
+    if (err)
+        return err;
+    names[0] = '\0';
+    for (int i = 0; i < count; i++)
+        len += (size_t)snprintf(names + len, sizeof(names) - len, "%s%s", i ? ", " : "",
+                                table[i].name);
+    return 0;
+}
+
+json_t *profile_json(const struct profile *p)
+{
+    char price[32];
+
+    micro_format(p->price_micro, price, sizeof(price));
+    return json_pack("{s:s,s:o,s:s,s:s?,s:i,s:i,s:I,s:b,s:i,s:s}", "hardware_profile", p->name,
+                     "price_per_hour", json_money(p->price_micro), "price_per_hour_str", price,
+                     "gpu_model", p->gpu_model[0] ? p->gpu_model : NULL, "gpu_count", p->gpu_count,
+                     "vcpus", p->vcpus, "memory_gb", (json_int_t)(p->mem_bytes >> 30), "available",
+                     p->max_concurrent > 0, "max_concurrent", p->max_concurrent, "backend",
+                     p->backend);
+}
