@@ -96,6 +96,7 @@ test: deps
 
 bench: deps $(B)/lyceumd
 	sh bench/http.sh
+	/usr/bin/python3 bench/runs.py $(B)/lyceumd
 
 clean:
 	rm -rf build

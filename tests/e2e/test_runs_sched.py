@@ -1,0 +1,128 @@
+"""The scheduler's promises: capacity bounds what runs at once, a kill -9 of lyceumd leaves
+every run in a known state, and completion callbacks arrive signed and retried."""
+
+import concurrent.futures
+import hashlib
+import hmac
+import http.server
+import json
+import os
+import shutil
+import signal
+import threading
+import time
+
+import pytest
+
+from conftest import Server
+from runs_util import follow, output_of, start, status, wait_end, wait_status, write_config
+
+
+@pytest.fixture
+def two_slots():
+    cfg = write_config([{"hardware_profile": "cpu", "price_per_hour": "0.10",
+                         "max_concurrent": 2}])
+    s = Server(["--config", cfg])
+    yield s
+    s.stop()
+    shutil.rmtree(s.data, ignore_errors=True)
+    os.unlink(cfg)
+
+
+def test_fifty_runs_on_two_slots_never_overlap_more_than_two(two_slots):
+    s = two_slots
+    u = s.new_user(credits=10)
+    # Each run reports, from inside, when it began and ended (wall clock, in ns).
+    code = ("import time\nt0 = time.time_ns()\ntime.sleep(0.05)\n"
+            "print(t0, time.time_ns())\n")
+    with concurrent.futures.ThreadPoolExecutor(16) as ex:
+        runs = list(ex.map(lambda _: start(s, u["key"], code), range(50)))
+    intervals = []
+    for r in runs:
+        st = wait_end(s, u["key"], r["execution_id"], timeout=120)
+        assert st["status"] == "completed", st
+        out = s.get(f"/execution/{r['execution_id']}", u["key"]).json()["stdout"]
+        a, b = map(int, out.split())
+        intervals.append((a, b))
+    assert len(intervals) == 50
+    # The most intervals open at any instant: sweep over the start and end points.
+    points = sorted([(a, 1) for a, _ in intervals] + [(b, -1) for _, b in intervals],
+                    key=lambda p: (p[0], p[1]))
+    open_now = peak = 0
+    for _, d in points:
+        open_now += d
+        peak = max(peak, open_now)
+    assert peak == 2, peak  # both slots were used, and never more
+
+
+def test_kill_9_then_restart_leaves_every_run_known(two_slots):
+    s = two_slots
+    u = s.new_user(credits=10)
+    code = "import os, time\nprint(os.getpid(), flush=True)\ntime.sleep(120)"
+    running = [start(s, u["key"], code) for _ in range(2)]
+    queued = start(s, u["key"], "print('queued one ran')")
+    for r in running:
+        wait_status(s, u["key"], r["execution_id"], "running")
+    assert status(s, u["key"], queued["execution_id"])["status"] == "pending"
+    time.sleep(0.3)
+    s.proc.send_signal(signal.SIGKILL)
+    s.proc.wait()
+    s.log.close()
+    s.start()
+    for r in running:
+        st = wait_end(s, u["key"], r["execution_id"], timeout=20)
+        assert st["status"] == "system_failure" and st["reason"] == "restart", st
+        assert "restarted" in st["errors"]
+        events = follow(r["streaming_url"])
+        assert "restarted" in output_of(events)
+        assert events[-1]["jobFinished"]["job"]["result"]["error"]
+    # No process of the old runs is left.
+    time.sleep(0.3)
+    for line in os.popen("ps -eo args").read().splitlines():
+        assert "time.sleep(120)" not in line or "python" not in line, line
+    st = wait_end(s, u["key"], queued["execution_id"], timeout=30)
+    assert st["status"] == "completed"
+    assert output_of(follow(queued["streaming_url"])) == "queued one ran\n"
+
+
+class Receiver(http.server.BaseHTTPRequestHandler):
+    got = []
+    fail_first = 1
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        Receiver.got.append((dict(self.headers), body))
+        code = 500 if len(Receiver.got) <= Receiver.fail_first else 200
+        self.send_response(code)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *a):
+        pass
+
+
+def test_completion_callbacks_are_signed_and_retried(two_slots):
+    s = two_slots
+    u = s.new_user(credits=10)
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{srv.server_port}/hook"
+        run = start(s, u["key"], "import sys\nsys.exit(4)", user_callback_urls=[url])
+        wait_end(s, u["key"], run["execution_id"])
+        deadline = time.time() + 15
+        while len(Receiver.got) < 2 and time.time() < deadline:
+            time.sleep(0.1)
+        assert len(Receiver.got) == 2, Receiver.got  # a 500, then the retry that got 200
+        secret = s.get("/webhooks/secret", u["key"]).json()["secret"]
+        for headers, body in Receiver.got:
+            doc = json.loads(body)
+            assert doc["execution_id"] == run["execution_id"]
+            assert doc["status"] == "failed" and doc["return_code"] == 4
+            assert set(doc) >= {"errors", "started_at", "finished_at", "billed"}
+            want = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+            assert headers["X-Lyceum-Signature"] == want
+        time.sleep(2.5)
+        assert len(Receiver.got) == 2  # delivered: not sent again
+    finally:
+        srv.shutdown()
