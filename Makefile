@@ -21,6 +21,7 @@ OBJ      := $(patsubst src/%.c,$(B)/obj/%.o,$(SRC)) $(B)/obj/gen/migrations.o
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 TOBJ     := $(patsubst src/%.c,$(B)/test/obj/%.o,$(SRC)) $(B)/test/obj/gen/migrations.o
 TLIB_OBJ := $(filter-out $(B)/test/obj/main.o,$(TOBJ))
+LIB_OBJ  := $(filter-out $(B)/obj/main.o,$(OBJ))
 UNIT_SRC := $(sort $(wildcard tests/unit/*.c))
 UNIT_BIN := $(patsubst tests/unit/%.c,$(B)/test/unit/%,$(UNIT_SRC))
 
@@ -94,7 +95,12 @@ test: deps
 	$(MAKE) fuzz
 	$(MAKE) e2e
 
-bench: deps $(B)/lyceumd
+$(B)/bench/meter: bench/meter.c $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(WARN) $(PKG_CFLAGS) -o $@ $< $(LIB_OBJ) $(PKG_LIBS)
+
+bench: deps $(B)/lyceumd $(B)/bench/meter
+	$(B)/bench/meter
 	sh bench/http.sh
 	/usr/bin/python3 bench/runs.py $(B)/lyceumd
 

@@ -14,7 +14,10 @@
 #include "store/db.h"
 #include "store/ledger.h"
 #include "store/orgs.h"
+#include "store/billing.h"
 #include "store/runs.h"
+#include "billing/billing.h"
+#include "core/json.h"
 #include "store/users.h"
 #include "runs/runs.h"
 
@@ -44,6 +47,7 @@ static const char usage_main[] =
     "  key add EMAIL NAME           create an API key for a user and print it\n"
     "  credits grant ORG AMOUNT     add credits to an organization's ledger\n"
     "  quota set EMAIL [PROFILE...] limit a user to hardware profiles (none: all)\n"
+    "  voucher add CODE CREDITS     create a voucher (--expires DATE, --note TEXT)\n"
     "\n"
     "options (before or after the command; each also has an environment variable):\n"
     "  --data DIR      data directory: database, keys (LYCEUMD_DATA, default ./var)\n"
@@ -89,6 +93,13 @@ static const char usage_credits_grant[] =
     "Appends a grant of AMOUNT credits (a decimal with at most 6 places) to the ledger of\n"
     "the organization ORG_SLUG and prints the new balance as JSON.\n";
 
+static const char usage_voucher_add[] =
+    "usage: lyceumd voucher add CODE CREDITS [--expires DATE] [--note TEXT]\n"
+    "\n"
+    "Creates a voucher worth CREDITS (a decimal) that each organization can redeem once with\n"
+    "POST /billing/vouchers/redeem {\"code\"}. --expires takes an ISO-8601 date or time\n"
+    "(e.g. 2026-12-31 or 2026-12-31T23:59:59Z); without it the voucher never expires.\n";
+
 static const char usage_quota_set[] =
     "usage: lyceumd quota set EMAIL [PROFILE...]\n"
     "\n"
@@ -101,7 +112,7 @@ struct cli {
     const char *config_file;
     int demo;
     int password_stdin, admin;
-    const char *name, *credits, *note;
+    const char *name, *credits, *note, *expires;
     int argc;
     char **argv; /* positional arguments */
 };
@@ -130,6 +141,7 @@ static int parse_args(struct cli *cli, int argc, char **argv)
         O_CREDITS,
         O_ADMIN,
         O_NOTE,
+        O_EXPIRES,
         O_VERSION
     };
     static const struct option opts[] = {
@@ -145,6 +157,7 @@ static int parse_args(struct cli *cli, int argc, char **argv)
         {"credits", required_argument, NULL, O_CREDITS},
         {"admin", no_argument, NULL, O_ADMIN},
         {"note", required_argument, NULL, O_NOTE},
+        {"expires", required_argument, NULL, O_EXPIRES},
         {"version", no_argument, NULL, O_VERSION},
         {"help", no_argument, NULL, 'h'},
         {0},
@@ -196,6 +209,9 @@ static int parse_args(struct cli *cli, int argc, char **argv)
             break;
         case O_NOTE:
             cli->note = optarg;
+            break;
+        case O_EXPIRES:
+            cli->expires = optarg;
             break;
         case O_VERSION:
             printf("lyceumd %s\n", VERSION);
@@ -327,6 +343,56 @@ static int cmd_key_add(struct cli *cli)
         return 1;
     }
     printf("%s\n", k.key);
+    return 0;
+}
+
+static int cmd_voucher_add(struct cli *cli)
+{
+    int64_t credits, expires = 0;
+    const char *code;
+    int err;
+
+    if (cli->argc != 4) {
+        fputs(usage_voucher_add, stderr);
+        return 2;
+    }
+    code = cli->argv[2];
+    if (!*code || strlen(code) > 128) {
+        fprintf(stderr, "lyceumd: CODE must be 1 to 128 characters\n");
+        return 2;
+    }
+    if (micro_parse(cli->argv[3], &credits) || credits <= 0) {
+        fprintf(stderr, "lyceumd: CREDITS must be a positive decimal with at most 6 places\n");
+        return 2;
+    }
+    if (cli->expires) {
+        char buf[64];
+
+        snprintf(buf, sizeof(buf), "%s%s", cli->expires,
+                 strlen(cli->expires) == 10 ? "T23:59:59Z" : "");
+        if (time_parse_iso(buf, &expires)) {
+            fprintf(stderr, "lyceumd: --expires wants a date like 2026-12-31\n");
+            return 2;
+        }
+        expires *= 1000000; /* seconds to microseconds */
+    }
+    if (open_data(cli))
+        return 1;
+    err = voucher_add(code, credits, expires, cli->note);
+    if (err) {
+        fprintf(stderr, "lyceumd: cannot create the voucher: %s\n",
+                err == LY_ECONFLICT ? "a voucher with that code exists" : err_str(err));
+        return 1;
+    }
+    {
+        json_t *o = json_pack("{s:s,s:o,s:o}", "code", code, "credits", json_money(credits),
+                              "expires_at", expires ? json_time(expires) : json_null());
+        char *out = json_dumps(o, JSON_COMPACT);
+
+        printf("%s\n", out);
+        free(out);
+        json_decref(o);
+    }
     return 0;
 }
 
@@ -492,7 +558,8 @@ static int cmd_serve(struct cli *cli)
     opt.access_log = cli->cfg.access_log;
     opt.dispatch = api_dispatch;
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    if (runs_init(&cli->cfg))
+    if (billing_init(cli->cfg.data_dir, cli->cfg.monthly_free_micro, cli->cfg.meter_window_s) ||
+        runs_init(&cli->cfg))
         return 1;
     srv = http_server_start(&opt);
     if (!srv) {
@@ -536,6 +603,8 @@ static int run(struct cli *cli, int argc, char **argv)
         return help ? fputs(usage_key_add, stdout) < 0 : cmd_key_add(cli);
     if (strcmp(cmd, "credits") == 0 && strcmp(sub, "grant") == 0)
         return help ? fputs(usage_credits_grant, stdout) < 0 : cmd_credits_grant(cli);
+    if (strcmp(cmd, "voucher") == 0 && strcmp(sub, "add") == 0)
+        return help ? fputs(usage_voucher_add, stdout) < 0 : cmd_voucher_add(cli);
     if (strcmp(cmd, "quota") == 0 && strcmp(sub, "set") == 0)
         return help ? fputs(usage_quota_set, stdout) < 0 : cmd_quota_set(cli);
     if (help) {

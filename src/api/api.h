@@ -21,6 +21,7 @@ extern const struct route api_runs_routes[];
 extern const struct route api_runs_view_routes[];
 extern const struct route api_runs_legacy_v1_routes[];
 extern const struct route api_machines_routes[];
+extern const struct route api_billing_routes[];
 
 /* Every mount, ended by {NULL, NULL}: what the server serves and /openapi.json lists. */
 extern const struct mount api_mounts[];

@@ -7,6 +7,7 @@
  */
 #include "api/api.h"
 #include "auth/identity.h"
+#include "billing/billing.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -24,6 +25,7 @@ const struct mount api_mounts[] = {
     {API_PREFIX, api_orgs_routes},
     {API_PREFIX, api_invites_routes},
     {API_PREFIX, api_machines_routes},
+    {API_PREFIX, api_billing_routes},
     {API_PREFIX, api_runs_routes},
     {API_PREFIX, api_runs_view_routes},
     {"/api/v1", api_legacy_v1_routes},
@@ -61,6 +63,8 @@ static int authenticate(struct req *req)
     err = identity_resolve_org(&req->arena, &req->caller, req_header(req, "X-Org-Slug"), &why);
     if (err)
         return req_fail(req, err, "%s", why ? why : err_str(err));
+    if (billing_free_enabled())
+        billing_touch(req->caller.org_id); /* this month's free credits, before any balance */
     return 0;
 }
 

@@ -7,6 +7,7 @@
  */
 #include "api/api.h"
 #include "api/runs_common.h"
+#include "billing/billing.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -69,6 +70,12 @@ static int check_profile(struct req *req, const char *field, const char *profile
     json_decref(allowed);
     if (!err && p->max_concurrent <= 0)
         err = req_fail(req, LY_EUNAVAIL, "No '%s' machine is available on this server", profile);
+    if (!err) {
+        /* Admission: the org must be able to pay for a first metering window. */
+        err = billing_admit(req->caller.org_id, profile, 1);
+        if (err == LY_EPAYMENT)
+            err = req_fail(req, LY_EPAYMENT, "Insufficient credits");
+    }
     return err;
 }
 

@@ -1,6 +1,7 @@
 /* See config.h. */
 #include "core/config.h"
 #include "core/err.h"
+#include "core/util.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -20,6 +21,7 @@ void config_defaults(struct config *c)
              access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3");
     c->sandbox = -1;
     c->sandbox_network = 1;
+    c->meter_window_s = 10;
     snprintf(c->docker_socket, sizeof(c->docker_socket), "/var/run/docker.sock");
     snprintf(c->docker_network, sizeof(c->docker_network), "none");
 }
@@ -76,6 +78,23 @@ int config_load_file(struct config *c, const char *path)
                 c->sandbox = -1;
             else
                 err = LY_EINVAL;
+        } else if (strcmp(key, "monthly_free_credits") == 0 &&
+                   (json_is_string(v) || json_is_integer(v))) {
+            char buf[48];
+            int64_t m = 0;
+
+            if (json_is_string(v))
+                snprintf(buf, sizeof(buf), "%s", json_string_value(v));
+            else
+                snprintf(buf, sizeof(buf), "%lld", (long long)json_integer_value(v));
+            if (micro_parse(buf, &m) || m < 0) {
+                fprintf(stderr, "lyceumd: %s: monthly_free_credits must be a decimal >= 0\n", path);
+                err = LY_EINVAL;
+            }
+            c->monthly_free_micro = m;
+        } else if (strcmp(key, "meter_window_seconds") == 0 && json_is_integer(v) &&
+                   json_integer_value(v) >= 1 && json_integer_value(v) <= 60) {
+            c->meter_window_s = (int)json_integer_value(v);
         } else if (strcmp(key, "sandbox_network") == 0 && json_is_boolean(v)) {
             c->sandbox_network = json_is_true(v);
         } else if ((strcmp(key, "public_url") == 0 &&

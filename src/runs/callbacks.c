@@ -5,6 +5,7 @@
  * 4 and 8 seconds, then given up with its last error kept.
  */
 #include "runs/callbacks.h"
+#include "billing/billing.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "core/util.h"

@@ -21,11 +21,12 @@ static const struct {
     const char *family;
     const char *price;
 } default_prices[] = {
-    {"t4", "0.39"},   {"a10", "0.89"},  {"l4", "0.69"},   {"l40s", "1.49"}, {"a100", "1.99"},
-    {"h100", "2.99"}, {"h200", "3.79"}, {"b200", "5.49"}, {"b300", "6.49"}, {NULL, NULL},
+    /* API.md 16.4: Lyceum's live on-demand prices per GPU-hour. */
+    {"l40s", "1.19"}, {"a100", "1.59"}, {"h100", "2.79"}, {"h200", "4.29"}, {"b200", "6.49"},
+    {"b300", "7.99"}, {"t4", "0.39"},   {"a10", "0.89"},  {"l4", "0.69"},   {NULL, NULL},
 };
 
-#define CPU_PRICE "0.10"
+#define CPU_PRICE "0.36"
 
 int profiles_count(void)
 {
@@ -185,7 +186,7 @@ static void defaults(const struct gpu_info *gpus, int ngpu)
             p->gpu_count = 1;
             p->vcpus = p->vcpus ? p->vcpus : (int)(ncpu > 0 ? ncpu : 1);
             p->mem_bytes = 0;
-            micro_parse("1.99", &p->price_micro);
+            micro_parse("1.59", &p->price_micro);
             for (int d = 0; default_prices[d].family; d++)
                 if (strcmp(default_prices[d].family, gpus[k].family) == 0)
                     micro_parse(default_prices[d].price, &p->price_micro);

@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 enum run_kind { RUN_PYTHON = 1, RUN_IMAGE = 2, RUN_COMPOSE = 3 };
-enum stop_mode { STOP_NONE = 0, STOP_ABORT = 1, STOP_STOP = 2, STOP_TIMEOUT = 3 };
+enum stop_mode { STOP_NONE = 0, STOP_ABORT = 1, STOP_STOP = 2, STOP_TIMEOUT = 3, STOP_CREDITS = 4 };
 
 /* Starts the runs machinery: profiles, the output registry, recovery of runs a previous
  * process left behind, the scheduler and the callback sender. Returns 0 or LY_E*. */

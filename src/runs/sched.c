@@ -16,6 +16,7 @@
 #include "core/arena.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "billing/billing.h"
 #include "exec/exec.h"
 #include "runs/callbacks.h"
 #include "runs/output.h"
@@ -172,6 +173,11 @@ static void finalize(struct live_sched *ls)
         status = "system_failure";
         reason = "shutdown";
         snprintf(errors, sizeof(errors), "lyceumd was shut down while this run was going");
+    } else if (ls->stop_mode == STOP_CREDITS) {
+        status = "aborted";
+        reason = "credits";
+        snprintf(errors, sizeof(errors),
+                 "Insufficient credits: the organization's balance reached zero");
     } else if (ls->stop_mode == STOP_ABORT) {
         status = "aborted";
         reason = "aborted";
@@ -196,9 +202,20 @@ static void finalize(struct live_sched *ls)
         system_line(ls->out, "[lyceumd] %s", errors);
     else if (reason && strcmp(reason, "timeout") == 0)
         system_line(ls->out, "[lyceumd] %s", errors);
-    if (runs_finish(l->id, status, ls->error ? NULL : &rc, errors[0] ? errors : NULL, reason, now,
-                    now) < 0)
-        log_error("run %s: cannot record its end", l->id);
+    /* The last charge and the result in one transaction: neither without the other. */
+    if (store_begin() == 0) {
+        int err = billing_charge_final(l->id, now, 1);
+
+        if (!err && runs_finish(l->id, status, ls->error ? NULL : &rc, errors[0] ? errors : NULL,
+                                reason, now, now) < 0)
+            err = LY_EDB;
+        if (err)
+            store_rollback();
+        else if (store_commit())
+            err = LY_EDB;
+        if (err)
+            log_error("run %s: cannot record its end: %s", l->id, err_str(err));
+    }
     /* The status is stored before the output ends, so a reader woken by the end reads it. */
     output_end(ls->out);
     log_info("run %s %s (code %d)%s%s", l->id, status, rc, errors[0] ? ": " : "", errors);
@@ -317,6 +334,19 @@ static void start_run(struct profile *p, const char *id)
     if (!l->spec)
         l->spec = json_object();
 
+    if (billing_admit(l->org_id, p->name, 1) == LY_EPAYMENT) {
+        /* Its org ran out of credits while it waited. */
+        struct output *o = output_get(id);
+
+        if (runs_end_pending(l->org_id, id, "aborted",
+                             "Insufficient credits: the organization cannot pay for this run",
+                             "credits", now_us()) > 0) {
+            output_end(o);
+            queue_callbacks(id);
+        }
+        output_put(o);
+        goto undo;
+    }
     n = runs_mark_starting(id, now_us(), gpus[0] ? gpus : NULL, l->ops->name);
     if (n <= 0)
         goto undo; /* aborted meanwhile, or the store failed */
@@ -400,13 +430,45 @@ static int64_t enforce(int64_t now)
     return next;
 }
 
+/* Charges the running runs and stops those whose org ran out of credits. */
+static void meter(void)
+{
+    json_t *broke = json_array(), *id;
+    size_t i;
+
+    if (billing_meter_pass(now_us(), broke) == 0) {
+        pthread_mutex_lock(&mu);
+        json_array_foreach(broke, i, id)
+        {
+            for (struct live_sched *ls = lives; ls; ls = ls->next)
+                if (strcmp(ls->l->id, json_string_value(id)) == 0 && !ls->exited &&
+                    ls->stop_mode != STOP_CREDITS && ls->stop_mode != STOP_ABORT) {
+                    ls->stop_mode = STOP_CREDITS;
+                    ls->l->ops->signal(ls->l, SIGKILL);
+                }
+        }
+        pthread_mutex_unlock(&mu);
+    }
+    json_decref(broke);
+}
+
 static void *sched_main(void *arg)
 {
+    int64_t next_meter = 0;
+
     (void)arg;
     pthread_mutex_lock(&mu);
     while (!stopping) {
         struct live_sched *done = exits;
         int64_t next;
+
+        if (now_mono_us() >= next_meter) {
+            next_meter = now_mono_us() + 1000000;
+            pthread_mutex_unlock(&mu);
+            meter();
+            pthread_mutex_lock(&mu);
+            continue;
+        }
 
         exits = NULL;
         if (done) {
@@ -428,6 +490,8 @@ static void *sched_main(void *arg)
             continue;
         }
         next = enforce(now_mono_us());
+        if (next > next_meter)
+            next = next_meter;
         if (!exits && !dirty && !stopping) {
             struct timespec ts;
             int64_t wait_us = next - now_mono_us();
@@ -631,9 +695,14 @@ static void recover(void)
         o = output_get(id);
         output_open_writer(o);
         system_line(o, "[lyceumd] lyceumd restarted while this run was going; the run was ended");
-        runs_finish(id, "system_failure", NULL,
-                    "lyceumd restarted while this run was going; the run was ended", "restart", now,
-                    now);
+        {
+            /* Billed up to its last committed window: the downtime is not charged. */
+            json_t *mu_at = json_object_get(row, "metered_until");
+
+            runs_finish(id, "system_failure", NULL,
+                        "lyceumd restarted while this run was going; the run was ended", "restart",
+                        json_is_integer(mu_at) ? json_integer_value(mu_at) : now, now);
+        }
         output_end(o);
         output_put(o);
         queue_callbacks(id);

@@ -12,7 +12,7 @@
     "id, org_id, user_id, kind, profile, status, priority, spec, file_name, timeout_s, "           \
     "graceful_s, parent_id, stream_token, callback_urls, created_at, started_at, running_at, "     \
     "ended_at, finished_at, return_code, errors, reason, install_return_code, gpus, backend, "     \
-    "pid, pid_start, stop_mode, deleted_at"
+    "pid, pid_start, stop_mode, deleted_at, metered_until"
 
 /* One row as a JSON object of its columns. */
 static json_t *row_json(sqlite3_stmt *st)

@@ -349,7 +349,7 @@ def test_idempotency_key_starts_one_run(rs, ru):
     assert a.status_code == b.status_code == 200
     assert a.json() == b.json() and b.headers.get("Idempotent-Replayed") == "true"
     # Another org may use the same key for its own run.
-    other = rs.new_user()
+    other = rs.new_user(credits=1)
     c = rs.post("/execution/streaming/start", other["key"], json={"code": "print(1)"}, headers=h)
     assert c.json()["execution_id"] != a.json()["execution_id"]
     # Sixteen at once with one new key: one run.

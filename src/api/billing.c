@@ -1,0 +1,541 @@
+/*
+ * Money views and actions (API.md 7, 16.4): the price book, credits, history, activities,
+ * invoices (with a printable document), vouchers and checkout. Every figure is a query over
+ * the org's ledger and runs.
+ */
+#include "api/api.h"
+#include "billing/billing.h"
+#include "core/arena.h"
+#include "core/err.h"
+#include "core/json.h"
+#include "core/util.h"
+#include "runs/profiles.h"
+#include "runs/runs.h"
+#include "store/billing.h"
+#include "store/ledger.h"
+
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* A decimal string with 8 places of a value in units of 1e-8. */
+static json_t *dec8(int64_t v)
+{
+    char buf[48];
+
+    snprintf(buf, sizeof(buf), "%s%lld.%08lld", v < 0 ? "-" : "", llabs(v) / 100000000LL,
+             llabs(v) % 100000000LL);
+    return json_string(buf);
+}
+
+/* One price row; price is micro-credits per hour per unit of the meter. */
+static json_t *price_row(const char *meter, const char *resource, const char *applies,
+                         const char *unit, int64_t price_h)
+{
+    int64_t per_h = price_h * 100;                 /* 1e-8 units */
+    int64_t per_s = (price_h * 100 + 1800) / 3600; /* rounded */
+    json_t *a = json_pack("{s:s}", "hardware_profile", applies);
+
+    return json_pack("{s:s,s:s,s:o,s:O,s:s,s:o,s:o}", "meter_slug", meter, "resource", resource,
+                     "applies_to", a, "group_by", a, "unit", unit, "unit_price",
+                     strcmp(unit, "second") == 0 ? dec8(per_s) : dec8(per_h), "unit_price_per_hour",
+                     dec8(per_h));
+}
+
+static int api_pricing(struct req *req)
+{
+    json_t *prices = json_array();
+    static const int counts[] = {1, 2, 4, 8};
+
+    for (int i = 0; i < profiles_count(); i++) {
+        struct profile *p = profile_at(i);
+
+        json_array_append_new(prices,
+                              price_row("run_seconds", "run", p->name, "second", p->price_micro));
+        json_array_append_new(prices, price_row("deployment_replica_seconds", "deployment", p->name,
+                                                "second", p->price_micro));
+    }
+    for (int i = 0; i < profiles_count(); i++) {
+        struct profile *p = profile_at(i);
+        char name[96];
+
+        if (strncmp(p->name, "gpu.", 4) != 0)
+            continue;
+        for (int k = 0; k < 4; k++) {
+            snprintf(name, sizeof(name), "on-demand.%s.%dx", p->name + 4, counts[k]);
+            json_array_append_new(
+                prices, price_row("vm_running", "vm", name, "second", p->price_micro * counts[k]));
+        }
+    }
+    return req_reply(req, json_pack("{s:o,s:s}", "prices", prices, "currency", "credits"));
+}
+
+static int64_t month_start_us(void)
+{
+    time_t now = time(NULL);
+    struct tm tm;
+
+    gmtime_r(&now, &tm);
+    tm.tm_mday = 1;
+    tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+    return (int64_t)timegm(&tm) * 1000000;
+}
+
+static int totals(struct req *req, json_t **out)
+{
+    json_t *t = json_object();
+    int err;
+
+    billing_touch(req->caller.org_id);
+    err = bill_totals(req->caller.org_id, month_start_us(), t);
+    if (err) {
+        json_decref(t);
+        return err;
+    }
+    *out = t;
+    return 0;
+}
+
+#define T(name) json_integer_value(json_object_get(t, name))
+
+static int api_credits(struct req *req)
+{
+    json_t *t;
+    int err = totals(req, &t);
+    int64_t free_left;
+
+    if (err)
+        return err;
+    free_left = T("free_month") - T("spent_month");
+    if (free_left < 0)
+        free_left = 0;
+    err = req_reply(req, json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "available_credits",
+                                   json_money(T("balance")), "used_credits", json_money(T("spent")),
+                                   "remaining_credits", json_money(T("balance")),
+                                   "monthly_free_credits", json_money(billing_monthly_free()),
+                                   "purchased_credits", json_money(T("purchased")),
+                                   "total_credits_used", json_money(T("spent")),
+                                   "free_credits_remaining", json_money(free_left)));
+    json_decref(t);
+    return err;
+}
+
+static int api_credits_details(struct req *req)
+{
+    json_t *t;
+    int err = totals(req, &t);
+    int64_t free_used, free_left;
+    char bal[32];
+
+    if (err)
+        return err;
+    free_used = T("spent_month") < T("free_month") ? T("spent_month") : T("free_month");
+    free_left = T("free_month") - free_used;
+    micro_format(T("balance"), bal, sizeof(bal));
+    err = req_reply(
+        req,
+        json_pack(
+            "{s:s,s:s,s:o,s:{s:o,s:o,s:o,s:o,s:o},s:{s:o,s:o},s:o,s:o}", "org_id",
+            req->caller.org_id, "balance", bal, "available_credits", json_money(T("balance")),
+            "free", "monthly_allowance", json_money(billing_monthly_free()), "granted_this_month",
+            json_money(T("free_month")), "used_this_month", json_money(free_used), "remaining",
+            json_money(free_left), "expired_total", json_money(T("expired")), "purchased", "total",
+            json_money(T("purchased")), "remaining",
+            json_money(T("balance") - free_left > 0 ? T("balance") - free_left : 0), "total_used",
+            json_money(T("spent")), "used_this_month", json_money(T("spent_month"))));
+    json_decref(t);
+    return err;
+}
+
+static json_t *time_or_null(json_t *row, const char *col)
+{
+    json_t *v = json_object_get(row, col);
+
+    return json_is_integer(v) ? json_time(json_integer_value(v)) : json_null();
+}
+
+static int api_history(struct req *req)
+{
+    long long limit, offset;
+    json_t *rows = json_array(), *counts = json_object(), *list = json_array(), *r;
+    int64_t total = 0, spent = 0;
+    size_t i;
+    int err;
+
+    if (req_query_int(req, "limit", 50, 1, 1000, &limit) |
+        req_query_int(req, "offset", 0, 0, 1LL << 40, &offset))
+        err = LY_EINVAL;
+    else
+        err = bill_history(req->caller.org_id, limit, offset, rows, counts, &total, &spent);
+    if (err) {
+        json_decref(rows);
+        json_decref(counts);
+        json_decref(list);
+        return err;
+    }
+    json_array_foreach(rows, i, r)
+    {
+        json_t *spec = json_loads(json_string_value(json_object_get(r, "spec")), 0, NULL);
+        int kind = (int)json_integer_value(json_object_get(r, "kind"));
+        json_t *imports = json_object_get(spec, "import_files");
+
+        json_array_append_new(
+            list,
+            json_pack("{s:O,s:o,s:s,s:O,s:O,s:O,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:O,s:o,s:O,s:s,"
+                      "s:{s:O,s:b}}",
+                      "execution_id", json_object_get(r, "id"), "created_at",
+                      time_or_null(r, "created_at"), "execution_type",
+                      kind == 1 ? "python code" : "docker", "status", json_object_get(r, "status"),
+                      "hardware_profile", json_object_get(r, "profile"), "status_details",
+                      json_object_get(r, "errors"), "local_imports",
+                      json_is_string(imports) ? json_incref(imports) : json_null(), "billed",
+                      json_money(json_integer_value(json_object_get(r, "billed"))),
+                      "execelet_start", time_or_null(r, "started_at"), "start_time",
+                      time_or_null(r, "running_at"), "end_time", time_or_null(r, "ended_at"),
+                      "finish_time", time_or_null(r, "finished_at"), "job_start",
+                      time_or_null(r, "running_at"), "job_end", time_or_null(r, "ended_at"),
+                      "file_name", json_object_get(r, "file_name"), "errors_docker",
+                      kind != 1 ? json_incref(json_object_get(r, "errors")) : json_null(),
+                      "parent_execution_id", json_object_get(r, "parent_id"), "job_type",
+                      kind == 1   ? "python"
+                      : kind == 2 ? "docker"
+                                  : "compose",
+                      "metadata", "user_id", json_object_get(r, "user_id"), "deleted",
+                      !json_is_null(json_object_get(r, "deleted_at"))));
+        json_decref(spec);
+    }
+    json_decref(rows);
+    return req_reply(req, json_pack("{s:o,s:I,s:o,s:I,s:I,s:o}", "executions", list,
+                                    "total_executions", (json_int_t)total, "total_credits_spent",
+                                    json_money(spent), "limit", (json_int_t)limit, "offset",
+                                    (json_int_t)offset, "counts_by_status", counts));
+}
+
+static int api_activities(struct req *req)
+{
+    long long limit, offset;
+    json_t *rows = json_array(), *list = json_array(), *r;
+    int64_t total = 0;
+    size_t i;
+    int err;
+
+    if (req_query_int(req, "limit", 50, 1, 1000, &limit) |
+        req_query_int(req, "offset", 0, 0, 1LL << 40, &offset))
+        err = LY_EINVAL;
+    else
+        err = bill_activities(req->caller.org_id, limit, offset, rows, &total);
+    if (err) {
+        json_decref(rows);
+        json_decref(list);
+        return err;
+    }
+    json_array_foreach(rows, i, r) json_array_append_new(
+        list, json_pack("{s:O,s:o,s:O,s:o,s:O,s:O,s:O}", "activity_id", json_object_get(r, "id"),
+                        "created_at", time_or_null(r, "created_at"), "type",
+                        json_object_get(r, "type"), "amount",
+                        json_money(json_integer_value(json_object_get(r, "amount"))), "description",
+                        json_object_get(r, "description"), "status", json_object_get(r, "status"),
+                        "hardware_profile", json_object_get(r, "hardware_profile")));
+    json_decref(rows);
+    return req_reply(req, json_pack("{s:o,s:I,s:I,s:I}", "activities", list, "total_activities",
+                                    (json_int_t)total, "limit", (json_int_t)limit, "offset",
+                                    (json_int_t)offset));
+}
+
+/* [start, end) of month "YYYY-MM"; 0 when the name is valid. */
+static int month_range(const char *m, int64_t *from, int64_t *to)
+{
+    struct tm tm = {0};
+    int y, mo;
+    char tail;
+
+    if (!m || sscanf(m, "%4d-%2d%c", &y, &mo, &tail) != 2 || y < 1970 || mo < 1 || mo > 12 ||
+        strlen(m) != 7)
+        return -1;
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = 1;
+    *from = (int64_t)timegm(&tm) * 1000000;
+    tm.tm_mon++;
+    *to = (int64_t)timegm(&tm) * 1000000;
+    return 0;
+}
+
+static json_t *document_url(struct req *req, const char *org_id, const char *month)
+{
+    const char *base = runs_cfg && runs_cfg->public_url[0] ? runs_cfg->public_url : NULL;
+    const char *host = req_header(req, "Host");
+    char token[65], url[600];
+
+    billing_invoice_token(org_id, month, token);
+    snprintf(url, sizeof(url), "%s%s%s/billing/invoices/inv_%s/document?org=%s&token=%s",
+             base ? "" : "http://", base ? base : (host ? host : "127.0.0.1:8000"), API_PREFIX,
+             month, org_id, token);
+    return json_string(url);
+}
+
+static int api_invoices(struct req *req)
+{
+    long long limit, offset;
+    json_t *months = json_array(), *list = json_array(), *m;
+    char this_month[8];
+    size_t i;
+    int err;
+    time_t now = time(NULL);
+    struct tm tm;
+
+    gmtime_r(&now, &tm);
+    strftime(this_month, sizeof(this_month), "%Y-%m", &tm);
+    if (req_query_int(req, "limit", 10, 1, 1000, &limit) |
+        req_query_int(req, "offset", 0, 0, 1LL << 40, &offset))
+        err = LY_EINVAL;
+    else
+        err = bill_months(req->caller.org_id, months);
+    if (err) {
+        json_decref(months);
+        json_decref(list);
+        return err;
+    }
+    json_array_foreach(months, i, m)
+    {
+        const char *month = json_string_value(json_object_get(m, "month"));
+        char id[16];
+        int64_t from, to;
+
+        if ((long long)i < offset || (long long)json_array_size(list) >= limit)
+            continue;
+        month_range(month, &from, &to);
+        snprintf(id, sizeof(id), "inv_%s", month);
+        json_array_append_new(
+            list,
+            json_pack("{s:s,s:s,s:o,s:o,s:o,s:s,s:o,s:n,s:n,s:I}", "id", id, "period", month,
+                      "created_at", json_time(strcmp(month, this_month) == 0 ? now_us() : to - 1),
+                      "amount", json_money(json_integer_value(json_object_get(m, "spent"))),
+                      "credits", json_money(json_integer_value(json_object_get(m, "added"))),
+                      "status", strcmp(month, this_month) == 0 ? "open" : "closed", "invoice_pdf",
+                      document_url(req, req->caller.org_id, month), "receipt_url",
+                      "payment_intent_id", "entries",
+                      json_integer_value(json_object_get(m, "entries"))));
+    }
+    err = req_reply(req, json_pack("{s:o,s:I}", "invoices", list, "total_invoices",
+                                   (json_int_t)json_array_size(months)));
+    json_decref(months);
+    return err;
+}
+
+/* Appends s to the page, HTML-escaped. */
+static void html(char **buf, size_t *len, size_t *cap, const char *s, int escape)
+{
+    for (; s && *s; s++) {
+        const char *rep = NULL;
+        char one[2] = {*s, 0};
+        size_t n;
+
+        if (escape)
+            rep = *s == '<'   ? "&lt;"
+                  : *s == '>' ? "&gt;"
+                  : *s == '&' ? "&amp;"
+                  : *s == '"' ? "&quot;"
+                              : NULL;
+        if (!rep)
+            rep = one;
+        n = strlen(rep);
+        if (*len + n + 1 > *cap) {
+            *cap = (*cap + n) * 2;
+            *buf = realloc(*buf, *cap);
+            if (!*buf)
+                abort();
+        }
+        memcpy(*buf + *len, rep, n + 1);
+        *len += n;
+    }
+}
+
+static int api_invoice_document(struct req *req)
+{
+    const char *id = req_param(req, "invoice_id"), *org = req_query(req, "org");
+    const char *token = req_query(req, "token");
+    char want[65], line[512], amount[32], total[32], added[32];
+    int64_t from, to, spent = 0, credits = 0;
+    json_t *rows = json_array(), *r;
+    char *page = NULL;
+    size_t len = 0, cap = 0, i;
+    int err;
+
+    if (strncmp(id, "inv_", 4) != 0 || month_range(id + 4, &from, &to) || !org || !token ||
+        strlen(org) > 40) {
+        json_decref(rows);
+        return req_fail(req, LY_ENOTFOUND, "Invoice not found");
+    }
+    billing_invoice_token(org, id + 4, want);
+    if (strlen(token) != 64 || CRYPTO_memcmp(token, want, 64) != 0) {
+        json_decref(rows);
+        return req_fail(req, LY_ENOTFOUND, "Invoice not found");
+    }
+    err = bill_entries(org, from, to, rows);
+    if (err) {
+        json_decref(rows);
+        return err;
+    }
+    html(&page, &len, &cap, "<!doctype html><html><head><meta charset=\"utf-8\"><title>", 0);
+    snprintf(line, sizeof(line), "lyceumd statement %s", id + 4);
+    html(&page, &len, &cap, line, 1);
+    html(&page, &len, &cap,
+         "</title><style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+         "td,th{border:1px solid #999;padding:4px 8px}td.n{text-align:right}</style></head>"
+         "<body><h1>Statement ",
+         0);
+    html(&page, &len, &cap, id + 4, 1);
+    html(&page, &len, &cap, "</h1><p>Organization ", 0);
+    html(&page, &len, &cap, org, 1);
+    html(&page, &len, &cap,
+         "</p><table><tr><th>#</th><th>Date (UTC)</th><th>Kind</th><th>Description</th>"
+         "<th>Reference</th><th>Amount (credits)</th></tr>",
+         0);
+    json_array_foreach(rows, i, r)
+    {
+        int64_t a = json_integer_value(json_object_get(r, "amount"));
+        char when[40];
+
+        time_iso(json_integer_value(json_object_get(r, "created_at")), when, sizeof(when));
+        micro_format(a, amount, sizeof(amount));
+        if (a < 0)
+            spent -= a;
+        else
+            credits += a;
+        snprintf(line, sizeof(line), "<tr><td>%lld</td><td>",
+                 (long long)json_integer_value(json_object_get(r, "id")));
+        html(&page, &len, &cap, line, 0);
+        html(&page, &len, &cap, when, 1);
+        html(&page, &len, &cap, "</td><td>", 0);
+        html(&page, &len, &cap, json_string_value(json_object_get(r, "kind")), 1);
+        html(&page, &len, &cap, "</td><td>", 0);
+        html(&page, &len, &cap, json_string_value(json_object_get(r, "description")), 1);
+        html(&page, &len, &cap, "</td><td>", 0);
+        html(&page, &len, &cap, json_string_value(json_object_get(r, "ref")), 1);
+        html(&page, &len, &cap, "</td><td class=\"n\">", 0);
+        html(&page, &len, &cap, amount, 1);
+        html(&page, &len, &cap, "</td></tr>", 0);
+    }
+    micro_format(spent, total, sizeof(total));
+    micro_format(credits, added, sizeof(added));
+    snprintf(line, sizeof(line),
+             "</table><p>Credits added: <b id=\"credits\">%s</b></p><p>Total charged: "
+             "<b id=\"total\">%s</b></p><p>Entries: %zu</p></body></html>\n",
+             added, total, json_array_size(rows));
+    html(&page, &len, &cap, line, 0);
+    json_decref(rows);
+    {
+        char *body = arena_strdup(&req->arena, page);
+
+        free(page);
+        req_add_header(req, "Cache-Control", "private, no-store");
+        return req_reply_raw(req, 200, "text/html; charset=utf-8", body, len);
+    }
+}
+
+static int api_voucher_validate(struct req *req)
+{
+    int err;
+    json_t *v = voucher_get(body_str(req, "code"), &err);
+    int64_t exp;
+    int valid;
+
+    if (!v)
+        return err ? err : req_fail(req, LY_ENOTFOUND, "Voucher not found");
+    exp = json_is_integer(json_object_get(v, "expires_at"))
+              ? json_integer_value(json_object_get(v, "expires_at"))
+              : 0;
+    valid = !exp || exp > now_us();
+    err = req_reply(req, json_pack("{s:b,s:o,s:o}", "valid", valid, "credits",
+                                   json_money(json_integer_value(json_object_get(v, "credits"))),
+                                   "expires_at", exp ? json_time(exp) : json_null()));
+    json_decref(v);
+    return err;
+}
+
+static int api_voucher_redeem(struct req *req)
+{
+    int err;
+    json_t *v = voucher_get(body_str(req, "code"), &err);
+    int64_t exp, credits, balance = 0;
+
+    if (!v)
+        return err ? err : req_fail(req, LY_ENOTFOUND, "Voucher not found");
+    exp = json_is_integer(json_object_get(v, "expires_at"))
+              ? json_integer_value(json_object_get(v, "expires_at"))
+              : 0;
+    credits = json_integer_value(json_object_get(v, "credits"));
+    if (exp && exp <= now_us()) {
+        json_decref(v);
+        return req_fail(req, LY_EGONE, "This voucher has expired");
+    }
+    err = voucher_redeem(req->caller.org_id, json_string_value(json_object_get(v, "code")), credits,
+                         req->caller.user_id);
+    json_decref(v);
+    if (err == LY_ECONFLICT)
+        return req_fail(req, LY_ECONFLICT, "This organization has already redeemed this voucher");
+    if (err)
+        return err;
+    if (ledger_balance(req->caller.org_id, &balance))
+        return LY_EDB;
+    return req_reply(req, json_pack("{s:o,s:o}", "credits_added", json_money(credits), "balance",
+                                    json_money(balance)));
+}
+
+static int api_checkout(struct req *req)
+{
+    return req_fail(req, LY_ENOTIMPL, "Payments are not configured on this server");
+}
+
+static const struct field code_body[] = {
+    {"code", FT_STRING, FF_REQUIRED, 1, 128, "the voucher code"},
+    {0},
+};
+static const struct field checkout_body[] = {
+    {"credits_amount", FT_NUMBER, FF_NULLABLE, 0, 0, NULL},
+    {"success_url", FT_STRING, FF_NULLABLE, 0, 0, NULL},
+    {"cancel_url", FT_STRING, FF_NULLABLE, 0, 0, NULL},
+    {0},
+};
+static const struct field credits_resp[] = {
+    {"available_credits", FT_NUMBER, 0, 0, 0, "the balance"},
+    {"used_credits", FT_NUMBER, 0, 0, 0, "everything spent"},
+    {"remaining_credits", FT_NUMBER, 0, 0, 0, NULL},
+    {"monthly_free_credits", FT_NUMBER, 0, 0, 0, "the configured monthly allowance"},
+    {"purchased_credits", FT_NUMBER, 0, 0, 0, "grants, vouchers, purchases"},
+    {"total_credits_used", FT_NUMBER, 0, 0, 0, NULL},
+    {0},
+};
+static const struct field history_resp[] = {
+    {"executions", FT_ARRAY, 0, 0, 0, "ExecutionSummary rows with billed"},
+    {"total_executions", FT_INTEGER, 0, 0, 0, NULL},
+    {"total_credits_spent", FT_NUMBER, 0, 0, 0, NULL},
+    {"limit", FT_INTEGER, 0, 0, 0, NULL},
+    {"offset", FT_INTEGER, 0, 0, 0, NULL},
+    {"counts_by_status", FT_OBJECT, 0, 0, 0, NULL},
+    {0},
+};
+
+const struct route api_billing_routes[] = {
+    {"GET", "/pricing", api_pricing, R_PUBLIC, "The price book (decimal strings, per second)", NULL,
+     NULL},
+    {"GET", "/billing/credits", api_credits, 0, "The org's credits", NULL, credits_resp},
+    {"GET", "/billing/credits/details", api_credits_details, 0, "Free and purchased credits", NULL,
+     NULL},
+    {"GET", "/billing/history", api_history, 0, "Runs with what each was billed", NULL,
+     history_resp},
+    {"GET", "/billing/activities", api_activities, 0, "Charges and purchases", NULL, NULL},
+    {"GET", "/billing/invoices", api_invoices, 0, "Monthly statements", NULL, NULL},
+    {"GET", "/billing/invoices/{invoice_id}/document", api_invoice_document, R_PUBLIC,
+     "A statement as a printable page (the invoice_pdf link carries its token)", NULL, NULL},
+    {"POST", "/billing/vouchers/validate", api_voucher_validate, 0, "Check a voucher code",
+     code_body, NULL},
+    {"POST", "/billing/vouchers/redeem", api_voucher_redeem, 0,
+     "Add a voucher's credits (once per org)", code_body, NULL},
+    {"POST", "/billing/checkout", api_checkout, 0, "Buy credits (501 without a provider)",
+     checkout_body, NULL},
+    {0},
+};

@@ -1,0 +1,283 @@
+/*
+ * See billing.h. The meter reads the running runs from the store (so a restart continues where
+ * the last committed pass stopped) and writes one transaction per pass.
+ */
+#include "billing/billing.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "runs/profiles.h"
+#include "store/billing.h"
+#include "store/db.h"
+#include "store/ledger.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static int64_t monthly_free;
+int64_t meter_window_us = 10LL * 1000000;
+static unsigned char invoice_key[32];
+
+int billing_init(const char *data_dir, int64_t monthly_free_micro, int window_s)
+{
+    char path[1100];
+    int fd;
+
+    monthly_free = monthly_free_micro;
+    if (window_s >= 1 && window_s <= 60)
+        meter_window_us = (int64_t)window_s * 1000000;
+    snprintf(path, sizeof(path), "%.1000s/invoice.key", data_dir);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t n = read(fd, invoice_key, sizeof(invoice_key));
+
+        close(fd);
+        if (n == (ssize_t)sizeof(invoice_key))
+            return 0;
+    }
+    random_bytes(invoice_key, sizeof(invoice_key));
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 || write(fd, invoice_key, sizeof(invoice_key)) != (ssize_t)sizeof(invoice_key)) {
+        log_error("cannot write %s: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return LY_EIO;
+    }
+    close(fd);
+    return 0;
+}
+
+/* micro-credits for dt µs at price micro-credits per hour, rounded half up. */
+static int64_t cost(int64_t price, int64_t dt)
+{
+    __int128 x = (__int128)price * dt;
+
+    return (int64_t)((x + 1800000000LL) / 3600000000LL);
+}
+
+int64_t billing_charge(int64_t price, int64_t t0, int64_t from, int64_t to)
+{
+    if (to <= from)
+        return 0;
+    return cost(price, to - t0) - cost(price, from - t0);
+}
+
+static int64_t price_of(const char *profile)
+{
+    struct profile *p = profile_find(profile);
+
+    return p ? p->price_micro : 0;
+}
+
+int billing_meter_pass(int64_t now, json_t *broke)
+{
+    json_t *list = json_array(), *r;
+    size_t i;
+    int err, charged = 0;
+
+    err = bill_running(list);
+    if (err)
+        goto out;
+    if (json_array_size(list)) {
+        err = store_begin();
+        if (err)
+            goto out;
+        json_array_foreach(list, i, r)
+        {
+            const char *id = json_string_value(json_object_get(r, "id"));
+            const char *org = json_string_value(json_object_get(r, "org_id"));
+            const char *profile = json_string_value(json_object_get(r, "profile"));
+            int64_t t0 = json_integer_value(json_object_get(r, "running_at"));
+            json_t *mu = json_object_get(r, "metered_until");
+            int64_t from = json_is_integer(mu) ? json_integer_value(mu) : t0;
+            int64_t price = price_of(profile);
+
+            /* Whole windows, counted from the run's start, so their edges never move. */
+            while (from + meter_window_us <= now) {
+                int64_t to = t0 + ((from - t0) / meter_window_us + 1) * meter_window_us;
+                int n = bill_charge_window(id, org, profile, billing_charge(price, t0, from, to),
+                                           from, to);
+
+                if (n < 0) {
+                    err = n;
+                    break;
+                }
+                charged += n;
+                from = to;
+            }
+            if (err)
+                break;
+        }
+        if (err)
+            store_rollback();
+        else
+            err = store_commit();
+    }
+    if (!err && broke) {
+        /* An org is broke when its balance cannot cover what its running runs have used
+         * since their last charge. */
+        json_t *orgs = json_object();
+
+        json_array_foreach(list, i, r)
+        {
+            const char *org = json_string_value(json_object_get(r, "org_id"));
+            const char *profile = json_string_value(json_object_get(r, "profile"));
+            int64_t t0 = json_integer_value(json_object_get(r, "running_at"));
+            int64_t from = t0 + (now - t0) / meter_window_us * meter_window_us;
+            json_t *o = json_object_get(orgs, org);
+
+            if (!o) {
+                int64_t bal = 0;
+
+                if (ledger_balance(org, &bal)) {
+                    err = LY_EDB;
+                    break;
+                }
+                o = json_pack("{s:I,s:[]}", "left", (json_int_t)bal, "runs");
+                json_object_set_new(orgs, org, o);
+            }
+            json_object_set_new(o, "left",
+                                json_integer(json_integer_value(json_object_get(o, "left")) -
+                                             billing_charge(price_of(profile), t0, from, now)));
+            json_array_append(json_object_get(o, "runs"), json_object_get(r, "id"));
+        }
+        {
+            const char *k;
+            json_t *o;
+
+            json_object_foreach(orgs, k, o) if (json_integer_value(json_object_get(o, "left")) <= 0)
+                json_array_extend(broke, json_object_get(o, "runs"));
+        }
+        json_decref(orgs);
+    }
+out:
+    if (err)
+        log_error("metering pass failed: %s", err_str(err));
+    json_decref(list);
+    (void)charged;
+    return err;
+}
+
+int billing_charge_final(const char *run_id, int64_t end, int in_tx)
+{
+    int err;
+    json_t *r = bill_run_meter_row(run_id, &err);
+    json_t *mu;
+    int64_t t0, from;
+    const char *org, *profile;
+
+    if (!r)
+        return err;
+    if (!json_is_integer(json_object_get(r, "running_at"))) {
+        json_decref(r);
+        return 0; /* it never ran: nothing to charge */
+    }
+    t0 = json_integer_value(json_object_get(r, "running_at"));
+    mu = json_object_get(r, "metered_until");
+    from = json_is_integer(mu) ? json_integer_value(mu) : t0;
+    org = json_string_value(json_object_get(r, "org_id"));
+    profile = json_string_value(json_object_get(r, "profile"));
+    if (end > from) {
+        if (!in_tx && (err = store_begin()))
+            goto out;
+        err = bill_charge_window(run_id, org, profile,
+                                 billing_charge(price_of(profile), t0, from, end), from, end);
+        err = err < 0 ? err : 0;
+        if (!in_tx)
+            err = err ? (store_rollback(), err) : store_commit();
+    }
+out:
+    json_decref(r);
+    return err;
+}
+
+int billing_admit(const char *org_id, const char *profile, int count)
+{
+    int64_t balance = 0, need;
+
+    billing_touch(org_id);
+    if (ledger_balance(org_id, &balance))
+        return LY_EDB;
+    need = cost(price_of(profile), meter_window_us) * count;
+    if (balance <= 0 || balance < need)
+        return LY_EPAYMENT;
+    return 0;
+}
+
+int billing_free_enabled(void)
+{
+    return monthly_free > 0;
+}
+
+int64_t billing_monthly_free(void)
+{
+    return monthly_free;
+}
+
+/* The first instant (µs) of the month containing t, and that month's name. */
+static int64_t month_start(int64_t t, int delta, char *name, size_t n)
+{
+    time_t s = (time_t)(t / 1000000);
+    struct tm tm;
+
+    gmtime_r(&s, &tm);
+    tm.tm_mday = 1;
+    tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+    tm.tm_mon += delta;
+    s = timegm(&tm);
+    gmtime_r(&s, &tm);
+    if (name)
+        snprintf(name, n, "%04d-%02d", (tm.tm_year + 1900) % 10000, (tm.tm_mon + 1) % 100);
+    return (int64_t)s * 1000000;
+}
+
+void billing_touch(const char *org_id)
+{
+    char this_month[16], last_month[16];
+    int64_t now = now_us(), start, prev;
+    int64_t granted = 0;
+
+    if (monthly_free <= 0 || !org_id || !*org_id)
+        return;
+    start = month_start(now, 0, this_month, sizeof(this_month));
+    prev = month_start(now, -1, last_month, sizeof(last_month));
+    if (store_begin())
+        return;
+    /* Last month's free grant, if there was one, expires before this month's comes. */
+    if (q_int(&granted,
+              "SELECT coalesce(sum(amount), 0) FROM ledger WHERE org_id = ? AND kind = 'free' "
+              "AND ref = ?",
+              "ss", org_id, last_month) == 0 &&
+        granted > 0)
+        bill_free_expire(org_id, last_month, prev, start, granted);
+    bill_free_grant(org_id, this_month, monthly_free);
+    if (store_commit())
+        store_rollback();
+}
+
+void billing_invoice_token(const char *org_id, const char *month, char *out)
+{
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned len = 0;
+    char msg[128];
+
+    snprintf(msg, sizeof(msg), "invoice:%s:%s", org_id, month);
+    HMAC(EVP_sha256(), invoice_key, sizeof(invoice_key), (const unsigned char *)msg, strlen(msg),
+         mac, &len);
+    for (unsigned i = 0; i < 32 && i < len; i++)
+        snprintf(out + 2 * i, 3, "%02x", mac[i]);
+}
+
+int64_t billing_run_billed(const char *run_id)
+{
+    int64_t v = 0;
+
+    bill_run_billed(run_id, &v);
+    return v;
+}

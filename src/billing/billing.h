@@ -1,0 +1,53 @@
+/*
+ * Money (API.md 7, 16.4): prices, per-second metering of runs into the ledger, admission
+ * control, monthly free credits and vouchers. Everything is integer micro-credits; a balance is
+ * always the sum of the org's ledger entries.
+ *
+ * Metering: a run is charged for windows of meter_window_us of its wall-clock time, from
+ * running_at on; each charge names its window, and a unique index lets each window be written
+ * once, in the same transaction that advances the run's metered_until. A crash therefore loses
+ * at most the window that was going and never charges twice.
+ */
+#ifndef LYCEUMD_BILLING_BILLING_H
+#define LYCEUMD_BILLING_BILLING_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+/* The metering window: 10 s unless the config says otherwise (1 to 60 s). */
+extern int64_t meter_window_us;
+
+/* Reads the money settings (free credits per month, the metering window) and the invoice key.
+ * Call at start-up. */
+int billing_init(const char *data_dir, int64_t monthly_free_micro, int window_s);
+
+/* The charge for the part [from, to) of a run that began at t0, at price micro-credits per
+ * hour: rounded on the cumulative total, so windows add up to the charge of the whole. */
+int64_t billing_charge(int64_t price_micro_h, int64_t t0, int64_t from, int64_t to);
+
+/* One metering pass over every running run: charges the complete windows up to now. Fills
+ * broke (if not NULL) with the ids of running runs whose org's balance, less what its running
+ * runs have used but not yet been charged, is at or below zero.
+ * Returns 0 or LY_EDB. Called by the scheduler about once a second. */
+int billing_meter_pass(int64_t now, json_t *broke);
+
+/* The final charge of a run that ended at end (from its metered_until), in its own
+ * transaction unless in_tx. */
+int billing_charge_final(const char *run_id, int64_t end, int in_tx);
+
+/* 0 when org can pay for a first window of each profile in profiles (an array of names, or
+ * one name), else LY_EPAYMENT. */
+int billing_admit(const char *org_id, const char *profile, int count);
+
+/* Grants this month's free credits and expires last month's unused ones (when configured). */
+void billing_touch(const char *org_id);
+int billing_free_enabled(void);
+int64_t billing_monthly_free(void);
+
+/* The invoice document's capability token for (org, month "YYYY-MM"); out needs 65 bytes. */
+void billing_invoice_token(const char *org_id, const char *month, char *out);
+
+/* What a run has been billed so far, in micro-credits (positive). */
+int64_t billing_run_billed(const char *run_id);
+
+#endif

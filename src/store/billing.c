@@ -1,0 +1,297 @@
+/* See billing.h. */
+#include "store/billing.h"
+#include "core/err.h"
+#include "core/util.h"
+#include "store/db.h"
+
+#include <string.h>
+
+static json_t *row_json(sqlite3_stmt *st)
+{
+    json_t *o = json_object();
+
+    for (int i = 0; i < sqlite3_column_count(st); i++) {
+        const char *name = sqlite3_column_name(st, i);
+
+        switch (sqlite3_column_type(st, i)) {
+        case SQLITE_INTEGER:
+            json_object_set_new(o, name, json_integer(sqlite3_column_int64(st, i)));
+            break;
+        case SQLITE_NULL:
+            json_object_set_new(o, name, json_null());
+            break;
+        default:
+            json_object_set_new(o, name, json_string(q_text(st, i)));
+        }
+    }
+    return o;
+}
+
+static int rows(sqlite3_stmt *st, json_t *out)
+{
+    int rc;
+
+    if (!st)
+        return LY_EDB;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        json_array_append_new(out, row_json(st));
+    q_done(st);
+    return rc == SQLITE_DONE ? 0 : LY_EDB;
+}
+
+int bill_running(json_t *out)
+{
+    return rows(q_prepare("SELECT id, org_id, profile, running_at, metered_until FROM runs "
+                          "WHERE status = 'running' AND running_at IS NOT NULL",
+                          ""),
+                out);
+}
+
+int bill_charge_window(const char *run_id, const char *org_id, const char *profile, int64_t amount,
+                       int64_t start, int64_t end)
+{
+    int n = q_exec("INSERT OR IGNORE INTO ledger (org_id, kind, amount, description, ref, "
+                   "created_at, window_start, window_end) VALUES (?, 'run', ?, ?, ?, ?, ?, ?)",
+                   "sissiii", org_id, -amount, profile, run_id, now_us(), start, end);
+
+    if (n < 0)
+        return n;
+    if (q_exec("UPDATE runs SET metered_until = ? WHERE id = ? AND "
+               "(metered_until IS NULL OR metered_until < ?)",
+               "isi", end, run_id, end) < 0)
+        return LY_EDB;
+    return n;
+}
+
+int bill_broke_runs(json_t *out)
+{
+    sqlite3_stmt *st =
+        q_prepare("SELECT r.id FROM runs r WHERE r.status IN ('running', 'starting') AND "
+                  "(SELECT coalesce(sum(amount), 0) FROM ledger l WHERE l.org_id = r.org_id) <= 0",
+                  "");
+    int rc;
+
+    if (!st)
+        return LY_EDB;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        json_array_append_new(out, json_string(q_text(st, 0)));
+    q_done(st);
+    return rc == SQLITE_DONE ? 0 : LY_EDB;
+}
+
+int bill_run_billed(const char *run_id, int64_t *micro)
+{
+    int err =
+        q_int(micro, "SELECT coalesce(-sum(amount), 0) FROM ledger WHERE ref = ? AND kind = 'run'",
+              "s", run_id);
+
+    return err;
+}
+
+json_t *bill_run_meter_row(const char *run_id, int *err)
+{
+    sqlite3_stmt *st = q_prepare("SELECT org_id, profile, running_at, metered_until FROM runs "
+                                 "WHERE id = ?",
+                                 "s", run_id);
+    json_t *o = NULL;
+    int rc;
+
+    *err = 0;
+    if (!st) {
+        *err = LY_EDB;
+        return NULL;
+    }
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        o = row_json(st);
+    else if (rc != SQLITE_DONE)
+        *err = LY_EDB;
+    q_done(st);
+    return o;
+}
+
+int voucher_add(const char *code, int64_t credits, int64_t expires_at, const char *note)
+{
+    static const char sql[] = "INSERT INTO vouchers (code, credits, expires_at, note, "
+                              "created_at) VALUES (?, ?, ?, ?, ?)";
+    int n = expires_at ? q_exec(sql, "siisi", code, credits, expires_at, note, now_us())
+                       : q_exec(sql, "sinsi", code, credits, note, now_us());
+
+    return n < 0 ? n : 0;
+}
+
+json_t *voucher_get(const char *code, int *err)
+{
+    sqlite3_stmt *st =
+        q_prepare("SELECT code, credits, expires_at FROM vouchers WHERE code = ?", "s", code);
+    json_t *o = NULL;
+    int rc;
+
+    *err = 0;
+    if (!st) {
+        *err = LY_EDB;
+        return NULL;
+    }
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        o = row_json(st);
+    else if (rc != SQLITE_DONE)
+        *err = LY_EDB;
+    q_done(st);
+    return o;
+}
+
+int voucher_redeem(const char *org_id, const char *code, int64_t credits, const char *user_id)
+{
+    int n = q_exec("INSERT INTO ledger (org_id, kind, amount, description, ref, created_by, "
+                   "created_at) VALUES (?, 'voucher', ?, 'Voucher redeemed', ?, ?, ?)",
+                   "sissi", org_id, credits, code, user_id, now_us());
+
+    return n < 0 ? n : 0;
+}
+
+int bill_free_grant(const char *org_id, const char *month, int64_t amount)
+{
+    int n = q_exec("INSERT OR IGNORE INTO ledger (org_id, kind, amount, description, ref, "
+                   "created_at) VALUES (?, 'free', ?, 'Monthly free credits', ?, ?)",
+                   "siss", org_id, amount, month, now_us());
+
+    return n < 0 ? n : 0;
+}
+
+int bill_free_expire(const char *org_id, const char *month, int64_t month_start, int64_t month_end,
+                     int64_t granted)
+{
+    int64_t spent = 0, balance = 0, unused;
+    int n;
+
+    /* Free credits are spent first: what the month's spending did not use expires, but never
+     * more than the org holds. */
+    if (q_int(&spent,
+              "SELECT coalesce(-sum(amount), 0) FROM ledger WHERE org_id = ? AND amount < 0 AND "
+              "kind != 'free_expiry' AND created_at >= ? AND created_at < ?",
+              "sii", org_id, month_start, month_end) ||
+        q_int(&balance, "SELECT coalesce(sum(amount), 0) FROM ledger WHERE org_id = ?", "s",
+              org_id))
+        return LY_EDB;
+    unused = granted - spent;
+    if (unused > balance)
+        unused = balance;
+    if (unused <= 0)
+        unused = 0;
+    n = q_exec("INSERT OR IGNORE INTO ledger (org_id, kind, amount, description, ref, "
+               "created_at) VALUES (?, 'free_expiry', ?, 'Unused free credits expired', ?, ?)",
+               "siss", org_id, -unused, month, now_us());
+    return n < 0 ? n : 0;
+}
+
+int bill_totals(const char *org_id, int64_t month_start, json_t *out)
+{
+    sqlite3_stmt *st = q_prepare(
+        "SELECT coalesce(sum(amount), 0), "
+        "  coalesce(sum(CASE WHEN amount > 0 AND kind NOT IN ('free') THEN amount END), 0), "
+        "  coalesce(-sum(CASE WHEN amount < 0 AND kind != 'free_expiry' THEN amount END), 0), "
+        "  coalesce(sum(CASE WHEN kind = 'free' AND created_at >= ? THEN amount END), 0), "
+        "  coalesce(-sum(CASE WHEN amount < 0 AND kind != 'free_expiry' AND created_at >= ? "
+        "    THEN amount END), 0), "
+        "  coalesce(-sum(CASE WHEN kind = 'free_expiry' THEN amount END), 0) "
+        "FROM ledger WHERE org_id = ?",
+        "iis", month_start, month_start, org_id);
+    int rc;
+
+    if (!st)
+        return LY_EDB;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        static const char *names[] = {"balance",    "purchased",   "spent",
+                                      "free_month", "spent_month", "expired"};
+
+        for (int i = 0; i < 6; i++)
+            json_object_set_new(out, names[i], json_integer(sqlite3_column_int64(st, i)));
+    }
+    q_done(st);
+    return rc == SQLITE_ROW ? 0 : LY_EDB;
+}
+
+int bill_history(const char *org_id, int64_t limit, int64_t offset, json_t *out, json_t *counts,
+                 int64_t *total, int64_t *spent)
+{
+    sqlite3_stmt *st;
+    int rc;
+
+    if (q_int(total, "SELECT count(*) FROM runs WHERE org_id = ?", "s", org_id) ||
+        q_int(spent,
+              "SELECT coalesce(-sum(amount), 0) FROM ledger WHERE org_id = ? AND kind = 'run'", "s",
+              org_id))
+        return LY_EDB;
+    st = q_prepare("SELECT status, count(*) FROM runs WHERE org_id = ? GROUP BY status", "s",
+                   org_id);
+    if (!st)
+        return LY_EDB;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        json_object_set_new(counts, q_text(st, 0), json_integer(sqlite3_column_int64(st, 1)));
+    q_done(st);
+    if (rc != SQLITE_DONE)
+        return LY_EDB;
+    return rows(q_prepare("SELECT r.id, r.kind, r.status, r.profile, r.file_name, r.spec, "
+                          "r.created_at, r.started_at, r.running_at, r.ended_at, r.finished_at, "
+                          "r.errors, r.parent_id, r.user_id, r.deleted_at, "
+                          "(SELECT coalesce(-sum(l.amount), 0) FROM ledger l WHERE l.ref = r.id "
+                          " AND l.kind = 'run' AND l.org_id = r.org_id) AS billed "
+                          "FROM runs r WHERE r.org_id = ? ORDER BY r.created_at DESC, r.id "
+                          "LIMIT ? OFFSET ?",
+                          "sii", org_id, limit, offset),
+                out);
+}
+
+int bill_activities(const char *org_id, int64_t limit, int64_t offset, json_t *out, int64_t *total)
+{
+    /* One activity per charged run (its charges summed) and one per credit addition. */
+    sqlite3_stmt *st = q_prepare("SELECT count(*) FROM (SELECT 'execution' AS type, ref FROM "
+                                 "ledger WHERE org_id = ?1 AND kind = 'run' GROUP BY ref UNION "
+                                 "ALL SELECT 'purchase', id FROM ledger WHERE org_id = ?1 AND "
+                                 "amount > 0 AND kind NOT IN ('run'))",
+                                 "s", org_id);
+    int rc;
+
+    if (!st)
+        return LY_EDB;
+    rc = sqlite3_step(st);
+    *total = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    q_done(st);
+    if (rc != SQLITE_ROW)
+        return LY_EDB;
+    return rows(q_prepare("SELECT * FROM (" /* */
+                          "SELECT 'execution' AS type, ref AS id, min(l.created_at) AS "
+                          "created_at, -sum(l.amount) AS amount, r.profile AS hardware_profile, "
+                          "r.status AS status, coalesce(r.file_name, 'Run on ' || r.profile) "
+                          "AS description FROM ledger l LEFT JOIN runs r ON r.id = l.ref "
+                          "WHERE l.org_id = ?1 AND l.kind = 'run' GROUP BY l.ref "
+                          "UNION ALL "
+                          "SELECT 'purchase', 'entry-' || id, created_at, amount, NULL, "
+                          "'completed', coalesce(description, kind) FROM ledger WHERE "
+                          "org_id = ?1 AND amount > 0 AND kind NOT IN ('run')) "
+                          "ORDER BY created_at DESC, id LIMIT ?2 OFFSET ?3",
+                          "sii", org_id, limit, offset),
+                out);
+}
+
+int bill_months(const char *org_id, json_t *out)
+{
+    return rows(q_prepare("SELECT strftime('%Y-%m', created_at / 1000000, 'unixepoch') AS "
+                          "month, coalesce(sum(CASE WHEN amount > 0 THEN amount END), 0) AS "
+                          "added, coalesce(-sum(CASE WHEN amount < 0 THEN amount END), 0) AS "
+                          "spent, count(*) AS entries, max(created_at) AS last_at FROM ledger "
+                          "WHERE org_id = ? GROUP BY month ORDER BY month DESC",
+                          "s", org_id),
+                out);
+}
+
+int bill_entries(const char *org_id, int64_t from, int64_t to, json_t *out)
+{
+    return rows(q_prepare("SELECT id, kind, amount, description, ref, created_at, window_start, "
+                          "window_end FROM ledger WHERE org_id = ? AND created_at >= ? AND "
+                          "created_at < ? ORDER BY id",
+                          "sii", org_id, from, to),
+                out);
+}

@@ -1,0 +1,49 @@
+/*
+ * The money queries: run charges by window, vouchers, free credits, and the billing views
+ * (history, activities, invoices). All scoped by org in SQL; the metering queries (scheduler
+ * only) read every running run. Rows come back as JSON objects the caller owns.
+ */
+#ifndef LYCEUMD_STORE_BILLING_H
+#define LYCEUMD_STORE_BILLING_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+/* Running runs: id, org_id, profile, running_at, metered_until. */
+int bill_running(json_t *out);
+/* Writes the charge of window [start, end) of a run and advances its metered_until; 1 when
+ * written, 0 when that window was already charged. */
+int bill_charge_window(const char *run_id, const char *org_id, const char *profile, int64_t amount,
+                       int64_t start, int64_t end);
+/* Ids of running runs whose org's balance is at or below zero. */
+int bill_broke_runs(json_t *out);
+int bill_run_billed(const char *run_id, int64_t *micro);
+/* A run's row for its final charge: org_id, profile, running_at, metered_until. */
+json_t *bill_run_meter_row(const char *run_id, int *err);
+
+int voucher_add(const char *code, int64_t credits, int64_t expires_at, const char *note);
+json_t *voucher_get(const char *code, int *err);
+/* Adds the voucher's credits to org once: LY_ECONFLICT when org redeemed it already. */
+int voucher_redeem(const char *org_id, const char *code, int64_t credits, const char *user_id);
+
+/* Free credits: this month's grant and last month's expiry, each written at most once. */
+int bill_free_grant(const char *org_id, const char *month, int64_t amount);
+int bill_free_expire(const char *org_id, const char *month, int64_t month_start, int64_t month_end,
+                     int64_t granted);
+
+/* Sums of the org's entries: added (positive, by kind), spent (negative), free granted and
+ * free spent this month. */
+int bill_totals(const char *org_id, int64_t month_start, json_t *out);
+
+/* The org's runs newest first with their billed amount, and per-status counts. */
+int bill_history(const char *org_id, int64_t limit, int64_t offset, json_t *rows, json_t *counts,
+                 int64_t *total, int64_t *spent);
+/* Executions (charged runs) and purchases (grants, vouchers) newest first. */
+int bill_activities(const char *org_id, int64_t limit, int64_t offset, json_t *rows,
+                    int64_t *total);
+/* Months with entries ("YYYY-MM", newest first): added, spent, count per month. */
+int bill_months(const char *org_id, json_t *rows);
+/* The org's entries between two times, oldest first. */
+int bill_entries(const char *org_id, int64_t from, int64_t to, json_t *rows);
+
+#endif
