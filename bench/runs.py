@@ -9,7 +9,9 @@ Starts its own lyceumd on a free port with a fresh data directory and prints:
   2. runs accepted per second with 16 concurrent clients (wrk POSTing starts; target >= 1,000/s);
   3. SSE throughput of one run that writes 200 MB (target >= 100 MB/s);
   4. 100 trivial runs end to end through lyceumd, against the same 100 jobs through sbatch on
-     the one-node Slurm of ../shared/slurm when Slurm is installed (target: >= 20x faster).
+     the one-node Slurm of tests/slurm when Slurm is installed (target: >= 20x faster);
+  5. the same 100 runs through lyceumd's Slurm backend against those sbatch jobs (target:
+     lyceumd adds <= 10% to the total time).
 """
 
 import json
@@ -145,9 +147,7 @@ def slurm_hundred(n=100):
     env = dict(os.environ)
     conf = "/tmp/slurm-local/conf/slurm.conf"
     if subprocess.run(["sinfo"], env=dict(env, SLURM_CONF=conf), capture_output=True).returncode:
-        start = os.path.join(ROOT, "..", "shared", "slurm", "start.sh")
-        if not os.path.exists(start):
-            return None, "no ../shared/slurm/start.sh to start a cluster"
+        start = os.path.join(ROOT, "tests", "slurm", "start.sh")
         r = subprocess.run(["sh", start], capture_output=True, text=True)
         if r.returncode:
             return None, "could not start Slurm: " + r.stderr[-300:]
@@ -170,6 +170,57 @@ def slurm_hundred(n=100):
     took = time.perf_counter() - t0
     shutil.rmtree(work, ignore_errors=True)
     return took, None
+
+
+def slurm_backend_hundred(n=100):
+    data = tempfile.mkdtemp(prefix="lyceumd-bench-slurm-")
+    shared = tempfile.mkdtemp(prefix="lyceumd-bench-shared-")
+    cfg = os.path.join(data, "bench-config.json")
+    with open(cfg, "w") as f:
+        json.dump({"machine_types": [{"hardware_profile": "cpu"},
+                                     {"hardware_profile": "slurm.cpu", "backend": "slurm",
+                                      "vcpus": 1}],
+                   "access_log": False,
+                   "slurm": {"rest_url": "http://127.0.0.1:6820",
+                             "jwt_key": "/tmp/slurm-local/jwt_hs256.key", "user": "root",
+                             "shared_dir": shared, "poll_ms": 100}}, f)
+    port = free_port()
+    log = open(os.path.join(data, "server.log"), "ab")
+    proc = subprocess.Popen([BIN, "serve", "--listen", f"127.0.0.1:{port}", "--data", data,
+                             "--config", cfg], stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                if requests.get(base + "/health", timeout=1).ok:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.05)
+        subprocess.run([BIN, "--data", data, "user", "add", "b@example.com", "--credits", "100"],
+                       capture_output=True, check=True)
+        key = subprocess.run([BIN, "--data", data, "key", "add", "b@example.com", "b"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+        sess = requests.Session()
+        h = {"Authorization": "Bearer " + key}
+        t0 = time.perf_counter()
+        ids = [sess.post(base + PREFIX + "/execution/streaming/start", headers=h,
+                         json={"code": "pass", "execution_type": "slurm.cpu"})
+               .json()["execution_id"] for _ in range(n)]
+        left = set(ids)
+        while left:
+            for i in list(left):
+                st = sess.get(base + PREFIX + f"/execution/streaming/{i}/status",
+                              headers=h).json()
+                if st["status"] in ("completed", "failed", "system_failure", "aborted"):
+                    assert st["status"] == "completed", st
+                    left.discard(i)
+            time.sleep(0.05)
+        return time.perf_counter() - t0
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        shutil.rmtree(data, ignore_errors=True)
+        shutil.rmtree(shared, ignore_errors=True)
 
 
 def main():
@@ -206,6 +257,10 @@ def main():
         else:
             print(f"the same 100 jobs through sbatch: {sl:.2f} s; lyceumd is {sl / secs:.1f}x "
                   f"faster (target >= 20x)")
+            via = slurm_backend_hundred()
+            print(f"100 runs through lyceumd's Slurm backend: {via:.2f} s, against {sl:.2f} s "
+                  f"straight through sbatch: lyceumd adds {(via / sl - 1) * 100:+.1f}% "
+                  f"(target <= 10%)")
     finally:
         proc.terminate()
         try:

@@ -303,6 +303,13 @@ static int api_runs_start_python(struct req *req)
 static int docker_ready(struct req *req)
 {
     const char *why = NULL;
+    const char *profile = body_str(req, "execution_type");
+    struct profile *p = profile_find(profile ? profile : "cpu");
+
+    if (p && strcmp(p->backend, "local") != 0)
+        return req_fail(req, LY_EBADREQ,
+                        "Docker runs cannot use '%s': it runs on %s, which takes Python runs only",
+                        p->name, p->backend);
 
     if (docker_available(&why))
         return 0;

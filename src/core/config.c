@@ -22,6 +22,9 @@ void config_defaults(struct config *c)
     c->sandbox = -1;
     c->sandbox_network = 1;
     c->meter_window_s = 10;
+    snprintf(c->slurm_user, sizeof(c->slurm_user), "root");
+    c->slurm_poll_ms = 250;
+    c->slurm_submit_per_s = 200;
     snprintf(c->docker_socket, sizeof(c->docker_socket), "/var/run/docker.sock");
     snprintf(c->docker_network, sizeof(c->docker_network), "none");
 }
@@ -92,6 +95,32 @@ int config_load_file(struct config *c, const char *path)
                 err = LY_EINVAL;
             }
             c->monthly_free_micro = m;
+        } else if (strcmp(key, "slurm") == 0 && json_is_object(v)) {
+            const char *k2;
+            json_t *v2;
+
+            json_object_foreach(v, k2, v2)
+            {
+                if ((strcmp(k2, "rest_url") == 0 &&
+                     !set_str(c->slurm_rest_url, sizeof(c->slurm_rest_url), v2)) ||
+                    (strcmp(k2, "jwt_key") == 0 &&
+                     !set_str(c->slurm_jwt_key, sizeof(c->slurm_jwt_key), v2)) ||
+                    (strcmp(k2, "user") == 0 &&
+                     !set_str(c->slurm_user, sizeof(c->slurm_user), v2)) ||
+                    (strcmp(k2, "shared_dir") == 0 &&
+                     !set_str(c->slurm_shared_dir, sizeof(c->slurm_shared_dir), v2)) ||
+                    (strcmp(k2, "conf") == 0 && !set_str(c->slurm_conf, sizeof(c->slurm_conf), v2)))
+                    continue;
+                if (strcmp(k2, "poll_ms") == 0 && json_integer_value(v2) >= 50)
+                    c->slurm_poll_ms = (int)json_integer_value(v2);
+                else if (strcmp(k2, "submit_per_second") == 0 && json_integer_value(v2) >= 1)
+                    c->slurm_submit_per_s = (int)json_integer_value(v2);
+                else {
+                    fprintf(stderr, "lyceumd: %s: unknown setting or bad value for 'slurm.%s'\n",
+                            path, k2);
+                    err = LY_EINVAL;
+                }
+            }
         } else if (strcmp(key, "meter_window_seconds") == 0 && json_is_integer(v) &&
                    json_integer_value(v) >= 1 && json_integer_value(v) <= 60) {
             c->meter_window_s = (int)json_integer_value(v);

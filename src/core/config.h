@@ -26,6 +26,15 @@ struct config {
     char docker_socket[256];
     char docker_network[32]; /* NetworkMode of containers, default "none" */
 
+    /* Slurm (the "slurm" object of the config file). */
+    char slurm_rest_url[256];   /* slurmrestd, e.g. http://127.0.0.1:6820; "" = the CLI tools */
+    char slurm_jwt_key[512];    /* the cluster's jwt_key file, to mint tokens for slurmrestd */
+    char slurm_user[64];        /* the user jobs run as */
+    char slurm_shared_dir[512]; /* a directory both lyceumd and the nodes see */
+    char slurm_conf[512];       /* SLURM_CONF for the CLI tools, if not the default */
+    int slurm_poll_ms;          /* how often job states are read (one call for all jobs) */
+    int slurm_submit_per_s;     /* at most this many submissions a second */
+
     /* Money. */
     long long monthly_free_micro; /* free credits granted to every org each month (0: none) */
     int meter_window_s;           /* seconds of run time per ledger charge (default 10) */

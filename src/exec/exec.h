@@ -18,6 +18,7 @@
 #include <jansson.h>
 #include <stdint.h>
 
+struct config;
 struct live;
 
 enum { OUT_STDOUT = 1, OUT_STDERR = 2, OUT_SYSTEM = 3 };
@@ -52,6 +53,7 @@ struct live {
     char errbuf[512]; /* room for an executor's error text */
     char note[256];   /* set by the executor: why a non-zero exit failed (replaces the
                          generic "exited with code N" in the run's errors) */
+    int timed_out;    /* set by the executor when the backend ended it for its time limit */
 
     /* The scheduler's own state follows (see runs/sched.c). */
     struct live_sched *sched;
@@ -61,14 +63,27 @@ void live_output(struct live *l, int stream, const char *buf, size_t n);
 void live_running(struct live *l);
 void live_exited(struct live *l, int code, const char *error);
 
+/* Writes a Python run's files (code, import_files, requirements.txt) into base/work, which it
+ * creates; work receives that path. 0, or -1 with why set. */
+int exec_prepare_python(struct live *l, const char *base, char *work, size_t wn, char *why,
+                        size_t n);
+/* The file name the code is written to (the client's file_name when it is a plain .py). */
+void exec_code_file(struct live *l, char *out, size_t n);
+
+/* The Slurm backend: its thread starts with the runs machinery when a profile uses it;
+ * exec_slurm_adopt() follows a run submitted before a restart, by its job id. */
+int exec_slurm_init(const struct config *cfg);
+void exec_slurm_shutdown(void);
+int exec_slurm_adopt(struct live *l, const char *job_id);
+
 /* The local backend's I/O thread: started once, before any run. */
-struct config;
 int exec_local_init(const struct config *cfg);
 void exec_local_shutdown(void);
 
 /* The backends. */
 extern const struct exec_ops exec_local;
 extern const struct exec_ops exec_docker;
+extern const struct exec_ops exec_slurm;
 
 /* Docker: connects to the engine's socket (path from config, default /var/run/docker.sock).
  * Returns 1 when an engine answers /_ping, else 0 (with *why set). Thread-safe. */

@@ -142,7 +142,7 @@ static int write_file(const char *dir, const char *rel, const char *data, size_t
 }
 
 /* The file the code is written to: the client's file_name when it is a plain .py name. */
-static void code_file(struct live *l, char *out, size_t n)
+void exec_code_file(struct live *l, char *out, size_t n)
 {
     const char *fn = json_string_value(json_object_get(l->spec, "file_name"));
     const char *base = fn ? strrchr(fn, '/') : NULL;
@@ -160,7 +160,8 @@ static void code_file(struct live *l, char *out, size_t n)
     snprintf(out, n, "%s", base && ok ? base : "main.py");
 }
 
-static int prepare_files(struct live *l, char *work, size_t wn, char *why, size_t n)
+int exec_prepare_python(struct live *l, const char *base, char *work, size_t wn, char *why,
+                        size_t n)
 {
     const char *code = json_string_value(json_object_get(l->spec, "code"));
     const char *req = json_string_value(json_object_get(l->spec, "requirements_content"));
@@ -169,7 +170,7 @@ static int prepare_files(struct live *l, char *work, size_t wn, char *why, size_
 
     if (!req)
         req = json_string_value(json_object_get(l->spec, "requirements"));
-    snprintf(work, wn, "%s/work", l->dir);
+    snprintf(work, wn, "%s/work", base);
     if (mkdir(work, 0755) != 0 && errno != EEXIST) {
         snprintf(why, n, "cannot create the run's directory: %s", strerror(errno));
         return -1;
@@ -190,7 +191,7 @@ static int prepare_files(struct live *l, char *work, size_t wn, char *why, size_
         }
         json_decref(files);
     }
-    code_file(l, file, sizeof(file));
+    exec_code_file(l, file, sizeof(file));
     if (write_file(work, file, code ? code : "", code ? strlen(code) : 0)) {
         snprintf(why, n, "cannot write the run's code");
         return -1;
@@ -396,7 +397,7 @@ static int start_phase(struct lrun *r)
 
         if (r->has_install)
             py = venv_py;
-        code_file(l, file, sizeof(file));
+        exec_code_file(l, file, sizeof(file));
         arg(&c, py);
         arg(&c, "-u");
         if (json_is_array(mods) && json_array_size(mods)) {
@@ -589,7 +590,7 @@ static int local_start(struct live *l)
     r->l = l;
     r->pidfd = r->fd[0] = r->fd[1] = r->install_log = -1;
     l->exec_priv = r;
-    if (prepare_files(l, work, sizeof(work), why, sizeof(why))) {
+    if (exec_prepare_python(l, l->dir, work, sizeof(work), why, sizeof(why))) {
         snprintf(l->errbuf, sizeof(l->errbuf), "%s", why);
         return LY_EIO;
     }

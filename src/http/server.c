@@ -219,8 +219,8 @@ static enum MHD_Result send_response(struct http_server *srv, struct conn *c)
         pthread_mutex_init(&c->waker.mu, NULL);
         c->waker.mhd = c->mhd;
         stream_track(&c->waker, 1);
-        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, stream_reader, c,
-                                                 NULL);
+        resp =
+            MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, stream_reader, c, NULL);
         ctype = r->content_type ? r->content_type : "text/event-stream";
     } else if (r->raw) {
         resp = MHD_create_response_from_buffer(r->raw_len, (void *)r->raw, MHD_RESPMEM_MUST_COPY);

@@ -118,11 +118,15 @@ static int from_config(json_t *arr, const struct gpu_info *gpus, int ngpu, char 
         p->pids_max = (int64_t)json_integer_value(json_object_get(o, "pids_max"));
         if ((v = json_object_get(o, "backend")) && json_is_string(v))
             snprintf(p->backend, sizeof(p->backend), "%s", json_string_value(v));
-        if (strcmp(p->backend, "local") != 0) {
-            snprintf(why, n, "machine_types[%zu]: backend '%s' is not known (local)", i,
+        if (strcmp(p->backend, "local") != 0 && strcmp(p->backend, "slurm") != 0) {
+            snprintf(why, n, "machine_types[%zu]: backend '%s' is not known (local, slurm)", i,
                      p->backend);
             return LY_EINVAL;
         }
+        if ((v = json_object_get(o, "partition")) && json_is_string(v))
+            snprintf(p->partition, sizeof(p->partition), "%s", json_string_value(v));
+        if ((v = json_object_get(o, "gres")) && json_is_string(v))
+            snprintf(p->gres, sizeof(p->gres), "%s", json_string_value(v));
         if ((v = json_object_get(o, "gpu_indices")) && json_is_array(v)) {
             /* Explicit GPU indices (also how tests declare GPUs a machine does not have). */
             size_t k;
@@ -142,6 +146,12 @@ static int from_config(json_t *arr, const struct gpu_info *gpus, int ngpu, char 
             }
         }
         v = json_object_get(o, "max_concurrent");
+        if (strcmp(p->backend, "slurm") == 0) {
+            /* Slurm queues and places the jobs; this bounds how many lyceumd hands it. */
+            p->max_concurrent = v ? (int)json_integer_value(v) : 256;
+            count++;
+            continue;
+        }
         if (v)
             p->max_concurrent = (int)json_integer_value(v);
         else if (p->gpu_count > 0)

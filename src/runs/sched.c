@@ -182,7 +182,7 @@ static void finalize(struct live_sched *ls)
         status = "aborted";
         reason = "aborted";
         snprintf(errors, sizeof(errors), "Aborted by the user");
-    } else if (ls->stop_mode == STOP_TIMEOUT) {
+    } else if (ls->stop_mode == STOP_TIMEOUT || l->timed_out) {
         status = "failed";
         reason = "timeout";
         snprintf(errors, sizeof(errors), "Execution timed out after %d seconds", l->timeout_s);
@@ -267,6 +267,8 @@ static int can_take(struct profile *p)
 
     if (p->running >= p->max_concurrent)
         return 0;
+    if (strcmp(p->backend, "local") != 0)
+        return 1; /* the backend places GPUs itself */
     for (int i = 0; i < p->ngpus; i++)
         free_gpus += !gpu_busy[p->gpu_idx[i] & 63];
     return free_gpus >= p->gpu_count;
@@ -296,7 +298,7 @@ static void start_run(struct profile *p, const char *id)
     const char *why;
 
     pthread_mutex_lock(&mu);
-    if (!can_take(p) || (p->gpu_count && !take_gpus(p, ls))) {
+    if (!can_take(p) || (p->gpu_count && strcmp(p->backend, "local") == 0 && !take_gpus(p, ls))) {
         pthread_mutex_unlock(&mu);
         free(ls);
         free(l);
@@ -328,7 +330,9 @@ static void start_run(struct profile *p, const char *id)
     l->cpus = p->vcpus;
     l->mem_bytes = p->mem_bytes;
     l->pids_max = p->pids_max;
-    l->ops = l->kind == RUN_PYTHON ? &exec_local : &exec_docker;
+    l->ops = l->kind != RUN_PYTHON              ? &exec_docker
+             : strcmp(p->backend, "slurm") == 0 ? &exec_slurm
+                                                : &exec_local;
     snprintf(l->dir, sizeof(l->dir), "%s/%s", runs_dir, id);
     json_decref(row);
     if (!l->spec)
@@ -664,6 +668,48 @@ int64_t runs_proc_start(int64_t pid)
     return proc_start(pid);
 }
 
+/* Takes up a run whose job its backend still holds (after a restart). 0 when adopted. */
+static int adopt_run(json_t *row)
+{
+    const char *id = json_string_value(json_object_get(row, "id"));
+    struct profile *p = profile_find(json_string_value(json_object_get(row, "profile")));
+    struct live_sched *ls;
+    struct live *l;
+
+    if (!p || strcmp(p->backend, "slurm") != 0)
+        return -1;
+    ls = xcalloc(1, sizeof(*ls));
+    l = xcalloc(1, sizeof(*l));
+    ls->l = l;
+    ls->prof = p;
+    l->sched = ls;
+    snprintf(l->id, sizeof(l->id), "%s", id);
+    snprintf(l->org_id, sizeof(l->org_id), "%s", json_string_value(json_object_get(row, "org_id")));
+    snprintf(l->user_id, sizeof(l->user_id), "%s",
+             json_string_value(json_object_get(row, "user_id")));
+    snprintf(l->profile, sizeof(l->profile), "%s", p->name);
+    l->kind = (int)json_integer_value(json_object_get(row, "kind"));
+    l->spec = json_loads(json_string_value(json_object_get(row, "spec")), 0, NULL);
+    l->env = json_object();
+    l->timeout_s = (int)json_integer_value(json_object_get(row, "timeout_s"));
+    l->graceful_s = (int)json_integer_value(json_object_get(row, "graceful_s"));
+    l->ops = &exec_slurm;
+    snprintf(l->dir, sizeof(l->dir), "%s/%s", runs_dir, id);
+    ls->out = output_get(id);
+    output_open_writer(ls->out);
+    ls->install_deadline_us = now_mono_us() + (int64_t)INSTALL_LIMIT_S * 1000000;
+    if (json_is_integer(json_object_get(row, "running_at"))) {
+        /* Its timeout still counts from when it began. */
+        int64_t ran = now_us() - json_integer_value(json_object_get(row, "running_at"));
+
+        ls->deadline_us = now_mono_us() + (int64_t)l->timeout_s * 1000000 - ran;
+    }
+    p->running++;
+    ls->next = lives;
+    lives = ls;
+    return exec_slurm_adopt(l, json_string_value(json_object_get(row, "backend_ref")));
+}
+
 static void recover(void)
 {
     json_t *rows = json_array(), *row;
@@ -686,6 +732,12 @@ static void recover(void)
             /* It never began: back to the queue. */
             q_exec("UPDATE runs SET status = 'pending', started_at = NULL WHERE id = ?", "s", id);
             continue;
+        }
+        if (json_is_string(json_object_get(row, "backend_ref")) &&
+            strcmp(json_string_value(json_object_get(row, "backend")) ?: "", "slurm") == 0) {
+            /* Slurm kept the job going: follow it again. */
+            if (adopt_run(row) == 0)
+                continue;
         }
         if (pid > 0 && proc_start(pid) == start && start >= 0) {
             kill(-(pid_t)pid, SIGKILL);
@@ -730,6 +782,8 @@ int runs_init(const struct config *cfg)
     output_init(runs_dir);
     docker_configure(cfg->docker_socket);
     err = exec_local_init(cfg);
+    if (!err)
+        err = exec_slurm_init(cfg);
     if (err)
         return err;
     recover();
@@ -751,8 +805,27 @@ void runs_shutdown(void)
     pthread_mutex_lock(&mu);
     shutting_down = 1;
     for (struct live_sched *ls = lives; ls; ls = ls->next)
-        if (!ls->exited && ls->stop_mode != STOP_ABORT)
+        if (!ls->exited && ls->stop_mode != STOP_ABORT && ls->l->ops != &exec_slurm)
             ls->l->ops->signal(ls->l, SIGKILL);
+    pthread_mutex_unlock(&mu);
+    /* Slurm jobs go on without us: the next start follows them again. */
+    exec_slurm_shutdown();
+    pthread_mutex_lock(&mu);
+    for (struct live_sched **pp = &lives; *pp;) {
+        struct live_sched *ls = *pp;
+
+        if (ls->l->ops != &exec_slurm || ls->exited) {
+            pp = &ls->next;
+            continue;
+        }
+        *pp = ls->next;
+        ls->l->ops->release(ls->l);
+        output_put(ls->out);
+        json_decref(ls->l->spec);
+        json_decref(ls->l->env);
+        free(ls->l);
+        free(ls);
+    }
     pthread_mutex_unlock(&mu);
     for (int i = 0; i < 50; i++) {
         int left;

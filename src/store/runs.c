@@ -12,7 +12,7 @@
     "id, org_id, user_id, kind, profile, status, priority, spec, file_name, timeout_s, "           \
     "graceful_s, parent_id, stream_token, callback_urls, created_at, started_at, running_at, "     \
     "ended_at, finished_at, return_code, errors, reason, install_return_code, gpus, backend, "     \
-    "pid, pid_start, stop_mode, deleted_at, metered_until"
+    "pid, pid_start, stop_mode, deleted_at, metered_until, backend_ref, waiting_reason"
 
 /* One row as a JSON object of its columns. */
 static json_t *row_json(sqlite3_stmt *st)
@@ -128,9 +128,32 @@ int runs_mark_starting(const char *id, int64_t at, const char *gpus, const char 
 
 int runs_mark_running(const char *id, int64_t at)
 {
-    int n = q_exec("UPDATE runs SET status = 'running', running_at = ? WHERE id = ? AND "
-                   "status = 'starting'",
+    int n = q_exec("UPDATE runs SET status = 'running', running_at = ?, waiting_reason = NULL "
+                   "WHERE id = ? AND status IN ('starting', 'queued')",
                    "is", at, id);
+
+    return n < 0 ? n : 0;
+}
+
+int runs_mark_queued(const char *id)
+{
+    int n = q_exec("UPDATE runs SET status = 'queued', waiting_reason = NULL WHERE id = ? AND "
+                   "status = 'starting'",
+                   "s", id);
+
+    return n < 0 ? n : 0;
+}
+
+int runs_set_backend_ref(const char *id, const char *ref)
+{
+    int n = q_exec("UPDATE runs SET backend_ref = ? WHERE id = ?", "ss", ref, id);
+
+    return n < 0 ? n : 0;
+}
+
+int runs_set_waiting_reason(const char *id, const char *why)
+{
+    int n = q_exec("UPDATE runs SET waiting_reason = ? WHERE id = ?", "ss", why, id);
 
     return n < 0 ? n : 0;
 }
@@ -182,7 +205,7 @@ int runs_set_stop_mode(const char *id, int mode)
 int runs_unfinished(json_t *out)
 {
     return all_rows(q_prepare("SELECT " RUN_COLS " FROM runs WHERE status IN "
-                              "('starting', 'running') ORDER BY created_at",
+                              "('starting', 'queued', 'running') ORDER BY created_at",
                               ""),
                     out, 0);
 }
@@ -190,7 +213,7 @@ int runs_unfinished(json_t *out)
 int runs_list_active(const char *org_id, const char *user_id, json_t *out)
 {
     return all_rows(q_prepare("SELECT " RUN_COLS " FROM runs WHERE org_id = ? AND user_id = ? "
-                              "AND status IN ('pending', 'starting', 'running') AND "
+                              "AND status IN ('pending', 'starting', 'queued', 'running') AND "
                               "deleted_at IS NULL ORDER BY created_at, id",
                               "ss", org_id, user_id),
                     out, 0);

@@ -37,6 +37,11 @@ int runs_pending_counts(json_t *out);
 /* pending -> starting; returns 1 when this call moved it, 0 when it was no longer pending. */
 int runs_mark_starting(const char *id, int64_t at, const char *gpus, const char *backend);
 int runs_mark_running(const char *id, int64_t at);
+/* starting -> queued: handed to a backend that queues it (Slurm's PENDING). */
+int runs_mark_queued(const char *id);
+int runs_set_backend_ref(const char *id, const char *ref);
+/* Why a run still waits for its backend (NULL clears it). */
+int runs_set_waiting_reason(const char *id, const char *why);
 int runs_set_pid(const char *id, int64_t pid, int64_t pid_start);
 int runs_set_install_rc(const char *id, int rc);
 /* Records the end of a run that is not yet terminal; 1 when recorded, 0 when it already was. */
