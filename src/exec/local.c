@@ -14,6 +14,7 @@
  * by an escaped process are closed after a short grace).
  */
 #include "exec/exec.h"
+#include "exec/cgroup.h"
 #include "core/arena.h"
 #include "core/config.h"
 #include "core/err.h"
@@ -62,6 +63,8 @@ struct lrun {
     int64_t exited_at;
     int killed;
     int install_log;
+    int has_cg; /* in its own control groups (memory, pids, cpu limits) */
+    struct cgroup cg;
     struct ep ep[3];
     struct lrun *next;
 };
@@ -307,7 +310,8 @@ static int spawn(struct lrun *r, struct cmd *c, const char *work)
     if (pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC))
         return LY_EIO;
     devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (r->l->mem_bytes > 0)
+    /* Without a cgroup, the memory limit falls back to the address-space rlimit. */
+    if (r->l->mem_bytes > 0 && !r->has_cg)
         as.rlim_cur = as.rlim_max = (rlim_t)r->l->mem_bytes;
     if (r->l->pids_max > 0)
         np.rlim_cur = np.rlim_max = (rlim_t)r->l->pids_max;
@@ -318,6 +322,8 @@ static int spawn(struct lrun *r, struct cmd *c, const char *work)
         /* The child: only async-signal-safe calls from here to execve. */
         setpgid(0, 0);
         prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (r->has_cg)
+            cgroup_join_child(&r->cg);
         dup2(devnull, 0);
         dup2(out[1], 1);
         dup2(err[1], 2);
@@ -532,6 +538,9 @@ static void advance(struct lrun *r)
         }
     }
     unlink_run(r);
+    if (r->has_cg)
+        cgroup_destroy(&r->cg);
+    r->has_cg = 0;
     live_exited(r->l, r->status, NULL);
 }
 
@@ -594,6 +603,7 @@ static int local_start(struct live *l)
         snprintf(l->errbuf, sizeof(l->errbuf), "%s", why);
         return LY_EIO;
     }
+    r->has_cg = cgroup_create(&r->cg, l->id, l->mem_bytes, l->pids_max, l->cpus) == 0;
     r->has_install = req && *req;
     r->phase = r->has_install ? 0 : 1;
     if (r->has_install) {
@@ -678,6 +688,8 @@ static void local_release(struct live *l)
         return;
     if (r->install_log >= 0)
         close(r->install_log);
+    if (r->has_cg)
+        cgroup_destroy(&r->cg);
     pthread_mutex_destroy(&r->mu);
     free(r);
     l->exec_priv = NULL;

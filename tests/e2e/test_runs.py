@@ -23,6 +23,8 @@ MACHINES = [
      "gpu_indices": [2], "price_per_hour": "2.99"},
     {"hardware_profile": "gpu.b200", "gpu_model": "NVIDIA B200", "gpu_count": 1,
      "price_per_hour": "5.49"},
+    {"hardware_profile": "cpu.small", "memory_mb": 256, "pids_max": 16, "max_concurrent": 2,
+     "price_per_hour": "0.05"},
 ]
 
 
@@ -256,7 +258,7 @@ def test_bad_input_gets_the_contracts_errors(rs, ru):
     body = assert_detail(rs.post("/execution/streaming/start", k,
                                  json={"code": "1", "execution_type": "gpu.x999"}), 400)
     assert body["detail"] == ("Unknown hardware_profile 'gpu.x999'. Valid options: cpu, "
-                              "gpu.a100, gpu.h100, gpu.b200")
+                              "gpu.a100, gpu.h100, gpu.b200, cpu.small")
     assert_422(rs.post("/execution/streaming/start", k,
                        json={"code": "1", "import_files": "{not json"}), ("body", "import_files"))
     for bad in ["../x.py", "/etc/x.py", "a/../../x.py", "a\u0000b.py", "x" * 1025]:
@@ -279,15 +281,15 @@ def test_bad_input_gets_the_contracts_errors(rs, ru):
 
 def test_machine_types_and_quotas(rs, ru):
     mt = rs.get("/machine-types", ru["key"]).json()
-    assert mt["count"] == 4
+    assert mt["count"] == 5
     by = {m["hardware_profile"]: m for m in mt["machine_types"]}
     assert by["cpu"]["price_per_hour"] == 0.1 and by["gpu.a100"]["price_per_hour"] == 1.99
     assert by["gpu.b200"]["available"] is False and by["gpu.a100"]["available"] is True
     assert rs.get("/compute/machine-types", ru["key"]).json() == mt
     assert rs.get("/user/quotas", ru["key"]).json() == {
-        "cpu": True, "gpu.a100": True, "gpu.h100": True, "gpu.b200": True}
+        "cpu": True, "gpu.a100": True, "gpu.h100": True, "gpu.b200": True, "cpu.small": True}
     assert rs.get("/user/quotas/available-hardware", ru["key"]).json() == {
-        "available_hardware_profiles": ["cpu", "gpu.a100", "gpu.h100"]}
+        "available_hardware_profiles": ["cpu", "gpu.a100", "gpu.h100", "cpu.small"]}
     out = json.loads(rs.cli("quota", "set", ru["email"], "cpu").stdout)
     assert out["allowed_profiles"] == ["cpu"]
     assert rs.get("/user/quotas", ru["key"]).json()["gpu.a100"] is False
@@ -359,3 +361,28 @@ def test_idempotency_key_starts_one_run(rs, ru):
                                            json={"code": "print(2)"}, headers=h2)
                          .json()["execution_id"], range(16)))
     assert len(ids) == 1
+
+
+def cgroups_writable():
+    v2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+    return os.access("/sys/fs/cgroup" if v2 else "/sys/fs/cgroup/pids", os.W_OK)
+
+
+def test_memory_and_process_limits_hold(rs, ru):
+    if not cgroups_writable():
+        pytest.skip("cgroups are not writable on this machine: process limits cannot hold")
+    forks = ("import os, time\nmade = 0\nfor i in range(40):\n    try:\n"
+             "        if os.fork() == 0:\n            time.sleep(2)\n            os._exit(0)\n"
+             "        made += 1\n    except OSError:\n        pass\nprint('forked', made)\n")
+    run = start(rs, ru["key"], forks, execution_type="cpu.small")
+    out = output_of(follow(run["streaming_url"]))
+    made = int(out.split("forked")[1].split()[0])
+    assert 0 < made < 16, out
+    hog = "b = bytearray(600 * 1024 * 1024)\nprint('allocated', len(b))"
+    run = start(rs, ru["key"], hog, execution_type="cpu.small")
+    events = follow(run["streaming_url"])
+    assert "allocated" not in output_of(events)
+    assert status(rs, ru["key"], run["execution_id"])["status"] == "failed"
+    # The same program fits on a profile without the limit.
+    run = start(rs, ru["key"], hog)
+    assert "allocated 629145600" in output_of(follow(run["streaming_url"]))
