@@ -27,30 +27,12 @@ static unsigned char invoice_key[32];
 int billing_init(const char *data_dir, int64_t monthly_free_micro, int window_s)
 {
     char path[1100];
-    int fd;
 
     monthly_free = monthly_free_micro;
     if (window_s >= 1 && window_s <= 60)
         meter_window_us = (int64_t)window_s * 1000000;
     snprintf(path, sizeof(path), "%.1000s/invoice.key", data_dir);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        ssize_t n = read(fd, invoice_key, sizeof(invoice_key));
-
-        close(fd);
-        if (n == (ssize_t)sizeof(invoice_key))
-            return 0;
-    }
-    random_bytes(invoice_key, sizeof(invoice_key));
-    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0 || write(fd, invoice_key, sizeof(invoice_key)) != (ssize_t)sizeof(invoice_key)) {
-        log_error("cannot write %s: %s", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return LY_EIO;
-    }
-    close(fd);
-    return 0;
+    return key_file_load(path, invoice_key, sizeof(invoice_key));
 }
 
 /* micro-credits for dt µs at price micro-credits per hour, rounded half up. */

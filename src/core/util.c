@@ -1,9 +1,11 @@
 /* See util.h. Hashing uses OpenSSL's EVP interface; randomness is getrandom(2). */
 #include "core/util.h"
 #include "core/err.h"
+#include "core/log.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -11,6 +13,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 int64_t now_unix(void)
 {
@@ -240,4 +243,40 @@ void micro_format(int64_t micro, char *buf, size_t n)
         len--;
     frac[len] = '\0';
     snprintf(buf, n, "%s%" PRIu64 ".%s", micro < 0 ? "-" : "", a / (uint64_t)MICRO, frac);
+}
+
+int key_file_load(const char *path, unsigned char *key, size_t n)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+    if (fd >= 0) {
+        ssize_t r = read(fd, key, n);
+
+        close(fd);
+        if (r == (ssize_t)n)
+            return 0;
+        log_error("%s is shorter than %zu bytes: refusing to replace a key", path, n);
+        return LY_EIO;
+    }
+    random_bytes(key, n);
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0 || write(fd, key, n) != (ssize_t)n || fsync(fd) != 0) {
+        log_error("cannot write %s: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return LY_EIO;
+    }
+    close(fd);
+    return 0;
+}
+
+void deadline_in(struct timespec *ts, int clk, int64_t us)
+{
+    clock_gettime((clockid_t)clk, ts);
+    ts->tv_sec += (time_t)(us / 1000000);
+    ts->tv_nsec += (long)(us % 1000000) * 1000;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
 }

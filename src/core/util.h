@@ -21,6 +21,13 @@ void time_iso(int64_t unix_us, char *buf, size_t n);
 /* Parses ISO-8601 (date, or date-time with optional fraction and Z/+hh:mm; naive = UTC). */
 int time_parse_iso(const char *s, int64_t *unix_s);
 
+/* Reads the n-byte secret key at path, or makes one from the CSPRNG and writes it there
+ * (mode 0600) when the file does not exist. 0, or LY_EIO with the reason logged. */
+int key_file_load(const char *path, unsigned char *key, size_t n);
+/* The absolute time us microseconds from now on clock clk, for pthread_cond_timedwait. */
+struct timespec;
+void deadline_in(struct timespec *ts, int clk, int64_t us);
+
 /* Fills buf from the kernel's CSPRNG; aborts if it cannot (never returns weak bytes). */
 void random_bytes(void *buf, size_t n);
 /* n base62 characters plus NUL into out (out needs n + 1 bytes). */

@@ -611,12 +611,7 @@ static void *slurm_main(void *arg)
         {
             struct timespec ts;
 
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_nsec += (long)cfg->slurm_poll_ms * 1000000L;
-            while (ts.tv_nsec >= 1000000000L) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000L;
-            }
+            deadline_in(&ts, CLOCK_REALTIME, (int64_t)cfg->slurm_poll_ms * 1000);
             if (!stopping)
                 pthread_cond_timedwait(&cv, &mu, &ts);
         }

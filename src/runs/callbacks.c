@@ -144,12 +144,7 @@ static void *sender_main(void *arg)
             continue;
         }
         /* Retries come due on their own: look every half second. */
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 500000000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
+        deadline_in(&ts, CLOCK_REALTIME, 500000);
         if (pthread_cond_timedwait(&cv, &mu, &ts) != 0)
             pending = 1;
     }

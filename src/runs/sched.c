@@ -287,6 +287,30 @@ int runs_profile_free(const char *name)
     return ok;
 }
 
+/* Fills what an executor needs to know of a run from its row and profile. */
+static void live_fill(struct live *l, json_t *row, struct profile *p)
+{
+    snprintf(l->id, sizeof(l->id), "%s", json_string_value(json_object_get(row, "id")));
+    snprintf(l->org_id, sizeof(l->org_id), "%s", json_string_value(json_object_get(row, "org_id")));
+    snprintf(l->user_id, sizeof(l->user_id), "%s",
+             json_string_value(json_object_get(row, "user_id")));
+    snprintf(l->profile, sizeof(l->profile), "%s", p->name);
+    l->kind = (int)json_integer_value(json_object_get(row, "kind"));
+    l->spec = json_loads(json_string_value(json_object_get(row, "spec")), 0, NULL);
+    if (!l->spec)
+        l->spec = json_object();
+    l->env = json_object();
+    l->timeout_s = (int)json_integer_value(json_object_get(row, "timeout_s"));
+    l->graceful_s = (int)json_integer_value(json_object_get(row, "graceful_s"));
+    l->cpus = p->vcpus;
+    l->mem_bytes = p->mem_bytes;
+    l->pids_max = p->pids_max;
+    l->ops = l->kind != RUN_PYTHON              ? &exec_docker
+             : strcmp(p->backend, "slurm") == 0 ? &exec_slurm
+                                                : &exec_local;
+    snprintf(l->dir, sizeof(l->dir), "%s/%s", runs_dir, l->id);
+}
+
 /* Starts run id on p; called without mu, from the scheduler thread. */
 static void start_run(struct profile *p, const char *id)
 {
@@ -317,27 +341,8 @@ static void start_run(struct profile *p, const char *id)
     row = runs_get_any(id, &err);
     if (!row)
         goto undo;
-    snprintf(l->id, sizeof(l->id), "%s", id);
-    snprintf(l->org_id, sizeof(l->org_id), "%s", json_string_value(json_object_get(row, "org_id")));
-    snprintf(l->user_id, sizeof(l->user_id), "%s",
-             json_string_value(json_object_get(row, "user_id")));
-    snprintf(l->profile, sizeof(l->profile), "%s", p->name);
-    l->kind = (int)json_integer_value(json_object_get(row, "kind"));
-    l->spec = json_loads(json_string_value(json_object_get(row, "spec")), 0, NULL);
-    l->env = json_object();
-    l->timeout_s = (int)json_integer_value(json_object_get(row, "timeout_s"));
-    l->graceful_s = (int)json_integer_value(json_object_get(row, "graceful_s"));
-    l->cpus = p->vcpus;
-    l->mem_bytes = p->mem_bytes;
-    l->pids_max = p->pids_max;
-    l->ops = l->kind != RUN_PYTHON              ? &exec_docker
-             : strcmp(p->backend, "slurm") == 0 ? &exec_slurm
-                                                : &exec_local;
-    snprintf(l->dir, sizeof(l->dir), "%s/%s", runs_dir, id);
+    live_fill(l, row, p);
     json_decref(row);
-    if (!l->spec)
-        l->spec = json_object();
-
     if (billing_admit(l->org_id, p->name, 1) == LY_EPAYMENT) {
         /* Its org ran out of credits while it waited. */
         struct output *o = output_get(id);
@@ -500,15 +505,9 @@ static void *sched_main(void *arg)
             struct timespec ts;
             int64_t wait_us = next - now_mono_us();
 
-            clock_gettime(CLOCK_MONOTONIC, &ts);
             if (wait_us < 1000)
                 wait_us = 1000;
-            ts.tv_sec += (time_t)(wait_us / 1000000);
-            ts.tv_nsec += (long)(wait_us % 1000000) * 1000;
-            if (ts.tv_nsec >= 1000000000) {
-                ts.tv_sec++;
-                ts.tv_nsec -= 1000000000;
-            }
+            deadline_in(&ts, CLOCK_MONOTONIC, wait_us);
             pthread_cond_timedwait(&cv, &mu, &ts);
         }
     }
@@ -683,18 +682,7 @@ static int adopt_run(json_t *row)
     ls->l = l;
     ls->prof = p;
     l->sched = ls;
-    snprintf(l->id, sizeof(l->id), "%s", id);
-    snprintf(l->org_id, sizeof(l->org_id), "%s", json_string_value(json_object_get(row, "org_id")));
-    snprintf(l->user_id, sizeof(l->user_id), "%s",
-             json_string_value(json_object_get(row, "user_id")));
-    snprintf(l->profile, sizeof(l->profile), "%s", p->name);
-    l->kind = (int)json_integer_value(json_object_get(row, "kind"));
-    l->spec = json_loads(json_string_value(json_object_get(row, "spec")), 0, NULL);
-    l->env = json_object();
-    l->timeout_s = (int)json_integer_value(json_object_get(row, "timeout_s"));
-    l->graceful_s = (int)json_integer_value(json_object_get(row, "graceful_s"));
-    l->ops = &exec_slurm;
-    snprintf(l->dir, sizeof(l->dir), "%s/%s", runs_dir, id);
+    live_fill(l, row, p);
     ls->out = output_get(id);
     output_open_writer(ls->out);
     ls->install_deadline_us = now_mono_us() + (int64_t)INSTALL_LIMIT_S * 1000000;

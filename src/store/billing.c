@@ -3,48 +3,16 @@
 #include "core/err.h"
 #include "core/util.h"
 #include "store/db.h"
+#include "store/rows.h"
 
 #include <string.h>
 
-static json_t *row_json(sqlite3_stmt *st)
-{
-    json_t *o = json_object();
-
-    for (int i = 0; i < sqlite3_column_count(st); i++) {
-        const char *name = sqlite3_column_name(st, i);
-
-        switch (sqlite3_column_type(st, i)) {
-        case SQLITE_INTEGER:
-            json_object_set_new(o, name, json_integer(sqlite3_column_int64(st, i)));
-            break;
-        case SQLITE_NULL:
-            json_object_set_new(o, name, json_null());
-            break;
-        default:
-            json_object_set_new(o, name, json_string(q_text(st, i)));
-        }
-    }
-    return o;
-}
-
-static int rows(sqlite3_stmt *st, json_t *out)
-{
-    int rc;
-
-    if (!st)
-        return LY_EDB;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        json_array_append_new(out, row_json(st));
-    q_done(st);
-    return rc == SQLITE_DONE ? 0 : LY_EDB;
-}
-
 int bill_running(json_t *out)
 {
-    return rows(q_prepare("SELECT id, org_id, profile, running_at, metered_until FROM runs "
-                          "WHERE status = 'running' AND running_at IS NOT NULL",
-                          ""),
-                out);
+    return q_rows_json(q_prepare("SELECT id, org_id, profile, running_at, metered_until FROM runs "
+                                 "WHERE status = 'running' AND running_at IS NOT NULL",
+                                 ""),
+                       out, 0);
 }
 
 int bill_charge_window(const char *run_id, const char *org_id, const char *profile, int64_t amount,
@@ -90,24 +58,10 @@ int bill_run_billed(const char *run_id, int64_t *micro)
 
 json_t *bill_run_meter_row(const char *run_id, int *err)
 {
-    sqlite3_stmt *st = q_prepare("SELECT org_id, profile, running_at, metered_until FROM runs "
-                                 "WHERE id = ?",
-                                 "s", run_id);
-    json_t *o = NULL;
-    int rc;
-
-    *err = 0;
-    if (!st) {
-        *err = LY_EDB;
-        return NULL;
-    }
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        o = row_json(st);
-    else if (rc != SQLITE_DONE)
-        *err = LY_EDB;
-    q_done(st);
-    return o;
+    return q_one_json(q_prepare("SELECT org_id, profile, running_at, metered_until FROM runs "
+                                "WHERE id = ?",
+                                "s", run_id),
+                      err);
 }
 
 int voucher_add(const char *code, int64_t credits, int64_t expires_at, const char *note)
@@ -122,23 +76,8 @@ int voucher_add(const char *code, int64_t credits, int64_t expires_at, const cha
 
 json_t *voucher_get(const char *code, int *err)
 {
-    sqlite3_stmt *st =
-        q_prepare("SELECT code, credits, expires_at FROM vouchers WHERE code = ?", "s", code);
-    json_t *o = NULL;
-    int rc;
-
-    *err = 0;
-    if (!st) {
-        *err = LY_EDB;
-        return NULL;
-    }
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        o = row_json(st);
-    else if (rc != SQLITE_DONE)
-        *err = LY_EDB;
-    q_done(st);
-    return o;
+    return q_one_json(
+        q_prepare("SELECT code, credits, expires_at FROM vouchers WHERE code = ?", "s", code), err);
 }
 
 int voucher_redeem(const char *org_id, const char *code, int64_t credits, const char *user_id)
@@ -233,15 +172,16 @@ int bill_history(const char *org_id, int64_t limit, int64_t offset, json_t *out,
     q_done(st);
     if (rc != SQLITE_DONE)
         return LY_EDB;
-    return rows(q_prepare("SELECT r.id, r.kind, r.status, r.profile, r.file_name, r.spec, "
-                          "r.created_at, r.started_at, r.running_at, r.ended_at, r.finished_at, "
-                          "r.errors, r.parent_id, r.user_id, r.deleted_at, "
-                          "(SELECT coalesce(-sum(l.amount), 0) FROM ledger l WHERE l.ref = r.id "
-                          " AND l.kind = 'run' AND l.org_id = r.org_id) AS billed "
-                          "FROM runs r WHERE r.org_id = ? ORDER BY r.created_at DESC, r.id "
-                          "LIMIT ? OFFSET ?",
-                          "sii", org_id, limit, offset),
-                out);
+    return q_rows_json(
+        q_prepare("SELECT r.id, r.kind, r.status, r.profile, r.file_name, r.spec, "
+                  "r.created_at, r.started_at, r.running_at, r.ended_at, r.finished_at, "
+                  "r.errors, r.parent_id, r.user_id, r.deleted_at, "
+                  "(SELECT coalesce(-sum(l.amount), 0) FROM ledger l WHERE l.ref = r.id "
+                  " AND l.kind = 'run' AND l.org_id = r.org_id) AS billed "
+                  "FROM runs r WHERE r.org_id = ? ORDER BY r.created_at DESC, r.id "
+                  "LIMIT ? OFFSET ?",
+                  "sii", org_id, limit, offset),
+        out, 0);
 }
 
 int bill_activities(const char *org_id, int64_t limit, int64_t offset, json_t *out, int64_t *total)
@@ -261,37 +201,40 @@ int bill_activities(const char *org_id, int64_t limit, int64_t offset, json_t *o
     q_done(st);
     if (rc != SQLITE_ROW)
         return LY_EDB;
-    return rows(q_prepare("SELECT * FROM (" /* */
-                          "SELECT 'execution' AS type, ref AS id, min(l.created_at) AS "
-                          "created_at, -sum(l.amount) AS amount, r.profile AS hardware_profile, "
-                          "r.status AS status, coalesce(r.file_name, 'Run on ' || r.profile) "
-                          "AS description FROM ledger l LEFT JOIN runs r ON r.id = l.ref "
-                          "WHERE l.org_id = ?1 AND l.kind = 'run' GROUP BY l.ref "
-                          "UNION ALL "
-                          "SELECT 'purchase', 'entry-' || id, created_at, amount, NULL, "
-                          "'completed', coalesce(description, kind) FROM ledger WHERE "
-                          "org_id = ?1 AND amount > 0 AND kind NOT IN ('run')) "
-                          "ORDER BY created_at DESC, id LIMIT ?2 OFFSET ?3",
-                          "sii", org_id, limit, offset),
-                out);
+    return q_rows_json(
+        q_prepare("SELECT * FROM (" /* */
+                  "SELECT 'execution' AS type, ref AS id, min(l.created_at) AS "
+                  "created_at, -sum(l.amount) AS amount, r.profile AS hardware_profile, "
+                  "r.status AS status, coalesce(r.file_name, 'Run on ' || r.profile) "
+                  "AS description FROM ledger l LEFT JOIN runs r ON r.id = l.ref "
+                  "WHERE l.org_id = ?1 AND l.kind = 'run' GROUP BY l.ref "
+                  "UNION ALL "
+                  "SELECT 'purchase', 'entry-' || id, created_at, amount, NULL, "
+                  "'completed', coalesce(description, kind) FROM ledger WHERE "
+                  "org_id = ?1 AND amount > 0 AND kind NOT IN ('run')) "
+                  "ORDER BY created_at DESC, id LIMIT ?2 OFFSET ?3",
+                  "sii", org_id, limit, offset),
+        out, 0);
 }
 
 int bill_months(const char *org_id, json_t *out)
 {
-    return rows(q_prepare("SELECT strftime('%Y-%m', created_at / 1000000, 'unixepoch') AS "
-                          "month, coalesce(sum(CASE WHEN amount > 0 THEN amount END), 0) AS "
-                          "added, coalesce(-sum(CASE WHEN amount < 0 THEN amount END), 0) AS "
-                          "spent, count(*) AS entries, max(created_at) AS last_at FROM ledger "
-                          "WHERE org_id = ? GROUP BY month ORDER BY month DESC",
-                          "s", org_id),
-                out);
+    return q_rows_json(
+        q_prepare("SELECT strftime('%Y-%m', created_at / 1000000, 'unixepoch') AS "
+                  "month, coalesce(sum(CASE WHEN amount > 0 THEN amount END), 0) AS "
+                  "added, coalesce(-sum(CASE WHEN amount < 0 THEN amount END), 0) AS "
+                  "spent, count(*) AS entries, max(created_at) AS last_at FROM ledger "
+                  "WHERE org_id = ? GROUP BY month ORDER BY month DESC",
+                  "s", org_id),
+        out, 0);
 }
 
 int bill_entries(const char *org_id, int64_t from, int64_t to, json_t *out)
 {
-    return rows(q_prepare("SELECT id, kind, amount, description, ref, created_at, window_start, "
-                          "window_end FROM ledger WHERE org_id = ? AND created_at >= ? AND "
-                          "created_at < ? ORDER BY id",
-                          "sii", org_id, from, to),
-                out);
+    return q_rows_json(
+        q_prepare("SELECT id, kind, amount, description, ref, created_at, window_start, "
+                  "window_end FROM ledger WHERE org_id = ? AND created_at >= ? AND "
+                  "created_at < ? ORDER BY id",
+                  "sii", org_id, from, to),
+        out, 0);
 }

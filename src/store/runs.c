@@ -3,6 +3,7 @@
 #include "core/err.h"
 #include "core/util.h"
 #include "store/db.h"
+#include "store/rows.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -13,62 +14,6 @@
     "graceful_s, parent_id, stream_token, callback_urls, created_at, started_at, running_at, "     \
     "ended_at, finished_at, return_code, errors, reason, install_return_code, gpus, backend, "     \
     "pid, pid_start, stop_mode, deleted_at, metered_until, backend_ref, waiting_reason"
-
-/* One row as a JSON object of its columns. */
-static json_t *row_json(sqlite3_stmt *st)
-{
-    json_t *o = json_object();
-    int n = sqlite3_column_count(st);
-
-    for (int i = 0; i < n; i++) {
-        const char *name = sqlite3_column_name(st, i);
-
-        switch (sqlite3_column_type(st, i)) {
-        case SQLITE_INTEGER:
-            json_object_set_new(o, name, json_integer(sqlite3_column_int64(st, i)));
-            break;
-        case SQLITE_NULL:
-            json_object_set_new(o, name, json_null());
-            break;
-        default:
-            json_object_set_new(o, name, json_string(q_text(st, i)));
-        }
-    }
-    return o;
-}
-
-/* Runs st and returns its first row (or NULL with *err 0 when none). */
-static json_t *one_row(sqlite3_stmt *st, int *err)
-{
-    json_t *o = NULL;
-    int rc;
-
-    *err = 0;
-    if (!st) {
-        *err = LY_EDB;
-        return NULL;
-    }
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        o = row_json(st);
-    else if (rc != SQLITE_DONE)
-        *err = LY_EDB;
-    q_done(st);
-    return o;
-}
-
-/* Appends every row of st to out (as objects, or the first column alone when scalar). */
-static int all_rows(sqlite3_stmt *st, json_t *out, int scalar)
-{
-    int rc;
-
-    if (!st)
-        return LY_EDB;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        json_array_append_new(out, scalar ? json_string(q_text(st, 0)) : row_json(st));
-    q_done(st);
-    return rc == SQLITE_DONE ? 0 : LY_EDB;
-}
 
 int runs_insert(const struct run_new *r)
 {
@@ -85,23 +30,23 @@ int runs_insert(const struct run_new *r)
 
 json_t *runs_get(const char *org_id, const char *id, int *err)
 {
-    return one_row(q_prepare("SELECT " RUN_COLS " FROM runs WHERE id = ? AND org_id = ? AND "
-                             "deleted_at IS NULL",
-                             "ss", id, org_id),
-                   err);
+    return q_one_json(q_prepare("SELECT " RUN_COLS " FROM runs WHERE id = ? AND org_id = ? AND "
+                                "deleted_at IS NULL",
+                                "ss", id, org_id),
+                      err);
 }
 
 json_t *runs_get_any(const char *id, int *err)
 {
-    return one_row(q_prepare("SELECT " RUN_COLS " FROM runs WHERE id = ?", "s", id), err);
+    return q_one_json(q_prepare("SELECT " RUN_COLS " FROM runs WHERE id = ?", "s", id), err);
 }
 
 int runs_next_pending(const char *profile, int limit, json_t *ids)
 {
-    return all_rows(q_prepare("SELECT id FROM runs WHERE status = 'pending' AND profile = ? "
-                              "ORDER BY priority DESC, created_at, id LIMIT ?",
-                              "si", profile, (int64_t)limit),
-                    ids, 1);
+    return q_rows_json(q_prepare("SELECT id FROM runs WHERE status = 'pending' AND profile = ? "
+                                 "ORDER BY priority DESC, created_at, id LIMIT ?",
+                                 "si", profile, (int64_t)limit),
+                       ids, 1);
 }
 
 int runs_pending_counts(json_t *out)
@@ -204,19 +149,19 @@ int runs_set_stop_mode(const char *id, int mode)
 
 int runs_unfinished(json_t *out)
 {
-    return all_rows(q_prepare("SELECT " RUN_COLS " FROM runs WHERE status IN "
-                              "('starting', 'queued', 'running') ORDER BY created_at",
-                              ""),
-                    out, 0);
+    return q_rows_json(q_prepare("SELECT " RUN_COLS " FROM runs WHERE status IN "
+                                 "('starting', 'queued', 'running') ORDER BY created_at",
+                                 ""),
+                       out, 0);
 }
 
 int runs_list_active(const char *org_id, const char *user_id, json_t *out)
 {
-    return all_rows(q_prepare("SELECT " RUN_COLS " FROM runs WHERE org_id = ? AND user_id = ? "
-                              "AND status IN ('pending', 'starting', 'queued', 'running') AND "
-                              "deleted_at IS NULL ORDER BY created_at, id",
-                              "ss", org_id, user_id),
-                    out, 0);
+    return q_rows_json(q_prepare("SELECT " RUN_COLS " FROM runs WHERE org_id = ? AND user_id = ? "
+                                 "AND status IN ('pending', 'starting', 'queued', 'running') AND "
+                                 "deleted_at IS NULL ORDER BY created_at, id",
+                                 "ss", org_id, user_id),
+                       out, 0);
 }
 
 int runs_delete(const char *org_id, const char *id)
@@ -239,18 +184,19 @@ int runs_delete(const char *org_id, const char *id)
 
 int runs_children(const char *org_id, const char *parent_id, json_t *out)
 {
-    return all_rows(q_prepare("SELECT " RUN_COLS " FROM runs WHERE org_id = ? AND parent_id = ? "
-                              "AND deleted_at IS NULL ORDER BY created_at, id",
-                              "ss", org_id, parent_id),
-                    out, 0);
+    return q_rows_json(q_prepare("SELECT " RUN_COLS " FROM runs WHERE org_id = ? AND parent_id = ? "
+                                 "AND deleted_at IS NULL ORDER BY created_at, id",
+                                 "ss", org_id, parent_id),
+                       out, 0);
 }
 
 json_t *idem_get(const char *org_id, const char *key, int64_t max_age_us, int *err)
 {
-    return one_row(q_prepare("SELECT route, answer FROM idempotency WHERE org_id = ? AND key = ? "
-                             "AND created_at > ?",
-                             "ssi", org_id, key, now_us() - max_age_us),
-                   err);
+    return q_one_json(
+        q_prepare("SELECT route, answer FROM idempotency WHERE org_id = ? AND key = ? "
+                  "AND created_at > ?",
+                  "ssi", org_id, key, now_us() - max_age_us),
+        err);
 }
 
 int idem_put(const char *org_id, const char *key, const char *route, const char *answer)
@@ -270,9 +216,10 @@ int idem_put(const char *org_id, const char *key, const char *route, const char 
 
 int quota_list(const char *user_id, json_t *out)
 {
-    return all_rows(q_prepare("SELECT profile FROM user_quotas WHERE user_id = ? ORDER BY profile",
-                              "s", user_id),
-                    out, 1);
+    return q_rows_json(
+        q_prepare("SELECT profile FROM user_quotas WHERE user_id = ? ORDER BY profile", "s",
+                  user_id),
+        out, 1);
 }
 
 int quota_set(const char *user_id, json_t *profiles)
@@ -309,10 +256,10 @@ int callback_add(const char *run_id, const char *org_id, const char *url, const 
 
 int callback_due(int64_t now, int limit, json_t *out)
 {
-    return all_rows(q_prepare("SELECT id, org_id, run_id, url, body, tries FROM callbacks WHERE "
-                              "done_at IS NULL AND next_at <= ? ORDER BY next_at LIMIT ?",
-                              "ii", now, (int64_t)limit),
-                    out, 0);
+    return q_rows_json(q_prepare("SELECT id, org_id, run_id, url, body, tries FROM callbacks WHERE "
+                                 "done_at IS NULL AND next_at <= ? ORDER BY next_at LIMIT ?",
+                                 "ii", now, (int64_t)limit),
+                       out, 0);
 }
 
 int callback_result(int64_t id, int ok, const char *error, int64_t next_at, int give_up)
