@@ -22,6 +22,10 @@ void req_init(struct req *req)
 
 void req_release(struct req *req)
 {
+    /* A stream the server never took (or already released) goes here. */
+    if (req->stream.release)
+        req->stream.release(req->stream.ctx);
+    req->stream.release = NULL;
     if (req->json)
         json_decref(req->json);
     if (req->resp)

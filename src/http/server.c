@@ -290,6 +290,7 @@ static void on_completed(void *cls, struct MHD_Connection *mhd, void **con_cls,
     if (c->req.stream.read) {
         /* After release() no wake can come; then the waker may go. */
         c->req.stream.release(c->req.stream.ctx);
+        c->req.stream.release = NULL;
         stream_track(&c->waker, 0);
         pthread_mutex_destroy(&c->waker.mu);
     }
