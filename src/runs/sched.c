@@ -17,6 +17,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "billing/billing.h"
+#include "exec/docker.h"
 #include "exec/exec.h"
 #include "runs/callbacks.h"
 #include "runs/output.h"
@@ -769,6 +770,7 @@ int runs_init(const struct config *cfg)
     }
     output_init(runs_dir);
     docker_configure(cfg->docker_socket);
+    docker_set_network(cfg->docker_network);
     err = exec_local_init(cfg);
     if (!err)
         err = exec_slurm_init(cfg);

@@ -1,0 +1,134 @@
+"""Docker runs against a real dockerd (started by scripts/dockerd.sh, with no bridge network):
+an image run with its environment and exit code, abort, a two-service Compose run, a bad
+Compose file, and 503 when no engine answers. Images are built locally (no registry)."""
+
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from conftest import Server, assert_422, assert_detail
+from runs_util import follow, output_of, start, status, wait_end, wait_status, write_config
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+IMAGE = "lyceumd-test/busybox:1"
+
+
+@pytest.fixture(scope="module")
+def engine():
+    r = subprocess.run(["sh", os.path.join(HERE, "..", "..", "scripts", "dockerd.sh"), "start"],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip("no Docker engine can run here: " + (r.stdout + r.stderr).strip())
+    yield
+
+
+@pytest.fixture(scope="module")
+def ds(engine):
+    s = Server()
+    yield s
+    s.stop()
+    shutil.rmtree(s.data, ignore_errors=True)
+
+
+def image_run(s, key, cmd, image=IMAGE, **kw):
+    r = s.post("/execution/image/start", key,
+               json=dict(docker_image_ref=image, docker_run_cmd=cmd, **kw))
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_an_image_run_sees_its_env_and_fails_with_its_code(ds):
+    u = ds.new_user(credits=10)
+    run = image_run(ds, u["key"],
+                    ["sh", "-c", "echo hello $GREETING $LYCEUM_EXECUTION_ID; echo oops >&2; "
+                                 "exit 3"],
+                    docker_run_env="GREETING=world\nOTHER=1", timeout=60)
+    events = follow(run["streaming_url"])
+    out = output_of(events)
+    assert f"hello world {run['execution_id']}\n" in out and "oops\n" in out
+    assert events[-1]["jobFinished"]["job"]["result"] == {"returnCode": 3, "error": None}
+    st = status(ds, u["key"], run["execution_id"])
+    assert st["status"] == "failed" and st["return_code"] == 3
+    rec = ds.get(f"/execution/{run['execution_id']}", u["key"]).json()
+    assert rec["execution_type"] == "docker" and rec["docker_image_ref"] == IMAGE
+    assert rec["stderr"] == "oops\n"
+    # The container is gone.
+    left = subprocess.run(["docker", "ps", "-aq", "--filter",
+                           f"label=lyceumd.run={run['execution_id']}"],
+                          capture_output=True, text=True).stdout.strip()
+    assert left == ""
+
+
+def test_a_container_has_no_network(ds):
+    u = ds.new_user(credits=10)
+    run = image_run(ds, u["key"], ["sh", "-c", "ls /sys/class/net; echo done"])
+    out = output_of(follow(run["streaming_url"]))
+    assert out.split() == ["lo", "done"]
+
+
+def test_abort_kills_the_container(ds):
+    u = ds.new_user(credits=10)
+    run = image_run(ds, u["key"], ["sh", "-c", "echo up; sleep 60"])
+    wait_status(ds, u["key"], run["execution_id"], "running")
+    time.sleep(0.5)
+    t0 = time.time()
+    assert ds.post(f"/workloads/abort/{run['execution_id']}", u["key"]).status_code == 200
+    st = wait_end(ds, u["key"], run["execution_id"], timeout=20)
+    assert st["status"] == "aborted" and time.time() - t0 < 5
+
+
+def test_an_image_that_is_not_here_fails_clearly(ds):
+    u = ds.new_user(credits=10)
+    run = image_run(ds, u["key"], ["true"], image="lyceumd-test/nope:0")
+    st = wait_end(ds, u["key"], run["execution_id"], timeout=60)
+    assert st["status"] == "system_failure" and "lyceumd-test/nope:0" in st["errors"]
+
+
+COMPOSE = f"""
+services:
+  one:
+    image: {IMAGE}
+    network_mode: none
+    command: sh -c "echo from-one; sleep 1"
+  two:
+    image: {IMAGE}
+    network_mode: none
+    command: sh -c "echo from-two; sleep 1"
+"""
+
+
+def test_a_two_service_compose_run(ds):
+    u = ds.new_user(credits=10)
+    r = ds.post("/execution/compose/start", u["key"],
+                json={"compose_file_code": COMPOSE, "timeout": 120})
+    assert r.status_code == 200, r.text
+    run = r.json()
+    out = output_of(follow(run["streaming_url"], timeout=120))
+    assert "from-one" in out and "from-two" in out
+    assert status(ds, u["key"], run["execution_id"])["status"] == "completed"
+
+
+def test_a_bad_compose_file_is_refused(ds):
+    u = ds.new_user(credits=10)
+    r = ds.post("/execution/compose/start", u["key"],
+                json={"compose_file_code": "services:\n  x:\n    imagee: [\n"})
+    body = assert_detail(r, 400, "compose")
+    assert_422(ds.post("/execution/compose/start", u["key"], json={}),
+               ("body", "compose_file_code"))
+
+
+def test_no_engine_answers_503(engine):
+    cfg = write_config([{"hardware_profile": "cpu"}], docker_socket="/tmp/no-such-docker.sock")
+    s = Server(["--config", cfg])
+    try:
+        u = s.new_user(credits=10)
+        r = s.post("/execution/image/start", u["key"],
+                   json={"docker_image_ref": IMAGE, "docker_run_cmd": ["true"]})
+        assert_detail(r, 503, "docker")
+    finally:
+        s.stop()
+        shutil.rmtree(s.data, ignore_errors=True)
+        os.unlink(cfg)
