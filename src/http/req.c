@@ -274,14 +274,21 @@ int req_parse_body(struct req *req, const struct field *fields)
             json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
         if (!req->json) {
             json_t *loc = json_pack("[s,i]", "body", (json_int_t)jerr.position);
+            json_t *e = json_pack("{s:O,s:s,s:s}", "loc", loc, "msg",
+                                  arena_sprintf(&req->arena, "JSON decode error: %s", jerr.text),
+                                  "type", "json_invalid");
 
+            if (!e) /* jansson quoted bytes of the body that are not UTF-8 */
+                e = json_pack("{s:O,s:s,s:s}", "loc", loc, "msg",
+                              arena_sprintf(&req->arena,
+                                            "JSON decode error at line %d, column %d: the "
+                                            "body is not valid UTF-8 JSON",
+                                            jerr.line, jerr.column),
+                              "type", "json_invalid");
+            json_decref(loc);
             if (!req->verrs)
                 req->verrs = json_array();
-            json_array_append_new(
-                req->verrs,
-                json_pack("{s:o,s:s,s:s}", "loc", loc, "msg",
-                          arena_sprintf(&req->arena, "JSON decode error: %s", jerr.text), "type",
-                          "json_invalid"));
+            json_array_append_new(req->verrs, e);
             return LY_EINVAL;
         }
         if (json_is_null(req->json)) {

@@ -273,6 +273,10 @@ def test_bad_input_gets_the_contracts_errors(rs, ru):
                ("body", "user_callback_urls"))
     r = rs.post("/execution/streaming/start", k, data="{", headers={"Content-Type": "application/json"})
     assert r.status_code == 422 and r.json()["detail"][0]["type"] == "json_invalid"
+    # Found by the fuzzer: a bad escape before bytes that are not UTF-8.
+    r = rs.post("/execution/streaming/start", k, data=b'{"code": "\\\xde\x9e"}',
+                headers={"Content-Type": "application/json"})
+    assert r.status_code == 422 and r.json()["detail"][0]["type"] == "json_invalid", r.text
     # A profile the machine cannot give: listed, not available.
     assert_detail(rs.post("/execution/streaming/start", k,
                           json={"code": "1", "execution_type": "gpu.b200"}), 503)
