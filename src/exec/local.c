@@ -261,10 +261,16 @@ static void sandbox_args(struct cmd *c, const char *work)
     arg(c, "--bind");
     arg(c, run_dir);
     arg(c, run_dir);
-    if (cfg->docker_socket[0] && access(cfg->docker_socket, F_OK) == 0) {
-        arg(c, "--ro-bind");
-        arg(c, "/dev/null");
-        arg(c, cfg->docker_socket);
+    {
+        /* Docker's socket would be root on the host: cover it (by its real path, as /var/run
+         * is a link that bubblewrap cannot mount through). */
+        char real[PATH_MAX];
+
+        if (cfg->docker_socket[0] && realpath(cfg->docker_socket, real)) {
+            arg(c, "--ro-bind");
+            arg(c, "/dev/null");
+            arg(c, real);
+        }
     }
     arg(c, "--chdir");
     arg(c, run_dir);

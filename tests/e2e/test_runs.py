@@ -214,12 +214,16 @@ for p in [{os.path.join(rs.data, 'lyceumd.db')!r}, {os.path.join(rs.data, 'jwt.k
         print(p, 'READ', len(open(p, 'rb').read()))
     except OSError as e:
         print(p, 'DENIED', type(e).__name__)
+import stat
+sock = '/var/run/docker.sock'
+print('docker socket reachable:', os.path.exists(sock) and stat.S_ISSOCK(os.stat(sock).st_mode))
 print('runs visible:', sorted(os.listdir({os.path.join(rs.data, 'runs')!r})))
 """
     thief = start(rs, ru["key"], code)
     events = follow(thief["streaming_url"])
     out = output_of(events)
     assert out.count("DENIED") == 3 and "READ" not in out, out
+    assert "docker socket reachable: False" in out
     visible = out.split("runs visible:")[1]
     assert victim["execution_id"] not in visible
     assert thief["execution_id"] in visible  # it sees only itself
