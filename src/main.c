@@ -20,6 +20,8 @@
 #include "core/json.h"
 #include "store/users.h"
 #include "runs/runs.h"
+#include "secrets/secrets.h"
+#include "storage/bucket.h"
 
 #include <curl/curl.h>
 
@@ -557,6 +559,10 @@ static int cmd_serve(struct cli *cli)
     opt.max_body = cli->cfg.max_body;
     opt.access_log = cli->cfg.access_log;
     opt.dispatch = api_dispatch;
+    opt.begin = api_begin;
+    if (secrets_init(cli->cfg.data_dir) ||
+        bucket_init(cli->cfg.data_dir, (int64_t)cli->cfg.storage_quota_bytes))
+        return 1;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     if (billing_init(cli->cfg.data_dir, cli->cfg.monthly_free_micro, cli->cfg.meter_window_s) ||
         runs_init(&cli->cfg))

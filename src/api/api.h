@@ -22,6 +22,8 @@ extern const struct route api_runs_view_routes[];
 extern const struct route api_runs_legacy_v1_routes[];
 extern const struct route api_machines_routes[];
 extern const struct route api_billing_routes[];
+extern const struct route api_storage_routes[];
+extern const struct route api_envvars_routes[];
 
 /* Every mount, ended by {NULL, NULL}: what the server serves and /openapi.json lists. */
 extern const struct mount api_mounts[];
@@ -37,6 +39,16 @@ extern struct api_settings api_settings;
 
 /* Routes a request, resolves its caller and org, and runs the handler (http_options.dispatch). */
 void api_dispatch(struct req *req);
+
+/* The headers-only pass of a request (http_options.begin): for R_STREAM_BODY routes and S3
+ * uploads it resolves the route and caller and lets the handler set up req->sink before the
+ * body arrives; api_dispatch() then finishes such a request. */
+void api_begin(struct req *req);
+
+/* The S3 endpoint (api/s3.c): a request signed with SigV4 (header or presigned) is S3. */
+int s3_is_request(struct req *req);
+void s3_begin(struct req *req);
+void s3_dispatch(struct req *req);
 
 /* Builds the OpenAPI 3.1 document of every mounted route. The caller owns the result. */
 json_t *api_openapi(void);

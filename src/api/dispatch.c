@@ -28,6 +28,8 @@ const struct mount api_mounts[] = {
     {API_PREFIX, api_billing_routes},
     {API_PREFIX, api_runs_routes},
     {API_PREFIX, api_runs_view_routes},
+    {API_PREFIX, api_storage_routes},
+    {API_PREFIX, api_envvars_routes},
     {"/api/v1", api_legacy_v1_routes},
     {"/api/v1", api_runs_legacy_v1_routes},
     {NULL, NULL},
@@ -68,11 +70,43 @@ static int authenticate(struct req *req)
     return 0;
 }
 
+void api_begin(struct req *req)
+{
+    int err;
+
+    if (s3_is_request(req)) {
+        s3_begin(req);
+        return;
+    }
+    if (router_match(api_mounts, req->method, req->path, &req->arena, &req->match) ||
+        !(req->match.route->flags & R_STREAM_BODY))
+        return; /* everything else is answered once its body is in */
+    req->begun = 1;
+    err = authenticate(req);
+    if (!err) {
+        req->phase = REQ_BEGIN;
+        err = req->match.route->handler(req);
+    }
+    req->begin_err = err;
+}
+
 void api_dispatch(struct req *req)
 {
     const struct route *r;
     int err;
 
+    if (s3_is_request(req)) {
+        s3_dispatch(req);
+        return;
+    }
+    if (req->begun) {
+        err = req->begin_err;
+        if (!err) {
+            req->phase = REQ_END;
+            err = req->match.route->handler(req);
+        }
+        goto out;
+    }
     err = router_match(api_mounts, req->method, req->path, &req->arena, &req->match);
     if (err == LY_EMETHOD) {
         req_add_header(req, "Allow", req->match.allow);

@@ -22,6 +22,7 @@ void config_defaults(struct config *c)
     c->sandbox = -1;
     c->sandbox_network = 1;
     c->meter_window_s = 10;
+    c->storage_quota_bytes = 50LL << 30;
     snprintf(c->slurm_user, sizeof(c->slurm_user), "root");
     c->slurm_poll_ms = 250;
     c->slurm_submit_per_s = 200;
@@ -124,6 +125,9 @@ int config_load_file(struct config *c, const char *path)
         } else if (strcmp(key, "meter_window_seconds") == 0 && json_is_integer(v) &&
                    json_integer_value(v) >= 1 && json_integer_value(v) <= 60) {
             c->meter_window_s = (int)json_integer_value(v);
+        } else if (strcmp(key, "storage_quota_bytes") == 0 && json_is_integer(v) &&
+                   json_integer_value(v) >= 0) {
+            c->storage_quota_bytes = json_integer_value(v);
         } else if (strcmp(key, "sandbox_network") == 0 && json_is_boolean(v)) {
             c->sandbox_network = json_is_true(v);
         } else if ((strcmp(key, "public_url") == 0 &&
@@ -157,6 +161,7 @@ void config_load_env(struct config *c)
     const char *listen = env("LYCEUMD_LISTEN"), *data = env("LYCEUMD_DATA");
     const char *threads = env("LYCEUMD_THREADS"), *body = env("LYCEUMD_MAX_BODY_BYTES");
     const char *alog = env("LYCEUMD_ACCESS_LOG");
+    const char *quota = env("LYCEUMD_STORAGE_QUOTA_BYTES");
 
     if (listen)
         snprintf(c->listen, sizeof(c->listen), "%s", listen);
@@ -168,4 +173,6 @@ void config_load_env(struct config *c)
         c->max_body = (size_t)atol(body);
     if (alog)
         c->access_log = strcmp(alog, "0") != 0 && strcmp(alog, "off") != 0;
+    if (quota && atoll(quota) >= 0)
+        c->storage_quota_bytes = atoll(quota);
 }

@@ -38,12 +38,16 @@ struct config {
     /* Money. */
     long long monthly_free_micro; /* free credits granted to every org each month (0: none) */
     int meter_window_s;           /* seconds of run time per ledger charge (default 10) */
+
+    /* Storage. */
+    long long storage_quota_bytes; /* each user's bucket holds at most this (0: no quota) */
 };
 
 void config_defaults(struct config *c);
 /* Applies a JSON file: {"listen", "data", "threads", "max_body_bytes", "access_log",
  * "machine_types", "public_url", "python", "sandbox", "sandbox_network", "pip_index_url",
- * "docker_socket", "docker_network", "monthly_free_credits", "meter_window_seconds"} (README.md
+ * "docker_socket", "docker_network", "monthly_free_credits", "meter_window_seconds",
+ * "storage_quota_bytes"} (README.md
  * documents each). Returns 0, or LY_EINVAL after printing what is wrong. */
 int config_load_file(struct config *c, const char *path);
 void config_load_env(struct config *c);

@@ -22,6 +22,7 @@
 #include "core/util.h"
 #include "runs/output.h"
 #include "runs/runs.h"
+#include "storage/bucket.h"
 #include "store/runs.h"
 
 #include <dirent.h>
@@ -240,9 +241,9 @@ static void cmd_free(struct cmd *c)
         free(c->envp[i]);
 }
 
-static void sandbox_args(struct cmd *c, const char *work)
+static void sandbox_args(struct cmd *c, const char *work, const char *user_id)
 {
-    char run_dir[PATH_MAX];
+    char run_dir[PATH_MAX], bucket[PATH_MAX];
 
     snprintf(run_dir, sizeof(run_dir), "%s", work);
     arg(c, bwrap);
@@ -271,6 +272,14 @@ static void sandbox_args(struct cmd *c, const char *work)
             arg(c, "/dev/null");
             arg(c, real);
         }
+    }
+    /* The owner's bucket at /mnt/s3 (a tmpfs /mnt gives the mount point a place). */
+    if (bucket_objects_dir(user_id, bucket, sizeof(bucket)) == 0) {
+        arg(c, "--tmpfs");
+        arg(c, "/mnt");
+        arg(c, "--bind");
+        arg(c, bucket);
+        arg(c, "/mnt/s3");
     }
     arg(c, "--chdir");
     arg(c, run_dir);
@@ -391,7 +400,7 @@ static int start_phase(struct lrun *r)
     snprintf(work, sizeof(work), "%.1000s/work", l->dir);
     snprintf(venv_py, sizeof(venv_py), "%s/.venv/bin/python", work);
     if (sandbox)
-        sandbox_args(&c, work);
+        sandbox_args(&c, work, l->user_id);
     if (r->phase == 0) {
         char script[PATH_MAX + 1024];
         const char *index = cfg->pip_index_url;

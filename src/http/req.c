@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void req_init(struct req *req)
 {
@@ -26,6 +27,12 @@ void req_release(struct req *req)
     if (req->stream.release)
         req->stream.release(req->stream.ctx);
     req->stream.release = NULL;
+    if (req->sink.release)
+        req->sink.release(req->sink.ctx);
+    req->sink.release = NULL;
+    if (req->file_set)
+        close(req->file_fd);
+    req->file_set = 0;
     if (req->json)
         json_decref(req->json);
     if (req->resp)
@@ -116,6 +123,19 @@ int req_reply_stream(struct req *req, const char *ctype, struct req_stream s)
     req->status = 200;
     req->content_type = ctype;
     req->stream = s;
+    return 0;
+}
+
+int req_reply_file(struct req *req, int status, const char *ctype, int fd, uint64_t off, uint64_t n)
+{
+    if (req->file_set)
+        close(req->file_fd);
+    req->status = status;
+    req->content_type = ctype;
+    req->file_set = 1;
+    req->file_fd = fd;
+    req->file_off = off;
+    req->file_len = n;
     return 0;
 }
 
@@ -362,6 +382,9 @@ int body_has(struct req *req, const char *name)
 void req_set_error(struct req *req, int err)
 {
     req->status = err_http_status(err);
+    if (req->file_set)
+        close(req->file_fd);
+    req->file_set = 0;
     req->raw = NULL;
     req->content_type = NULL;
     if (req->resp)

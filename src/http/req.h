@@ -55,6 +55,21 @@ struct req_stream {
     void *ctx;
 };
 
+/*
+ * A request body taken as it arrives, for routes with R_STREAM_BODY (uploads): the handler,
+ * called first with req->phase REQ_BEGIN once the headers are in, sets one up; write() then
+ * gets every piece in order and returns 0 or a negative LY_E* code (the rest of the body is
+ * then read and dropped, and the code is in req->sink_err); the handler is called again with
+ * REQ_END to answer. release() is called once, when the request is done, whatever happened.
+ */
+struct req_sink {
+    int (*write)(void *ctx, const char *buf, size_t n);
+    void (*release)(void *ctx);
+    void *ctx;
+};
+
+enum req_phase { REQ_WHOLE = 0, REQ_BEGIN, REQ_END };
+
 struct req {
     struct arena arena;
     const char *method;
@@ -71,6 +86,16 @@ struct req {
     void *conn;
     const char *(*header_fn)(void *conn, const char *name);
     const char *(*query_fn)(void *conn, const char *name);
+    /* Calls fn for every query parameter, decoded (value NULL when it has no '='). */
+    void (*query_each_fn)(void *conn, void (*fn)(void *arg, const char *k, const char *v),
+                          void *arg);
+
+    /* A streamed request body (R_STREAM_BODY): see struct req_sink. */
+    enum req_phase phase;
+    int begun; /* the REQ_BEGIN pass resolved the route and caller (begin_err: how it ended) */
+    int begin_err;
+    struct req_sink sink;
+    int sink_err;
 
     /* The response. */
     int status;
@@ -81,6 +106,9 @@ struct req {
     const char *detail;
     json_t *verrs;            /* 422 validation errors; owned */
     struct req_stream stream; /* a streamed body when stream.read is set */
+    /* A body read from a file: file_len bytes of file_fd from file_off (req_reply_file). */
+    int file_set, file_fd;
+    uint64_t file_off, file_len;
     int nheaders;
     const char *hname[REQ_MAX_HEADERS], *hvalue[REQ_MAX_HEADERS];
 };
@@ -105,6 +133,10 @@ int req_reply_raw(struct req *req, int status, const char *ctype, const char *bo
 void req_add_header(struct req *req, const char *name, const char *value);
 /* A streamed 200 response of content type ctype; the server takes s (and releases it). */
 int req_reply_stream(struct req *req, const char *ctype, struct req_stream s);
+
+/* A response of n bytes of fd from off; the server closes fd (also when it never sends it). */
+int req_reply_file(struct req *req, int status, const char *ctype, int fd, uint64_t off,
+                   uint64_t n);
 
 /* Records an error detail and returns err, for "return req_fail(req, LY_ENOTFOUND, ...)". */
 int req_fail(struct req *req, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -38,6 +38,7 @@ struct field {
 #define R_SECRET_PATH   0x4  /* the path holds a secret: the access log shows the pattern */
 #define R_RESP_ARRAY    0x8  /* the response is a JSON array of objects with the response fields */
 #define R_RAW_BODY      0x10 /* the handler reads the body itself (not JSON) */
+#define R_STREAM_BODY   0x20 /* the handler takes the body as it arrives (req.h: req_sink) */
 
 typedef int (*handler_fn)(struct req *req);
 

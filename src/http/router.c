@@ -29,16 +29,19 @@ static int match_pattern(const char *pattern, const char *path, size_t plen, str
         if (pattern[i] == '{') {
             const char *close = memchr(pattern + i, '}', qlen - i);
             size_t start = j;
+            int tail;
 
             if (!close || n >= ROUTER_MAX_PARAMS)
                 return 0;
-            while (j < plen && path[j] != '/')
+            /* "{name...}" at the end takes the rest of the path, slashes and all. */
+            tail = close - pattern >= 4 && memcmp(close - 3, "...", 3) == 0;
+            while (j < plen && (tail || path[j] != '/'))
                 j++;
             if (j == start)
                 return 0;
             if (arena) {
-                m->names[n] =
-                    arena_strndup(arena, pattern + i + 1, (size_t)(close - pattern) - i - 1);
+                m->names[n] = arena_strndup(arena, pattern + i + 1,
+                                            (size_t)(close - pattern) - i - 1 - (tail ? 3 : 0));
                 m->values[n] = arena_strndup(arena, path + start, j - start);
             }
             n++;

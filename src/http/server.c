@@ -13,11 +13,13 @@
 #include "http/req.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <microhttpd.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 /* Past this many dropped bytes the connection is closed rather than drained. */
@@ -124,6 +126,51 @@ static const char *conn_query(void *c, const char *name)
     return MHD_lookup_connection_value(((struct conn *)c)->mhd, MHD_GET_ARGUMENT_KIND, name);
 }
 
+struct query_iter {
+    void (*fn)(void *arg, const char *k, const char *v);
+    void *arg;
+};
+
+static enum MHD_Result query_one(void *cls, enum MHD_ValueKind kind, const char *k, const char *v)
+{
+    struct query_iter *it = cls;
+
+    (void)kind;
+    it->fn(it->arg, k, v);
+    return MHD_YES;
+}
+
+static void conn_query_each(void *c, void (*fn)(void *arg, const char *k, const char *v), void *arg)
+{
+    struct query_iter it = {fn, arg};
+
+    MHD_get_connection_values(((struct conn *)c)->mhd, MHD_GET_ARGUMENT_KIND, query_one, &it);
+}
+
+/* Percent-decoding of the path and query, except "%00": a NUL would cut the string short and
+ * hide itself, so it stays as the three characters and whoever checks names refuses it. */
+static size_t unescape(void *cls, struct MHD_Connection *mhd, char *s)
+{
+    char *o = s;
+
+    (void)cls;
+    (void)mhd;
+    for (char *p = s; *p; p++) {
+        unsigned v;
+
+        if (p[0] == '%' && p[1] && p[2] && !(p[1] == '0' && p[2] == '0') &&
+            sscanf(p + 1, "%2x", &v) == 1 && isxdigit((unsigned char)p[1]) &&
+            isxdigit((unsigned char)p[2])) {
+            *o++ = (char)v;
+            p += 2;
+        } else {
+            *o++ = *p;
+        }
+    }
+    *o = '\0';
+    return (size_t)(o - s);
+}
+
 static int valid_request_id(const char *s)
 {
     size_t n = strlen(s);
@@ -150,6 +197,7 @@ static struct conn *conn_new(struct MHD_Connection *mhd, const char *method, con
     c->req.conn = c;
     c->req.header_fn = conn_header;
     c->req.query_fn = conn_query;
+    c->req.query_each_fn = conn_query_each;
     rid = conn_header(c, "X-Request-ID");
     if (rid && valid_request_id(rid)) {
         snprintf(c->req.request_id, sizeof(c->req.request_id), "%s", rid);
@@ -222,6 +270,13 @@ static enum MHD_Result send_response(struct http_server *srv, struct conn *c)
         resp =
             MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, stream_reader, c, NULL);
         ctype = r->content_type ? r->content_type : "text/event-stream";
+    } else if (r->file_set) {
+        /* A file: sent from its descriptor (sendfile where it can), which MHD then closes. */
+        resp = MHD_create_response_from_fd_at_offset64(r->file_len, r->file_fd, r->file_off);
+        r->file_set = 0;
+        if (!resp)
+            close(r->file_fd);
+        ctype = r->content_type ? r->content_type : "application/octet-stream";
     } else if (r->raw) {
         resp = MHD_create_response_from_buffer(r->raw_len, (void *)r->raw, MHD_RESPMEM_MUST_COPY);
         if (r->content_type)
@@ -255,8 +310,29 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mhd, const c
 
     (void)version;
     if (!c) {
-        *con_cls = conn_new(mhd, method, url);
+        const char *expect;
+
+        *con_cls = c = conn_new(mhd, method, url);
+        if (srv->opt.begin)
+            srv->opt.begin(&c->req);
+        /* Refused before its body: a client waiting for "100 Continue" hears why now. */
+        expect = conn_header(c, "Expect");
+        if (c->req.begun && c->req.begin_err && expect && strcasecmp(expect, "100-continue") == 0) {
+            srv->opt.dispatch(&c->req);
+            return send_response(srv, c);
+        }
         return MHD_YES;
+    }
+    if (*upload_data_size && c->req.begun) {
+        /* A streamed body goes to the handler's sink; after an error it is read and dropped. */
+        struct req *r = &c->req;
+
+        if (!r->begin_err && !r->sink_err && r->sink.write)
+            r->sink_err = r->sink.write(r->sink.ctx, upload_data, *upload_data_size);
+        else
+            c->dropped += *upload_data_size;
+        *upload_data_size = 0;
+        return c->dropped > DRAIN_LIMIT ? MHD_NO : MHD_YES;
     }
     if (*upload_data_size) {
         body_append(srv, c, upload_data, *upload_data_size);
@@ -339,8 +415,9 @@ struct http_server *http_server_start(const struct http_options *opt)
         MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL,
         on_request, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE,
         (unsigned)opt->threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)(128 * 1024), MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024), MHD_OPTION_LISTEN_BACKLOG_SIZE,
+        (unsigned)1024, MHD_OPTION_END);
     if (!srv->daemon) {
         log_error("cannot listen on %s (address in use or not permitted)", opt->listen);
         free(srv);

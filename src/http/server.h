@@ -17,6 +17,9 @@ struct http_options {
     size_t max_body;
     int access_log; /* 1: one line per request on stderr */
     void (*dispatch)(struct req *req);
+    /* Optional: called once the headers are in, before the body; it may set req->sink to take
+     * the body as it arrives (then the body is not buffered, nor capped by max_body). */
+    void (*begin)(struct req *req);
 };
 
 struct http_server;

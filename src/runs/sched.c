@@ -12,6 +12,7 @@
  * after its executor reported it gone. The store is never used with mu held.
  */
 #include "runs/runs.h"
+#include "secrets/envvars.h"
 #include "core/err.h"
 #include "core/arena.h"
 #include "core/log.h"
@@ -344,6 +345,7 @@ static void start_run(struct profile *p, const char *id)
         goto undo;
     live_fill(l, row, p);
     json_decref(row);
+    envvars_for_run(l->org_id, l->user_id, l->env); /* the org's and user's, secrets opened */
     if (billing_admit(l->org_id, p->name, 1) == LY_EPAYMENT) {
         /* Its org ran out of credits while it waited. */
         struct output *o = output_get(id);

@@ -1,0 +1,758 @@
+/*
+ * See bucket.h. Every path inside a bucket is reached by walk(): it opens the bucket's
+ * directory and then each folder of the key with openat(O_NOFOLLOW | O_DIRECTORY), so a
+ * symlink anywhere on the way fails the open instead of being followed.
+ */
+#include "storage/bucket.h"
+#include "core/arena.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#define ETAG_XATTR "user.lyceumd.etag"
+
+static char root[PATH_MAX];
+static int64_t quota;
+
+int bucket_init(const char *data_dir, int64_t quota_bytes)
+{
+    char abs_root[PATH_MAX];
+
+    snprintf(root, sizeof(root), "%s/buckets", data_dir);
+    quota = quota_bytes;
+    if (mkdir(root, 0700) && errno != EEXIST) {
+        log_error("cannot create %s: %s", root, strerror(errno));
+        return LY_EIO;
+    }
+    /* Absolute, because the sandbox binds a bucket from whatever its directory is. */
+    if (!realpath(root, abs_root))
+        return LY_EIO;
+    snprintf(root, sizeof(root), "%s", abs_root);
+    return 0;
+}
+
+int64_t bucket_quota(void)
+{
+    return quota;
+}
+
+int bucket_key_check(const char *key, size_t n, const char **why)
+{
+    size_t seg = 0;
+
+    *why = NULL;
+    if (n == 0)
+        *why = "The key is empty";
+    else if (n > BUCKET_KEY_MAX)
+        *why = "The key is longer than 1024 bytes";
+    else if (memchr(key, 0, n) || memmem(key, n, "%00", 3))
+        *why = "The key contains a NUL byte";
+    else if (key[0] == '/')
+        *why = "The key starts with '/'";
+    else if (key[n - 1] == '/')
+        *why = "The key ends with '/'";
+    if (*why)
+        return LY_EINVAL;
+    for (size_t i = 0; i <= n; i++) {
+        if (i < n && key[i] != '/')
+            continue;
+        if (i == seg || (i - seg == 1 && key[seg] == '.') ||
+            (i - seg == 2 && key[seg] == '.' && key[seg + 1] == '.')) {
+            *why = "The key has an empty, '.' or '..' segment";
+            return LY_EINVAL;
+        }
+        if (i - seg > 255) {
+            *why = "A segment of the key (between '/') is longer than 255 bytes";
+            return LY_EINVAL;
+        }
+        seg = i + 1;
+    }
+    return 0;
+}
+
+void bucket_name(const char *user_id, char out[48])
+{
+    snprintf(out, 48, "u-%s", user_id);
+}
+
+int bucket_user_of(const char *name, char user_id[40])
+{
+    size_t n = strlen(name);
+
+    if (n < 3 || n > 41 || strncmp(name, "u-", 2) != 0)
+        return LY_ENOTFOUND;
+    for (const char *p = name + 2; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f') || *p == '-'))
+            return LY_ENOTFOUND;
+    snprintf(user_id, 40, "%s", name + 2);
+    return 0;
+}
+
+/* Opens (creating when create) DATA/buckets/<user>/<sub> as a directory. -1 on failure. */
+static int open_sub(const char *user_id, const char *sub, int create)
+{
+    char path[PATH_MAX + 160];
+    int fd;
+
+    if (strchr(user_id, '/') || !*user_id) {
+        errno = EINVAL;
+        return -1;
+    }
+    snprintf(path, sizeof(path), "%s/%s", root, user_id);
+    if (create && mkdir(path, 0700) && errno != EEXIST)
+        return -1;
+    snprintf(path, sizeof(path), "%s/%s/%s", root, user_id, sub);
+    if (create && mkdir(path, 0755) && errno != EEXIST)
+        return -1;
+    fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    return fd;
+}
+
+int bucket_objects_dir(const char *user_id, char *buf, size_t n)
+{
+    int fd = open_sub(user_id, "objects", 1);
+
+    if (fd < 0)
+        return LY_EIO;
+    close(fd);
+    snprintf(buf, n, "%s/%s/objects", root, user_id);
+    return 0;
+}
+
+/*
+ * Walks key's folders from dirfd (not consumed): returns an fd of the last folder (the caller
+ * closes it) and points *base at the last segment. create: make missing folders. -1 with errno
+ * (ENOTDIR / ELOOP when a segment is a file or a symlink).
+ */
+static int walk(int dirfd, const char *key, int create, const char **base)
+{
+    char seg[BUCKET_KEY_MAX + 1];
+    const char *p = key, *slash;
+    int fd = dup(dirfd);
+
+    while (fd >= 0 && (slash = strchr(p, '/'))) {
+        int next;
+
+        memcpy(seg, p, (size_t)(slash - p));
+        seg[slash - p] = '\0';
+        if (create && mkdirat(fd, seg, 0755) && errno != EEXIST) {
+            close(fd);
+            return -1;
+        }
+        next = openat(fd, seg, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        close(fd);
+        fd = next;
+        p = slash + 1;
+    }
+    *base = p;
+    return fd;
+}
+
+int bucket_put_begin(struct bucket_put *p, const char *user_id, int64_t expect, int want_md5,
+                     const char **why)
+{
+    struct statvfs vfs;
+    int dfd;
+
+    memset(p, 0, sizeof(*p));
+    p->fd = -1;
+    snprintf(p->user_id, sizeof(p->user_id), "%s", user_id);
+    dfd = open_sub(user_id, "tmp", 1);
+    if (dfd < 0)
+        return LY_EIO;
+    close(open_sub(user_id, "objects", 1));
+    p->room = INT64_MAX;
+    if (quota > 0)
+        p->room = quota - bucket_usage(user_id);
+    if (fstatvfs(dfd, &vfs) == 0 && (int64_t)(vfs.f_bavail * vfs.f_frsize) < p->room)
+        p->room = (int64_t)(vfs.f_bavail * vfs.f_frsize);
+    if (expect > p->room || p->room <= 0) {
+        close(dfd);
+        *why = quota > 0 && p->room < quota ? "The bucket's quota is full" : "The disk is full";
+        return LY_ETOOLARGE;
+    }
+    snprintf(p->tmp, sizeof(p->tmp), "up-");
+    random_base62(p->tmp + 3, 24);
+    p->fd = openat(dfd, p->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    close(dfd);
+    if (p->fd < 0)
+        return LY_EIO;
+    if (want_md5) {
+        p->md5 = EVP_MD_CTX_new();
+        EVP_DigestInit_ex(p->md5, EVP_md5(), NULL);
+    }
+    return 0;
+}
+
+int bucket_put_write(struct bucket_put *p, const void *buf, size_t n)
+{
+    const char *b = buf;
+
+    if (p->written + (int64_t)n > p->room)
+        return LY_ETOOLARGE;
+    if (p->md5)
+        EVP_DigestUpdate(p->md5, buf, n);
+    while (n) {
+        ssize_t w = write(p->fd, b, n);
+
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return errno == ENOSPC || errno == EDQUOT ? LY_ETOOLARGE : LY_EIO;
+        b += w;
+        n -= (size_t)w;
+        p->written += w;
+    }
+    return 0;
+}
+
+static void put_etag(struct bucket_put *p, char *etag)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned len = 0;
+    char hex[33];
+
+    if (!p->md5)
+        return;
+    EVP_DigestFinal_ex(p->md5, md, &len);
+    EVP_MD_CTX_free(p->md5);
+    p->md5 = NULL;
+    hex_encode(md, 16, hex);
+    fsetxattr(p->fd, ETAG_XATTR, hex, 32, 0); /* best effort: some filesystems have none */
+    if (etag)
+        memcpy(etag, hex, 33);
+}
+
+/* Renames the temporary file to name in folder dfd; closes everything either way. */
+static int put_finish(struct bucket_put *p, int dfd, const char *name)
+{
+    int tfd = open_sub(p->user_id, "tmp", 0), err = 0;
+
+    if (tfd < 0 || dfd < 0) {
+        err = errno == ENOTDIR || errno == ELOOP ? LY_ECONFLICT : LY_EIO;
+    } else if (renameat(tfd, p->tmp, dfd, name)) {
+        err = errno == EISDIR || errno == ENOTDIR ? LY_ECONFLICT : LY_EIO;
+    }
+    if (err && tfd >= 0)
+        unlinkat(tfd, p->tmp, 0);
+    if (tfd >= 0)
+        close(tfd);
+    if (dfd >= 0)
+        close(dfd);
+    close(p->fd);
+    p->fd = -1;
+    return err;
+}
+
+int bucket_put_commit(struct bucket_put *p, const char *key, char *etag)
+{
+    int ofd = open_sub(p->user_id, "objects", 1), dfd;
+    const char *base = NULL;
+
+    put_etag(p, etag);
+    dfd = ofd >= 0 ? walk(ofd, key, 1, &base) : -1;
+    if (ofd >= 0)
+        close(ofd);
+    return put_finish(p, dfd, base);
+}
+
+int bucket_put_commit_part(struct bucket_put *p, const char *upload_id, int n, char *etag)
+{
+    char sub[96], name[32];
+    int dfd;
+
+    put_etag(p, etag);
+    snprintf(sub, sizeof(sub), "uploads/%s", upload_id);
+    snprintf(name, sizeof(name), "part.%d", n);
+    dfd = open_sub(p->user_id, sub, 0);
+    if (dfd < 0 && errno == ENOENT) {
+        bucket_put_abort(p);
+        return LY_ENOTFOUND;
+    }
+    return put_finish(p, dfd, name);
+}
+
+void bucket_put_abort(struct bucket_put *p)
+{
+    int tfd;
+
+    if (p->md5)
+        EVP_MD_CTX_free(p->md5);
+    p->md5 = NULL;
+    if (p->fd < 0)
+        return;
+    close(p->fd);
+    p->fd = -1;
+    tfd = open_sub(p->user_id, "tmp", 0);
+    if (tfd >= 0) {
+        unlinkat(tfd, p->tmp, 0);
+        close(tfd);
+    }
+}
+
+int bucket_open(const char *user_id, const char *key, int *fd, struct stat *st)
+{
+    int ofd = open_sub(user_id, "objects", 0), dfd;
+    const char *base;
+
+    *fd = -1;
+    if (ofd < 0)
+        return LY_ENOTFOUND;
+    dfd = walk(ofd, key, 0, &base);
+    close(ofd);
+    if (dfd < 0)
+        return LY_ENOTFOUND;
+    *fd = openat(dfd, base, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    close(dfd);
+    if (*fd < 0)
+        return LY_ENOTFOUND;
+    if (fstat(*fd, st) || !S_ISREG(st->st_mode)) {
+        close(*fd);
+        *fd = -1;
+        return LY_ENOTFOUND;
+    }
+    fcntl(*fd, F_SETFL, 0);
+    return 0;
+}
+
+void bucket_etag(int fd, const struct stat *st, char out[48])
+{
+    ssize_t n = fgetxattr(fd, ETAG_XATTR, out, 47);
+
+    if (n > 0) {
+        out[n] = '\0';
+        return;
+    }
+    snprintf(out, 48, "%llx-%llx", (unsigned long long)st->st_size,
+             (unsigned long long)st->st_mtim.tv_sec * 1000000000ull +
+                 (unsigned long long)st->st_mtim.tv_nsec);
+}
+
+/* Removes the empty folders of key's path, deepest first, up to the bucket. */
+static void prune(int ofd, const char *key)
+{
+    char path[BUCKET_KEY_MAX + 1];
+    char *slash;
+
+    snprintf(path, sizeof(path), "%s", key);
+    while ((slash = strrchr(path, '/'))) {
+        *slash = '\0';
+        if (unlinkat(ofd, path, AT_REMOVEDIR))
+            break;
+    }
+}
+
+int bucket_delete(const char *user_id, const char *key)
+{
+    int ofd = open_sub(user_id, "objects", 0), dfd, rc;
+    const char *base;
+    struct stat st;
+
+    if (ofd < 0)
+        return LY_ENOTFOUND;
+    dfd = walk(ofd, key, 0, &base);
+    if (dfd < 0) {
+        close(ofd);
+        return LY_ENOTFOUND;
+    }
+    rc = fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode)
+             ? unlinkat(dfd, base, 0)
+             : -1;
+    close(dfd);
+    if (rc == 0)
+        prune(ofd, key);
+    close(ofd);
+    return rc == 0 ? 0 : LY_ENOTFOUND;
+}
+
+/* ---- listing ---- */
+
+struct lister {
+    const char *prefix;
+    size_t plen;
+    json_t *out;
+    char path[BUCKET_KEY_MAX + 2];
+    int64_t bytes; /* usage: every regular file, whatever the prefix */
+    int all;       /* usage: do not stop at the prefix */
+};
+
+/* Walks folder fd (consumed), whose key path is l->path (with its trailing '/', or ""). */
+static void list_dir(struct lister *l, int fd)
+{
+    DIR *d = fdopendir(fd);
+    struct dirent *e;
+    size_t len = strlen(l->path);
+
+    if (!d) {
+        close(fd);
+        return;
+    }
+    while ((e = readdir(d))) {
+        struct stat st;
+        size_t n = strlen(e->d_name);
+        size_t cmp;
+
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        if (len + n + 1 > BUCKET_KEY_MAX)
+            continue;
+        memcpy(l->path + len, e->d_name, n + 1);
+        /* Only what can still lead to the prefix, or lies under it. */
+        cmp = len + n < l->plen ? len + n : l->plen;
+        if (!l->all && strncmp(l->path, l->prefix, cmp) != 0)
+            continue;
+        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW))
+            continue;
+        if (S_ISDIR(st.st_mode)) {
+            int sub = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+            if (sub >= 0) {
+                l->path[len + n] = '/';
+                l->path[len + n + 1] = '\0';
+                list_dir(l, sub);
+            }
+        } else if (S_ISREG(st.st_mode)) {
+            l->bytes += st.st_size;
+            if (l->out && len + n >= l->plen)
+                json_array_append_new(l->out, json_pack("{s:s,s:I,s:I}", "key", l->path, "size",
+                                                        (json_int_t)st.st_size, "mtime",
+                                                        (json_int_t)st.st_mtim.tv_sec * 1000000 +
+                                                            st.st_mtim.tv_nsec / 1000));
+        }
+        l->path[len] = '\0';
+    }
+    closedir(d);
+}
+
+static int by_key(const void *a, const void *b)
+{
+    const json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
+
+    return strcmp(json_string_value(json_object_get(x, "key")),
+                  json_string_value(json_object_get(y, "key")));
+}
+
+int bucket_list(const char *user_id, const char *prefix, const char *start_after, size_t max,
+                json_t *out, int *more)
+{
+    struct lister l = {.prefix = prefix ? prefix : "", .out = json_array()};
+    int fd = open_sub(user_id, "objects", 0);
+    size_t n, i;
+    json_t **v;
+
+    *more = 0;
+    l.plen = strlen(l.prefix);
+    if (fd >= 0)
+        list_dir(&l, fd);
+    n = json_array_size(l.out);
+    v = xmalloc((n ? n : 1) * sizeof(*v));
+    for (i = 0; i < n; i++)
+        v[i] = json_array_get(l.out, i);
+    qsort(v, n, sizeof(*v), by_key);
+    for (i = 0; i < n; i++) {
+        if (start_after &&
+            strcmp(json_string_value(json_object_get(v[i], "key")), start_after) <= 0)
+            continue;
+        if (json_array_size(out) >= max) {
+            *more = 1;
+            break;
+        }
+        json_array_append(out, v[i]);
+    }
+    free(v);
+    json_decref(l.out);
+    return 0;
+}
+
+static int64_t usage_of(const char *user_id, const char *sub)
+{
+    struct lister l = {.prefix = "", .all = 1};
+    int fd = open_sub(user_id, sub, 0);
+
+    if (fd >= 0)
+        list_dir(&l, fd);
+    return l.bytes;
+}
+
+int64_t bucket_usage(const char *user_id)
+{
+    return usage_of(user_id, "objects") + usage_of(user_id, "uploads");
+}
+
+int bucket_delete_prefix(const char *user_id, const char *prefix, int64_t *count)
+{
+    json_t *all = json_array(), *o;
+    size_t i;
+    int more;
+
+    *count = 0;
+    bucket_list(user_id, prefix, NULL, SIZE_MAX, all, &more);
+    json_array_foreach(
+        all, i,
+        o) if (bucket_delete(user_id, json_string_value(json_object_get(o, "key"))) == 0)(*count)++;
+    json_decref(all);
+    return 0;
+}
+
+/* Copies the rest of fd into the upload (copy_file_range, then read/write). */
+static int put_from_fd(struct bucket_put *p, int fd, int64_t size)
+{
+    int64_t left = size;
+
+    if (p->written + size > p->room)
+        return LY_ETOOLARGE;
+    while (!p->md5 && left > 0) {
+        ssize_t n = copy_file_range(fd, NULL, p->fd, NULL, (size_t)left, 0);
+
+        if (n <= 0)
+            break;
+        left -= n;
+        p->written += n;
+    }
+    while (left > 0) {
+        char buf[65536];
+        ssize_t n = read(fd, buf, sizeof(buf));
+        int err;
+
+        if (n <= 0)
+            return LY_EIO;
+        err = bucket_put_write(p, buf, (size_t)n);
+        if (err)
+            return err;
+        left -= n;
+    }
+    return 0;
+}
+
+int bucket_copy(const char *user_id, const char *src, const char *dst, char etag[48],
+                const char **why)
+{
+    struct bucket_put p;
+    struct stat st;
+    int fd, err = bucket_open(user_id, src, &fd, &st);
+
+    if (err)
+        return err;
+    err = bucket_put_begin(&p, user_id, st.st_size, 1, why);
+    if (!err)
+        err = put_from_fd(&p, fd, st.st_size);
+    close(fd);
+    if (err) {
+        bucket_put_abort(&p);
+        return err;
+    }
+    return bucket_put_commit(&p, dst, etag);
+}
+
+int bucket_copy_part(const char *user_id, const char *src, int64_t off, int64_t len,
+                     const char *upload_id, int n, char etag[48], const char **why)
+{
+    struct bucket_put p;
+    struct stat st;
+    int fd, err = bucket_open(user_id, src, &fd, &st);
+
+    if (err)
+        return err;
+    if (len < 0)
+        len = st.st_size - off;
+    if (off < 0 || len < 0 || off + len > st.st_size || lseek(fd, off, SEEK_SET) != off) {
+        close(fd);
+        *why = "The copy range lies outside the source object";
+        return LY_EBADREQ;
+    }
+    err = bucket_put_begin(&p, user_id, len, 1, why);
+    if (!err)
+        err = put_from_fd(&p, fd, len);
+    close(fd);
+    if (err) {
+        bucket_put_abort(&p);
+        return err;
+    }
+    return bucket_put_commit_part(&p, upload_id, n, etag);
+}
+
+/* ---- multipart uploads ---- */
+
+static int valid_upload_id(const char *id)
+{
+    size_t n = strlen(id);
+
+    if (n != 32)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'z') ||
+              (id[i] >= 'A' && id[i] <= 'Z')))
+            return 0;
+    return 1;
+}
+
+int bucket_mpu_create(const char *user_id, const char *key, char id[33])
+{
+    char sub[96];
+    int dfd, fd;
+
+    random_base62(id, 32);
+    close(open_sub(user_id, "uploads", 1));
+    snprintf(sub, sizeof(sub), "uploads/%s", id);
+    dfd = open_sub(user_id, sub, 1);
+    if (dfd < 0)
+        return LY_EIO;
+    fd = openat(dfd, "key", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    close(dfd);
+    if (fd < 0 || write(fd, key, strlen(key)) != (ssize_t)strlen(key)) {
+        if (fd >= 0)
+            close(fd);
+        return LY_EIO;
+    }
+    close(fd);
+    return 0;
+}
+
+static int mpu_dir(const char *user_id, const char *id)
+{
+    char sub[96];
+
+    if (!valid_upload_id(id)) {
+        errno = ENOENT;
+        return -1;
+    }
+    snprintf(sub, sizeof(sub), "uploads/%s", id);
+    return open_sub(user_id, sub, 0);
+}
+
+int bucket_mpu_key(const char *user_id, const char *id, char *key)
+{
+    int dfd = mpu_dir(user_id, id), fd;
+    ssize_t n;
+
+    if (dfd < 0)
+        return LY_ENOTFOUND;
+    fd = openat(dfd, "key", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    close(dfd);
+    if (fd < 0)
+        return LY_ENOTFOUND;
+    n = read(fd, key, BUCKET_KEY_MAX);
+    close(fd);
+    if (n <= 0)
+        return LY_ENOTFOUND;
+    key[n] = '\0';
+    return 0;
+}
+
+int bucket_mpu_abort(const char *user_id, const char *id)
+{
+    int dfd = mpu_dir(user_id, id), ufd;
+    DIR *d;
+    struct dirent *e;
+
+    if (dfd < 0)
+        return LY_ENOTFOUND;
+    d = fdopendir(dfd);
+    if (!d) {
+        close(dfd);
+        return LY_EIO;
+    }
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.')
+            unlinkat(dirfd(d), e->d_name, 0);
+    closedir(d);
+    ufd = open_sub(user_id, "uploads", 0);
+    if (ufd >= 0) {
+        unlinkat(ufd, id, AT_REMOVEDIR);
+        close(ufd);
+    }
+    return 0;
+}
+
+int bucket_mpu_complete(const char *user_id, const char *id, const int *parts, int n, char etag[48],
+                        const char **why)
+{
+    char key[BUCKET_KEY_MAX + 1], name[32], hex[33];
+    struct bucket_put p;
+    EVP_MD_CTX *all = EVP_MD_CTX_new();
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned len = 0;
+    int dfd, err;
+
+    err = bucket_mpu_key(user_id, id, key);
+    if (err)
+        goto out_md;
+    dfd = mpu_dir(user_id, id);
+    if (dfd < 0) {
+        err = LY_ENOTFOUND;
+        goto out_md;
+    }
+    /* The parts already count against the quota: the whole is as big again, for a moment. */
+    err = bucket_put_begin(&p, user_id, -1, 0, why);
+    if (err)
+        goto out_dir;
+    p.room = INT64_MAX;
+    EVP_DigestInit_ex(all, EVP_md5(), NULL);
+    for (int i = 0; i < n && !err; i++) {
+        struct stat st;
+        int fd;
+        ssize_t hl;
+
+        snprintf(name, sizeof(name), "part.%d", parts[i]);
+        fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0 || fstat(fd, &st)) {
+            *why = "One of the parts was never uploaded";
+            err = LY_EBADREQ;
+        } else {
+            /* The S3 ETag of a multipart object: MD5 of the parts' MD5s, then "-n". */
+            hl = fgetxattr(fd, ETAG_XATTR, hex, 32);
+            if (hl == 32) {
+                unsigned char raw[16];
+
+                for (int j = 0; j < 16; j++) {
+                    unsigned v;
+
+                    sscanf(hex + 2 * j, "%2x", &v);
+                    raw[j] = (unsigned char)v;
+                }
+                EVP_DigestUpdate(all, raw, 16);
+            }
+            err = put_from_fd(&p, fd, st.st_size);
+        }
+        if (fd >= 0)
+            close(fd);
+    }
+    if (err) {
+        bucket_put_abort(&p);
+        goto out_dir;
+    }
+    err = bucket_put_commit(&p, key, NULL);
+    if (!err) {
+        EVP_DigestFinal_ex(all, md, &len);
+        hex_encode(md, 16, hex);
+        snprintf(etag, 48, "%s-%d", hex, n);
+        {
+            int ofd;
+
+            if (bucket_open(user_id, key, &ofd, &(struct stat){0}) == 0) {
+                fsetxattr(ofd, ETAG_XATTR, etag, strlen(etag), 0);
+                close(ofd);
+            }
+        }
+        close(dfd);
+        dfd = -1;
+        bucket_mpu_abort(user_id, id);
+    }
+out_dir:
+    if (dfd >= 0)
+        close(dfd);
+out_md:
+    EVP_MD_CTX_free(all);
+    return err;
+}

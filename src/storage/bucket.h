@@ -1,0 +1,93 @@
+/*
+ * Buckets: each user has one, a directory on the local disk under the data directory:
+ *   DATA/buckets/<user_id>/objects/<key>     the objects (what runs see at /mnt/s3)
+ *   DATA/buckets/<user_id>/tmp/              uploads in progress, renamed into place at the end
+ *   DATA/buckets/<user_id>/uploads/<id>/     S3 multipart uploads: "key" and part.<n> files
+ * Objects are streamed to and from disk, never held whole in memory. Keys are checked
+ * (bucket_key_check) and every path is walked one component at a time with O_NOFOLLOW from
+ * the bucket's own directory, so that neither a hostile key nor a symlink a run left in its
+ * bucket reaches outside it. Each bucket is capped at the configured quota (bytes).
+ * Thread-safe: no shared state but the settings from bucket_init().
+ */
+#ifndef LYCEUMD_STORAGE_BUCKET_H
+#define LYCEUMD_STORAGE_BUCKET_H
+
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#define BUCKET_KEY_MAX 1024
+
+/* Where buckets live and how big each may grow (0: no quota). Call once at start-up. */
+int bucket_init(const char *data_dir, int64_t quota_bytes);
+int64_t bucket_quota(void);
+
+/* 0 when key (n bytes) is a valid object key, else LY_EINVAL with *why: empty, over 1,024
+ * bytes, a NUL (or "%00", how a NUL arrives in a decoded URL), a leading or trailing '/', an
+ * empty, "." or ".." segment, or a segment over 255 bytes (a file name's limit). */
+int bucket_key_check(const char *key, size_t n, const char **why);
+
+/* The bucket's S3 name ("u-<user_id>"), and back (0, or LY_ENOTFOUND when it is none). */
+void bucket_name(const char *user_id, char out[48]);
+int bucket_user_of(const char *name, char user_id[40]);
+/* The directory of user_id's objects (created if missing), into buf. 0 or LY_EIO. */
+int bucket_objects_dir(const char *user_id, char *buf, size_t n);
+
+/* An object being written: a temporary file in the bucket, renamed into place by
+ * bucket_put_commit() or removed by bucket_put_abort() (exactly one of them is called). */
+struct bucket_put {
+    int fd;
+    char user_id[40];
+    char tmp[64];          /* its name in tmp/ */
+    int64_t written, room; /* bytes so far; how many the quota still allows */
+    EVP_MD_CTX *md5;       /* the ETag, when asked for */
+};
+/* Starts an upload of (up to) expect bytes, -1 when unknown. LY_ETOOLARGE (with *why) when
+ * the quota or the disk has no room for expect; LY_EIO. want_md5: compute an ETag. */
+int bucket_put_begin(struct bucket_put *p, const char *user_id, int64_t expect, int want_md5,
+                     const char **why);
+/* LY_ETOOLARGE when the quota is exceeded, LY_EIO when the disk fails. */
+int bucket_put_write(struct bucket_put *p, const void *buf, size_t n);
+/* Moves the upload to key (replacing an object there). etag (33 bytes, may be NULL) gets the
+ * hex MD5. LY_ECONFLICT when a prefix of key is an object (not a folder). */
+int bucket_put_commit(struct bucket_put *p, const char *key, char *etag);
+/* Moves the upload to part n of multipart upload id. */
+int bucket_put_commit_part(struct bucket_put *p, const char *upload_id, int n, char *etag);
+void bucket_put_abort(struct bucket_put *p);
+
+/* Opens object key for reading: *fd (the caller closes it) and its stat. LY_ENOTFOUND. */
+int bucket_open(const char *user_id, const char *key, int *fd, struct stat *st);
+/* The object's ETag (hex, 48 bytes with quotes left out): its MD5 when known, else one made
+ * from its size and time. */
+void bucket_etag(int fd, const struct stat *st, char out[48]);
+/* Deletes key (and the folders it leaves empty). LY_ENOTFOUND when there is none. */
+int bucket_delete(const char *user_id, const char *key);
+/* Deletes every object whose key starts with prefix; their number into *count. */
+int bucket_delete_prefix(const char *user_id, const char *prefix, int64_t *count);
+/* Copies object src to dst (through a temporary file; the quota applies). */
+int bucket_copy(const char *user_id, const char *src, const char *dst, char etag[48],
+                const char **why);
+/* Copies len bytes of object src from off (len -1: to its end) into part n of multipart
+ * upload id (UploadPartCopy). */
+int bucket_copy_part(const char *user_id, const char *src, int64_t off, int64_t len,
+                     const char *upload_id, int n, char etag[48], const char **why);
+/* Appends {key, size, mtime (µs)} for each object whose key starts with prefix and sorts
+ * after start_after (may be NULL), in key order, at most max of them (*more = 1 when there
+ * were more). */
+int bucket_list(const char *user_id, const char *prefix, const char *start_after, size_t max,
+                json_t *out, int *more);
+/* Bytes the bucket's objects and uploads take. */
+int64_t bucket_usage(const char *user_id);
+
+/* S3 multipart uploads. */
+int bucket_mpu_create(const char *user_id, const char *key, char id[33]);
+/* The key of upload id into key (BUCKET_KEY_MAX + 1 bytes); LY_ENOTFOUND. */
+int bucket_mpu_key(const char *user_id, const char *id, char *key);
+/* Joins parts[0..n) (part numbers, ascending) into the object; etag gets "<md5>-<n>". */
+int bucket_mpu_complete(const char *user_id, const char *id, const int *parts, int n, char etag[48],
+                        const char **why);
+int bucket_mpu_abort(const char *user_id, const char *id);
+
+#endif

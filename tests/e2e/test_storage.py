@@ -1,0 +1,380 @@
+"""Storage end to end: the file API (upload as multipart or raw bytes, bulk upload, list,
+download with Range, delete, delete a folder), hostile keys and symlinks that must not reach
+outside the bucket, the bucket quota, a 1 GiB upload and download through the file API with
+the server's memory watched, and the S3 endpoint driven by Debian's AWS CLI: cp both ways, ls,
+rm, a 100 MiB multipart upload, a presigned URL, another user's bucket, a wrong secret and
+expired credentials.
+
+LYCEUMD_BIG_BYTES sets the size of the big transfer (default 1 GiB)."""
+
+import hashlib
+import http.client
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+
+import pytest
+import requests
+
+from conftest import Server, assert_422, assert_detail
+from runs_util import write_config
+from s3_util import AWS, Aws, credentials
+
+BIG = int(os.environ.get("LYCEUMD_BIG_BYTES", str(1 << 30)))
+
+
+def objects_dir(server, user):
+    return os.path.join(server.data, "buckets", user["user_id"], "objects")
+
+
+def upload(server, token, data, name="f.bin", **params):
+    return server.post("/storage/upload", token, files={"file": (name, data)}, params=params)
+
+
+def test_upload_list_download_delete(server, user):
+    k = user["key"]
+    r = upload(server, k, b"hello world", name="hello.txt")
+    assert r.status_code == 200, r.text
+    assert r.json()["key"] == "hello.txt" and r.json()["size"] == 11
+    # key as a query parameter, as a form field (after the file), and raw bytes with ?key=
+    assert upload(server, k, b"A" * 1000, key="data/a.bin").json()["key"] == "data/a.bin"
+    r = server.post("/storage/upload", k, files=[("file", ("x", b"BB")), ("key", (None, "data/b.bin"))])
+    assert r.status_code == 200 and r.json()["key"] == "data/b.bin", r.text
+    r = server.post("/storage/upload", k, params={"key": "data/sub/c.bin"}, data=b"raw bytes",
+                    headers={"Content-Type": "application/octet-stream"})
+    assert r.status_code == 200 and r.json()["size"] == 9, r.text
+    r = server.post("/storage/upload-bulk", k, params={"prefix": "bulk"},
+                    files=[("files", ("one.txt", b"1")), ("files", ("two.txt", b"22"))])
+    assert r.status_code == 200 and r.json()["count"] == 2, r.text
+
+    files = server.get("/storage/list-files", k).json()["files"]
+    assert [f["key"] for f in files] == ["bulk/one.txt", "bulk/two.txt", "data/a.bin",
+                                         "data/b.bin", "data/sub/c.bin", "hello.txt"]
+    assert {f["key"]: f["size"] for f in files}["data/a.bin"] == 1000
+    r = server.get("/storage/list-files", k, params={"prefix": "data/", "max_files": 2}).json()
+    assert [f["key"] for f in r["files"]] == ["data/a.bin", "data/b.bin"] and r["truncated"]
+
+    r = server.get("/storage/download/data/sub/c.bin", k)
+    assert r.status_code == 200 and r.content == b"raw bytes"
+    r = server.get("/storage/download/hello.txt", k, headers={"Range": "bytes=6-"})
+    assert r.status_code == 206 and r.content == b"world"
+    assert r.headers["Content-Range"] == "bytes 6-10/11"
+    r = server.get("/storage/download/hello.txt", k, headers={"Range": "bytes=-3"})
+    assert r.status_code == 206 and r.content == b"rld"
+    r = server.get("/storage/download/hello.txt", k, headers={"Range": "bytes=50-60"})
+    assert r.status_code == 416 and r.headers["Content-Range"] == "bytes */11"
+
+    assert server.delete("/storage/delete/data/a.bin", k).status_code == 200
+    assert_detail(server.get("/storage/download/data/a.bin", k), 404)
+    assert_detail(server.delete("/storage/delete/data/a.bin", k), 404)
+    r = server.delete("/storage/delete-folder/data", k)
+    assert r.status_code == 200 and r.json()["deleted"] == 2, r.text
+    assert [f["key"] for f in server.get("/storage/list-files", k).json()["files"]] == \
+        ["bulk/one.txt", "bulk/two.txt", "hello.txt"]
+    # another user sees none of it
+    other = server.new_user()
+    assert server.get("/storage/list-files", other["key"]).json()["files"] == []
+    assert_detail(server.get("/storage/download/hello.txt", other["key"]), 404)
+    assert_detail(server.get("/storage/list-files"), 401)
+
+
+def raw_request(server, method, path, body=b"", headers=None):
+    """A request whose path goes out exactly as written (no client-side normalisation)."""
+    c = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    c.putrequest(method, path, skip_accept_encoding=True)
+    for k, v in (headers or {}).items():
+        c.putheader(k, v)
+    c.putheader("Content-Length", str(len(body)))
+    c.endheaders(body)
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    return r.status, data
+
+
+def test_hostile_keys_are_refused_422(server, user):
+    k = user["key"]
+    auth = {"Authorization": "Bearer " + k}
+    for bad in ["../escape.txt", "a/../../escape.txt", "/etc/passwd", "a//b", "./x", "x/.",
+                "k" * 1025, "ok/"]:
+        assert_422(upload(server, k, b"x", key=bad), ("query", "key"))
+        r = server.post("/storage/upload", k, files=[("file", ("f", b"x")), ("key", (None, bad))])
+        assert_422(r, ("body", "key"))
+    longest = "/".join(["k" * 255] * 3 + ["k" * 254, "k"])  # 1,024 bytes; segments are names
+    assert len(longest) == 1024
+    assert upload(server, k, b"x", key=longest).status_code == 200
+    assert_422(upload(server, k, b"x", key="k" * 256), ("query", "key"))
+    # NUL: escaped in a query or path, raw in a form field
+    assert_422(upload(server, k, b"x", key="a\x00b"), ("query", "key"))
+    r = server.post("/storage/upload", k, files=[("file", ("f", b"x")), ("key", (None, "a\x00b"))])
+    assert_422(r, ("body", "key"))
+    # file names of a bulk upload are keys too
+    r = server.post("/storage/upload-bulk", k, files=[("files", ("../../up.txt", b"x"))])
+    assert_422(r, ("body", "files"))
+    # paths that climb, written raw and percent-encoded
+    for path in ["/storage/download/../../../../etc/passwd", "/storage/download/a/%2e%2e/%2e%2e/x",
+                 "/storage/download/a%00b", "/storage/delete/..%2F..%2Flyceumd.db"]:
+        method = "DELETE" if "/delete/" in path else "GET"
+        status, body = raw_request(server, method, "/api/v2/external" + path, headers=auth)
+        assert status in (404, 422), (path, status, body)
+        assert b"root:" not in body
+    assert os.path.exists(os.path.join(server.data, "lyceumd.db"))
+    # nothing was written outside the bucket's objects
+    found = []
+    for root, _dirs, names in os.walk(server.data):
+        found += [os.path.join(root, n) for n in names if "escape" in n or n == "up.txt"]
+    assert found == []
+
+
+def test_symlinks_in_a_bucket_lead_nowhere(server, user):
+    """A run can leave symlinks in its bucket (it is bound at /mnt/s3): the API must not follow
+    them, for reading or writing."""
+    k = user["key"]
+    assert upload(server, k, b"x", key="seed.txt").status_code == 200
+    od = objects_dir(server, user)
+    outside = tempfile.mkdtemp(prefix="lyceumd-outside-")
+    with open(os.path.join(outside, "secret.txt"), "w") as f:
+        f.write("outside the bucket")
+    os.symlink(os.path.join(outside, "secret.txt"), os.path.join(od, "link.txt"))
+    os.symlink(outside, os.path.join(od, "dirlink"))
+    try:
+        assert_detail(server.get("/storage/download/link.txt", k), 404)
+        assert_detail(server.get("/storage/download/dirlink/secret.txt", k), 404)
+        r = upload(server, k, b"planted", key="dirlink/planted.txt")
+        assert r.status_code == 409, r.text
+        assert os.listdir(outside) == ["secret.txt"]
+        assert "dirlink/secret.txt" not in [f["key"] for f in
+                                           server.get("/storage/list-files", k).json()["files"]]
+        assert_detail(server.delete("/storage/delete/dirlink/secret.txt", k), 404)
+        assert os.path.exists(os.path.join(outside, "secret.txt"))
+    finally:
+        os.unlink(os.path.join(od, "link.txt"))
+        os.unlink(os.path.join(od, "dirlink"))
+        shutil.rmtree(outside)
+
+
+@pytest.fixture(scope="module")
+def small_quota():
+    cfg = write_config([{"hardware_profile": "cpu", "price_per_hour": "0.10"}],
+                       storage_quota_bytes=1 << 20)
+    s = Server(["--config", cfg])
+    yield s
+    s.stop()
+    shutil.rmtree(s.data, ignore_errors=True)
+    os.unlink(cfg)
+
+
+def test_quota_full_is_413_with_a_clear_detail(small_quota):
+    s = small_quota
+    u = s.new_user()
+    assert upload(s, u["key"], b"a" * 600_000, key="one").status_code == 200
+    body = assert_detail(upload(s, u["key"], b"b" * 600_000, key="two"), 413, "quota")
+    assert "1048576 bytes" in body["detail"]
+    assert [f["key"] for f in s.get("/storage/list-files", u["key"]).json()["files"]] == ["one"]
+    # and through S3
+    creds = credentials(s, u["key"])
+    aws = Aws(creds)
+    try:
+        path = tempfile.mktemp()
+        with open(path, "wb") as f:
+            f.write(b"c" * 600_000)
+        r = aws.run("s3", "cp", path, f"s3://{creds['bucket_name']}/three", check=False)
+        assert r.returncode != 0 and "EntityTooLarge" in r.stderr, r.stderr
+        os.unlink(path)
+    finally:
+        aws.close()
+    assert upload(s, u["key"], b"c" * 400_000, key="three").status_code == 200
+
+
+def rss(pid, field):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError(field)
+
+
+def test_big_upload_and_download_stream_through_disk(tmp_path):
+    """LYCEUMD_BIG_BYTES (1 GiB by default) up and down through the file API with curl: the
+    bytes come back identical and the server's resident memory grows by less than 64 MiB."""
+    s = Server()
+    try:
+        u = s.new_user()
+        src = tmp_path / "big.bin"
+        block = os.urandom(1 << 20)
+        with open(src, "wb") as f:
+            for i in range(BIG // len(block)):
+                f.write(block[:-8] + i.to_bytes(8, "little"))
+            f.write(block[: BIG % len(block)])
+        s.get("/storage/list-files", u["key"])  # warm up
+        base = rss(s.proc.pid, "VmRSS")
+        t0 = time.time()
+        out = subprocess.run(["curl", "-sS", "-f", "-H", "Authorization: Bearer " + u["key"],
+                              "-F", f"file=@{src}", "-F", "key=big/big.bin",
+                              s.url("/storage/upload")], capture_output=True, text=True,
+                             timeout=600)
+        up_s = time.time() - t0
+        assert out.returncode == 0, out.stderr
+        t0 = time.time()
+        dst = tmp_path / "back.bin"
+        out = subprocess.run(["curl", "-sS", "-f", "-H", "Authorization: Bearer " + u["key"],
+                              "-o", str(dst), s.url("/storage/download/big/big.bin")],
+                             capture_output=True, text=True, timeout=600)
+        down_s = time.time() - t0
+        assert out.returncode == 0, out.stderr
+        grew = rss(s.proc.pid, "VmHWM") - base
+        print(f"\n{BIG} bytes: upload {up_s:.2f}s, download {down_s:.2f}s, "
+              f"server peak RSS grew {grew / 2**20:.1f} MiB")
+        assert os.path.getsize(dst) == BIG
+        assert subprocess.run(["cmp", str(src), str(dst)]).returncode == 0
+        assert grew < 64 << 20, f"server RSS grew {grew / 2**20:.1f} MiB"
+    finally:
+        s.stop()
+        shutil.rmtree(s.data, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def s3(server):
+    assert os.path.exists(AWS), "Debian's awscli must be installed (scripts/deps.sh)"
+    u = server.new_user()
+    creds = credentials(server, u["key"])
+    aws = Aws(creds)
+    yield server, u, creds, aws
+    aws.close()
+
+
+def test_credentials_shape(s3):
+    server, u, creds, _ = s3
+    assert set(creds) >= {"access_key", "secret_key", "session_token", "endpoint", "bucket_name",
+                          "region", "expires_at"}
+    assert creds["endpoint"] == server.base and creds["region"] == "us-east-1"
+    assert creds["bucket_name"] == "u-" + u["user_id"]
+
+
+def test_aws_cli_cp_ls_rm(s3, tmp_path):
+    server, u, creds, aws = s3
+    b = creds["bucket_name"]
+    src = tmp_path / "hello.txt"
+    src.write_bytes(b"hello from the aws cli\n")
+    aws.run("s3", "cp", str(src), f"s3://{b}/dir/hello.txt")
+    aws.run("s3", "cp", str(src), f"s3://{b}/dir/with space+plus.txt")
+    # the file API sees what S3 wrote, and S3 sees what the file API wrote
+    assert server.get("/storage/download/dir/hello.txt", u["key"]).content == src.read_bytes()
+    assert upload(server, u["key"], b"via api", key="api.txt").status_code == 200
+    out = aws.run("s3", "ls", f"s3://{b}/").stdout
+    assert "PRE dir/" in out and "api.txt" in out
+    out = aws.run("s3", "ls", "--recursive", f"s3://{b}/").stdout
+    assert "dir/hello.txt" in out and "dir/with space+plus.txt" in out
+    dst = tmp_path / "back.txt"
+    aws.run("s3", "cp", f"s3://{b}/dir/with space+plus.txt", str(dst))
+    assert dst.read_bytes() == src.read_bytes()
+    aws.run("s3", "cp", f"s3://{b}/api.txt", str(dst))
+    assert dst.read_bytes() == b"via api"
+    aws.run("s3", "cp", f"s3://{b}/api.txt", f"s3://{b}/copied.txt")
+    assert server.get("/storage/download/copied.txt", u["key"]).content == b"via api"
+    r = aws.run("s3api", "get-object", "--bucket", b, "--key", "dir/hello.txt", "--range",
+                "bytes=0-4", str(dst))
+    assert dst.read_bytes() == b"hello"
+    aws.run("s3", "rm", f"s3://{b}/dir/hello.txt")
+    assert_detail(server.get("/storage/download/dir/hello.txt", u["key"]), 404)
+    aws.run("s3", "rm", "--recursive", f"s3://{b}/dir/")
+    out = aws.run("s3", "ls", "--recursive", f"s3://{b}/").stdout
+    assert "dir/" not in out and "api.txt" in out
+    r = aws.run("s3", "cp", f"s3://{b}/missing.txt", str(dst), check=False)
+    assert r.returncode != 0 and "404" in r.stderr
+
+
+def test_aws_cli_multipart_100_mib(s3, tmp_path):
+    server, u, creds, aws = s3
+    b = creds["bucket_name"]
+    src = tmp_path / "hundred.bin"
+    src.write_bytes(os.urandom(100 << 20))
+    t0 = time.time()
+    aws.run("s3", "cp", str(src), f"s3://{b}/big/hundred.bin")
+    up = time.time() - t0
+    log = server.read_log()
+    assert "POST /" + b + "/big/hundred.bin" in log, "the upload was not multipart"
+    dst = tmp_path / "back.bin"
+    t0 = time.time()
+    aws.run("s3", "cp", f"s3://{b}/big/hundred.bin", str(dst))
+    print(f"\n100 MiB multipart: up {up:.2f}s, down {time.time() - t0:.2f}s")
+    assert hashlib.sha256(dst.read_bytes()).digest() == hashlib.sha256(src.read_bytes()).digest()
+    files = {f["key"]: f["size"] for f in server.get("/storage/list-files", u["key"]).json()["files"]}
+    assert files["big/hundred.bin"] == 100 << 20
+    # no parts or temporary files are left behind
+    bucket = os.path.join(server.data, "buckets", u["user_id"])
+    assert os.listdir(os.path.join(bucket, "tmp")) == []
+    assert os.listdir(os.path.join(bucket, "uploads")) == []
+
+
+def test_presigned_url(s3):
+    server, u, creds, aws = s3
+    b = creds["bucket_name"]
+    assert upload(server, u["key"], b"presigned!", key="p.txt").status_code == 200
+    url = aws.run("s3", "presign", f"s3://{b}/p.txt", "--expires-in", "60").stdout.strip()
+    r = requests.get(url, timeout=10)
+    assert r.status_code == 200 and r.content == b"presigned!"
+    r = requests.get(url.replace("p.txt", "q.txt"), timeout=10)
+    assert r.status_code == 403 and b"<Code>SignatureDoesNotMatch</Code>" in r.content
+    # the access log never holds the signature or the token
+    assert "X-Amz-Signature" not in server.read_log() and creds["session_token"] not in \
+        server.read_log()
+
+
+def test_another_users_bucket_is_access_denied(s3, tmp_path):
+    server, u, creds, aws = s3
+    other = server.new_user()
+    ob = credentials(server, other["key"])["bucket_name"]
+    assert upload(server, other["key"], b"theirs", key="t.txt").status_code == 200
+    r = aws.run("s3", "ls", f"s3://{ob}/", check=False)
+    assert r.returncode != 0 and "AccessDenied" in r.stderr, r.stderr
+    src = tmp_path / "x"
+    src.write_bytes(b"mine")
+    r = aws.run("s3", "cp", str(src), f"s3://{ob}/t.txt", check=False)
+    assert r.returncode != 0 and "AccessDenied" in r.stderr, r.stderr
+    r = aws.run("s3api", "get-object", "--bucket", ob, "--key", "t.txt", str(src), check=False)
+    assert r.returncode != 0 and "AccessDenied" in r.stderr, r.stderr
+    assert server.get("/storage/download/t.txt", other["key"]).content == b"theirs"
+
+
+def test_wrong_secret_is_signature_does_not_match(s3):
+    server, u, creds, _ = s3
+    bad = Aws(creds, secret="x" * 40)
+    try:
+        r = bad.run("s3", "ls", f"s3://{creds['bucket_name']}/", check=False)
+        assert r.returncode != 0 and "SignatureDoesNotMatch" in r.stderr, r.stderr
+    finally:
+        bad.close()
+    # a token that is not the one issued with the key
+    forged = dict(creds, session_token="nope")
+    bad = Aws(forged)
+    try:
+        r = bad.run("s3", "ls", f"s3://{creds['bucket_name']}/", check=False)
+        assert r.returncode != 0 and "InvalidToken" in r.stderr, r.stderr
+    finally:
+        bad.close()
+
+
+def test_expired_credentials_are_access_denied(server, user):
+    creds = credentials(server, user["key"], duration_seconds=1)
+    aws = Aws(creds)
+    try:
+        time.sleep(1.5)
+        r = aws.run("s3", "ls", f"s3://{creds['bucket_name']}/", check=False)
+        assert r.returncode != 0 and "AccessDenied" in r.stderr and "expired" in r.stderr, \
+            r.stderr
+    finally:
+        aws.close()
+    assert_422(server.post("/storage/credentials", user["key"], json={"duration_seconds": 0}),
+               ("body", "duration_seconds"))
+
+
+def test_s3_errors_are_xml(server, user):
+    creds = credentials(server, user["key"])
+    status, body = raw_request(server, "GET", f"/{creds['bucket_name']}/x", headers={
+        "Authorization": "AWS4-HMAC-SHA256 Credential=garbage"})
+    assert status == 400 and b"<Code>AuthorizationHeaderMalformed</Code>" in body
+    status, body = raw_request(server, "GET", f"/{creds['bucket_name']}/x?X-Amz-Algorithm=AWS4-HMAC-SHA256")
+    assert status == 400 and b"<Error>" in body
