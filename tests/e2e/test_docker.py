@@ -14,6 +14,9 @@ from runs_util import follow, output_of, start, status, wait_end, wait_status, w
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 IMAGE = "lyceumd-test/busybox:1"
+# An image from a registry on a closed loopback port: its pull fails at once, with no traffic
+# leaving the machine.
+MISSING = "127.0.0.1:1/lyceumd-test/nope:0"
 
 
 @pytest.fixture(scope="module")
@@ -80,11 +83,23 @@ def test_abort_kills_the_container(ds):
     assert st["status"] == "aborted" and time.time() - t0 < 5
 
 
+def test_stop_asks_the_container_to_end(ds):
+    u = ds.new_user(credits=10)
+    run = image_run(ds, u["key"], ["sh", "-c", "trap 'echo term; exit 0' TERM; echo up; "
+                                               "while :; do sleep 0.1; done"])
+    wait_status(ds, u["key"], run["execution_id"], "running")
+    time.sleep(0.5)
+    assert ds.post(f"/workloads/stop/{run['execution_id']}", u["key"]).status_code == 200
+    st = wait_end(ds, u["key"], run["execution_id"], timeout=20)
+    assert st["status"] == "completed", st
+    assert output_of(follow(run["streaming_url"])) == "up\nterm\n"
+
+
 def test_an_image_that_is_not_here_fails_clearly(ds):
     u = ds.new_user(credits=10)
-    run = image_run(ds, u["key"], ["true"], image="lyceumd-test/nope:0")
+    run = image_run(ds, u["key"], ["true"], image=MISSING)
     st = wait_end(ds, u["key"], run["execution_id"], timeout=60)
-    assert st["status"] == "system_failure" and "lyceumd-test/nope:0" in st["errors"]
+    assert st["status"] == "system_failure" and MISSING in st["errors"]
 
 
 COMPOSE = f"""
@@ -109,6 +124,31 @@ def test_a_two_service_compose_run(ds):
     out = output_of(follow(run["streaming_url"], timeout=120))
     assert "from-one" in out and "from-two" in out
     assert status(ds, u["key"], run["execution_id"])["status"] == "completed"
+
+
+def test_abort_ends_a_compose_run_and_removes_its_containers(ds):
+    u = ds.new_user(credits=10)
+    yml = f"""
+services:
+  sleeper:
+    image: {IMAGE}
+    network_mode: none
+    command: sh -c "echo up; sleep 120"
+"""
+    r = ds.post("/execution/compose/start", u["key"],
+                json={"compose_file_code": yml, "timeout": 300})
+    assert r.status_code == 200, r.text
+    rid = r.json()["execution_id"]
+    wait_status(ds, u["key"], rid, "running", timeout=60)
+    time.sleep(3)
+    t0 = time.time()
+    assert ds.post(f"/workloads/abort/{rid}", u["key"]).status_code == 200
+    st = wait_end(ds, u["key"], rid, timeout=30)
+    assert st["status"] == "aborted" and time.time() - t0 < 20, st
+    left = subprocess.run(["docker", "ps", "-aq", "--filter",
+                           f"label=com.docker.compose.project=lyceumd-{rid[:12].lower()}"],
+                          capture_output=True, text=True).stdout.strip()
+    assert left == ""
 
 
 def test_a_bad_compose_file_is_refused(ds):
