@@ -372,8 +372,11 @@ static int api_runs_start_compose(struct req *req)
         err = docker_ready(req);
     if (err)
         return err;
-    if (docker_compose_check(yaml, api_settings.data_dir, why, sizeof(why)))
+    err = docker_compose_check(yaml, api_settings.data_dir, why, sizeof(why));
+    if (err == LY_EINVAL)
         return req_fail(req, LY_EBADREQ, "Invalid compose file: %s", why);
+    if (err)
+        return req_fail(req, err, "Cannot check the compose file: %s", why);
     fill_submit(req, &s, RUN_COMPOSE, profile, cbs);
     return submit_and_reply(req, &s, 1, one_answer, NULL);
 }

@@ -912,10 +912,56 @@ int docker_compose_check(const char *yaml, const char *dir, char *why, size_t n)
         return LY_EIO;
     }
     rc = compose(tmpl, args, envp, out, sizeof(out));
+    if (rc == 0) {
+        /* Valid; now what it asks for. A Compose file could otherwise take the host: no
+         * privileged containers, host bind mounts, host PID/IPC/user namespaces, devices or
+         * added capabilities. */
+        static const char *const banned[] = {
+            "privileged: true", "pid: host",    "ipc: host",     "userns_mode: host",
+            "cap_add:",         "devices:",     "security_opt:", "cgroup_parent:",
+            "type: bind",       "driver_opts:", "uts: host",     NULL,
+        };
+        char *full = xmalloc(256 * 1024), *line, *save = NULL;
+        char *args2[] = {"-f", file, "config", NULL};
+        const char *hit = NULL;
+
+        int vol_indent = -1; /* inside a "volumes:" list indented this much */
+
+        rc = compose(tmpl, args2, envp, full, 256 * 1024);
+        for (line = strtok_r(full, "\n", &save); rc == 0 && line && !hit;
+             line = strtok_r(NULL, "\n", &save)) {
+            int indent = (int)strspn(line, " ");
+            char *item = line + indent;
+
+            if (vol_indent >= 0 && indent <= vol_indent && *item != '-')
+                vol_indent = -1;
+            if (strcmp(item, "volumes:") == 0 && indent > 0) {
+                vol_indent = indent;
+                continue;
+            }
+            if (vol_indent >= 0 && item[0] == '-') {
+                /* A short-form volume "SOURCE:TARGET": a path source is the host's. */
+                item += strspn(item, "- ");
+                if (*item == '/' || *item == '.' || *item == '~')
+                    hit = "host paths as volumes";
+            }
+            while (*item == '-' || *item == ' ')
+                item++;
+            for (int i = 0; banned[i] && !hit; i++)
+                if (strncmp(item, banned[i], strlen(banned[i])) == 0)
+                    hit = banned[i];
+        }
+        free(full);
+        unlink(file);
+        rmdir(tmpl);
+        if (hit) {
+            snprintf(why, n, "'%s' is not allowed on this server (it would reach the host)", hit);
+            return LY_EINVAL;
+        }
+        return 0;
+    }
     unlink(file);
     rmdir(tmpl);
-    if (rc == 0)
-        return 0;
     if (rc == 127 || rc < 0) {
         snprintf(why, n, "docker-compose is not installed on this server");
         return LY_EUNAVAIL;

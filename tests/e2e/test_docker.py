@@ -160,6 +160,16 @@ def test_a_bad_compose_file_is_refused(ds):
                ("body", "compose_file_code"))
 
 
+def test_a_compose_file_cannot_take_the_host(ds):
+    u = ds.new_user(credits=10)
+    for bad in ["privileged: true", "pid: host", "volumes:\n      - /:/host",
+                "cap_add:\n      - SYS_ADMIN", "devices:\n      - /dev/sda:/dev/sda"]:
+        yaml = f"services:\n  x:\n    image: {IMAGE}\n    network_mode: none\n    {bad}\n"
+        r = ds.post("/execution/compose/start", u["key"], json={"compose_file_code": yaml})
+        assert_detail(r, 400, "not allowed")
+    assert ds.get("/workloads/list", u["key"]).json() == []
+
+
 def test_no_engine_answers_503(engine):
     cfg = write_config([{"hardware_profile": "cpu"}], docker_socket="/tmp/no-such-docker.sock")
     s = Server(["--config", cfg])
