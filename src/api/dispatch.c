@@ -78,7 +78,8 @@ void api_begin(struct req *req)
         s3_begin(req);
         return;
     }
-    if (router_match(api_mounts, req->method, req->path, &req->arena, &req->match) ||
+    if ((strcmp(req->method, "POST") != 0 && strcmp(req->method, "PUT") != 0) ||
+        router_match(api_mounts, req->method, req->path, &req->arena, &req->match) ||
         !(req->match.route->flags & R_STREAM_BODY))
         return; /* everything else is answered once its body is in */
     req->begun = 1;
