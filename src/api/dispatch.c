@@ -127,6 +127,18 @@ void api_dispatch(struct req *req)
         if (err)
             goto out;
     }
+    if (r->flags & R_STREAM_BODY) {
+        /* A streaming route whose body was buffered after all (no headers stage ran): the
+         * same three steps, with the whole body as the one piece. */
+        req->phase = REQ_BEGIN;
+        err = r->handler(req);
+        if (!err && req->sink.write && req->body_len)
+            req->sink_err = req->sink.write(req->sink.ctx, req->body, req->body_len);
+        req->phase = REQ_END;
+        if (!err)
+            err = r->handler(req);
+        goto out;
+    }
     err = r->handler(req);
 out:
     if (err < 0)

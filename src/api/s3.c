@@ -611,6 +611,11 @@ static int list_objects(struct s3 *x)
 
     if (!after && v2)
         after = req_query(req, "start-after");
+    if (!bucket_prefix_ok(prefix) || (delim && !bucket_prefix_ok(delim)) ||
+        (after && !bucket_prefix_ok(after))) {
+        json_decref(all);
+        return s3_fail(x, 400, "InvalidArgument", "prefix, delimiter and markers are UTF-8");
+    }
     if (max < 0 || max > 1000)
         max = 1000;
     bucket_list(x->user_id, prefix, NULL, SIZE_MAX, all, &more);

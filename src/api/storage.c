@@ -393,7 +393,12 @@ static int api_storage_list(struct req *req)
     size_t i;
     int more = 0, err;
 
+    if (prefix && !bucket_prefix_ok(prefix))
+        req_invalid(req, "query", "prefix", "A prefix is UTF-8 of at most 1024 bytes",
+                    "value_error");
     err = req_query_int(req, "max_files", 1000, 1, 100000, &max);
+    if (!err)
+        err = req_check_valid(req);
     if (err) {
         json_decref(rows);
         json_decref(files);

@@ -47,6 +47,42 @@ int64_t bucket_quota(void)
     return quota;
 }
 
+/* 1 when s[0..n) is well-formed UTF-8 (no overlongs, surrogates or code points past U+10FFFF). */
+static int utf8_ok(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+
+    while (i < n) {
+        unsigned c = s[i], len, cp;
+
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        len = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 0;
+        if (!len || c > 0xf4 || i + len > n)
+            return 0;
+        cp = c & (0x7f >> len);
+        for (unsigned k = 1; k < len; k++) {
+            if ((s[i + k] & 0xc0) != 0x80)
+                return 0;
+            cp = cp << 6 | (s[i + k] & 0x3f);
+        }
+        if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+            cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return 0;
+        i += len;
+    }
+    return 1;
+}
+
+int bucket_prefix_ok(const char *s)
+{
+    size_t n = strlen(s);
+
+    return n <= BUCKET_KEY_MAX && utf8_ok((const unsigned char *)s, n) && !strstr(s, "%00");
+}
+
 int bucket_key_check(const char *key, size_t n, const char **why)
 {
     size_t seg = 0;
@@ -62,6 +98,8 @@ int bucket_key_check(const char *key, size_t n, const char **why)
         *why = "The key starts with '/'";
     else if (key[n - 1] == '/')
         *why = "The key ends with '/'";
+    else if (!utf8_ok((const unsigned char *)key, n))
+        *why = "The key is not valid UTF-8";
     if (*why)
         return LY_EINVAL;
     for (size_t i = 0; i <= n; i++) {

@@ -25,9 +25,13 @@ int bucket_init(const char *data_dir, int64_t quota_bytes);
 int64_t bucket_quota(void);
 
 /* 0 when key (n bytes) is a valid object key, else LY_EINVAL with *why: empty, over 1,024
- * bytes, a NUL (or "%00", how a NUL arrives in a decoded URL), a leading or trailing '/', an
+ * bytes, not UTF-8, a NUL (or "%00", how a NUL arrives in a decoded URL), a leading or
+ * trailing '/', an
  * empty, "." or ".." segment, or a segment over 255 bytes (a file name's limit). */
 int bucket_key_check(const char *key, size_t n, const char **why);
+
+/* 1 when s can prefix keys (a listing's prefix): UTF-8, at most 1,024 bytes, no "%00". */
+int bucket_prefix_ok(const char *s);
 
 /* The bucket's S3 name ("u-<user_id>"), and back (0, or LY_ENOTFOUND when it is none). */
 void bucket_name(const char *user_id, char out[48]);

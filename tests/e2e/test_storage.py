@@ -378,3 +378,73 @@ def test_s3_errors_are_xml(server, user):
     assert status == 400 and b"<Code>AuthorizationHeaderMalformed</Code>" in body
     status, body = raw_request(server, "GET", f"/{creds['bucket_name']}/x?X-Amz-Algorithm=AWS4-HMAC-SHA256")
     assert status == 400 and b"<Error>" in body
+
+
+def chunked_put(server, creds, key, data, chunk=65536, tamper=False):
+    """A PutObject with an aws-chunked body (STREAMING-AWS4-HMAC-SHA256-PAYLOAD), signed as in
+    AWS's "Transferring Payload in Multiple Chunks"; tamper flips a byte of the second chunk
+    after signing."""
+    import datetime
+    import hmac
+    import urllib.parse
+
+    def h(k, m):
+        return hmac.new(k, m.encode(), hashlib.sha256).digest()
+
+    amz = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    scope = f"{amz[:8]}/us-east-1/s3/aws4_request"
+    chunks = [data[i:i + chunk] for i in range(0, len(data), chunk)] + [b""]
+    total = sum(len(f"{len(c):x};chunk-signature=") + 64 + 2 + len(c) + 2 for c in chunks)
+    path = f"/{creds['bucket_name']}/{urllib.parse.quote(key)}"
+    hdrs = {"host": f"127.0.0.1:{server.port}", "content-encoding": "aws-chunked",
+            "content-length": str(total), "x-amz-content-sha256":
+            "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", "x-amz-date": amz,
+            "x-amz-decoded-content-length": str(len(data)),
+            "x-amz-security-token": creds["session_token"]}
+    names = sorted(hdrs)
+    creq = "\n".join(["PUT", path, "", "".join(f"{n}:{hdrs[n]}\n" for n in names),
+                      ";".join(names), "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"])
+    key_ = h(h(h(h(("AWS4" + creds["secret_key"]).encode(), amz[:8]), "us-east-1"), "s3"),
+             "aws4_request")
+    sts = "\n".join(["AWS4-HMAC-SHA256", amz, scope, hashlib.sha256(creq.encode()).hexdigest()])
+    prev = seed = hmac.new(key_, sts.encode(), hashlib.sha256).hexdigest()
+    body = b""
+    empty = hashlib.sha256(b"").hexdigest()
+    for i, c in enumerate(chunks):
+        sts = "\n".join(["AWS4-HMAC-SHA256-PAYLOAD", amz, scope, prev, empty,
+                         hashlib.sha256(c).hexdigest()])
+        prev = hmac.new(key_, sts.encode(), hashlib.sha256).hexdigest()
+        if tamper and i == 1:
+            c = b"X" + c[1:]
+        body += f"{len(c):x};chunk-signature={prev}\r\n".encode() + c + b"\r\n"
+    hdrs["authorization"] = (f"AWS4-HMAC-SHA256 Credential={creds['access_key']}/{scope}, "
+                             f"SignedHeaders={';'.join(names)}, Signature={seed}")
+    del hdrs["host"], hdrs["content-length"]
+    return raw_request(server, "PUT", path, body, hdrs)
+
+
+def test_aws_chunked_upload(server, user):
+    creds = credentials(server, user["key"])
+    data = os.urandom(200_000)
+    status, body = chunked_put(server, creds, "chunked/ok.bin", data)
+    assert status == 200, body
+    assert server.get("/storage/download/chunked/ok.bin", user["key"]).content == data
+    status, body = chunked_put(server, creds, "chunked/bad.bin", data, tamper=True)
+    assert status == 403 and b"<Code>SignatureDoesNotMatch</Code>" in body, body
+    assert_detail(server.get("/storage/download/chunked/bad.bin", user["key"]), 404)
+
+
+def test_a_refused_upload_is_answered_before_its_body(small_quota, tmp_path):
+    """curl waits for 100 Continue on a large body: a 413 comes back at once, unread body."""
+    s = small_quota
+    u = s.new_user()
+    src = tmp_path / "two-mib.bin"
+    src.write_bytes(b"z" * (2 << 20))
+    out = subprocess.run(["curl", "-sS", "-H", "Authorization: Bearer " + u["key"],
+                          "-F", f"file=@{src}", "-w", "\n%{http_code} %{size_upload}",
+                          s.url("/storage/upload") + "?key=big"],
+                         capture_output=True, text=True, timeout=60)
+    body, _, tail = out.stdout.rpartition("\n")
+    code, uploaded = tail.split()
+    assert code == "413" and "quota" in body, out.stdout
+    assert int(uploaded) < 1 << 20, f"curl sent {uploaded} bytes before the 413"

@@ -45,6 +45,8 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "http/req.h"
+#include "secrets/secrets.h"
+#include "storage/bucket.h"
 #include "store/db.h"
 
 #include <sqlite3.h>
@@ -120,7 +122,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         die("cannot create a data directory", data_dir);
     atexit(cleanup);
     snprintf(path, sizeof(path), "%s/lyceumd.db", data_dir);
-    if (store_open(path) || token_init(data_dir) || mfa_init())
+    if (store_open(path) || token_init(data_dir) || mfa_init() || secrets_init(data_dir) ||
+        bucket_init(data_dir, 1 << 20))
         die("cannot open the store", path);
     api_settings.data_dir = data_dir;
 
@@ -239,9 +242,15 @@ static void check_response(const struct req *req)
         if (strcasecmp(req->hname[i], "Allow") == 0 && req->hvalue[i][0])
             allow = 1;
     }
+    if (req->content_type && strcmp(req->content_type, "application/xml") == 0) {
+        /* The S3 endpoint speaks S3: its errors are XML, <Error><Code>...</Code>...</Error>. */
+        if (req->status >= 400 && (!req->raw || !strstr(req->raw, "<Error><Code>")))
+            fail(req, "an S3 error without S3's XML body");
+        return;
+    }
     if (req->status == 405 && !allow)
         fail(req, "405 without an Allow header");
-    if (req->raw) {
+    if (req->raw || req->file_set) {
         if (req->status >= 400)
             fail(req, "an error with a raw body instead of {\"detail\"}");
         return;
