@@ -25,6 +25,32 @@
 static char root[PATH_MAX];
 static int64_t quota;
 
+/* Removes what uploads cut short by a crash or kill -9 left in each bucket's tmp/: nothing
+ * there belongs to a live request before the server serves. */
+static void sweep_tmp(void)
+{
+    DIR *d = opendir(root);
+    struct dirent *e;
+
+    while (d && (e = readdir(d))) {
+        char path[PATH_MAX + 320];
+        DIR *t;
+        struct dirent *f;
+
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "%s/%s/tmp", root, e->d_name);
+        t = opendir(path);
+        while (t && (f = readdir(t)))
+            if (strncmp(f->d_name, "up-", 3) == 0)
+                unlinkat(dirfd(t), f->d_name, 0);
+        if (t)
+            closedir(t);
+    }
+    if (d)
+        closedir(d);
+}
+
 int bucket_init(const char *data_dir, int64_t quota_bytes)
 {
     char abs_root[PATH_MAX];
@@ -39,6 +65,7 @@ int bucket_init(const char *data_dir, int64_t quota_bytes)
     if (!realpath(root, abs_root))
         return LY_EIO;
     snprintf(root, sizeof(root), "%s", abs_root);
+    sweep_tmp();
     return 0;
 }
 

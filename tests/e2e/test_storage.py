@@ -448,3 +448,44 @@ def test_a_refused_upload_is_answered_before_its_body(small_quota, tmp_path):
     code, uploaded = tail.split()
     assert code == "413" and "quota" in body, out.stdout
     assert int(uploaded) < 1 << 20, f"curl sent {uploaded} bytes before the 413"
+
+
+def start_cut_upload(server, key, sent=1_000_000):
+    import socket
+    sock = socket.create_connection(("127.0.0.1", server.port))
+    sock.sendall(b"POST /api/v2/external/storage/upload?key=cut.bin HTTP/1.1\r\n"
+                 b"Host: 127.0.0.1\r\nAuthorization: Bearer " + key.encode() + b"\r\n"
+                 b"Content-Type: application/octet-stream\r\nContent-Length: 10000000\r\n\r\n" +
+                 b"x" * sent)
+    return sock
+
+
+def wait_for(cond, timeout=10):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if cond():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_cut_uploads_leave_nothing_behind(fresh_server):
+    """A client that goes away mid-upload, and a server killed mid-upload: no object appears,
+    and the partial file is removed (at once, or at the next start)."""
+    s = fresh_server
+    u = s.new_user()
+    tmp = os.path.join(s.data, "buckets", u["user_id"], "tmp")
+    sock = start_cut_upload(s, u["key"])
+    assert wait_for(lambda: os.path.isdir(tmp) and any(
+        os.path.getsize(os.path.join(tmp, f)) > 0 for f in os.listdir(tmp)))
+    sock.close()
+    assert wait_for(lambda: os.listdir(tmp) == []), os.listdir(tmp)
+    sock = start_cut_upload(s, u["key"])
+    assert wait_for(lambda: os.listdir(tmp) != [])
+    s.proc.kill()
+    s.proc.wait()
+    sock.close()
+    s.log.close()
+    s.start()
+    assert os.listdir(tmp) == []
+    assert_detail(s.get("/storage/download/cut.bin", u["key"]), 404)
