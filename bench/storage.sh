@@ -8,9 +8,11 @@
 # Starts `lyceumd serve` on a free loopback port with a fresh data directory under
 # BENCH_DIR (default $TMPDIR or /tmp: the file, the copies and the bucket share one disk),
 # makes a user, an API key and temporary S3 credentials, writes BENCH_BYTES (default 1 GiB) of
-# random data, and times each transfer (the page cache is not dropped, for any of them: cp
-# gets the same help). It prints seconds and MiB/s of each and the ratio to cp, then removes
-# everything it made, however it exits.
+# random data, and times each transfer up to its data being on disk (each one, cp too, ends
+# with sync; the page cache is not dropped). It prints seconds and MiB/s of each, the ratio to cp and the CPU time
+# lyceumd spent on it (the AWS CLI and curl run on the same cores: on a small machine the
+# client's own hashing and writing weigh in), then removes everything it made, however it
+# exits.
 set -eu
 
 bin=${1:-build/lyceumd}
@@ -63,24 +65,29 @@ with open(sys.argv[1], "wb") as f:
 PY
 
 now() { python3 -c 'import time; print(time.time())'; }
+# CPU seconds lyceumd has used so far (user + system).
+cpu() { python3 -c "import os; f=open('/proc/$pid/stat').read().rsplit(')',1)[1].split(); print((int(f[11])+int(f[12]))/os.sysconf('SC_CLK_TCK'))"; }
 cp_s=
-report() { # name seconds
-    python3 - "$1" "$2" "$bytes" "${cp_s:-$2}" <<'PY'
+report() { # name seconds [server cpu seconds]
+    python3 - "$1" "$2" "$bytes" "${cp_s:-$2}" "${3:-}" <<'PY'
 import sys
-name, s, n, cp = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
-print(f"{name:<34} {s:7.2f} s  {n / s / 2**20:8.1f} MiB/s  {cp / s:5.2f}x cp")
+name, s, n, cp, c = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
+cpu = f"  lyceumd CPU {float(c):5.2f} s" if c else ""
+print(f"{name:<34} {s:7.2f} s  {n / s / 2**20:8.1f} MiB/s  {cp / s:5.2f}x cp{cpu}")
 PY
 }
 timed() { # name command...
     name=$1; shift
-    t0=$(now); "$@"; t1=$(now)
+    sync
+    c0=$(cpu); t0=$(now); "$@"; sync; t1=$(now); c1=$(cpu)
     s=$(python3 -c "print($t1 - $t0)")
-    report "$name" "$s"
+    report "$name" "$s" "$(python3 -c "print($c1 - $c0)")"
 }
 
 echo "storage bench: $bytes bytes, disk of $work"
-t0=$(now); cp "$work/src.bin" "$work/cp.bin"; t1=$(now); cp_s=$(python3 -c "print($t1 - $t0)")
-report "cp (same disk)" "$cp_s"
+sync
+t0=$(now); cp "$work/src.bin" "$work/cp.bin"; sync; t1=$(now); cp_s=$(python3 -c "print($t1 - $t0)")
+report "cp + sync (same disk)" "$cp_s"
 rm -f "$work/cp.bin"
 timed "S3 PUT (aws s3 cp, multipart)" /usr/bin/aws --endpoint-url "$url" s3 cp --only-show-errors \
     "$work/src.bin" "s3://$bucket/bench.bin"
@@ -95,6 +102,9 @@ timed "S3 GET (curl, one signed stream)" curl -sf -o "$work/get.bin" --aws-sigv4
     --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" -H "x-amz-security-token: $AWS_SESSION_TOKEN" \
     -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$url/$bucket/curl.bin"
 cmp "$work/src.bin" "$work/get.bin"; rm -f "$work/get.bin"
+timed "S3 GET (curl, to /dev/null)" curl -sf -o /dev/null --aws-sigv4 "$sig" \
+    --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" -H "x-amz-security-token: $AWS_SESSION_TOKEN" \
+    -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "$url/$bucket/curl.bin"
 timed "file API upload (curl multipart)" curl -sf -o /dev/null -H "Authorization: Bearer $key" \
     -F "file=@$work/src.bin" -F key=api.bin "$url/api/v2/external/storage/upload"
 timed "file API download (curl)" curl -sf -o "$work/get.bin" -H "Authorization: Bearer $key" \
