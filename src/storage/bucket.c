@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,8 @@
 
 static char root[PATH_MAX];
 static int64_t quota;
+
+static void usage_changed(const char *user_id, int64_t n);
 
 /* Removes what uploads cut short by a crash or kill -9 left in each bucket's tmp/: nothing
  * there belongs to a live request before the server serves. */
@@ -311,6 +314,8 @@ static int put_finish(struct bucket_put *p, int dfd, const char *name)
     }
     if (err && tfd >= 0)
         unlinkat(tfd, p->tmp, 0);
+    if (!err)
+        usage_changed(p->user_id, p->written > 0 ? p->written : 0);
     if (tfd >= 0)
         close(tfd);
     if (dfd >= 0)
@@ -435,8 +440,10 @@ int bucket_delete(const char *user_id, const char *key)
              ? unlinkat(dfd, base, 0)
              : -1;
     close(dfd);
-    if (rc == 0)
+    if (rc == 0) {
         prune(ofd, key);
+        usage_changed(user_id, 0);
+    }
     close(ofd);
     return rc == 0 ? 0 : LY_ENOTFOUND;
 }
@@ -550,9 +557,72 @@ static int64_t usage_of(const char *user_id, const char *sub)
     return l.bytes;
 }
 
+/*
+ * Usage is a walk of the bucket, too slow to repeat for every part of a multipart upload in a
+ * big bucket: each bucket's figure is kept for USAGE_TTL_US, grows as uploads land, and is
+ * walked again once stale or after a delete. The quota is therefore checked against a figure
+ * at most that old (plus what landed since); uploads running side by side can pass it by
+ * their own sizes.
+ */
+#define USAGE_TTL_US (5 * 1000000LL)
+
+struct usage {
+    char user_id[40];
+    int64_t bytes, at_us;
+    struct usage *next;
+};
+
+static pthread_mutex_t usage_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct usage *usages; /* one per bucket seen; they live as long as the process */
+
+static struct usage *usage_find(const char *user_id)
+{
+    for (struct usage *u = usages; u; u = u->next)
+        if (strcmp(u->user_id, user_id) == 0)
+            return u;
+    return NULL;
+}
+
 int64_t bucket_usage(const char *user_id)
 {
-    return usage_of(user_id, "objects") + usage_of(user_id, "uploads");
+    struct usage *u;
+    int64_t bytes, now = now_mono_us();
+
+    pthread_mutex_lock(&usage_mu);
+    u = usage_find(user_id);
+    if (u && u->at_us && now - u->at_us < USAGE_TTL_US) {
+        bytes = u->bytes;
+        pthread_mutex_unlock(&usage_mu);
+        return bytes;
+    }
+    pthread_mutex_unlock(&usage_mu);
+    bytes = usage_of(user_id, "objects") + usage_of(user_id, "uploads");
+    pthread_mutex_lock(&usage_mu);
+    u = usage_find(user_id);
+    if (!u) {
+        u = xcalloc(1, sizeof(*u));
+        snprintf(u->user_id, sizeof(u->user_id), "%s", user_id);
+        u->next = usages;
+        usages = u;
+    }
+    u->bytes = bytes;
+    u->at_us = now;
+    pthread_mutex_unlock(&usage_mu);
+    return bytes;
+}
+
+/* An upload of n bytes landed (n > 0), or something was deleted (n 0: walk again). */
+static void usage_changed(const char *user_id, int64_t n)
+{
+    struct usage *u;
+
+    pthread_mutex_lock(&usage_mu);
+    u = usage_find(user_id);
+    if (u && n > 0)
+        u->bytes += n;
+    else if (u)
+        u->at_us = 0;
+    pthread_mutex_unlock(&usage_mu);
 }
 
 int bucket_delete_prefix(const char *user_id, const char *prefix, int64_t *count)
@@ -737,6 +807,7 @@ int bucket_mpu_abort(const char *user_id, const char *id)
         unlinkat(ufd, id, AT_REMOVEDIR);
         close(ufd);
     }
+    usage_changed(user_id, 0);
     return 0;
 }
 

@@ -7,7 +7,8 @@
  * (bucket_key_check) and every path is walked one component at a time with O_NOFOLLOW from
  * the bucket's own directory, so that neither a hostile key nor a symlink a run left in its
  * bucket reaches outside it. Each bucket is capped at the configured quota (bytes).
- * Thread-safe: no shared state but the settings from bucket_init().
+ * Thread-safe: the shared state is the settings from bucket_init() and the usage figures
+ * (under a mutex).
  */
 #ifndef LYCEUMD_STORAGE_BUCKET_H
 #define LYCEUMD_STORAGE_BUCKET_H
@@ -82,7 +83,8 @@ int bucket_copy_part(const char *user_id, const char *src, int64_t off, int64_t 
  * were more). */
 int bucket_list(const char *user_id, const char *prefix, const char *start_after, size_t max,
                 json_t *out, int *more);
-/* Bytes the bucket's objects and uploads take. */
+/* Bytes the bucket's objects and uploads take: walked at most every few seconds, and kept up
+ * to date in between with what lands (see bucket.c). */
 int64_t bucket_usage(const char *user_id);
 
 /* S3 multipart uploads. */
