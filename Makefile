@@ -102,6 +102,7 @@ $(B)/bench/meter: bench/meter.c $(LIB_OBJ)
 bench: deps $(B)/lyceumd $(B)/bench/meter
 	$(B)/bench/meter
 	sh bench/http.sh
+	sh bench/storage.sh
 	/usr/bin/python3 bench/runs.py $(B)/lyceumd
 
 clean:

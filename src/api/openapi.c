@@ -70,9 +70,13 @@ static json_t *path_params(const char *path)
 
         if (!end)
             break;
-        json_array_append_new(params, json_pack("{s:s%,s:s,s:b,s:{s:s}}", "name", p + 1,
-                                                (size_t)(end - p - 1), "in", "path", "required", 1,
-                                                "schema", "type", "string"));
+        size_t len = (size_t)(end - p - 1);
+
+        /* "{file_key...}" captures the rest of the path; its name is "file_key". */
+        if (len > 3 && strncmp(end - 3, "...", 3) == 0)
+            len -= 3;
+        json_array_append_new(params, json_pack("{s:s%,s:s,s:b,s:{s:s}}", "name", p + 1, len, "in",
+                                                "path", "required", 1, "schema", "type", "string"));
     }
     return params;
 }

@@ -45,6 +45,7 @@
 
 #define DRAIN_GRACE_US 2000000
 #define ARGV_MAX       96
+#define ENV_MAX        1024 /* the environment of a run, variables included */
 
 enum { EP_OUT, EP_ERR, EP_PID };
 
@@ -212,7 +213,7 @@ int exec_prepare_python(struct live *l, const char *base, char *work, size_t wn,
 struct cmd {
     char *argv[ARGV_MAX];
     int argc;
-    char *envp[64];
+    char *envp[ENV_MAX];
     int envc;
 };
 
@@ -226,8 +227,11 @@ static void env(struct cmd *c, const char *name, const char *value)
 {
     char *s;
 
-    if (c->envc >= 63)
+    if (c->envc >= ENV_MAX - 1) {
+        log_error("a run's environment holds at most %d variables: %s is left out", ENV_MAX - 1,
+                  name);
         return;
+    }
     s = xmalloc(strlen(name) + strlen(value) + 2);
     sprintf(s, "%s=%s", name, value);
     c->envp[c->envc++] = s;

@@ -182,3 +182,15 @@ def test_no_engine_answers_503(engine):
         s.stop()
         shutil.rmtree(s.data, ignore_errors=True)
         os.unlink(cfg)
+
+
+def test_an_image_run_sees_its_owners_bucket(ds):
+    u = ds.new_user(credits=10)
+    r = ds.post("/storage/upload?key=data/hello.txt", u["key"],
+                files={"file": ("hello.txt", b"bucket bytes\n")})
+    assert r.status_code == 200, r.text
+    run = image_run(ds, u["key"], ["cat", "/mnt/s3/data/hello.txt"])
+    assert output_of(follow(run["streaming_url"])) == "bucket bytes\n"
+    off = image_run(ds, u["key"], ["ls", "/mnt/s3"], enable_s3_mount=False)
+    events = follow(off["streaming_url"])
+    assert events[-1]["jobFinished"]["job"]["result"]["returnCode"] != 0
