@@ -65,6 +65,8 @@ static const char usage_serve[] =
     "/openapi.json. The data directory is created on first start.\n"
     "\n"
     "  --listen HOST:PORT   address to listen on (LYCEUMD_LISTEN, default 127.0.0.1:8000)\n"
+    "  --config FILE        JSON settings: machine types and prices, the run sandbox,\n"
+    "                       Docker, Slurm, metering, storage (README.md lists them)\n"
     "  --threads N          HTTP worker threads (LYCEUMD_THREADS, default 4)\n"
     "  --max-body BYTES     largest request body accepted (LYCEUMD_MAX_BODY_BYTES, 1 MiB)\n"
     "  --no-access-log      do not log one line per request (LYCEUMD_ACCESS_LOG=off)\n"
