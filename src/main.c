@@ -22,6 +22,8 @@
 #include "runs/runs.h"
 #include "secrets/secrets.h"
 #include "storage/bucket.h"
+#include "inference/inference.h"
+#include "batch/batch.h"
 
 #include <curl/curl.h>
 
@@ -50,6 +52,7 @@ static const char usage_main[] =
     "  credits grant ORG AMOUNT     add credits to an organization's ledger\n"
     "  quota set EMAIL [PROFILE...] limit a user to hardware profiles (none: all)\n"
     "  voucher add CODE CREDITS     create a voucher (--expires DATE, --note TEXT)\n"
+    "  model add ID PATH            register a model file for deployments of hf_model_id ID\n"
     "\n"
     "options (before or after the command; each also has an environment variable):\n"
     "  --data DIR      data directory: database, keys (LYCEUMD_DATA, default ./var)\n"
@@ -103,6 +106,13 @@ static const char usage_voucher_add[] =
     "Creates a voucher worth CREDITS (a decimal) that each organization can redeem once with\n"
     "POST /billing/vouchers/redeem {\"code\"}. --expires takes an ISO-8601 date or time\n"
     "(e.g. 2026-12-31 or 2026-12-31T23:59:59Z); without it the voucher never expires.\n";
+
+static const char usage_model_add[] =
+    "usage: lyceumd model add ID PATH\n"
+    "\n"
+    "Registers PATH (a GGUF file for llama-server, or a model directory for vLLM) in the data\n"
+    "directory's model directory under ID: a deployment whose hf_model_id is ID serves it.\n"
+    "Adding an ID again replaces it.\n";
 
 static const char usage_quota_set[] =
     "usage: lyceumd quota set EMAIL [PROFILE...]\n"
@@ -455,6 +465,20 @@ static int cmd_quota_set(struct cli *cli)
     return 0;
 }
 
+static int cmd_model_add(struct cli *cli)
+{
+    if (cli->argc != 4) {
+        fputs(usage_model_add, stderr);
+        return 2;
+    }
+    if (open_data(cli))
+        return 1;
+    if (inference_model_add(cli->cfg.data_dir, cli->argv[2], cli->argv[3]))
+        return 1;
+    printf("{\"model\": \"%s\"}\n", cli->argv[2]);
+    return 0;
+}
+
 static int cmd_credits_grant(struct cli *cli)
 {
     char org_id[40], bal[32];
@@ -567,10 +591,14 @@ static int cmd_serve(struct cli *cli)
         return 1;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     if (billing_init(cli->cfg.data_dir, cli->cfg.monthly_free_micro, cli->cfg.meter_window_s) ||
-        runs_init(&cli->cfg))
+        runs_init(&cli->cfg) || inference_init(&cli->cfg) ||
+        batch_init(cli->cfg.data_dir, inference_batch_concurrency(&cli->cfg)))
         return 1;
     srv = http_server_start(&opt);
     if (!srv) {
+        batch_stop();
+        inference_shutdown();
+        batch_shutdown();
         runs_shutdown();
         return 1;
     }
@@ -586,6 +614,9 @@ static int cmd_serve(struct cli *cli)
         pause();
     log_info("shutting down");
     http_server_stop(srv);
+    batch_stop();
+    inference_shutdown();
+    batch_shutdown();
     runs_shutdown();
     store_close();
     config_release(&cli->cfg);
@@ -613,6 +644,8 @@ static int run(struct cli *cli, int argc, char **argv)
         return help ? fputs(usage_credits_grant, stdout) < 0 : cmd_credits_grant(cli);
     if (strcmp(cmd, "voucher") == 0 && strcmp(sub, "add") == 0)
         return help ? fputs(usage_voucher_add, stdout) < 0 : cmd_voucher_add(cli);
+    if (strcmp(cmd, "model") == 0 && strcmp(sub, "add") == 0)
+        return help ? fputs(usage_model_add, stdout) < 0 : cmd_model_add(cli);
     if (strcmp(cmd, "quota") == 0 && strcmp(sub, "set") == 0)
         return help ? fputs(usage_quota_set, stdout) < 0 : cmd_quota_set(cli);
     if (help) {

@@ -24,6 +24,9 @@ extern const struct route api_machines_routes[];
 extern const struct route api_billing_routes[];
 extern const struct route api_storage_routes[];
 extern const struct route api_envvars_routes[];
+extern const struct route api_inference_routes[];
+extern const struct route api_openai_routes[];
+extern const struct route api_batches_routes[];
 
 /* Every mount, ended by {NULL, NULL}: what the server serves and /openapi.json lists. */
 extern const struct mount api_mounts[];
@@ -56,6 +59,11 @@ json_t *api_openapi(void);
 /* Reads an optional body field expires_at (validated as a datetime), which must lie in the
  * future: 0 when absent, else microseconds. Records a 422 otherwise. */
 int api_expires_at(struct req *req, int64_t *out);
+
+/* The OpenAI-compatible paths (api/openai.c) answer errors in OpenAI's shape: 1 when path is
+ * one; api_openai_error() rewrites the error response req_set_error() made. */
+int api_openai_path(const char *path);
+void api_openai_error(struct req *req, int err);
 
 /* Requires the caller's role in the resolved org to be at least min (403 otherwise). */
 int api_require_role(struct req *req, enum role min);

@@ -30,6 +30,11 @@ const struct mount api_mounts[] = {
     {API_PREFIX, api_runs_view_routes},
     {API_PREFIX, api_storage_routes},
     {API_PREFIX, api_envvars_routes},
+    {API_PREFIX, api_inference_routes},
+    {API_PREFIX, api_openai_routes},
+    {API_PREFIX "/serverless", api_openai_routes},
+    {"/openai/v1", api_openai_routes},
+    {API_PREFIX, api_batches_routes},
     {"/api/v1", api_legacy_v1_routes},
     {"/api/v1", api_runs_legacy_v1_routes},
     {NULL, NULL},
@@ -143,6 +148,8 @@ void api_dispatch(struct req *req)
 out:
     if (err < 0)
         req_set_error(req, err);
+    if (err < 0 && api_openai_path(req->path))
+        api_openai_error(req, err);
     if (err == LY_EINTERNAL || err == LY_EDB || err == LY_EIO)
         log_error("request %s failed: %s", req->request_id, req->detail ? req->detail : "");
 }

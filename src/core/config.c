@@ -34,6 +34,8 @@ void config_release(struct config *c)
 {
     json_decref(c->machine_types);
     c->machine_types = NULL;
+    json_decref(c->inference);
+    c->inference = NULL;
 }
 
 /* Copies a string setting; 0, or -1 when v is not a string that fits. */
@@ -128,6 +130,9 @@ int config_load_file(struct config *c, const char *path)
         } else if (strcmp(key, "storage_quota_bytes") == 0 && json_is_integer(v) &&
                    json_integer_value(v) >= 0) {
             c->storage_quota_bytes = json_integer_value(v);
+        } else if (strcmp(key, "inference") == 0 && json_is_object(v)) {
+            json_decref(c->inference);
+            c->inference = json_incref(v);
         } else if (strcmp(key, "sandbox_network") == 0 && json_is_boolean(v)) {
             c->sandbox_network = json_is_true(v);
         } else if ((strcmp(key, "public_url") == 0 &&

@@ -41,13 +41,15 @@ struct config {
 
     /* Storage. */
     long long storage_quota_bytes; /* each user's bucket holds at most this (0: no quota) */
+    /* Inference: the "inference" object as written, or NULL (owned; inference/ reads it). */
+    json_t *inference;
 };
 
 void config_defaults(struct config *c);
 /* Applies a JSON file: {"listen", "data", "threads", "max_body_bytes", "access_log",
  * "machine_types", "public_url", "python", "sandbox", "sandbox_network", "pip_index_url",
  * "docker_socket", "docker_network", "monthly_free_credits", "meter_window_seconds",
- * "storage_quota_bytes"} (README.md
+ * "storage_quota_bytes", "inference"} (README.md
  * documents each). Returns 0, or LY_EINVAL after printing what is wrong. */
 int config_load_file(struct config *c, const char *path);
 void config_load_env(struct config *c);

@@ -1,0 +1,555 @@
+/*
+ * Calls to a deployment's replicas (see inference.h).
+ *
+ * A call is one upstream request made by a worker thread of its own with libcurl: it leases a
+ * ready replica (waiting, in that thread, for a paused deployment to wake), posts the body and
+ * appends what comes back to the call's buffer as it arrives, waking every reader. HTTP
+ * threads never wait for the model: a streamed response reads the buffer and answers "nothing
+ * yet" until the worker wakes it (stream_wake). The buffer keeps the whole output, so each
+ * reader of a streaming inference replays it from the start; it is capped.
+ *
+ * CALL_RAW passes the upstream bytes through untouched (SSE chunks or one JSON body);
+ * CALL_EVENTS parses the upstream SSE and writes the events of API.md 16.6 instead. Either
+ * way the SSE lines are parsed for usage, which is metered per org when the call ends.
+ *
+ * A call is reference-counted (the worker, each reader, the inflight registry); mu guards its
+ * buffer and readers. A reader's waker is only called with mu held, and release() unlinks the
+ * reader under mu, so no wake comes after release.
+ */
+#include "core/err.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "inference/inference.h"
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CALL_MAX_BYTES (64u << 20)
+#define LINE_MAX_BYTES (256u << 10)
+#define INFLIGHT_KEEP  (600 * MICRO)
+#define INFLIGHT_MAX   4096
+
+struct reader {
+    struct call *c;
+    size_t off;
+    struct stream_waker *w;
+    struct reader *next;
+};
+
+struct call {
+    pthread_mutex_t mu;
+    int refs;
+    char id[40], org_id[40], dep_id[40], path[64];
+    json_t *body;
+    int stream;
+    enum call_mode mode;
+    char *buf;
+    size_t len, cap;
+    int done, cancelled;
+    struct reader *readers;
+    /* The worker's own state. */
+    char *line;
+    size_t line_len;
+    int over; /* the current line passed LINE_MAX_BYTES: dropped */
+    long status;
+    CURL *h;
+    json_t *last; /* the last upstream chunk or body with usage or timings */
+    char *content;
+    size_t content_len;
+    char finish[32];
+    int ntok;
+    int64_t done_mono;
+    struct call *next; /* in the inflight registry */
+};
+
+static void grow(char **b, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return;
+    *cap = need > *cap * 2 ? need : *cap * 2;
+    *b = realloc(*b, *cap);
+    if (!*b)
+        abort();
+}
+
+/* Appends to the output and wakes the readers. Called by the worker. */
+static void emit(struct call *c, const char *p, size_t n)
+{
+    pthread_mutex_lock(&c->mu);
+    if (c->len + n <= CALL_MAX_BYTES) {
+        grow(&c->buf, &c->cap, c->len + n);
+        memcpy(c->buf + c->len, p, n);
+        c->len += n;
+    }
+    for (struct reader *r = c->readers; r; r = r->next)
+        if (r->w) {
+            stream_wake(r->w);
+            r->w = NULL;
+        }
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void emit_event(struct call *c, const char *event, json_t *data)
+{
+    char *js = json_dumps(data, JSON_COMPACT);
+    size_t n = strlen(js) + strlen(event) + 32;
+    char *ev = xmalloc(n);
+
+    n = (size_t)snprintf(ev, n, "event: %s\ndata: %s\n\n", event, js);
+    emit(c, ev, n);
+    free(ev);
+    free(js);
+    json_decref(data);
+}
+
+static void finish(struct call *c)
+{
+    pthread_mutex_lock(&c->mu);
+    c->done = 1;
+    c->done_mono = now_mono_us();
+    for (struct reader *r = c->readers; r; r = r->next)
+        if (r->w) {
+            stream_wake(r->w);
+            r->w = NULL;
+        }
+    pthread_mutex_unlock(&c->mu);
+}
+
+void call_put(struct call *c)
+{
+    int last;
+
+    pthread_mutex_lock(&c->mu);
+    last = --c->refs == 0;
+    pthread_mutex_unlock(&c->mu);
+    if (!last)
+        return;
+    pthread_mutex_destroy(&c->mu);
+    json_decref(c->body);
+    json_decref(c->last);
+    free(c->buf);
+    free(c->line);
+    free(c->content);
+    free(c);
+}
+
+/* An error in OpenAI's shape, for a call that could not reach the model. */
+static void fail(struct call *c, int err, const char *msg)
+{
+    json_t *e = json_pack("{s:{s:s,s:s,s:n,s:s}}", "error", "message", msg, "type",
+                          err == LY_EUNAVAIL ? "service_unavailable" : "api_error", "param", "code",
+                          err == LY_ENOTFOUND ? "model_not_found" : "upstream_error");
+
+    if (c->mode == CALL_EVENTS) {
+        emit_event(
+            c, "failed",
+            json_pack("{s:s,s:s,s:s}", "inference_id", c->id, "status", "failed", "error", msg));
+        json_decref(e);
+        return;
+    }
+    if (c->stream) {
+        char *js = json_dumps(e, JSON_COMPACT);
+        char *ev = xmalloc(strlen(js) + 16);
+        size_t n = (size_t)sprintf(ev, "data: %s\n\n", js);
+
+        emit(c, ev, n);
+        free(ev);
+        free(js);
+    } else {
+        char *js = json_dumps(e, JSON_COMPACT);
+
+        emit(c, js, strlen(js));
+        free(js);
+    }
+    json_decref(e);
+}
+
+/* One "data: ..." line of the upstream SSE. */
+static void sse_line(struct call *c, const char *line, size_t n)
+{
+    json_t *j, *choice, *delta, *content, *fr;
+
+    if (n < 6 || memcmp(line, "data: ", 6) != 0 || (n == 12 && !memcmp(line + 6, "[DONE]", 6)))
+        return;
+    j = json_loadb(line + 6, n - 6, 0, NULL);
+    if (!j)
+        return;
+    if (json_object_get(j, "usage") || json_object_get(j, "timings")) {
+        json_decref(c->last);
+        c->last = json_incref(j);
+    }
+    choice = json_array_get(json_object_get(j, "choices"), 0);
+    delta = json_object_get(choice, "delta");
+    content = json_object_get(delta, "content");
+    if (!content)
+        content = json_object_get(choice, "text");
+    fr = json_object_get(choice, "finish_reason");
+    if (json_is_string(fr))
+        snprintf(c->finish, sizeof(c->finish), "%s", json_string_value(fr));
+    if (c->mode == CALL_EVENTS && json_is_string(content) && json_string_length(content)) {
+        size_t k = json_string_length(content);
+
+        c->content = realloc(c->content, c->content_len + k + 1);
+        if (!c->content)
+            abort();
+        memcpy(c->content + c->content_len, json_string_value(content), k);
+        c->content_len += k;
+        c->content[c->content_len] = 0;
+        emit_event(c, "token",
+                   json_pack("{s:s,s:i,s:O}", "inference_id", c->id, "index", c->ntok++, "token",
+                             content));
+    }
+    json_decref(j);
+}
+
+static size_t on_data(char *p, size_t size, size_t nm, void *arg)
+{
+    struct call *c = arg;
+    size_t n = size * nm;
+
+    if (!c->status)
+        curl_easy_getinfo(c->h, CURLINFO_RESPONSE_CODE, &c->status);
+    if (c->mode == CALL_RAW && (!c->stream || c->status == 200))
+        emit(c, p, n);
+    /* Split into lines: SSE is parsed for tokens and usage; a plain body is kept whole. */
+    for (size_t i = 0; i < n; i++) {
+        if (c->stream && c->status == 200 && p[i] == '\n') {
+            if (!c->over)
+                sse_line(c, c->line ? c->line : "", c->line_len);
+            c->line_len = 0;
+            c->over = 0;
+            continue;
+        }
+        if (c->line_len + 1 >= LINE_MAX_BYTES) {
+            c->over = 1;
+            continue;
+        }
+        if (!c->line)
+            c->line = xmalloc(LINE_MAX_BYTES);
+        c->line[c->line_len++] = p[i];
+    }
+    pthread_mutex_lock(&c->mu);
+    n = c->cancelled ? 0 : n; /* 0 ends the transfer: nobody reads it any more */
+    pthread_mutex_unlock(&c->mu);
+    return n;
+}
+
+/* Makes the upstream request on a leased replica. Returns 0 or a curl error text in why. */
+static int perform(struct call *c, struct lease *l, char *why, size_t wn)
+{
+    CURL *h = curl_easy_init();
+    struct curl_slist *hdr = NULL;
+    char url[160], *js;
+    CURLcode rc;
+
+    json_object_set_new(c->body, "model", json_string(c->dep_id));
+    if (c->stream)
+        json_object_set_new(c->body, "stream", json_true());
+    js = json_dumps(c->body, JSON_COMPACT);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", l->port, c->path);
+    hdr = curl_slist_append(hdr, "Content-Type: application/json");
+    hdr = curl_slist_append(hdr, "Expect:");
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, js);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, c);
+    c->h = h;
+    rc = curl_easy_perform(h);
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &c->status);
+    c->h = NULL;
+    curl_easy_cleanup(h);
+    curl_slist_free_all(hdr);
+    free(js);
+    if (rc != CURLE_OK && rc != CURLE_WRITE_ERROR) {
+        snprintf(why, wn, "the model server failed: %s", curl_easy_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+static void *worker(void *arg)
+{
+    struct call *c = arg;
+    struct lease l;
+    char why[256];
+    int err = inference_acquire(c->dep_id, &l);
+
+    if (err) {
+        fail(c, err,
+             err == LY_EUNAVAIL ? "The deployment has no ready replica yet; try again in a moment"
+                                : "The deployment was stopped");
+        goto out;
+    }
+    if (perform(c, &l, why, sizeof(why))) {
+        inference_release(&l);
+        fail(c, LY_EINTERNAL, why);
+        goto out;
+    }
+    inference_release(&l);
+    if (!c->stream && c->line_len) {
+        /* A whole JSON body: meter it; a streaming inference never gets here. */
+        json_t *j = json_loadb(c->line, c->line_len, 0, NULL);
+
+        if (j)
+            inference_meter(c->org_id, c->dep_id, j);
+        json_decref(j);
+    } else if (c->last) {
+        inference_meter(c->org_id, c->dep_id, c->last);
+    }
+    if (c->stream && c->status != 200) {
+        /* The model server refused the request: its error, as one event. */
+        char *msg = xmalloc(c->line_len + 1);
+        json_t *e;
+
+        memcpy(msg, c->line ? c->line : "", c->line_len);
+        msg[c->line_len] = 0;
+        e = json_loads(msg, 0, NULL);
+        json_t *m = json_object_get(json_object_get(e, "error"), "message");
+        fail(c, LY_EBADREQ, json_is_string(m) ? json_string_value(m) : "the model server failed");
+        json_decref(e);
+        free(msg);
+    } else if (c->mode == CALL_EVENTS) {
+        json_t *usage = json_object_get(c->last, "usage"), *t = json_object_get(c->last, "timings");
+        json_t *u =
+            json_is_object(usage)
+                ? json_incref(usage)
+                : json_pack("{s:I,s:I,s:I}", "prompt_tokens",
+                            json_integer_value(json_object_get(t, "prompt_n")), "completion_tokens",
+                            json_integer_value(json_object_get(t, "predicted_n")), "total_tokens",
+                            json_integer_value(json_object_get(t, "prompt_n")) +
+                                json_integer_value(json_object_get(t, "predicted_n")));
+
+        emit_event(c, "finished",
+                   json_pack("{s:s,s:s,s:{s:s,s:s,s:I,s:s,s:[{s:i,s:{s:s,s:s},s:s}],s:o}}",
+                             "inference_id", c->id, "status", "finished", "completion", "id", c->id,
+                             "object", "chat.completion", "created", (json_int_t)now_unix(),
+                             "model", c->dep_id, "choices", "index", 0, "message", "role",
+                             "assistant", "content", c->content ? c->content : "", "finish_reason",
+                             c->finish[0] ? c->finish : "stop", "usage", u));
+    }
+out:
+    finish(c);
+    call_put(c);
+    return NULL;
+}
+
+struct call *call_start(const char *org_id, const char *dep_id, const char *path, json_t *body,
+                        int stream, enum call_mode mode)
+{
+    struct call *c = xcalloc(1, sizeof(*c));
+    pthread_attr_t at;
+    pthread_t t;
+
+    pthread_mutex_init(&c->mu, NULL);
+    c->refs = 2; /* the caller's and the worker's */
+    uuid_v4(c->id);
+    snprintf(c->org_id, sizeof(c->org_id), "%s", org_id);
+    snprintf(c->dep_id, sizeof(c->dep_id), "%s", dep_id);
+    snprintf(c->path, sizeof(c->path), "%s", path);
+    c->body = body;
+    c->stream = stream || mode == CALL_EVENTS;
+    c->mode = mode;
+    if (mode == CALL_EVENTS)
+        emit_event(c, "queued", json_pack("{s:s,s:s}", "inference_id", c->id, "status", "queued"));
+    pthread_attr_init(&at);
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &at, worker, c)) {
+        fail(c, LY_EINTERNAL, "cannot start a worker thread");
+        finish(c);
+        c->refs--;
+    }
+    pthread_attr_destroy(&at);
+    return c;
+}
+
+static long reader_read(void *ctx, char *buf, size_t max, struct stream_waker *w)
+{
+    struct reader *r = ctx;
+    struct call *c = r->c;
+    long k = 0;
+
+    pthread_mutex_lock(&c->mu);
+    if (r->off < c->len) {
+        size_t n = c->len - r->off < max ? c->len - r->off : max;
+
+        memcpy(buf, c->buf + r->off, n);
+        r->off += n;
+        k = (long)n;
+    } else if (c->done) {
+        k = -1;
+    } else {
+        r->w = w;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return k;
+}
+
+static void reader_release(void *ctx)
+{
+    struct reader *r = ctx;
+    struct call *c = r->c;
+
+    pthread_mutex_lock(&c->mu);
+    for (struct reader **pp = &c->readers; *pp; pp = &(*pp)->next)
+        if (*pp == r) {
+            *pp = r->next;
+            break;
+        }
+    if (!c->readers && c->mode == CALL_RAW)
+        c->cancelled = 1; /* the client left: stop generating */
+    pthread_mutex_unlock(&c->mu);
+    free(r);
+    call_put(c);
+}
+
+struct req_stream call_stream(struct call *c)
+{
+    struct reader *r = xcalloc(1, sizeof(*r));
+
+    r->c = c;
+    pthread_mutex_lock(&c->mu);
+    c->refs++;
+    r->next = c->readers;
+    c->readers = r;
+    pthread_mutex_unlock(&c->mu);
+    return (struct req_stream){reader_read, reader_release, r};
+}
+
+/* ---- streaming inference: calls by id ---- */
+
+static pthread_mutex_t inflight_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct call *inflight;
+static int ninflight;
+
+int inflight_submit(const char *org_id, const char *dep_id, json_t *body, char *id)
+{
+    struct call *c, **pp;
+    int64_t mono = now_mono_us();
+
+    pthread_mutex_lock(&inflight_mu);
+    for (pp = &inflight; *pp;) {
+        struct call *x = *pp;
+        int old;
+
+        pthread_mutex_lock(&x->mu);
+        old = x->done && mono - x->done_mono > INFLIGHT_KEEP;
+        pthread_mutex_unlock(&x->mu);
+        if (old) {
+            *pp = x->next;
+            ninflight--;
+            call_put(x);
+        } else {
+            pp = &x->next;
+        }
+    }
+    if (ninflight >= INFLIGHT_MAX) {
+        pthread_mutex_unlock(&inflight_mu);
+        json_decref(body);
+        return LY_ETHROTTLED;
+    }
+    c = call_start(org_id, dep_id, "/v1/chat/completions", body, 1, CALL_EVENTS);
+    c->next = inflight;
+    inflight = c;
+    ninflight++;
+    snprintf(id, 40, "%s", c->id);
+    pthread_mutex_unlock(&inflight_mu);
+    return 0;
+}
+
+struct call *inflight_get(const char *org_id, const char *id)
+{
+    struct call *c;
+
+    pthread_mutex_lock(&inflight_mu);
+    for (c = inflight; c; c = c->next)
+        if (strcmp(c->id, id) == 0 && strcmp(c->org_id, org_id) == 0)
+            break;
+    if (c) {
+        pthread_mutex_lock(&c->mu);
+        c->refs++;
+        pthread_mutex_unlock(&c->mu);
+    }
+    pthread_mutex_unlock(&inflight_mu);
+    return c;
+}
+
+/* ---- one blocking call ---- */
+
+struct sink {
+    char *b;
+    size_t len, cap;
+};
+
+static size_t sink_write(char *p, size_t size, size_t nm, void *arg)
+{
+    struct sink *s = arg;
+    size_t n = size * nm;
+
+    if (s->len + n + 1 > CALL_MAX_BYTES)
+        return 0;
+    grow(&s->b, &s->cap, s->len + n + 1);
+    memcpy(s->b + s->len, p, n);
+    s->len += n;
+    s->b[s->len] = 0;
+    return n;
+}
+
+int inference_call_sync(const char *org_id, const char *dep_id, const char *path, json_t *body,
+                        long *status, char **resp, char *why, size_t wn)
+{
+    struct lease l;
+    struct sink s = {0};
+    struct curl_slist *hdr = NULL;
+    CURL *h;
+    char url[160], *js;
+    CURLcode rc;
+    int err = inference_acquire(dep_id, &l);
+
+    if (err) {
+        snprintf(why, wn, "%s",
+                 err == LY_EUNAVAIL ? "no ready replica of the deployment in time"
+                                    : "the deployment was stopped");
+        return err;
+    }
+    json_object_set_new(body, "model", json_string(dep_id));
+    json_object_del(body, "stream");
+    js = json_dumps(body, JSON_COMPACT);
+    h = curl_easy_init();
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", l.port, path);
+    hdr = curl_slist_append(hdr, "Content-Type: application/json");
+    hdr = curl_slist_append(hdr, "Expect:");
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, js);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sink_write);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &s);
+    rc = curl_easy_perform(h);
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
+    curl_easy_cleanup(h);
+    curl_slist_free_all(hdr);
+    free(js);
+    inference_release(&l);
+    if (rc != CURLE_OK) {
+        snprintf(why, wn, "the model server failed: %s", curl_easy_strerror(rc));
+        free(s.b);
+        return LY_EUNAVAIL;
+    }
+    if (s.b) {
+        json_t *j = json_loads(s.b, 0, NULL);
+
+        if (j && *status == 200)
+            inference_meter(org_id, dep_id, j);
+        json_decref(j);
+    }
+    *resp = s.b ? s.b : strdup("");
+    return 0;
+}

@@ -1,0 +1,171 @@
+"""Inference end to end (API.md 11, 16.6): a deployment of the tiny model served by a real
+llama-server, called with the OpenAI SDK (chat, streamed chat, models), streaming inference by
+id, scaling between replicas and to zero, per-org isolation and OpenAI-shaped errors."""
+
+import json
+import shutil
+import threading
+import time
+
+import pytest
+import requests
+
+import inference_util as iu
+from conftest import Server
+
+
+@pytest.fixture(scope="module")
+def inf():
+    s = Server(["--config", iu.config(idle_seconds=2)])
+    iu.add_model(s)
+    u = s.new_user(credits=10)
+    dep = iu.create(s, u["key"])
+    iu.wait_status(s, u["key"], dep, "running")
+    yield s, u, dep
+    s.stop()
+    shutil.rmtree(s.data, ignore_errors=True)
+
+
+def test_chat_with_the_openai_sdk_at_every_prefix(inf):
+    s, u, dep = inf
+    for prefix in ("/api/v2/external", "/api/v2/external/serverless", "/openai/v1"):
+        r = iu.sdk(s, u["key"], "chat", prefix=prefix, model=dep, max_tokens=12)
+        assert r.get("object") == "chat.completion", r
+        assert r["choices"][0]["message"]["role"] == "assistant"
+        assert r["choices"][0]["message"]["content"]
+        assert r["usage"]["completion_tokens"] == 12
+    # By hf_model_id too.
+    r = iu.sdk(s, u["key"], "chat", model="tiny", max_tokens=4)
+    assert r["usage"]["completion_tokens"] == 4
+
+
+def test_streamed_chat_arrives_chunk_by_chunk(inf):
+    s, u, dep = inf
+    r = iu.sdk(s, u["key"], "stream", model=dep, max_tokens=200)
+    assert "error" not in r, r
+    assert r["chunks"] >= 100 and r["finish"] == "length" and r["text"]
+    # Chunks came spread over the generation, not all at its end.
+    assert r["times"][0] < r["times"][-1] - 5, r["times"][:3] + r["times"][-3:]
+    # The raw SSE ends with [DONE].
+    with requests.post(s.base + "/openai/v1/chat/completions",
+                       headers={"Authorization": "Bearer " + u["key"]}, stream=True,
+                       json={"model": dep, "stream": True, "max_tokens": 5,
+                             "messages": [{"role": "user", "content": "x"}]}) as resp:
+        assert resp.headers["Content-Type"].startswith("text/event-stream")
+        body = resp.text
+    assert body.rstrip().endswith("data: [DONE]"), body[-200:]
+
+
+def test_models_list(inf):
+    s, u, dep = inf
+    r = iu.sdk(s, u["key"], "models")
+    ids = [m["id"] for m in r["data"]]
+    assert dep in ids
+
+
+def test_openai_errors_and_other_orgs(inf):
+    s, u, dep = inf
+    other = s.new_user(credits=10)
+    r = iu.sdk(s, other["key"], "chat", model=dep)
+    assert r["error"]["status"] == 404, r
+    assert r["error"]["body"]["code"] == "model_not_found"
+    assert s.get(f"/inference/{dep}", other["key"]).status_code == 404
+    r = requests.post(s.base + "/openai/v1/chat/completions", json={"model": dep},
+                      headers={"Authorization": "Bearer lk_wrong"})
+    assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"
+    r = s.post("/chat/completions", u["key"], data=b"{nope")
+    assert r.status_code == 400 and set(r.json()["error"]) == {"message", "type", "param", "code"}
+    r = s.post("/chat/completions", u["key"], json={"model": dep, "messages": []})
+    assert r.status_code == 400 and "messages" in r.json()["error"]["message"]
+
+
+def test_streaming_inference_by_id(inf):
+    s, u, dep = inf
+    r = s.post("/inference/streaming/submit", u["key"],
+               json={"model": dep, "messages": [{"role": "user", "content": "hi"}],
+                     "max_tokens": 10})
+    assert r.status_code == 200, r.text
+    sub = r.json()
+    assert sub["status"] == "queued"
+    events = []
+    with requests.get(s.base + sub["stream_url"], stream=True, timeout=30,
+                      headers={"Authorization": "Bearer " + u["key"]}) as resp:
+        ev = None
+        for line in resp.iter_lines(decode_unicode=True):
+            if line.startswith("event: "):
+                ev = line[7:]
+            elif line.startswith("data: "):
+                events.append((ev, json.loads(line[6:])))
+    kinds = [e for e, _ in events]
+    assert kinds[0] == "queued" and kinds[-1] == "finished", kinds
+    assert kinds.count("token") >= 5
+    done = events[-1][1]["completion"]
+    assert done["usage"]["completion_tokens"] == 10
+    assert done["choices"][0]["message"]["content"] == "".join(
+        d["token"] for e, d in events if e == "token")
+    other = s.new_user()
+    assert s.get(sub["stream_url"], other["key"]).status_code == 404
+
+
+def test_deployment_pauses_when_idle_and_wakes(inf):
+    s, u, dep = inf
+    d = iu.wait_status(s, u["key"], dep, "paused", timeout=30)
+    deadline = time.time() + 10
+    while d["replicas"] and time.time() < deadline:
+        time.sleep(0.05)
+        d = s.get(f"/inference/{dep}", u["key"]).json()
+    assert d["replicas"] == [] and d["status"] == "paused", d
+    t0 = time.time()
+    r = iu.sdk(s, u["key"], "chat", model=dep, max_tokens=3)
+    assert r["usage"]["completion_tokens"] == 3, r
+    assert time.time() - t0 < 20
+    assert s.get(f"/inference/{dep}", u["key"]).json()["status"] == "running"
+    # Billed per replica-second, through the ledger.
+    assert s.get(f"/inference/{dep}", u["key"]).json()["billed"] > 0
+
+
+def test_autoscale_to_a_second_replica_then_stop():
+    s = Server(["--config", iu.config()])
+    try:
+        iu.add_model(s)
+        u = s.new_user(credits=10)
+        dep = iu.create(s, u["key"], target_rps=2, stabilisation_window=2, min_replicas=1,
+                        max_replicas=2)
+        iu.wait_status(s, u["key"], dep, "running")
+        stop = time.time() + 3
+        body = {"model": dep, "max_tokens": 2, "messages": [{"role": "user", "content": "x"}]}
+
+        def load():
+            while time.time() < stop:
+                requests.post(s.base + "/openai/v1/chat/completions", json=body, timeout=30,
+                              headers={"Authorization": "Bearer " + u["key"]})
+
+        ts = [threading.Thread(target=load) for _ in range(4)]
+        for t in ts:
+            t.start()
+        seen = 0
+        while time.time() < stop + 2:
+            d = s.get(f"/inference/{dep}", u["key"]).json()
+            seen = max(seen, len([r for r in d["replicas"] if r["status"] == "running"]))
+            time.sleep(0.1)
+        for t in ts:
+            t.join()
+        assert seen == 2, d
+        r = s.post(f"/inference/{dep}/stop", u["key"])
+        assert r.status_code == 200
+        iu.wait_status(s, u["key"], dep, "stopped")
+        lst = s.get("/inference/list", u["key"]).json()
+        assert lst["total"] == 0
+        assert s.get("/inference/list?include_stopped=true", u["key"]).json()["total"] == 1
+    finally:
+        s.stop()
+        shutil.rmtree(s.data, ignore_errors=True)
+
+
+def test_unknown_model_fails_the_deployment(inf):
+    s, u, _ = inf
+    dep = iu.create(s, u["key"], model="nobody/nothing")
+    d = iu.wait_status(s, u["key"], dep, "failed")
+    assert "model directory" in d["errors"]
+    r = s.post("/inference/create", u["key"], json={"hf_model_id": "x"})
+    assert r.status_code == 422
