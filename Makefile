@@ -25,7 +25,7 @@ LIB_OBJ  := $(filter-out $(B)/obj/main.o,$(OBJ))
 UNIT_SRC := $(sort $(wildcard tests/unit/*.c))
 UNIT_BIN := $(patsubst tests/unit/%.c,$(B)/test/unit/%,$(UNIT_SRC))
 
-.PHONY: all deps run test unit e2e fuzz format format-check bench clean
+.PHONY: all deps run test unit e2e tiny-llm fuzz format format-check bench clean
 
 all: $(B)/lyceumd
 
@@ -79,6 +79,13 @@ unit: $(UNIT_BIN)
 e2e: $(B)/test/lyceumd
 	LYCEUMD_BIN=$(CURDIR)/$(B)/test/lyceumd /usr/bin/python3 -m pytest -q tests/e2e
 
+# The inference tests' model server and model (built once per machine, cached outside the
+# repository: scripts/tiny-llm.sh) and the OpenAI SDK they drive lyceumd with.
+tiny-llm:
+	@sh scripts/tiny-llm.sh >/dev/null
+	@test -d tests/e2e/openai/node_modules/openai || \
+		(cd tests/e2e/openai && npm ci --no-audit --no-fund >/dev/null)
+
 fuzz: $(B)/fuzz/fuzz_api
 	sh tests/fuzz/run.sh $(B)/fuzz/fuzz_api
 
@@ -93,6 +100,7 @@ test: deps
 	$(MAKE) $(B)/lyceumd $(B)/test/lyceumd
 	$(MAKE) unit
 	$(MAKE) fuzz
+	$(MAKE) tiny-llm
 	$(MAKE) e2e
 
 $(B)/bench/meter: bench/meter.c $(LIB_OBJ)

@@ -203,7 +203,10 @@ done:
     free(data);
     json_decref(f);
     if (json_array_size(errs)) {
-        batch_set_errors(id, json_pack("{s:s,s:O}", "object", "list", "data", errs));
+        json_t *list = json_pack("{s:s,s:O}", "object", "list", "data", errs);
+
+        batch_set_errors(id, list);
+        json_decref(list);
         batch_move(id, "validating", "failed");
     } else if (batch_add_lines(id, lines) == 0) {
         batch_move(id, "validating", "in_progress");
