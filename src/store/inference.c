@@ -14,6 +14,20 @@ static int ok0(int n)
     return n < 0 ? n : 0;
 }
 
+/* Commits when err is 0, else rolls back; err, or LY_EDB when the commit fails. */
+static int finish_tx(int err)
+{
+    if (err) {
+        store_rollback();
+        return err;
+    }
+    if (store_commit()) {
+        store_rollback();
+        return LY_EDB;
+    }
+    return 0;
+}
+
 int dep_insert(const char *id, const char *org_id, const char *user_id, const char *hf_model_id,
                const char *profile, json_t *spec, int min_r, int max_r)
 {
@@ -88,7 +102,7 @@ int rep_charge(const char *id, const char *org_id, const char *dep_id, int64_t a
                          "metered_until < ?",
                          "isi", end, id, end) < 0)
         n = LY_EDB;
-    err = store_end(n < 0 ? n : 0);
+    err = finish_tx(n < 0 ? n : 0);
     return err ? err : n;
 }
 
@@ -296,7 +310,7 @@ int batch_add_lines(const char *id, json_t *lines)
     if (!err && q_exec("UPDATE batches SET total = ? WHERE id = ?", "is",
                        (int64_t)json_array_size(lines), id) < 0)
         err = LY_EDB;
-    return store_end(err);
+    return finish_tx(err);
 }
 
 int batch_todo(const char *id, int64_t limit, json_t *out)
