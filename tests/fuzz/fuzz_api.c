@@ -263,6 +263,16 @@ static void check_response(const struct req *req)
     free(body);
     if (req->status < 400)
         return;
+    if (api_openai_path(req->path)) {
+        /* The OpenAI-compatible paths answer errors in OpenAI's shape. */
+        json_t *e = json_object_get(req->resp, "error");
+
+        if (!json_is_string(json_object_get(e, "message")) ||
+            !json_string_length(json_object_get(e, "message")) ||
+            !json_is_string(json_object_get(e, "type")))
+            fail(req, "an OpenAI-path error without {\"error\": {message, type}}");
+        return;
+    }
     detail = json_object_get(req->resp, "detail");
     if (json_is_string(detail)) {
         if (!json_string_length(detail))
