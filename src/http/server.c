@@ -4,6 +4,12 @@
  * buffer capped at max_body; beyond it we keep reading but drop the bytes, so the client can
  * read our 413 instead of a reset), and a last time with no data, when we dispatch and queue
  * the response. on_completed frees the per-request state.
+ *
+ * The access log: a request thread formats its line and appends it to a shared buffer; one
+ * writer thread writes what has gathered with a single write(2) and sleeps when there is
+ * nothing. Under load many lines go out per system call instead of one each (appends to one
+ * file from several threads also queue on the file's lock); a line waits about a millisecond
+ * before it is written. A full buffer makes request threads wait, so no line is dropped.
  */
 #include "http/server.h"
 #include "core/arena.h"
@@ -20,14 +26,34 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Past this many dropped bytes the connection is closed rather than drained. */
 #define DRAIN_LIMIT (256u << 20)
 
+/* MHD's per-connection pool, which holds the request line and headers (and is cleared for
+ * each request): headers past about half of it answer 431. */
+#define CONN_MEMORY (32u * 1024)
+
+/* The access log's buffer: lines wait here for the writer thread, which after a wake-up lets
+ * them gather this long before it writes (a line waits at most about that long). */
+#define ALOG_BUF       (64u * 1024)
+#define ALOG_GATHER_NS 1000000
+
+struct access_log {
+    pthread_mutex_t mu;
+    pthread_cond_t more, room; /* lines to write; room in the buffer */
+    pthread_t writer;
+    char *buf, *spare; /* filled by request threads; written by the writer */
+    size_t len;
+    int writing, stop;
+};
+
 struct http_server {
     struct MHD_Daemon *daemon;
     struct http_options opt;
+    struct access_log alog;
 };
 
 /* How a streamed response sleeps: the content reader suspends the connection when the
@@ -184,6 +210,33 @@ static int valid_request_id(const char *s)
     return 1;
 }
 
+/* A version 4 UUID from a per-thread store of random bytes, refilled by one getrandom(2) per
+ * 256 ids instead of one per request. */
+static void request_id_new(char out[37])
+{
+    static _Thread_local unsigned char pool[16 * 256];
+    static _Thread_local size_t used = sizeof(pool);
+    static const char hex[] = "0123456789abcdef";
+    unsigned char *b;
+    char *o = out;
+
+    if (used == sizeof(pool)) {
+        random_bytes(pool, sizeof(pool));
+        used = 0;
+    }
+    b = pool + used;
+    used += 16;
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            *o++ = '-';
+        *o++ = hex[b[i] >> 4];
+        *o++ = hex[b[i] & 15];
+    }
+    *o = '\0';
+}
+
 static struct conn *conn_new(struct MHD_Connection *mhd, const char *method, const char *url)
 {
     struct conn *c = xcalloc(1, sizeof(*c));
@@ -202,10 +255,7 @@ static struct conn *conn_new(struct MHD_Connection *mhd, const char *method, con
     if (rid && valid_request_id(rid)) {
         snprintf(c->req.request_id, sizeof(c->req.request_id), "%s", rid);
     } else {
-        char id[37];
-
-        uuid_v4(id);
-        snprintf(c->req.request_id, sizeof(c->req.request_id), "%s", id);
+        request_id_new(c->req.request_id);
     }
     return c;
 }
@@ -237,18 +287,133 @@ static void body_append(struct http_server *srv, struct conn *c, const char *dat
     c->len += n;
 }
 
-static void access_log(struct conn *c)
+static void *alog_writer(void *arg)
+{
+    struct access_log *al = arg;
+
+    pthread_mutex_lock(&al->mu);
+    for (;;) {
+        char *out;
+        size_t n;
+
+        while (!al->len && !al->stop)
+            pthread_cond_wait(&al->more, &al->mu);
+        if (!al->len)
+            break;
+        if (!al->stop && al->len < ALOG_BUF / 2) {
+            /* Let lines gather for a moment: one wake-up and one write for many requests.
+             * Meanwhile writing stays 1, so no request thread signals. */
+            al->writing = 1;
+            pthread_mutex_unlock(&al->mu);
+            nanosleep(&(struct timespec){0, ALOG_GATHER_NS}, NULL);
+            pthread_mutex_lock(&al->mu);
+        }
+        out = al->buf;
+        n = al->len;
+        al->buf = al->spare;
+        al->len = 0;
+        al->writing = 1;
+        pthread_cond_broadcast(&al->room);
+        pthread_mutex_unlock(&al->mu);
+        for (size_t off = 0; off < n;) {
+            ssize_t w = write(STDERR_FILENO, out + off, n - off);
+
+            if (w <= 0)
+                break; /* like log_msg(): a log that cannot be written is not an error */
+            off += (size_t)w;
+        }
+        pthread_mutex_lock(&al->mu);
+        al->spare = out;
+        al->writing = 0;
+    }
+    pthread_mutex_unlock(&al->mu);
+    return NULL;
+}
+
+static void alog_start(struct access_log *al)
+{
+    pthread_mutex_init(&al->mu, NULL);
+    pthread_cond_init(&al->more, NULL);
+    pthread_cond_init(&al->room, NULL);
+    al->buf = xmalloc(ALOG_BUF);
+    al->spare = xmalloc(ALOG_BUF);
+    if (pthread_create(&al->writer, NULL, alog_writer, al)) {
+        log_error("cannot start the access log's thread");
+        abort();
+    }
+}
+
+/* Writes what is left and ends the writer; after the daemon has stopped. */
+static void alog_stop(struct access_log *al)
+{
+    pthread_mutex_lock(&al->mu);
+    al->stop = 1;
+    pthread_cond_signal(&al->more);
+    pthread_mutex_unlock(&al->mu);
+    pthread_join(al->writer, NULL);
+    pthread_cond_destroy(&al->more);
+    pthread_cond_destroy(&al->room);
+    pthread_mutex_destroy(&al->mu);
+    free(al->buf);
+    free(al->spare);
+}
+
+static void alog_append(struct access_log *al, const char *line, size_t n)
+{
+    pthread_mutex_lock(&al->mu);
+    while (al->len + n > ALOG_BUF)
+        pthread_cond_wait(&al->room, &al->mu);
+    memcpy(al->buf + al->len, line, n);
+    al->len += n;
+    /* A writer at work comes back for these lines by itself: wake only one that sleeps. */
+    if (!al->writing)
+        pthread_cond_signal(&al->more);
+    pthread_mutex_unlock(&al->mu);
+}
+
+/* "<ISO time>" as log_msg() writes it; the date and time of day are formatted once a second
+ * per thread (gmtime_r takes a process-wide lock). */
+static void alog_time(char ts[64])
+{
+    static _Thread_local time_t last = -1;
+    static _Thread_local char head[48];
+    struct timespec now;
+
+    clock_gettime(CLOCK_REALTIME, &now);
+    if (now.tv_sec != last) {
+        struct tm tm;
+
+        gmtime_r(&now.tv_sec, &tm);
+        snprintf(head, sizeof(head), "%04d-%02d-%02dT%02d:%02d:%02d", (tm.tm_year + 1900) % 10000,
+                 (tm.tm_mon + 1) % 100, tm.tm_mday % 100, tm.tm_hour % 100, tm.tm_min % 100,
+                 tm.tm_sec % 100);
+        last = now.tv_sec;
+    }
+    snprintf(ts, 64, "%s.%06d+00:00", head, (int)(now.tv_nsec / 1000 % 1000000));
+}
+
+/* One line per request, in log_msg()'s format, at level info. */
+static void access_log(struct http_server *srv, struct conn *c)
 {
     struct req *r = &c->req;
     const char *path = r->path;
     int64_t us = now_mono_us() - r->start_us;
+    char line[2048], ts[64];
+    int n;
 
     /* Never log a secret: a route that carries one in its path is logged by its pattern, and
      * query strings are not logged at all. */
     if (r->match.route && (r->match.route->flags & R_SECRET_PATH))
         path = arena_sprintf(&r->arena, "%s%s", r->match.mount->prefix, r->match.route->path);
-    log_info("http %s %s %d %.3fms rid=%s", r->method, path, r->status, (double)us / 1000.0,
-             r->request_id);
+    alog_time(ts);
+    n = snprintf(line, sizeof(line) - 1, "%s info http %s %s %d %.3fms rid=%s", ts, r->method, path,
+                 r->status, (double)us / 1000.0, r->request_id);
+    if (n < 0)
+        return;
+    if (n > (int)sizeof(line) - 2)
+        n = (int)sizeof(line) - 2;
+    line[n++] = '\n';
+    alog_append(&srv->alog, line, (size_t)n);
 }
 
 static enum MHD_Result send_response(struct http_server *srv, struct conn *c)
@@ -297,7 +462,7 @@ static enum MHD_Result send_response(struct http_server *srv, struct conn *c)
     ret = MHD_queue_response(c->mhd, (unsigned)r->status, resp);
     MHD_destroy_response(resp);
     if (srv->opt.access_log)
-        access_log(c);
+        access_log(srv, c);
     return ret;
 }
 
@@ -411,15 +576,19 @@ struct http_server *http_server_start(const struct http_options *opt)
         free(srv);
         return NULL;
     }
+    if (opt->access_log)
+        alog_start(&srv->alog);
     srv->daemon = MHD_start_daemon(
         MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL,
         on_request, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE,
         (unsigned)opt->threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024), MHD_OPTION_LISTEN_BACKLOG_SIZE,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY, MHD_OPTION_LISTEN_BACKLOG_SIZE,
         (unsigned)1024, MHD_OPTION_END);
     if (!srv->daemon) {
         log_error("cannot listen on %s (address in use or not permitted)", opt->listen);
+        if (opt->access_log)
+            alog_stop(&srv->alog);
         free(srv);
         return NULL;
     }
@@ -453,5 +622,7 @@ void http_server_stop(struct http_server *srv)
         usleep(10000);
     }
     MHD_stop_daemon(srv->daemon);
+    if (srv->opt.access_log)
+        alog_stop(&srv->alog);
     free(srv);
 }
