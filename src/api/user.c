@@ -2,29 +2,21 @@
 #include "api/api.h"
 #include "core/err.h"
 #include "store/db.h"
-#include "store/keys.h"
-#include "store/ledger.h"
 #include "store/users.h"
 
 static int api_user_status(struct req *req)
 {
-    struct user_row u;
-    int64_t balance = 0;
-    int err = users_get(&req->arena, req->caller.user_id, &u);
+    struct user_status u;
+    int err = users_status(&req->arena, req->caller.user_id, req->caller.org_id, &u);
 
     if (err)
         return err == LY_ENOTFOUND ? req_fail(req, LY_EUNAUTH, "User not found") : err;
-    if (req->caller.org_id[0]) {
-        err = ledger_balance(req->caller.org_id, &balance);
-        if (err)
-            return err;
-    }
     return req_reply(
         req, json_pack("{s:s,s:s?,s:s,s:s?,s:o,s:b,s:I,s:o,s:s}", "user_id", u.id, "org_id",
                        req->caller.org_id[0] ? req->caller.org_id : NULL, "email", u.email,
                        "full_name", u.full_name, "created_at", json_time(u.created_at), "is_active",
-                       u.is_active, "active_api_keys_count", (json_int_t)keys_count_active(u.id),
-                       "credit_balance", json_money(balance), "status", "authenticated"));
+                       u.is_active, "active_api_keys_count", (json_int_t)u.active_keys,
+                       "credit_balance", json_money(u.balance), "status", "authenticated"));
 }
 
 static int api_user_delete(struct req *req)
@@ -37,13 +29,9 @@ static int api_user_delete(struct req *req)
     err = store_begin();
     if (err)
         return err;
-    err = users_delete(&req->arena, req->caller.user_id, &why);
-    if (!err)
-        err = store_commit();
-    if (err) {
-        store_rollback();
+    err = store_end(users_delete(&req->arena, req->caller.user_id, &why));
+    if (err)
         return why ? req_fail(req, err, "%s", why) : err;
-    }
     return req_reply(
         req, json_pack("{s:s,s:s}", "message", "Account deleted", "user_id", req->caller.user_id));
 }

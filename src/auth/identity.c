@@ -2,6 +2,14 @@
  * See identity.h. Bearer tokens starting with "lk_" are API keys, looked up by the SHA-256 of
  * the whole key; anything else must be one of our JWTs. A JWT also names its refresh family,
  * so revoking a family (refresh-token reuse) ends the access tokens issued from it as well.
+ *
+ * Every request resolves its caller, so the two look-ups behind it (the key with its user, and
+ * the membership that gives the org and role) are cached, per thread so that no lock is
+ * taken. An entry holds the rows as the database had them, stamped with the store's identity
+ * generation read before the query; it is used only while the generation is unchanged, so any
+ * committed change to a key, user, org or membership (a revoked or disabled key, a changed
+ * role, a deleted org) is seen by the next request. The checks (revoked, inactive, expired)
+ * run on the cached row exactly as on a fresh one. Unknown keys are not cached.
  */
 #include "auth/identity.h"
 #include "auth/mfa.h"
@@ -14,12 +22,127 @@
 #include "store/tokens.h"
 #include "store/users.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #define AUTH_HEADER_MAX 8192
+
+/* Slots of each per-thread cache (direct-mapped: a collision only costs a query). */
+#define KEY_SLOTS 128
+#define ORG_SLOTS 128
+#define SLUG_MAX  72
+
+struct key_slot {
+    uint64_t gen; /* 0: empty */
+    char hash[65];
+    char email[321]; /* accounts_email_ok() allows 320 bytes */
+    struct key_auth k;
+};
+
+/* A membership look-up: by org slug ('s'), by org id ('i') or the default one ('d'). */
+struct org_slot {
+    uint64_t gen;
+    char user_id[40];
+    char by;
+    char sel[SLUG_MAX];
+    char org_id[40];
+    char slug[SLUG_MAX];
+    char role[16];
+};
+
+struct id_cache {
+    struct key_slot keys[KEY_SLOTS];
+    struct org_slot orgs[ORG_SLOTS];
+};
+
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+
+static void cache_make_key(void)
+{
+    pthread_key_create(&cache_key, free);
+}
+
+static struct id_cache *cache_get(void)
+{
+    struct id_cache *ic;
+
+    pthread_once(&cache_once, cache_make_key);
+    ic = pthread_getspecific(cache_key);
+    if (!ic) {
+        ic = xcalloc(1, sizeof(*ic));
+        pthread_setspecific(cache_key, ic);
+    }
+    return ic;
+}
+
+static uint32_t fnv1a(uint32_t h, const char *s)
+{
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
+/* users_key_auth() through the cache. k->email is allocated from a. */
+static int key_lookup(struct arena *a, const char *hash, struct key_auth *k)
+{
+    uint64_t gen = store_identity_gen();
+    struct key_slot *s = &cache_get()->keys[fnv1a(2166136261u, hash) % KEY_SLOTS];
+    int err;
+
+    if (gen && s->gen == gen && strcmp(s->hash, hash) == 0) {
+        *k = s->k;
+        k->email = arena_strdup(a, s->email);
+        return 0;
+    }
+    err = users_key_auth(a, hash, k);
+    if (err || !gen || !k->email || strlen(k->email) >= sizeof(s->email))
+        return err;
+    s->gen = gen;
+    snprintf(s->hash, sizeof(s->hash), "%s", hash);
+    snprintf(s->email, sizeof(s->email), "%s", k->email);
+    s->k = *k;
+    s->k.email = NULL;
+    return 0;
+}
+
+/* users_membership() through the cache. */
+static int membership_lookup(struct arena *a, const char *user_id, const char *org_slug,
+                             const char *org_id, char org_id_out[40], char **slug_out,
+                             char **role_out)
+{
+    uint64_t gen = store_identity_gen();
+    char by = org_slug ? 's' : org_id ? 'i' : 'd';
+    const char *sel = org_slug ? org_slug : org_id ? org_id : "";
+    struct org_slot *s;
+    int err;
+
+    if (strlen(sel) >= SLUG_MAX)
+        return users_membership(a, user_id, org_slug, org_id, org_id_out, slug_out, role_out);
+    s = &cache_get()->orgs[fnv1a(fnv1a(2166136261u, user_id) ^ (unsigned char)by, sel) % ORG_SLOTS];
+    if (gen && s->gen == gen && s->by == by && strcmp(s->user_id, user_id) == 0 &&
+        strcmp(s->sel, sel) == 0) {
+        memcpy(org_id_out, s->org_id, sizeof(s->org_id));
+        *slug_out = arena_strdup(a, s->slug);
+        *role_out = arena_strdup(a, s->role);
+        return 0;
+    }
+    err = users_membership(a, user_id, org_slug, org_id, org_id_out, slug_out, role_out);
+    if (err || !gen || strlen(user_id) >= sizeof(s->user_id) ||
+        strlen(*slug_out) >= sizeof(s->slug) || strlen(*role_out) >= sizeof(s->role))
+        return err;
+    s->gen = gen;
+    s->by = by;
+    snprintf(s->user_id, sizeof(s->user_id), "%s", user_id);
+    snprintf(s->sel, sizeof(s->sel), "%s", sel);
+    memcpy(s->org_id, org_id_out, sizeof(s->org_id));
+    snprintf(s->slug, sizeof(s->slug), "%s", *slug_out);
+    snprintf(s->role, sizeof(s->role), "%s", *role_out);
+    return 0;
+}
 
 static int auth_key(struct arena *a, const char *key, struct caller *c, const char **why)
 {
@@ -28,7 +151,7 @@ static int auth_key(struct arena *a, const char *key, struct caller *c, const ch
     int err;
 
     sha256_hex(key, strlen(key), hash);
-    err = users_key_auth(a, hash, &k);
+    err = key_lookup(a, hash, &k);
     if (err == LY_ENOTFOUND) {
         *why = "Invalid API key";
         return LY_EUNAUTH;
@@ -114,7 +237,7 @@ int identity_resolve_org(struct arena *a, struct caller *c, const char *org_slug
     int err;
 
     if (c->via == VIA_ORG_KEY) {
-        err = users_membership(a, c->user_id, NULL, c->org_id, c->org_id, &slug, &role);
+        err = membership_lookup(a, c->user_id, NULL, c->org_id, c->org_id, &slug, &role);
         if (err == LY_ENOTFOUND) {
             *why = "API key is no longer valid: its creator left the organization";
             return LY_EUNAUTH;
@@ -124,7 +247,7 @@ int identity_resolve_org(struct arena *a, struct caller *c, const char *org_slug
             return LY_EFORBIDDEN;
         }
     } else {
-        err = users_membership(a, c->user_id, org_slug, NULL, c->org_id, &slug, &role);
+        err = membership_lookup(a, c->user_id, org_slug, NULL, c->org_id, &slug, &role);
         if (err == LY_ENOTFOUND && org_slug) {
             *why = arena_sprintf(a, "You are not a member of organization '%.64s'", org_slug);
             return LY_EFORBIDDEN;
@@ -180,11 +303,7 @@ int identity_issue(const char *user_id, json_t **out)
     err = tokens_family_new(family, user_id);
     if (!err)
         err = issue_in_family(user_id, family, out);
-    if (!err)
-        err = store_commit();
-    if (err)
-        store_rollback();
-    return err;
+    return store_end(err);
 }
 
 int identity_login(struct arena *a, const char *email, const char *password, const char *mfa_code,
@@ -266,33 +385,28 @@ int identity_refresh(const char *refresh_token, json_t **out, const char **why)
     err = tokens_get(hash, &r);
     if (err == LY_ENOTFOUND) {
         err = LY_EUNAUTH;
-        goto fail;
+        goto out;
     }
     if (err)
-        goto fail;
+        goto out;
     if (r.used || r.family_revoked) {
         /* Reuse: someone holds a copy of a token that was already exchanged. End the family. */
-        err = tokens_revoke_family(r.family_id);
-        if (err || (err = store_commit()))
-            goto fail;
+        err = store_end(tokens_revoke_family(r.family_id));
+        if (err)
+            return err;
         *why = "Refresh token was already used; this session has been revoked";
         return LY_EUNAUTH;
     }
     if (r.expires_at <= now_us()) {
         *why = "Refresh token has expired";
         err = LY_EUNAUTH;
-        goto fail;
+        goto out;
     }
     err = tokens_mark_used(hash);
     if (err == LY_ECONFLICT)
         err = LY_EUNAUTH;
     if (!err)
         err = issue_in_family(r.user_id, r.family_id, out);
-    if (!err)
-        err = store_commit();
-    if (!err)
-        return 0;
-fail:
-    store_rollback();
-    return err;
+out:
+    return store_end(err);
 }

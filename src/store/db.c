@@ -2,6 +2,13 @@
  * See db.h. The migrations are the numbered files in src/store/migrations/, embedded into the
  * binary at build time (build/gen/migrations.c); PRAGMA user_version records how many have
  * been applied, and each is applied in its own transaction.
+ *
+ * The identity generation: each connection's update hook notes a row change in one of the
+ * tables that say who a caller is (users, orgs, memberships, api_keys), and its WAL hook,
+ * which SQLite calls once a write transaction has committed and released the write lock,
+ * bumps the generation. Bumping only after the commit is what lets a cache trust an entry
+ * stamped with the generation read before its query: a commit either preceded the query's
+ * snapshot, or its bump makes the stamp stale.
  */
 #include "store/db.h"
 #include "core/arena.h"
@@ -18,14 +25,20 @@ extern const char *const store_migrations[];
 
 #define STMT_CACHE 128
 
+/* SQLite's own auto-checkpoint threshold, which our WAL hook replaces (pages). */
+#define WAL_CHECKPOINT_PAGES 1000
+
 struct conn {
     sqlite3 *db;
+    int identity_dirty; /* the open write transaction changed an identity table */
     int n;
     const char *sql[STMT_CACHE];
     sqlite3_stmt *st[STMT_CACHE];
 };
 
 static char *db_path;
+static uint64_t identity_gen = 1;
+static int wal_mode; /* the WAL hook runs only in WAL mode: without it, no generation */
 static pthread_key_t conn_key;
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
 
@@ -46,6 +59,43 @@ static void make_key(void)
     pthread_key_create(&conn_key, conn_free);
 }
 
+static void on_update(void *arg, int op, const char *dbname, const char *table, sqlite3_int64 rowid)
+{
+    struct conn *c = arg;
+
+    (void)op;
+    (void)dbname;
+    (void)rowid;
+    if (!c->identity_dirty && (strcmp(table, "api_keys") == 0 || strcmp(table, "users") == 0 ||
+                               strcmp(table, "memberships") == 0 || strcmp(table, "orgs") == 0))
+        c->identity_dirty = 1;
+}
+
+static void on_rollback(void *arg)
+{
+    ((struct conn *)arg)->identity_dirty = 0;
+}
+
+/* Called after each commit of a write transaction, the write lock released. */
+static int on_wal_commit(void *arg, sqlite3 *db, const char *dbname, int pages)
+{
+    struct conn *c = arg;
+
+    if (c->identity_dirty) {
+        c->identity_dirty = 0;
+        __atomic_add_fetch(&identity_gen, 1, __ATOMIC_RELEASE);
+    }
+    /* What sqlite3_wal_autocheckpoint() would have done, had we not taken its hook. */
+    if (pages >= WAL_CHECKPOINT_PAGES)
+        sqlite3_wal_checkpoint_v2(db, dbname, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    return SQLITE_OK;
+}
+
+uint64_t store_identity_gen(void)
+{
+    return wal_mode ? __atomic_load_n(&identity_gen, __ATOMIC_ACQUIRE) : 0;
+}
+
 static struct conn *conn_open(void)
 {
     struct conn *c = xcalloc(1, sizeof(*c));
@@ -60,6 +110,10 @@ static struct conn *conn_open(void)
     sqlite3_exec(c->db,
                  "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
                  NULL, NULL, NULL);
+    /* Set after the PRAGMAs: the WAL hook would be dropped by a later autocheckpoint call. */
+    sqlite3_update_hook(c->db, on_update, c);
+    sqlite3_rollback_hook(c->db, on_rollback, c);
+    sqlite3_wal_hook(c->db, on_wal_commit, c);
     return c;
 }
 
@@ -120,12 +174,22 @@ static int migrate(sqlite3 *db)
 
 int store_open(const char *path)
 {
+    sqlite3_stmt *st;
+
     /* SQLite's memory statistics take one process-wide mutex on every allocation, which the
      * request threads then queue on; nothing here reads the statistics. This must come before
      * SQLite initialises (it answers SQLITE_MISUSE afterwards, harmlessly). */
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
     free(db_path);
     db_path = xstrdup(path);
+    wal_mode = 0;
+    if (sqlite3_prepare_v2(store_db(), "PRAGMA journal_mode", -1, &st, NULL) == SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW)
+            wal_mode = sqlite3_stricmp((const char *)sqlite3_column_text(st, 0), "wal") == 0;
+        sqlite3_finalize(st);
+    }
+    if (!wal_mode)
+        log_warn("the database at %s is not in WAL mode: caller look-ups are not cached", path);
     return migrate(store_db());
 }
 
@@ -288,4 +352,13 @@ int store_commit(void)
 void store_rollback(void)
 {
     sqlite3_exec(store_db(), "ROLLBACK", NULL, NULL, NULL);
+}
+
+int store_end(int err)
+{
+    if (!err)
+        err = store_commit();
+    if (err)
+        store_rollback();
+    return err;
 }

@@ -33,8 +33,21 @@ int q_int(int64_t *out, const char *sql, const char *types, ...);
 /* Column helpers: a text column, or NULL. */
 const char *q_text(sqlite3_stmt *st, int col);
 
+/* A write transaction: BEGIN IMMEDIATE, so writers queue on the lock instead of failing. */
 int store_begin(void);
 int store_commit(void);
 void store_rollback(void);
+/* Ends the transaction store_begin() opened: commits when err is 0, else rolls back. Returns
+ * err, or LY_EDB when the commit fails (after rolling back). */
+int store_end(int err);
+
+/*
+ * The identity generation: a process-wide counter that changes after every committed write
+ * transaction (of this process) that changed a row of users, orgs, memberships or api_keys.
+ * A cache of who a caller is reads it before its query, stamps the entry with it, and
+ * trusts the entry only while it is unchanged. 0 means "do not cache" (the database is not
+ * in WAL mode, where the hook that bumps it would never run). Thread-safe.
+ */
+uint64_t store_identity_gen(void);
 
 #endif

@@ -227,6 +227,35 @@ void users_key_touch(const char *key_id, int64_t last_used_at)
     q_exec("UPDATE api_keys SET last_used_at = ? WHERE id = ?", "is", now, key_id);
 }
 
+int users_status(struct arena *a, const char *user_id, const char *org_id, struct user_status *s)
+{
+    sqlite3_stmt *st =
+        q_prepare("SELECT u.id, u.email, u.full_name, u.created_at, u.is_active, "
+                  "  (SELECT count(*) FROM api_keys k WHERE k.user_id = u.id AND k.is_active = 1 "
+                  "   AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > ?)), "
+                  "  (SELECT coalesce(sum(amount), 0) FROM ledger WHERE org_id = ?) "
+                  "FROM users u WHERE u.id = ?",
+                  "iss", now_us(), org_id && *org_id ? org_id : NULL, user_id);
+    int rc;
+
+    if (!st)
+        return LY_EDB;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        copy_id(s->id, q_text(st, 0));
+        s->email = col_dup(a, st, 1);
+        s->full_name = col_dup(a, st, 2);
+        s->created_at = sqlite3_column_int64(st, 3);
+        s->is_active = sqlite3_column_int(st, 4);
+        s->active_keys = sqlite3_column_int64(st, 5);
+        s->balance = sqlite3_column_int64(st, 6);
+    }
+    q_done(st);
+    if (rc == SQLITE_ROW)
+        return 0;
+    return rc == SQLITE_DONE ? LY_ENOTFOUND : LY_EDB;
+}
+
 int users_jwt_auth(struct arena *a, const char *user_id, const char *family_id, char **email,
                    int *is_active, int *is_admin, int *family_revoked)
 {

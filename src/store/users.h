@@ -52,6 +52,19 @@ int users_key_auth(struct arena *a, const char *key_hash, struct key_auth *k);
 /* Records a use of the key, at most once a minute (a write per request would serialise them). */
 void users_key_touch(const char *key_id, int64_t last_used_at);
 
+/* What GET /user/status shows, read in one statement (one read transaction). */
+struct user_status {
+    char id[40];
+    char *email;
+    char *full_name;
+    int64_t created_at;
+    int is_active;
+    int64_t active_keys; /* active, unrevoked, unexpired keys of the user */
+    int64_t balance;     /* the org's balance in micro-credits; 0 without an org */
+};
+/* org_id may be NULL or "". LY_ENOTFOUND when the user does not exist. */
+int users_status(struct arena *a, const char *user_id, const char *org_id, struct user_status *s);
+
 /* For a JWT: the user and whether the token's family is still alive. */
 int users_jwt_auth(struct arena *a, const char *user_id, const char *family_id, char **email,
                    int *is_active, int *is_admin, int *family_revoked);
