@@ -25,12 +25,26 @@ static int load_user(struct req *req, struct user_row *u)
     return err == LY_ENOTFOUND ? req_fail(req, LY_EUNAUTH, "User not found") : err;
 }
 
-static json_t *codes_array(char codes[MFA_BACKUP_CODES][MFA_BACKUP_LEN + 2])
+/* A fresh set of backup codes: the codes, shown once, and their hashes, which are stored. */
+struct backup_set {
+    char codes[MFA_BACKUP_CODES][MFA_BACKUP_LEN + 2];
+    char hashes[MFA_BACKUP_CODES][65];
+    const char *hp[MFA_BACKUP_CODES]; /* into hashes, as the store takes them */
+};
+
+static void backup_set_new(struct backup_set *b)
+{
+    mfa_backup_codes(b->codes, b->hashes);
+    for (int i = 0; i < MFA_BACKUP_CODES; i++)
+        b->hp[i] = b->hashes[i];
+}
+
+static json_t *backup_set_json(const struct backup_set *b)
 {
     json_t *arr = json_array();
 
     for (int i = 0; i < MFA_BACKUP_CODES; i++)
-        json_array_append_new(arr, json_string(codes[i]));
+        json_array_append_new(arr, json_string(b->codes[i]));
     return arr;
 }
 
@@ -70,8 +84,8 @@ static int api_mfa_status(struct req *req)
 
 static int api_mfa_enroll(struct req *req)
 {
-    char secret[64], codes[MFA_BACKUP_CODES][MFA_BACKUP_LEN + 2], hashes[MFA_BACKUP_CODES][65];
-    const char *hp[MFA_BACKUP_CODES];
+    char secret[64];
+    struct backup_set b;
     struct user_row u;
     const char *url;
     int err = load_user(req, &u);
@@ -83,25 +97,20 @@ static int api_mfa_enroll(struct req *req)
     err = mfa_secret_new(secret, sizeof(secret));
     if (err)
         return err;
-    mfa_backup_codes(codes, hashes);
-    for (int i = 0; i < MFA_BACKUP_CODES; i++)
-        hp[i] = hashes[i];
+    backup_set_new(&b);
     err = store_begin();
-    if (!err)
-        err = mfa_store_enroll(u.id, secret, hp, MFA_BACKUP_CODES);
-    if (!err)
-        err = store_commit();
-    if (err) {
-        store_rollback();
+    if (err)
         return err;
-    }
+    err = store_end(mfa_store_enroll(u.id, secret, b.hp, MFA_BACKUP_CODES));
+    if (err)
+        return err;
     url = arena_sprintf(&req->arena,
                         "otpauth://totp/lyceumd:%s?secret=%s&issuer=lyceumd&algorithm=SHA1&"
                         "digits=6&period=30",
                         url_escape(&req->arena, u.email), secret);
     return req_reply(req,
                      json_pack("{s:s,s:s,s:s,s:o,s:s}", "secret", secret, "qr_code_url", url,
-                               "otpauth_url", url, "backup_codes", codes_array(codes), "message",
+                               "otpauth_url", url, "backup_codes", backup_set_json(&b), "message",
                                "Add the secret to your authenticator app, then confirm "
                                "with POST /mfa/verify-enrollment"));
 }
@@ -167,39 +176,30 @@ static int api_mfa_disable(struct req *req)
     if (err)
         return err;
     err = store_begin();
-    if (!err)
-        err = mfa_store_clear(u.id);
-    if (!err)
-        err = store_commit();
-    if (err) {
-        store_rollback();
+    if (err)
         return err;
-    }
+    err = store_end(mfa_store_clear(u.id));
+    if (err)
+        return err;
     return req_reply(req, json_pack("{s:b}", "enabled", 0));
 }
 
 static int api_mfa_regenerate(struct req *req)
 {
-    char codes[MFA_BACKUP_CODES][MFA_BACKUP_LEN + 2], hashes[MFA_BACKUP_CODES][65];
-    const char *hp[MFA_BACKUP_CODES];
+    struct backup_set b;
     struct user_row u;
     int err = confirm_code(req, &u);
 
     if (err)
         return err;
-    mfa_backup_codes(codes, hashes);
-    for (int i = 0; i < MFA_BACKUP_CODES; i++)
-        hp[i] = hashes[i];
+    backup_set_new(&b);
     err = store_begin();
-    if (!err)
-        err = mfa_store_replace_backups(u.id, hp, MFA_BACKUP_CODES);
-    if (!err)
-        err = store_commit();
-    if (err) {
-        store_rollback();
+    if (err)
         return err;
-    }
-    return req_reply(req, json_pack("{s:o}", "backup_codes", codes_array(codes)));
+    err = store_end(mfa_store_replace_backups(u.id, b.hp, MFA_BACKUP_CODES));
+    if (err)
+        return err;
+    return req_reply(req, json_pack("{s:o}", "backup_codes", backup_set_json(&b)));
 }
 
 static const struct field code_body[] = {

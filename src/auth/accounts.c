@@ -25,13 +25,9 @@ int accounts_email_ok(const char *email)
     return 1;
 }
 
-int accounts_create(struct arena *a, const char *email, const char *password, const char *full_name,
-                    int is_admin, int64_t credits, int in_tx, struct new_account *out,
-                    const char **why)
+int accounts_prepare(const char *email, const char *password, char hash[PASSWORD_HASH_MAX],
+                     const char **why)
 {
-    char hash[PASSWORD_HASH_MAX];
-    int err;
-
     if (!accounts_email_ok(email)) {
         *why = "Invalid email address";
         return LY_EINVAL;
@@ -40,9 +36,15 @@ int accounts_create(struct arena *a, const char *email, const char *password, co
         *why = "Password must be 8 to 1024 characters long";
         return LY_EINVAL;
     }
-    err = password_hash(password, hash);
-    if (err)
-        return err;
+    return password_hash(password, hash);
+}
+
+int accounts_create_hashed(struct arena *a, const char *email, const char *hash,
+                           const char *full_name, int is_admin, int64_t credits, int in_tx,
+                           struct new_account *out, const char **why)
+{
+    int err;
+
     if (!in_tx && (err = store_begin()))
         return err;
     err = users_create(a, email, hash, full_name, is_admin, out->user_id, out->org_id,
@@ -51,13 +53,19 @@ int accounts_create(struct arena *a, const char *email, const char *password, co
         *why = "A user with this email already exists";
     if (!err && credits)
         err = ledger_append(out->org_id, "grant", credits, "Opening credits", NULL, NULL);
-    if (!in_tx) {
-        if (!err)
-            err = store_commit();
-        if (err)
-            store_rollback();
-    }
-    return err;
+    return in_tx ? err : store_end(err);
+}
+
+int accounts_create(struct arena *a, const char *email, const char *password, const char *full_name,
+                    int is_admin, int64_t credits, int in_tx, struct new_account *out,
+                    const char **why)
+{
+    char hash[PASSWORD_HASH_MAX];
+    int err = accounts_prepare(email, password, hash, why);
+
+    if (err)
+        return err;
+    return accounts_create_hashed(a, email, hash, full_name, is_admin, credits, in_tx, out, why);
 }
 
 int accounts_key_create(const char *user_id, const char *org_id, const char *name,

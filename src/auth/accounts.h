@@ -6,6 +6,7 @@
 #ifndef LYCEUMD_AUTH_ACCOUNTS_H
 #define LYCEUMD_AUTH_ACCOUNTS_H
 
+#include "auth/password.h"
 #include "core/arena.h"
 
 #include <stdint.h>
@@ -20,10 +21,20 @@ struct new_account {
  * Creates a user and its default org in one transaction. credits (micro-credits, may be 0) is
  * granted to the new org in the ledger. When in_tx, the caller's transaction is used.
  * LY_ECONFLICT when the email is taken, LY_EINVAL for a bad email or short password (*why).
+ * The password is hashed first (argon2id, tens of milliseconds): with in_tx, prefer
+ * accounts_prepare() before the transaction and accounts_create_hashed() inside it, so that
+ * the write lock is not held while hashing.
  */
 int accounts_create(struct arena *a, const char *email, const char *password, const char *full_name,
                     int is_admin, int64_t credits, int in_tx, struct new_account *out,
                     const char **why);
+/* The checks of accounts_create() (LY_EINVAL with *why) and the password's hash into hash. */
+int accounts_prepare(const char *email, const char *password, char hash[PASSWORD_HASH_MAX],
+                     const char **why);
+/* accounts_create() with a hash from accounts_prepare(). */
+int accounts_create_hashed(struct arena *a, const char *email, const char *hash,
+                           const char *full_name, int is_admin, int64_t credits, int in_tx,
+                           struct new_account *out, const char **why);
 
 struct new_key {
     char key[44]; /* the full key: shown to its owner once, never stored */

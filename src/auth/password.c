@@ -7,6 +7,7 @@
 #include "core/util.h"
 
 #include <argon2.h>
+#include <pthread.h>
 #include <string.h>
 
 #define T_COST      2
@@ -24,13 +25,19 @@ int password_hash(const char *password, char out[PASSWORD_HASH_MAX])
     return 0;
 }
 
+/* The hash checked for an unknown user, made once (by whichever thread needs it first). */
+static char dummy[PASSWORD_HASH_MAX];
+static pthread_once_t dummy_once = PTHREAD_ONCE_INIT;
+
+static void dummy_init(void)
+{
+    password_hash("not-a-password", dummy);
+}
+
 int password_verify(const char *hash, const char *password)
 {
-    static char dummy[PASSWORD_HASH_MAX];
-
     if (!hash) {
-        if (!dummy[0])
-            password_hash("not-a-password", dummy);
+        pthread_once(&dummy_once, dummy_init);
         argon2id_verify(dummy, password, strlen(password));
         return 0;
     }

@@ -48,16 +48,6 @@ int org_slug_ok(const char *s)
     return 1;
 }
 
-/* Commits when err is 0, else (or when the commit fails) rolls back. */
-static int tx_end(int err)
-{
-    if (!err)
-        err = store_commit();
-    if (err)
-        store_rollback();
-    return err;
-}
-
 /* The actor's rank in org_id, inside the caller's transaction. An actor who is no longer a
  * member sees the org as missing, like any non-member. */
 static int actor_rank(const char *org_id, const char *actor_id, int *r, int *is_default,
@@ -140,7 +130,7 @@ int org_create(struct arena *a, const char *user_id, const char *slug, const cha
     err = store_begin();
     if (err)
         return err;
-    err = tx_end(orgs_insert(id, slug, name, billing_email, billing_details, user_id, now_us()));
+    err = store_end(orgs_insert(id, slug, name, billing_email, billing_details, user_id, now_us()));
     if (err == LY_ECONFLICT)
         *why = arena_sprintf(a, "Organization slug '%s' is already taken", slug);
     if (!err)
@@ -176,7 +166,7 @@ int org_delete(const char *org_id, const char *actor_id, const char **why)
     if (!err)
         err = orgs_delete(org_id, now_us());
 out:
-    return tx_end(err);
+    return store_end(err);
 }
 
 int org_member_set_role(const char *org_id, const char *actor_id, const char *target_id,
@@ -203,7 +193,7 @@ int org_member_set_role(const char *org_id, const char *actor_id, const char *ta
     if (!err && strcmp(cur, role) != 0)
         err = members_set_role(org_id, target_id, role);
 out:
-    return tx_end(err);
+    return store_end(err);
 }
 
 int org_member_remove(const char *org_id, const char *actor_id, const char *target_id,
@@ -234,7 +224,7 @@ int org_member_remove(const char *org_id, const char *actor_id, const char *targ
     if (!err)
         err = members_remove(org_id, target_id, now_us());
 out:
-    return tx_end(err);
+    return store_end(err);
 }
 
 int org_invite_create(struct arena *a, const char *org_id, const char *actor_id, const char *email,
@@ -276,7 +266,7 @@ int org_invite_create(struct arena *a, const char *org_id, const char *actor_id,
         err = invites_insert(out->id, org_id, email, role, hash, actor_id, out->created_at,
                              out->expires_at);
 out:
-    return tx_end(err);
+    return store_end(err);
 }
 
 int org_invite_find(struct arena *a, const char *token, const char *caller_email,
@@ -344,7 +334,7 @@ int org_invite_accept(struct arena *a, const char *token, const char *caller_id,
                       struct org_accepted *out, const char **why)
 {
     struct new_account acct;
-    char role[8];
+    char role[8], hash[PASSWORD_HASH_MAX];
     int is_default, err;
     int64_t now = now_us();
 
@@ -355,6 +345,12 @@ int org_invite_accept(struct arena *a, const char *token, const char *caller_id,
     if (!caller_id && !password) {
         *why = "Field required";
         return LY_EINVAL;
+    }
+    /* Argon2 takes tens of milliseconds: it runs before the write lock is taken. */
+    if (!caller_id) {
+        err = accounts_prepare(out->inv.email, password, hash, why);
+        if (err)
+            return err;
     }
     err = store_begin();
     if (err)
@@ -370,9 +366,8 @@ int org_invite_accept(struct arena *a, const char *token, const char *caller_id,
             err = 0;
         }
     } else {
-        /* Argon2 runs inside the transaction: the account and its membership appear together
-         * or not at all. */
-        err = accounts_create(a, out->inv.email, password, full_name, 0, 0, 1, &acct, why);
+        /* The account and its membership appear together or not at all. */
+        err = accounts_create_hashed(a, out->inv.email, hash, full_name, 0, 0, 1, &acct, why);
         if (!err) {
             snprintf(out->user_id, sizeof(out->user_id), "%s", acct.user_id);
             out->new_account = 1;
@@ -385,7 +380,7 @@ int org_invite_accept(struct arena *a, const char *token, const char *caller_id,
         if (err == LY_EGONE)
             *why = "This invite was already answered";
     }
-    return tx_end(err);
+    return store_end(err);
 }
 
 int org_invite_decline(struct arena *a, const char *token, const char *caller_id,
