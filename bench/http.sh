@@ -1,13 +1,14 @@
 #!/bin/sh
 # HTTP throughput of lyceumd against nginx on the same machine, as a yardstick.
 #
-#   sh bench/http.sh [LYCEUMD_BINARY]        (default build/lyceumd; `make bench` runs it)
+#   sh bench/http.sh [LYCEUMD_BINARY]        (default $LYCEUMD_BIN, else build/lyceumd;
+#                                             `make bench` runs it)
 #
 # Starts `lyceumd serve` on a free loopback port with a fresh data directory, creates a user
 # and an API key with its own CLI, and loads GET /api/v2/external/user/status (API key
-# authentication, two SQLite look-ups and a JSON answer) with wrk, first with the access log
-# on (the default, written to a file as a service manager would) and then with
-# --no-access-log. Then it starts nginx on another free port with a private config
+# authentication, answered from the caller cache after the first request; one SQLite query
+# and a JSON answer) with wrk, first with the access log on (the default, written to a file
+# as a service manager would) and then with --no-access-log. Then it starts nginx on another free port with a private config
 # (worker_processes auto, access_log off, a fixed JSON answer) and loads it the same way.
 # It prints requests/s and p99 latency of each, the ratio lyceumd/nginx, and the resident
 # memory (VmRSS) of lyceumd after start-up and after the load. Everything it starts is
@@ -16,7 +17,7 @@
 # Knobs: BENCH_DURATION (wrk -d, default 10s), BENCH_CONNECTIONS (64), BENCH_THREADS (2).
 set -eu
 
-bin=${1:-build/lyceumd}
+bin=${1:-${LYCEUMD_BIN:-build/lyceumd}}
 dur=${BENCH_DURATION:-10s}
 conns=${BENCH_CONNECTIONS:-64}
 wthreads=${BENCH_THREADS:-2}
