@@ -9,7 +9,7 @@ libmicrohttpd-dev libjansson-dev libsqlite3-dev libjwt-dev libargon2-dev liboath
 libssl-dev libcmocka-dev oathtool curl python3 python3-pytest python3-requests
 wrk nginx-light libcurl4-openssl-dev bubblewrap python3-venv docker.io docker-compose
 slurmctld slurmd slurm-client munge slurmrestd slurm-wlm-jwt-plugin slurm-wlm-basic-plugins
-busybox-static awscli"
+busybox-static awscli prometheus"
 
 missing=""
 for p in $PKGS; do

@@ -23,6 +23,8 @@
 #include "secrets/secrets.h"
 #include "storage/bucket.h"
 #include "inference/inference.h"
+#include "metrics/prom.h"
+#include "metrics/sampler.h"
 #include "batch/batch.h"
 
 #include <curl/curl.h>
@@ -586,12 +588,13 @@ static int cmd_serve(struct cli *cli)
     opt.access_log = cli->cfg.access_log;
     opt.dispatch = api_dispatch;
     opt.begin = api_begin;
+    prom_set_enabled(cli->cfg.metrics_endpoint);
     if (secrets_init(cli->cfg.data_dir) ||
         bucket_init(cli->cfg.data_dir, (int64_t)cli->cfg.storage_quota_bytes))
         return 1;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     if (billing_init(cli->cfg.data_dir, cli->cfg.monthly_free_micro, cli->cfg.meter_window_s) ||
-        runs_init(&cli->cfg) || inference_init(&cli->cfg) ||
+        runs_init(&cli->cfg) || sampler_start(&cli->cfg) || inference_init(&cli->cfg) ||
         batch_init(cli->cfg.data_dir, inference_batch_concurrency(&cli->cfg)))
         return 1;
     srv = http_server_start(&opt);
@@ -599,6 +602,7 @@ static int cmd_serve(struct cli *cli)
         batch_stop();
         inference_shutdown();
         batch_shutdown();
+        sampler_stop();
         runs_shutdown();
         return 1;
     }
@@ -617,6 +621,7 @@ static int cmd_serve(struct cli *cli)
     batch_stop();
     inference_shutdown();
     batch_shutdown();
+    sampler_stop();
     runs_shutdown();
     store_close();
     config_release(&cli->cfg);

@@ -27,6 +27,9 @@ extern const struct route api_envvars_routes[];
 extern const struct route api_inference_routes[];
 extern const struct route api_openai_routes[];
 extern const struct route api_batches_routes[];
+extern const struct route api_logs_routes[];
+extern const struct route api_metrics_routes[];
+extern const struct route api_prometheus_routes[];
 
 /* Every mount, ended by {NULL, NULL}: what the server serves and /openapi.json lists. */
 extern const struct mount api_mounts[];
@@ -64,6 +67,9 @@ int api_expires_at(struct req *req, int64_t *out);
  * one; api_openai_error() rewrites the error response req_set_error() made. */
 int api_openai_path(const char *path);
 void api_openai_error(struct req *req, int err);
+
+/* This machine's name, as logs and metrics report it (api/logs.c). */
+const char *api_hostname(void);
 
 /* Requires the caller's role in the resolved org to be at least min (403 otherwise). */
 int api_require_role(struct req *req, enum role min);

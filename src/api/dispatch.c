@@ -11,6 +11,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "metrics/prom.h"
 
 #include <string.h>
 
@@ -35,6 +36,10 @@ const struct mount api_mounts[] = {
     {API_PREFIX "/serverless", api_openai_routes},
     {"/openai/v1", api_openai_routes},
     {API_PREFIX, api_batches_routes},
+    {API_PREFIX, api_logs_routes},
+    {API_PREFIX, api_metrics_routes},
+    {"", api_prometheus_routes},
+    {API_PREFIX, api_prometheus_routes},
     {"/api/v1", api_legacy_v1_routes},
     {"/api/v1", api_runs_legacy_v1_routes},
     {NULL, NULL},
@@ -103,6 +108,7 @@ void api_dispatch(struct req *req)
 
     if (s3_is_request(req)) {
         s3_dispatch(req);
+        prom_request(NULL, NULL, "s3", req->method, req->status, now_mono_us() - req->start_us);
         return;
     }
     if (req->begun) {
@@ -152,6 +158,8 @@ out:
         api_openai_error(req, err);
     if (err == LY_EINTERNAL || err == LY_EDB || err == LY_EIO)
         log_error("request %s failed: %s", req->request_id, req->detail ? req->detail : "");
+    prom_request(req->match.route ? req->match.mount : NULL, req->match.route, NULL, req->method,
+                 req->status, now_mono_us() - req->start_us);
 }
 
 int api_require_role(struct req *req, enum role min)

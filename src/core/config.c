@@ -23,6 +23,10 @@ void config_defaults(struct config *c)
     c->sandbox_network = 1;
     c->meter_window_s = 10;
     c->storage_quota_bytes = 50LL << 30;
+    c->log_retention_hours = 720;
+    c->log_retention_bytes = 20LL << 30;
+    c->metrics_interval_s = 5;
+    c->metrics_endpoint = 1;
     snprintf(c->slurm_user, sizeof(c->slurm_user), "root");
     c->slurm_poll_ms = 250;
     c->slurm_submit_per_s = 200;
@@ -133,6 +137,17 @@ int config_load_file(struct config *c, const char *path)
         } else if (strcmp(key, "inference") == 0 && json_is_object(v)) {
             json_decref(c->inference);
             c->inference = json_incref(v);
+        } else if (strcmp(key, "log_retention_hours") == 0 && json_is_integer(v) &&
+                   json_integer_value(v) >= 0 && json_integer_value(v) <= 1000000) {
+            c->log_retention_hours = (int)json_integer_value(v);
+        } else if (strcmp(key, "log_retention_bytes") == 0 && json_is_integer(v) &&
+                   json_integer_value(v) >= 0) {
+            c->log_retention_bytes = json_integer_value(v);
+        } else if (strcmp(key, "metrics_interval_seconds") == 0 && json_is_integer(v) &&
+                   json_integer_value(v) >= 1 && json_integer_value(v) <= 3600) {
+            c->metrics_interval_s = (int)json_integer_value(v);
+        } else if (strcmp(key, "metrics_endpoint") == 0 && json_is_boolean(v)) {
+            c->metrics_endpoint = json_is_true(v);
         } else if (strcmp(key, "sandbox_network") == 0 && json_is_boolean(v)) {
             c->sandbox_network = json_is_true(v);
         } else if ((strcmp(key, "public_url") == 0 &&

@@ -43,13 +43,20 @@ struct config {
     long long storage_quota_bytes; /* each user's bucket holds at most this (0: no quota) */
     /* Inference: the "inference" object as written, or NULL (owned; inference/ reads it). */
     json_t *inference;
+
+    /* Observability. */
+    int log_retention_hours;       /* logs of runs over this long are deleted (0: kept) */
+    long long log_retention_bytes; /* the oldest runs' logs go beyond this total (0: no cap) */
+    int metrics_interval_s;        /* how often running runs are sampled (default 5) */
+    int metrics_endpoint;          /* GET /metrics served (default 1) */
 };
 
 void config_defaults(struct config *c);
 /* Applies a JSON file: {"listen", "data", "threads", "max_body_bytes", "access_log",
  * "machine_types", "public_url", "python", "sandbox", "sandbox_network", "pip_index_url",
  * "docker_socket", "docker_network", "monthly_free_credits", "meter_window_seconds",
- * "storage_quota_bytes", "inference"} (README.md
+ * "storage_quota_bytes", "inference", "log_retention_hours", "log_retention_bytes",
+ * "metrics_interval_seconds", "metrics_endpoint"} (README.md
  * documents each). Returns 0, or LY_EINVAL after printing what is wrong. */
 int config_load_file(struct config *c, const char *path);
 void config_load_env(struct config *c);

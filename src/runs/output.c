@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "exec/exec.h"
+#include "logs/index.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +29,7 @@ struct output {
     uint64_t len;
     int done;
     struct waker *waiters;
+    struct logidx_writer idx; /* the line index beside the log (logs/index.h) */
     char carry[4][4];
     int ncarry[4];
     struct output *next;
@@ -73,6 +75,7 @@ struct output *output_get(const char *run_id)
         o = xcalloc(1, sizeof(*o));
         snprintf(o->run_id, sizeof(o->run_id), "%s", run_id);
         o->fd = -1;
+        o->idx.fd = -1;
         o->refs = 1; /* the registry's */
         o->next = reg;
         reg = o;
@@ -94,6 +97,7 @@ void output_put(struct output *o)
     if (last) {
         if (o->fd >= 0)
             close(o->fd);
+        logidx_close(&o->idx);
         free(o);
     }
 }
@@ -116,6 +120,7 @@ int output_open_writer(struct output *o)
         close(o->fd);
     o->fd = fd;
     o->len = end > 0 ? (uint64_t)end : 0;
+    logidx_open(&o->idx, o->run_id, o->len);
     pthread_mutex_unlock(&reg_mu);
     return 0;
 }
@@ -153,6 +158,7 @@ static void write_record(struct output *o, int stream, const char *buf, size_t n
             log_error("run %s: cannot repair its output file", o->run_id);
         return;
     }
+    logidx_record(&o->idx, o->len, &h, buf);
     o->len += sizeof(h) + n;
 }
 
@@ -220,6 +226,8 @@ void output_end(struct output *o)
         write_record(o, s, o->carry[s], (size_t)o->ncarry[s]);
         o->ncarry[s] = 0;
     }
+    logidx_finish(&o->idx, now_us());
+    logidx_close(&o->idx);
     o->done = 1;
     wake_all(o);
     for (pp = &reg; *pp; pp = &(*pp)->next)
