@@ -90,6 +90,19 @@ static int cg_populated(const char *dir)
     return c != EOF;
 }
 
+/* Memory in use as docker stats counts it: the usage less the page cache it could drop. */
+static long long cg_mem(const char *dir, const char *usage_file, const char *inactive_key)
+{
+    char path[800];
+    long long used, inactive;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, usage_file);
+    used = read_num(path, NULL);
+    snprintf(path, sizeof(path), "%s/memory.stat", dir);
+    inactive = used >= 0 ? read_num(path, inactive_key) : -1;
+    return inactive > 0 && inactive < used ? used - inactive : used;
+}
+
 /* CPU time (ns) and memory (bytes) of a run's cgroup; -1 each where it has none. */
 static void cg_read(const char *id, long long *cpu_ns, long long *mem)
 {
@@ -104,8 +117,7 @@ static void cg_read(const char *id, long long *cpu_ns, long long *mem)
         *cpu_ns = read_num(path, "usage_usec");
         if (*cpu_ns >= 0)
             *cpu_ns *= 1000;
-        snprintf(path, sizeof(path), "%s/memory.current", dir);
-        *mem = read_num(path, NULL);
+        *mem = cg_mem(dir, "memory.current", "inactive_file");
         return;
     }
     /* cgroup v1: cpuacct beside cpu, or mounted with it. */
@@ -117,9 +129,8 @@ static void cg_read(const char *id, long long *cpu_ns, long long *mem)
             *cpu_ns = read_num(path, NULL);
     }
     snprintf(dir, sizeof(dir), "/sys/fs/cgroup/memory/lyceumd/%s", id);
-    snprintf(path, sizeof(path), "%s/memory.usage_in_bytes", dir);
     if (cg_populated(dir))
-        *mem = read_num(path, NULL);
+        *mem = cg_mem(dir, "memory.usage_in_bytes", "total_inactive_file");
 }
 
 /* One pass over /proc: CPU time and resident memory of every target's process group. */

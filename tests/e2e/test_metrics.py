@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 
 import pytest
 import requests
@@ -135,6 +136,39 @@ def test_the_config_can_turn_metrics_off():
     try:
         assert_detail(requests.get(s.base + "/metrics", timeout=10), 404)
         assert_detail(s.get("/metrics"), 404)
+    finally:
+        s.stop()
+        shutil.rmtree(s.data, ignore_errors=True)
+        os.unlink(cfg)
+
+
+@pytest.mark.skipif(not has_nvml(), reason="no NVIDIA driver (NVML) on this machine")
+def test_a_gpu_run_shows_real_gpu_readings():
+    """Where NVML is at hand: the default machine types include gpu.<model>; a run holding a GPU
+    gets GPU series with real readings (utilization may be 0 for an idle GPU, but temperature,
+    power and clocks are not)."""
+    fd, cfg = tempfile.mkstemp(prefix="lyceumd-config-", suffix=".json")
+    with os.fdopen(fd, "w") as f:
+        f.write('{"metrics_interval_seconds": 1}')  # the machine types found on this machine
+    s = Server(["--config", cfg])
+    try:
+        u = s.new_user(credits=100)
+        names = [m["hardware_profile"] for m in
+                 s.get("/machine-types", u["key"]).json()["machine_types"]]
+        gpu = next(n for n in names if n.startswith("gpu."))
+        code = ("import os, time\nprint(os.environ.get('CUDA_VISIBLE_DEVICES'))\n"
+                "time.sleep(4)\n")
+        run = start(s, u["key"], code, execution_type=gpu)
+        assert wait_end(s, u["key"], run["execution_id"])["status"] == "completed"
+        body = s.get(f"/execution/{run['execution_id']}/metrics", u["key"],
+                     params={"step": "1s"}).json()
+        print({n: body[n][:3] for n in SERIES if n.startswith("gpu")})
+        assert body["gpuUtilizationPercent"], body
+        assert all(0 <= p["value"] <= 100 for p in body["gpuUtilizationPercent"])
+        assert body["gpuTemperatureCelsius"] and body["gpuTemperatureCelsius"][0]["value"] > 0
+        assert body["gpuPowerWatt"] and body["gpuPowerWatt"][0]["value"] > 0
+        assert body["gpuPowerLimitWatt"][0]["value"] >= body["gpuPowerWatt"][0]["value"]
+        assert body["gpuClockMemMhz"] and body["gpuClockMemMhz"][0]["value"] > 0
     finally:
         s.stop()
         shutil.rmtree(s.data, ignore_errors=True)
