@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -181,12 +182,23 @@ void hex_encode(const unsigned char *in, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
+/* The digest fetched once: EVP_sha256() makes EVP_Digest() look it up in OpenSSL 3's provider
+ * tables on every call, which costs more than hashing an API key. */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void sha256_fetch(void)
+{
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 void sha256_hex(const void *data, size_t n, char out[65])
 {
     unsigned char md[32];
     unsigned int len = 0;
 
-    if (!EVP_Digest(data, n, md, &len, EVP_sha256(), NULL) || len != 32) {
+    pthread_once(&sha256_once, sha256_fetch);
+    if (!sha256_md || !EVP_Digest(data, n, md, &len, sha256_md, NULL) || len != 32) {
         fprintf(stderr, "lyceumd: SHA-256 failed\n");
         abort();
     }

@@ -34,7 +34,7 @@
 
 /* MHD's per-connection pool, which holds the request line and headers (and is cleared for
  * each request): headers past about half of it answer 431. */
-#define CONN_MEMORY (32u * 1024)
+#define CONN_MEMORY (16u * 1024)
 
 /* The access log's buffer: lines wait here for the writer thread, which after a wake-up lets
  * them gather this long before it writes (a line waits at most about that long). */

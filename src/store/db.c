@@ -3,23 +3,30 @@
  * binary at build time (build/gen/migrations.c); PRAGMA user_version records how many have
  * been applied, and each is applied in its own transaction.
  *
- * The identity generation: each connection's update hook notes a row change in one of the
- * tables that say who a caller is (users, orgs, memberships, api_keys), and its WAL hook,
- * which SQLite calls once a write transaction has committed and released the write lock,
- * bumps the generation. Bumping only after the commit is what lets a cache trust an entry
- * stamped with the generation read before its query: a commit either preceded the query's
- * snapshot, or its bump makes the stamp stale.
+ * The generations: each connection's update hook notes a row change in one of the tables that
+ * say who a caller is (users, orgs, memberships, api_keys), and its WAL hook, which SQLite
+ * calls once a write transaction has committed and released the write lock, bumps the data
+ * generation, and the identity generation too when such a row changed. Bumping only after
+ * the commit is what lets a cache trust an entry stamped with the generation read before its
+ * query: a commit either preceded the query's snapshot, or its bump makes the stamp stale.
+ * The counters live in a file mapped shared ("<db>-gen"), so that a commit by the operator's
+ * CLI in another process reaches the server's caches as well.
  */
 #include "store/db.h"
 #include "core/arena.h"
 #include "core/err.h"
 #include "core/log.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 extern const char *const store_migrations[];
 
@@ -37,7 +44,12 @@ struct conn {
 };
 
 static char *db_path;
-static uint64_t identity_gen = 1;
+/* The shared counters; NULL when the file could not be mapped. */
+struct gens {
+    uint64_t identity;
+    uint64_t data;
+};
+static struct gens *gens;
 static int wal_mode; /* the WAL hook runs only in WAL mode: without it, no generation */
 static pthread_key_t conn_key;
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
@@ -81,19 +93,49 @@ static int on_wal_commit(void *arg, sqlite3 *db, const char *dbname, int pages)
 {
     struct conn *c = arg;
 
-    if (c->identity_dirty) {
-        c->identity_dirty = 0;
-        __atomic_add_fetch(&identity_gen, 1, __ATOMIC_RELEASE);
+    if (gens) {
+        if (c->identity_dirty)
+            __atomic_add_fetch(&gens->identity, 1, __ATOMIC_RELEASE);
+        __atomic_add_fetch(&gens->data, 1, __ATOMIC_RELEASE);
     }
+    c->identity_dirty = 0;
     /* What sqlite3_wal_autocheckpoint() would have done, had we not taken its hook. */
     if (pages >= WAL_CHECKPOINT_PAGES)
         sqlite3_wal_checkpoint_v2(db, dbname, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
     return SQLITE_OK;
 }
 
+/* The counters start at 0 in a new file; 0 means "do not cache", hence the 1 added. */
 uint64_t store_identity_gen(void)
 {
-    return wal_mode ? __atomic_load_n(&identity_gen, __ATOMIC_ACQUIRE) : 0;
+    return wal_mode && gens ? __atomic_load_n(&gens->identity, __ATOMIC_ACQUIRE) + 1 : 0;
+}
+
+uint64_t store_data_gen(void)
+{
+    return wal_mode && gens ? __atomic_load_n(&gens->data, __ATOMIC_ACQUIRE) + 1 : 0;
+}
+
+static void gens_map(const char *path)
+{
+    size_t n = strlen(path) + sizeof("-gen");
+    char *name = xcalloc(1, n);
+    int fd;
+    struct stat st;
+    void *p = MAP_FAILED;
+
+    snprintf(name, n, "%s-gen", path);
+    fd = open(name, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0 && fstat(fd, &st) == 0 &&
+        (st.st_size >= (off_t)sizeof(struct gens) || ftruncate(fd, sizeof(struct gens)) == 0))
+        p = mmap(NULL, sizeof(struct gens), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED)
+        log_warn("cannot map %s (%s): look-ups are not cached", name, strerror(errno));
+    else
+        gens = p;
+    if (fd >= 0)
+        close(fd);
+    free(name);
 }
 
 static struct conn *conn_open(void)
@@ -183,13 +225,18 @@ int store_open(const char *path)
     free(db_path);
     db_path = xstrdup(path);
     wal_mode = 0;
+    if (gens) {
+        munmap(gens, sizeof(*gens));
+        gens = NULL;
+    }
+    gens_map(path);
     if (sqlite3_prepare_v2(store_db(), "PRAGMA journal_mode", -1, &st, NULL) == SQLITE_OK) {
         if (sqlite3_step(st) == SQLITE_ROW)
             wal_mode = sqlite3_stricmp((const char *)sqlite3_column_text(st, 0), "wal") == 0;
         sqlite3_finalize(st);
     }
     if (!wal_mode)
-        log_warn("the database at %s is not in WAL mode: caller look-ups are not cached", path);
+        log_warn("the database at %s is not in WAL mode: look-ups are not cached", path);
     return migrate(store_db());
 }
 

@@ -42,12 +42,16 @@ void store_rollback(void);
 int store_end(int err);
 
 /*
- * The identity generation: a process-wide counter that changes after every committed write
- * transaction (of this process) that changed a row of users, orgs, memberships or api_keys.
- * A cache of who a caller is reads it before its query, stamps the entry with it, and
- * trusts the entry only while it is unchanged. 0 means "do not cache" (the database is not
- * in WAL mode, where the hook that bumps it would never run). Thread-safe.
+ * The generations: counters that change after every committed write transaction, by any
+ * lyceumd process on this database (the server and the operator's CLI share them through a
+ * small file mapped beside the database, "<db>-gen"). The identity generation changes only
+ * with a row of users, orgs, memberships or api_keys; the data generation with any row.
+ * A cache reads one before its query, stamps the entry with it, and trusts the entry only
+ * while it is unchanged. 0 means "do not cache" (the database is not in WAL mode, where the
+ * hook that bumps them never runs, or the file could not be mapped). Writes made by other
+ * programs (the sqlite3 shell) are not counted. Thread-safe.
  */
 uint64_t store_identity_gen(void);
+uint64_t store_data_gen(void);
 
 #endif

@@ -5,6 +5,9 @@
 #include "store/db.h"
 
 #include <ctype.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -227,17 +230,88 @@ void users_key_touch(const char *key_id, int64_t last_used_at)
     q_exec("UPDATE api_keys SET last_used_at = ? WHERE id = ?", "is", now, key_id);
 }
 
+/*
+ * /user/status is the call a client polls, so its row is cached per thread (no lock): an
+ * entry is stamped with the data generation read before its query and used while no write
+ * has committed since, and no longer than until the next expiry of one of the keys it
+ * counts, when the count changes without a write.
+ */
+#define STATUS_SLOTS 64
+
+struct status_slot {
+    uint64_t gen; /* 0: empty */
+    int64_t valid_until;
+    char org_id[40];
+    struct user_status s; /* email and full_name malloc'd */
+};
+
+static pthread_key_t status_key;
+static pthread_once_t status_once = PTHREAD_ONCE_INIT;
+
+static void status_cache_free(void *p)
+{
+    struct status_slot *slots = p;
+
+    for (int i = 0; i < STATUS_SLOTS; i++) {
+        free(slots[i].s.email);
+        free(slots[i].s.full_name);
+    }
+    free(slots);
+}
+
+static void status_make_key(void)
+{
+    pthread_key_create(&status_key, status_cache_free);
+}
+
+static struct status_slot *status_slot(const char *user_id, const char *org_id)
+{
+    struct status_slot *slots;
+    uint32_t h = 2166136261u;
+
+    pthread_once(&status_once, status_make_key);
+    slots = pthread_getspecific(status_key);
+    if (!slots) {
+        slots = xcalloc(STATUS_SLOTS, sizeof(*slots));
+        pthread_setspecific(status_key, slots);
+    }
+    for (const char *p = user_id; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    for (const char *p = org_id; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    return &slots[h % STATUS_SLOTS];
+}
+
+static void status_out(struct arena *a, const struct user_status *from, struct user_status *to)
+{
+    *to = *from;
+    to->email = from->email ? arena_strdup(a, from->email) : NULL;
+    to->full_name = from->full_name ? arena_strdup(a, from->full_name) : NULL;
+}
+
 int users_status(struct arena *a, const char *user_id, const char *org_id, struct user_status *s)
 {
-    sqlite3_stmt *st =
-        q_prepare("SELECT u.id, u.email, u.full_name, u.created_at, u.is_active, "
-                  "  (SELECT count(*) FROM api_keys k WHERE k.user_id = u.id AND k.is_active = 1 "
-                  "   AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > ?)), "
-                  "  (SELECT coalesce(sum(amount), 0) FROM ledger WHERE org_id = ?) "
-                  "FROM users u WHERE u.id = ?",
-                  "iss", now_us(), org_id && *org_id ? org_id : NULL, user_id);
+    uint64_t gen = store_data_gen();
+    int64_t now = now_us();
+    const char *org = org_id ? org_id : "";
+    struct status_slot *slot = status_slot(user_id, org);
+    sqlite3_stmt *st;
+    int64_t next_expiry = 0;
     int rc;
 
+    if (gen && slot->gen == gen && now < slot->valid_until && strcmp(slot->s.id, user_id) == 0 &&
+        strcmp(slot->org_id, org) == 0) {
+        status_out(a, &slot->s, s);
+        return 0;
+    }
+    st = q_prepare("SELECT u.id, u.email, u.full_name, u.created_at, u.is_active, "
+                   "  (SELECT count(*) FROM api_keys k WHERE k.user_id = u.id AND k.is_active = 1 "
+                   "   AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > ?1)), "
+                   "  (SELECT coalesce(sum(amount), 0) FROM ledger WHERE org_id = ?2), "
+                   "  (SELECT min(k.expires_at) FROM api_keys k WHERE k.user_id = u.id "
+                   "   AND k.is_active = 1 AND k.revoked_at IS NULL AND k.expires_at > ?1) "
+                   "FROM users u WHERE u.id = ?3",
+                   "iss", now, *org ? org : NULL, user_id);
     if (!st)
         return LY_EDB;
     rc = sqlite3_step(st);
@@ -249,11 +323,22 @@ int users_status(struct arena *a, const char *user_id, const char *org_id, struc
         s->is_active = sqlite3_column_int(st, 4);
         s->active_keys = sqlite3_column_int64(st, 5);
         s->balance = sqlite3_column_int64(st, 6);
+        next_expiry = sqlite3_column_int64(st, 7);
     }
     q_done(st);
-    if (rc == SQLITE_ROW)
-        return 0;
-    return rc == SQLITE_DONE ? LY_ENOTFOUND : LY_EDB;
+    if (rc != SQLITE_ROW)
+        return rc == SQLITE_DONE ? LY_ENOTFOUND : LY_EDB;
+    if (gen && strlen(user_id) < sizeof(slot->s.id) && strlen(org) < sizeof(slot->org_id)) {
+        free(slot->s.email);
+        free(slot->s.full_name);
+        slot->s = *s;
+        slot->s.email = s->email ? xstrdup(s->email) : NULL;
+        slot->s.full_name = s->full_name ? xstrdup(s->full_name) : NULL;
+        snprintf(slot->org_id, sizeof(slot->org_id), "%s", org);
+        slot->valid_until = next_expiry > 0 ? next_expiry : INT64_MAX;
+        slot->gen = gen;
+    }
+    return 0;
 }
 
 int users_jwt_auth(struct arena *a, const char *user_id, const char *family_id, char **email,

@@ -135,6 +135,33 @@ def test_user_status_has_the_live_shape(server):
     dt.datetime.fromisoformat(body["created_at"])
 
 
+def test_user_status_follows_every_change_at_once(server):
+    """/user/status is what clients poll: each answer reflects every change made before it,
+    whether through the API, through the operator's CLI (another process), or by a key
+    expiring with no write at all."""
+    u = server.new_user()
+
+    def status():
+        r = server.get("/user/status", u["key"])
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    assert status()["credit_balance"] == 0.0 and status()["active_api_keys_count"] == 1
+    server.cli("credits", "grant", u["org_slug"], "7.25")
+    assert status()["credit_balance"] == 7.25
+    server.cli("key", "add", u["email"], "second")
+    assert status()["active_api_keys_count"] == 2
+    soon = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=2)).isoformat()
+    r = server.post("/auth/api-keys/", u["key"], json={"key_name": "brief", "expires_at": soon})
+    assert r.status_code == 200, r.text
+    assert status()["active_api_keys_count"] == 3
+    time.sleep(2.5)
+    assert status()["active_api_keys_count"] == 2
+    r = server.delete(f"/auth/api-keys/{r.json()['id']}", u["key"])
+    assert r.status_code == 200, r.text
+    assert status()["active_api_keys_count"] == 2
+
+
 def test_api_key_lifecycle(server, user):
     tok = server.login(user)["access_token"]
     r = server.post("/auth/api-keys/", tok, json={"key_name": "ci"})
