@@ -518,7 +518,10 @@ static int put_begin(struct s3 *x)
         return s3_fail(x, 501, "NotImplemented",
                        "This x-amz-content-sha256 payload mode is not supported");
     }
-    err = bucket_put_begin(&x->put, x->user_id, expect, 1, &why);
+    err = x->part ? bucket_put_begin_part(&x->put, x->user_id, x->upload_id, x->part, expect, &why)
+                  : bucket_put_begin(&x->put, x->user_id, expect, 1, &why);
+    if (err == LY_ENOTFOUND)
+        return s3_fail(x, 404, "NoSuchUpload", "The specified upload does not exist.");
     if (err == LY_ETOOLARGE)
         return s3_fail(x, 400, "EntityTooLarge", why ? why : "The bucket's quota is full");
     if (err)

@@ -27,6 +27,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 /* Past this many dropped bytes the connection is closed rather than drained. */
@@ -466,6 +467,23 @@ static enum MHD_Result send_response(struct http_server *srv, struct conn *c)
     return ret;
 }
 
+/*
+ * Whether the client has closed its side with nothing left to read, while its body is still
+ * coming in. MHD (0.9.75, epoll) stops watching a socket for reading after a read shorter than
+ * its buffer; when the client's last bytes and its close were both waiting by then, no new
+ * event comes, and the connection with its half-written upload would wait for the timeout.
+ * Asked once per piece of body, that is where it is noticed: MHD_NO then ends the request
+ * as a client abort.
+ */
+static int peer_gone(struct MHD_Connection *mhd)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(mhd, MHD_CONNECTION_INFO_CONNECTION_FD);
+    char b;
+
+    return ci && recv(ci->connect_fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *mhd, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -488,6 +506,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mhd, const c
         }
         return MHD_YES;
     }
+    if (*upload_data_size && peer_gone(mhd))
+        return MHD_NO; /* see peer_gone() */
     if (*upload_data_size && c->req.begun) {
         /* A streamed body goes to the handler's sink; after an error it is read and dropped. */
         struct req *r = &c->req;

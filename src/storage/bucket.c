@@ -1,9 +1,10 @@
 /*
- * See bucket.h. Every path inside a bucket is reached by walk(): it opens the bucket's
+ * See bucket.h. Every path inside a bucket is reached by bk_walk(): it opens the bucket's
  * directory and then each folder of the key with openat(O_NOFOLLOW | O_DIRECTORY), so a
  * symlink anywhere on the way fails the open instead of being followed.
  */
 #include "storage/bucket.h"
+#include "storage/bucket_int.h"
 #include "core/arena.h"
 #include "core/err.h"
 #include "core/log.h"
@@ -21,18 +22,14 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#define ETAG_XATTR "user.lyceumd.etag"
-
-static char root[PATH_MAX];
+static char bk_root[PATH_MAX];
 static int64_t quota;
-
-static void usage_changed(const char *user_id, int64_t n);
 
 /* Removes what uploads cut short by a crash or kill -9 left in each bucket's tmp/: nothing
  * there belongs to a live request before the server serves. */
 static void sweep_tmp(void)
 {
-    DIR *d = opendir(root);
+    DIR *d = opendir(bk_root);
     struct dirent *e;
 
     while (d && (e = readdir(d))) {
@@ -42,7 +39,7 @@ static void sweep_tmp(void)
 
         if (e->d_name[0] == '.')
             continue;
-        snprintf(path, sizeof(path), "%s/%s/tmp", root, e->d_name);
+        snprintf(path, sizeof(path), "%s/%s/tmp", bk_root, e->d_name);
         t = opendir(path);
         while (t && (f = readdir(t)))
             if (strncmp(f->d_name, "up-", 3) == 0)
@@ -58,16 +55,16 @@ int bucket_init(const char *data_dir, int64_t quota_bytes)
 {
     char abs_root[PATH_MAX];
 
-    snprintf(root, sizeof(root), "%s/buckets", data_dir);
+    snprintf(bk_root, sizeof(bk_root), "%s/buckets", data_dir);
     quota = quota_bytes;
-    if (mkdir(root, 0700) && errno != EEXIST) {
-        log_error("cannot create %s: %s", root, strerror(errno));
+    if (mkdir(bk_root, 0700) && errno != EEXIST) {
+        log_error("cannot create %s: %s", bk_root, strerror(errno));
         return LY_EIO;
     }
     /* Absolute, because the sandbox binds a bucket from whatever its directory is. */
-    if (!realpath(root, abs_root))
+    if (!realpath(bk_root, abs_root))
         return LY_EIO;
-    snprintf(root, sizeof(root), "%s", abs_root);
+    snprintf(bk_root, sizeof(bk_root), "%s", abs_root);
     sweep_tmp();
     return 0;
 }
@@ -168,7 +165,7 @@ int bucket_user_of(const char *name, char user_id[40])
 }
 
 /* Opens (creating when create) DATA/buckets/<user>/<sub> as a directory. -1 on failure. */
-static int open_sub(const char *user_id, const char *sub, int create)
+int bk_open_sub(const char *user_id, const char *sub, int create)
 {
     char path[PATH_MAX + 160];
     int fd;
@@ -177,10 +174,10 @@ static int open_sub(const char *user_id, const char *sub, int create)
         errno = EINVAL;
         return -1;
     }
-    snprintf(path, sizeof(path), "%s/%s", root, user_id);
+    snprintf(path, sizeof(path), "%s/%s", bk_root, user_id);
     if (create && mkdir(path, 0700) && errno != EEXIST)
         return -1;
-    snprintf(path, sizeof(path), "%s/%s/%s", root, user_id, sub);
+    snprintf(path, sizeof(path), "%s/%s/%s", bk_root, user_id, sub);
     if (create && mkdir(path, 0755) && errno != EEXIST)
         return -1;
     fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -189,12 +186,12 @@ static int open_sub(const char *user_id, const char *sub, int create)
 
 int bucket_objects_dir(const char *user_id, char *buf, size_t n)
 {
-    int fd = open_sub(user_id, "objects", 1);
+    int fd = bk_open_sub(user_id, "objects", 1);
 
     if (fd < 0)
         return LY_EIO;
     close(fd);
-    snprintf(buf, n, "%s/%s/objects", root, user_id);
+    snprintf(buf, n, "%s/%s/objects", bk_root, user_id);
     return 0;
 }
 
@@ -203,7 +200,7 @@ int bucket_objects_dir(const char *user_id, char *buf, size_t n)
  * closes it) and points *base at the last segment. create: make missing folders. -1 with errno
  * (ENOTDIR / ELOOP when a segment is a file or a symlink).
  */
-static int walk(int dirfd, const char *key, int create, const char **base)
+int bk_walk(int dirfd, const char *key, int create, const char **base)
 {
     char seg[BUCKET_KEY_MAX + 1];
     const char *p = key, *slash;
@@ -227,39 +224,91 @@ static int walk(int dirfd, const char *key, int create, const char **base)
     return fd;
 }
 
-int bucket_put_begin(struct bucket_put *p, const char *user_id, int64_t expect, int want_md5,
-                     const char **why)
+/* Frees what a put holds; closes its file (but removes nothing). */
+void bk_put_close(struct bucket_put *p)
+{
+    if (p->md5)
+        EVP_MD_CTX_free(p->md5);
+    p->md5 = NULL;
+    free(p->buf);
+    p->buf = NULL;
+    if (p->fd >= 0)
+        close(p->fd);
+    p->fd = -1;
+    if (p->slot_fd >= 0)
+        close(p->slot_fd);
+    p->slot_fd = -1;
+}
+
+int bk_put_init(struct bucket_put *p, const char *user_id, int64_t expect, int want_md5,
+                const char **why)
 {
     struct statvfs vfs;
     int dfd;
 
     memset(p, 0, sizeof(*p));
-    p->fd = -1;
+    p->fd = p->slot_fd = -1;
     snprintf(p->user_id, sizeof(p->user_id), "%s", user_id);
-    dfd = open_sub(user_id, "tmp", 1);
+    dfd = bk_open_sub(user_id, "tmp", 1);
     if (dfd < 0)
         return LY_EIO;
-    close(open_sub(user_id, "objects", 1));
+    close(bk_open_sub(user_id, "objects", 1));
     p->room = INT64_MAX;
     if (quota > 0)
         p->room = quota - bucket_usage(user_id);
     if (fstatvfs(dfd, &vfs) == 0 && (int64_t)(vfs.f_bavail * vfs.f_frsize) < p->room)
         p->room = (int64_t)(vfs.f_bavail * vfs.f_frsize);
+    close(dfd);
     if (expect > p->room || p->room <= 0) {
-        close(dfd);
         *why = quota > 0 && p->room < quota ? "The bucket's quota is full" : "The disk is full";
         return LY_ETOOLARGE;
     }
-    snprintf(p->tmp, sizeof(p->tmp), "up-");
-    random_base62(p->tmp + 3, 24);
-    p->fd = openat(dfd, p->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    close(dfd);
-    if (p->fd < 0)
-        return LY_EIO;
+    p->buf = xcalloc(1, PUT_BUF);
     if (want_md5) {
         p->md5 = EVP_MD_CTX_new();
         EVP_DigestInit_ex(p->md5, EVP_md5(), NULL);
     }
+    return 0;
+}
+
+int bucket_put_begin(struct bucket_put *p, const char *user_id, int64_t expect, int want_md5,
+                     const char **why)
+{
+    int err = bk_put_init(p, user_id, expect, want_md5, why), dfd;
+
+    if (err) {
+        bk_put_close(p);
+        return err;
+    }
+    snprintf(p->tmp, sizeof(p->tmp), "up-");
+    random_base62(p->tmp + 3, 24);
+    dfd = bk_open_sub(user_id, "tmp", 0);
+    p->fd = dfd < 0 ? -1 : openat(dfd, p->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (dfd >= 0)
+        close(dfd);
+    if (p->fd < 0) {
+        bk_put_close(p);
+        return LY_EIO;
+    }
+    return 0;
+}
+
+/* Writes out the buffered bytes at their place in the file. */
+int bk_put_flush(struct bucket_put *p)
+{
+    size_t done = 0;
+
+    while (done < p->blen) {
+        ssize_t w = pwrite(p->fd, p->buf + done, p->blen - done, p->base + p->flushed);
+
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return errno == ENOSPC || errno == EDQUOT ? LY_ETOOLARGE : LY_EIO;
+        done += (size_t)w;
+        p->flushed += w;
+    }
+    p->blen = 0;
     return 0;
 }
 
@@ -271,43 +320,55 @@ int bucket_put_write(struct bucket_put *p, const void *buf, size_t n)
         return LY_ETOOLARGE;
     if (p->md5)
         EVP_DigestUpdate(p->md5, buf, n);
+    p->written += (int64_t)n;
     while (n) {
-        ssize_t w = write(p->fd, b, n);
+        size_t k = n < PUT_BUF - p->blen ? n : PUT_BUF - p->blen;
+        int err;
 
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return errno == ENOSPC || errno == EDQUOT ? LY_ETOOLARGE : LY_EIO;
-        b += w;
-        n -= (size_t)w;
-        p->written += w;
+        memcpy(p->buf + p->blen, b, k);
+        p->blen += k;
+        b += k;
+        n -= k;
+        if (p->blen == PUT_BUF && (err = bk_put_flush(p)))
+            return err;
     }
     return 0;
 }
 
-static void put_etag(struct bucket_put *p, char *etag)
+void bk_put_md5_hex(struct bucket_put *p, char hex[33])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned len = 0;
-    char hex[33];
 
+    hex[0] = '\0';
     if (!p->md5)
         return;
     EVP_DigestFinal_ex(p->md5, md, &len);
     EVP_MD_CTX_free(p->md5);
     p->md5 = NULL;
     hex_encode(md, 16, hex);
+}
+
+/* Finishes the MD5 into the file's ETag attribute and etag (33 bytes, may be NULL). */
+static void put_etag(struct bucket_put *p, char *etag)
+{
+    char hex[33];
+
+    if (!p->md5)
+        return;
+    bk_put_md5_hex(p, hex);
     fsetxattr(p->fd, ETAG_XATTR, hex, 32, 0); /* best effort: some filesystems have none */
     if (etag)
         memcpy(etag, hex, 33);
 }
 
-/* Renames the temporary file to name in folder dfd; closes everything either way. */
-static int put_finish(struct bucket_put *p, int dfd, const char *name)
+int bk_put_finish(struct bucket_put *p, int dfd, const char *name)
 {
-    int tfd = open_sub(p->user_id, "tmp", 0), err = 0;
+    int tfd = bk_open_sub(p->user_id, "tmp", 0), err = bk_put_flush(p);
 
-    if (tfd < 0 || dfd < 0) {
+    if (err) {
+        /* kept */
+    } else if (tfd < 0 || dfd < 0) {
         err = errno == ENOTDIR || errno == ELOOP ? LY_ECONFLICT : LY_EIO;
     } else if (renameat(tfd, p->tmp, dfd, name)) {
         err = errno == EISDIR || errno == ENOTDIR ? LY_ECONFLICT : LY_EIO;
@@ -315,26 +376,25 @@ static int put_finish(struct bucket_put *p, int dfd, const char *name)
     if (err && tfd >= 0)
         unlinkat(tfd, p->tmp, 0);
     if (!err)
-        usage_changed(p->user_id, p->written > 0 ? p->written : 0);
+        bk_usage_changed(p->user_id, p->written > 0 ? p->written : 0);
     if (tfd >= 0)
         close(tfd);
     if (dfd >= 0)
         close(dfd);
-    close(p->fd);
-    p->fd = -1;
+    bk_put_close(p);
     return err;
 }
 
 int bucket_put_commit(struct bucket_put *p, const char *key, char *etag)
 {
-    int ofd = open_sub(p->user_id, "objects", 1), dfd;
+    int ofd = bk_open_sub(p->user_id, "objects", 1), dfd;
     const char *base = NULL;
 
     put_etag(p, etag);
-    dfd = ofd >= 0 ? walk(ofd, key, 1, &base) : -1;
+    dfd = ofd >= 0 ? bk_walk(ofd, key, 1, &base) : -1;
     if (ofd >= 0)
         close(ofd);
-    return put_finish(p, dfd, base);
+    return bk_put_finish(p, dfd, base);
 }
 
 int bucket_put_commit_part(struct bucket_put *p, const char *upload_id, int n, char *etag)
@@ -342,44 +402,44 @@ int bucket_put_commit_part(struct bucket_put *p, const char *upload_id, int n, c
     char sub[96], name[32];
     int dfd;
 
+    if (p->slot_fd >= 0)
+        return mpu_commit_slot(p, etag);
     put_etag(p, etag);
     snprintf(sub, sizeof(sub), "uploads/%s", upload_id);
     snprintf(name, sizeof(name), "part.%d", n);
-    dfd = open_sub(p->user_id, sub, 0);
+    dfd = bk_open_sub(p->user_id, sub, 0);
     if (dfd < 0 && errno == ENOENT) {
         bucket_put_abort(p);
         return LY_ENOTFOUND;
     }
-    return put_finish(p, dfd, name);
+    return bk_put_finish(p, dfd, name);
 }
 
 void bucket_put_abort(struct bucket_put *p)
 {
     int tfd;
 
-    if (p->md5)
-        EVP_MD_CTX_free(p->md5);
-    p->md5 = NULL;
-    if (p->fd < 0)
+    if (p->slot_fd >= 0) {
+        mpu_abort_slot(p);
+        bk_put_close(p);
         return;
-    close(p->fd);
-    p->fd = -1;
-    tfd = open_sub(p->user_id, "tmp", 0);
-    if (tfd >= 0) {
+    }
+    if (p->fd >= 0 && (tfd = bk_open_sub(p->user_id, "tmp", 0)) >= 0) {
         unlinkat(tfd, p->tmp, 0);
         close(tfd);
     }
+    bk_put_close(p);
 }
 
 int bucket_open(const char *user_id, const char *key, int *fd, struct stat *st)
 {
-    int ofd = open_sub(user_id, "objects", 0), dfd;
+    int ofd = bk_open_sub(user_id, "objects", 0), dfd;
     const char *base;
 
     *fd = -1;
     if (ofd < 0)
         return LY_ENOTFOUND;
-    dfd = walk(ofd, key, 0, &base);
+    dfd = bk_walk(ofd, key, 0, &base);
     close(ofd);
     if (dfd < 0)
         return LY_ENOTFOUND;
@@ -425,13 +485,13 @@ static void prune(int ofd, const char *key)
 
 int bucket_delete(const char *user_id, const char *key)
 {
-    int ofd = open_sub(user_id, "objects", 0), dfd, rc;
+    int ofd = bk_open_sub(user_id, "objects", 0), dfd, rc;
     const char *base;
     struct stat st;
 
     if (ofd < 0)
         return LY_ENOTFOUND;
-    dfd = walk(ofd, key, 0, &base);
+    dfd = bk_walk(ofd, key, 0, &base);
     if (dfd < 0) {
         close(ofd);
         return LY_ENOTFOUND;
@@ -442,7 +502,7 @@ int bucket_delete(const char *user_id, const char *key)
     close(dfd);
     if (rc == 0) {
         prune(ofd, key);
-        usage_changed(user_id, 0);
+        bk_usage_changed(user_id, 0);
     }
     close(ofd);
     return rc == 0 ? 0 : LY_ENOTFOUND;
@@ -495,7 +555,8 @@ static void list_dir(struct lister *l, int fd)
                 list_dir(l, sub);
             }
         } else if (S_ISREG(st.st_mode)) {
-            l->bytes += st.st_size;
+            /* What the file takes: a multipart upload's data file has holes. */
+            l->bytes += st.st_blocks * 512 < st.st_size ? st.st_blocks * 512 : st.st_size;
             if (l->out && len + n >= l->plen)
                 json_array_append_new(l->out, json_pack("{s:s,s:I,s:I}", "key", l->path, "size",
                                                         (json_int_t)st.st_size, "mtime",
@@ -519,7 +580,7 @@ int bucket_list(const char *user_id, const char *prefix, const char *start_after
                 json_t *out, int *more)
 {
     struct lister l = {.prefix = prefix ? prefix : "", .out = json_array()};
-    int fd = open_sub(user_id, "objects", 0);
+    int fd = bk_open_sub(user_id, "objects", 0);
     size_t n, i;
     json_t **v;
 
@@ -550,7 +611,7 @@ int bucket_list(const char *user_id, const char *prefix, const char *start_after
 static int64_t usage_of(const char *user_id, const char *sub)
 {
     struct lister l = {.prefix = "", .all = 1};
-    int fd = open_sub(user_id, sub, 0);
+    int fd = bk_open_sub(user_id, sub, 0);
 
     if (fd >= 0)
         list_dir(&l, fd);
@@ -558,7 +619,7 @@ static int64_t usage_of(const char *user_id, const char *sub)
 }
 
 /*
- * Usage is a walk of the bucket, too slow to repeat for every part of a multipart upload in a
+ * Usage is a bk_walk of the bucket, too slow to repeat for every part of a multipart upload in a
  * big bucket: each bucket's figure is kept for USAGE_TTL_US, grows as uploads land, and is
  * walked again once stale or after a delete. The quota is therefore checked against a figure
  * at most that old (plus what landed since); uploads running side by side can pass it by
@@ -611,8 +672,8 @@ int64_t bucket_usage(const char *user_id)
     return bytes;
 }
 
-/* An upload of n bytes landed (n > 0), or something was deleted (n 0: walk again). */
-static void usage_changed(const char *user_id, int64_t n)
+/* An upload of n bytes landed (n > 0), or something was deleted (n 0: bk_walk again). */
+void bk_usage_changed(const char *user_id, int64_t n)
 {
     struct usage *u;
 
@@ -640,25 +701,29 @@ int bucket_delete_prefix(const char *user_id, const char *prefix, int64_t *count
     return 0;
 }
 
-/* Copies the rest of fd into the upload (copy_file_range, then read/write). */
-static int put_from_fd(struct bucket_put *p, int fd, int64_t size)
+/* Copies size bytes from fd's position into the upload (copy_file_range, else read/write). */
+int bk_put_from_fd(struct bucket_put *p, int fd, int64_t size)
 {
     int64_t left = size;
+    int err;
 
     if (p->written + size > p->room)
         return LY_ETOOLARGE;
+    if ((err = bk_put_flush(p)))
+        return err;
     while (!p->md5 && left > 0) {
-        ssize_t n = copy_file_range(fd, NULL, p->fd, NULL, (size_t)left, 0);
+        loff_t out = p->base + p->flushed;
+        ssize_t n = copy_file_range(fd, NULL, p->fd, &out, (size_t)left, 0);
 
         if (n <= 0)
             break;
         left -= n;
         p->written += n;
+        p->flushed += n;
     }
     while (left > 0) {
         char buf[65536];
-        ssize_t n = read(fd, buf, sizeof(buf));
-        int err;
+        ssize_t n = read(fd, buf, left < (int64_t)sizeof(buf) ? (size_t)left : sizeof(buf));
 
         if (n <= 0)
             return LY_EIO;
@@ -681,7 +746,7 @@ int bucket_copy(const char *user_id, const char *src, const char *dst, char etag
         return err;
     err = bucket_put_begin(&p, user_id, st.st_size, 1, why);
     if (!err)
-        err = put_from_fd(&p, fd, st.st_size);
+        err = bk_put_from_fd(&p, fd, st.st_size);
     close(fd);
     if (err) {
         bucket_put_abort(&p);
@@ -708,187 +773,11 @@ int bucket_copy_part(const char *user_id, const char *src, int64_t off, int64_t 
     }
     err = bucket_put_begin(&p, user_id, len, 1, why);
     if (!err)
-        err = put_from_fd(&p, fd, len);
+        err = bk_put_from_fd(&p, fd, len);
     close(fd);
     if (err) {
         bucket_put_abort(&p);
         return err;
     }
     return bucket_put_commit_part(&p, upload_id, n, etag);
-}
-
-/* ---- multipart uploads ---- */
-
-static int valid_upload_id(const char *id)
-{
-    size_t n = strlen(id);
-
-    if (n != 32)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'z') ||
-              (id[i] >= 'A' && id[i] <= 'Z')))
-            return 0;
-    return 1;
-}
-
-int bucket_mpu_create(const char *user_id, const char *key, char id[33])
-{
-    char sub[96];
-    int dfd, fd;
-
-    random_base62(id, 32);
-    close(open_sub(user_id, "uploads", 1));
-    snprintf(sub, sizeof(sub), "uploads/%s", id);
-    dfd = open_sub(user_id, sub, 1);
-    if (dfd < 0)
-        return LY_EIO;
-    fd = openat(dfd, "key", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    close(dfd);
-    if (fd < 0 || write(fd, key, strlen(key)) != (ssize_t)strlen(key)) {
-        if (fd >= 0)
-            close(fd);
-        return LY_EIO;
-    }
-    close(fd);
-    return 0;
-}
-
-static int mpu_dir(const char *user_id, const char *id)
-{
-    char sub[96];
-
-    if (!valid_upload_id(id)) {
-        errno = ENOENT;
-        return -1;
-    }
-    snprintf(sub, sizeof(sub), "uploads/%s", id);
-    return open_sub(user_id, sub, 0);
-}
-
-int bucket_mpu_key(const char *user_id, const char *id, char *key)
-{
-    int dfd = mpu_dir(user_id, id), fd;
-    ssize_t n;
-
-    if (dfd < 0)
-        return LY_ENOTFOUND;
-    fd = openat(dfd, "key", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    close(dfd);
-    if (fd < 0)
-        return LY_ENOTFOUND;
-    n = read(fd, key, BUCKET_KEY_MAX);
-    close(fd);
-    if (n <= 0)
-        return LY_ENOTFOUND;
-    key[n] = '\0';
-    return 0;
-}
-
-int bucket_mpu_abort(const char *user_id, const char *id)
-{
-    int dfd = mpu_dir(user_id, id), ufd;
-    DIR *d;
-    struct dirent *e;
-
-    if (dfd < 0)
-        return LY_ENOTFOUND;
-    d = fdopendir(dfd);
-    if (!d) {
-        close(dfd);
-        return LY_EIO;
-    }
-    while ((e = readdir(d)))
-        if (e->d_name[0] != '.')
-            unlinkat(dirfd(d), e->d_name, 0);
-    closedir(d);
-    ufd = open_sub(user_id, "uploads", 0);
-    if (ufd >= 0) {
-        unlinkat(ufd, id, AT_REMOVEDIR);
-        close(ufd);
-    }
-    usage_changed(user_id, 0);
-    return 0;
-}
-
-int bucket_mpu_complete(const char *user_id, const char *id, const int *parts, int n, char etag[48],
-                        const char **why)
-{
-    char key[BUCKET_KEY_MAX + 1], name[32], hex[33];
-    struct bucket_put p;
-    EVP_MD_CTX *all = EVP_MD_CTX_new();
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned len = 0;
-    int dfd, err;
-
-    err = bucket_mpu_key(user_id, id, key);
-    if (err)
-        goto out_md;
-    dfd = mpu_dir(user_id, id);
-    if (dfd < 0) {
-        err = LY_ENOTFOUND;
-        goto out_md;
-    }
-    /* The parts already count against the quota: the whole is as big again, for a moment. */
-    err = bucket_put_begin(&p, user_id, -1, 0, why);
-    if (err)
-        goto out_dir;
-    p.room = INT64_MAX;
-    EVP_DigestInit_ex(all, EVP_md5(), NULL);
-    for (int i = 0; i < n && !err; i++) {
-        struct stat st;
-        int fd;
-        ssize_t hl;
-
-        snprintf(name, sizeof(name), "part.%d", parts[i]);
-        fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0 || fstat(fd, &st)) {
-            *why = "One of the parts was never uploaded";
-            err = LY_EBADREQ;
-        } else {
-            /* The S3 ETag of a multipart object: MD5 of the parts' MD5s, then "-n". */
-            hl = fgetxattr(fd, ETAG_XATTR, hex, 32);
-            if (hl == 32) {
-                unsigned char raw[16];
-
-                for (int j = 0; j < 16; j++) {
-                    unsigned v;
-
-                    sscanf(hex + 2 * j, "%2x", &v);
-                    raw[j] = (unsigned char)v;
-                }
-                EVP_DigestUpdate(all, raw, 16);
-            }
-            err = put_from_fd(&p, fd, st.st_size);
-        }
-        if (fd >= 0)
-            close(fd);
-    }
-    if (err) {
-        bucket_put_abort(&p);
-        goto out_dir;
-    }
-    err = bucket_put_commit(&p, key, NULL);
-    if (!err) {
-        EVP_DigestFinal_ex(all, md, &len);
-        hex_encode(md, 16, hex);
-        snprintf(etag, 48, "%s-%d", hex, n);
-        {
-            int ofd;
-
-            if (bucket_open(user_id, key, &ofd, &(struct stat){0}) == 0) {
-                fsetxattr(ofd, ETAG_XATTR, etag, strlen(etag), 0);
-                close(ofd);
-            }
-        }
-        close(dfd);
-        dfd = -1;
-        bucket_mpu_abort(user_id, id);
-    }
-out_dir:
-    if (dfd >= 0)
-        close(dfd);
-out_md:
-    EVP_MD_CTX_free(all);
-    return err;
 }

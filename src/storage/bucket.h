@@ -2,7 +2,7 @@
  * Buckets: each user has one, a directory on the local disk under the data directory:
  *   DATA/buckets/<user_id>/objects/<key>     the objects (what runs see at /mnt/s3)
  *   DATA/buckets/<user_id>/tmp/              uploads in progress, renamed into place at the end
- *   DATA/buckets/<user_id>/uploads/<id>/     S3 multipart uploads: "key" and part.<n> files
+ *   DATA/buckets/<user_id>/uploads/<id>/     S3 multipart uploads (see multipart.c)
  * Objects are streamed to and from disk, never held whole in memory. Keys are checked
  * (bucket_key_check) and every path is walked one component at a time with O_NOFOLLOW from
  * the bucket's own directory, so that neither a hostile key nor a symlink a run left in its
@@ -47,7 +47,14 @@ struct bucket_put {
     char user_id[40];
     char tmp[64];          /* its name in tmp/ */
     int64_t written, room; /* bytes so far; how many the quota still allows */
-    EVP_MD_CTX *md5;       /* the ETag, when asked for */
+    int64_t base, flushed; /* where in fd the bytes go; how many are there */
+    char *buf;             /* the bytes not yet written */
+    size_t blen;
+    EVP_MD_CTX *md5; /* the ETag, when asked for */
+    /* A part written in place into its upload's data file (see multipart.c). */
+    int slot_fd; /* its slot.<n> marker, or -1 */
+    int part;
+    char upload_id[33];
 };
 /* Starts an upload of (up to) expect bytes, -1 when unknown. LY_ETOOLARGE (with *why) when
  * the quota or the disk has no room for expect; LY_EIO. want_md5: compute an ETag. */
@@ -58,6 +65,10 @@ int bucket_put_write(struct bucket_put *p, const void *buf, size_t n);
 /* Moves the upload to key (replacing an object there). etag (33 bytes, may be NULL) gets the
  * hex MD5. LY_ECONFLICT when a prefix of key is an object (not a folder). */
 int bucket_put_commit(struct bucket_put *p, const char *key, char *etag);
+/* Starts part n of multipart upload id: in place in the upload's data file when it can (see
+ * multipart.c), else as bucket_put_begin(). LY_ENOTFOUND when there is no such upload. */
+int bucket_put_begin_part(struct bucket_put *p, const char *user_id, const char *upload_id, int n,
+                          int64_t expect, const char **why);
 /* Moves the upload to part n of multipart upload id. */
 int bucket_put_commit_part(struct bucket_put *p, const char *upload_id, int n, char *etag);
 void bucket_put_abort(struct bucket_put *p);

@@ -8,6 +8,7 @@ expired credentials.
 LYCEUMD_BIG_BYTES sets the size of the big transfer (default 1 GiB)."""
 
 import hashlib
+import json
 import http.client
 import os
 import shutil
@@ -307,6 +308,76 @@ def test_aws_cli_multipart_100_mib(s3, tmp_path):
     bucket = os.path.join(server.data, "buckets", u["user_id"])
     assert os.listdir(os.path.join(bucket, "tmp")) == []
     assert os.listdir(os.path.join(bucket, "uploads")) == []
+
+
+def multipart_etag(parts):
+    """S3's ETag of a multipart object, computed here: MD5 of the parts' MD5s, then -n."""
+    md5s = b"".join(hashlib.md5(p).digest() for p in parts)
+    return f'"{hashlib.md5(md5s).hexdigest()}-{len(parts)}"'
+
+
+def test_multipart_parts_in_any_order_size_and_source(s3, tmp_path):
+    """Parts arriving out of order, shorter and longer than the first, uploaded twice,
+    copied from a range of another object, or left out: the object is exactly the listed
+    parts, in order, with S3's ETag, and nothing of the upload is left behind."""
+    server, u, creds, aws = s3
+    b = creds["bucket_name"]
+
+    def create(key):
+        r = aws.run("s3api", "create-multipart-upload", "--bucket", b, "--key", key)
+        return json.loads(r.stdout)["UploadId"]
+
+    def part(key, uid, n, data):
+        f = tmp_path / f"part-{n}"
+        f.write_bytes(data)
+        r = aws.run("s3api", "upload-part", "--bucket", b, "--key", key, "--upload-id", uid,
+                    "--part-number", str(n), "--body", str(f))
+        etag = json.loads(r.stdout)["ETag"]
+        assert etag == f'"{hashlib.md5(data).hexdigest()}"'
+        return etag
+
+    def complete(key, uid, etags):
+        doc = {"Parts": [{"PartNumber": n, "ETag": e} for n, e in sorted(etags.items())]}
+        r = aws.run("s3api", "complete-multipart-upload", "--bucket", b, "--key", key,
+                    "--upload-id", uid, "--multipart-upload", json.dumps(doc))
+        return json.loads(r.stdout)["ETag"]
+
+    def fetch(key):
+        dst = tmp_path / "fetched"
+        r = aws.run("s3api", "get-object", "--bucket", b, "--key", key, str(dst))
+        return dst.read_bytes(), json.loads(r.stdout)["ETag"]
+
+    one, two, three = os.urandom(300_000), os.urandom(300_000), os.urandom(123_457)
+    # The usual case, out of order: the last part first, then 2, then 1.
+    uid = create("mp/ordered.bin")
+    etags = {3: part("mp/ordered.bin", uid, 3, three), 2: part("mp/ordered.bin", uid, 2, two),
+             1: part("mp/ordered.bin", uid, 1, one)}
+    assert complete("mp/ordered.bin", uid, etags) == multipart_etag([one, two, three])
+    assert fetch("mp/ordered.bin") == (one + two + three, multipart_etag([one, two, three]))
+
+    # Everything else: part 2 longer than part 1, part 1 uploaded again, part 3 copied from
+    # a range of the object above, part 4 uploaded and left out.
+    key = "mp/mixed.bin"
+    uid = create(key)
+    etags = {1: part(key, uid, 1, one), 2: part(key, uid, 2, two + three)}
+    again = os.urandom(300_000)
+    etags[1] = part(key, uid, 1, again)
+    r = aws.run("s3api", "upload-part-copy", "--bucket", b, "--key", key, "--upload-id", uid,
+                "--part-number", "3", "--copy-source", f"{b}/mp/ordered.bin",
+                "--copy-source-range", "bytes=299990-300009")
+    copied = (one + two)[299_990:300_010]
+    etags[3] = json.loads(r.stdout)["CopyPartResult"]["ETag"]
+    assert etags[3] == f'"{hashlib.md5(copied).hexdigest()}"'
+    part(key, uid, 4, b"left out")
+    want = [again, two + three, copied]
+    assert complete(key, uid, etags) == multipart_etag(want)
+    assert fetch(key) == (b"".join(want), multipart_etag(want))
+
+    files = {f["key"]: f["size"] for f in server.get("/storage/list-files", u["key"]).json()["files"]}
+    assert files["mp/ordered.bin"] == 723_457 and files[key] == len(b"".join(want))
+    bucket = os.path.join(server.data, "buckets", u["user_id"])
+    assert os.listdir(os.path.join(bucket, "uploads")) == []
+    assert os.listdir(os.path.join(bucket, "tmp")) == []
 
 
 def test_presigned_url(s3):
