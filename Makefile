@@ -112,6 +112,7 @@ bench: deps $(B)/lyceumd $(B)/bench/meter
 	sh bench/http.sh
 	sh bench/storage.sh
 	/usr/bin/python3 bench/runs.py $(B)/lyceumd
+	/usr/bin/python3 bench/logs.py $(B)/lyceumd
 
 clean:
 	rm -rf build
