@@ -79,18 +79,11 @@ static struct id_cache *cache_get(void)
     return ic;
 }
 
-static uint32_t fnv1a(uint32_t h, const char *s)
-{
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 16777619u;
-    return h;
-}
-
 /* users_key_auth() through the cache. k->email is allocated from a. */
 static int key_lookup(struct arena *a, const char *hash, struct key_auth *k)
 {
     uint64_t gen = store_identity_gen();
-    struct key_slot *s = &cache_get()->keys[fnv1a(2166136261u, hash) % KEY_SLOTS];
+    struct key_slot *s = &cache_get()->keys[fnv1a(FNV1A_SEED, hash) % KEY_SLOTS];
     int err;
 
     if (gen && s->gen == gen && strcmp(s->hash, hash) == 0) {
@@ -122,7 +115,7 @@ static int membership_lookup(struct arena *a, const char *user_id, const char *o
 
     if (strlen(sel) >= SLUG_MAX)
         return users_membership(a, user_id, org_slug, org_id, org_id_out, slug_out, role_out);
-    s = &cache_get()->orgs[fnv1a(fnv1a(2166136261u, user_id) ^ (unsigned char)by, sel) % ORG_SLOTS];
+    s = &cache_get()->orgs[fnv1a(fnv1a(FNV1A_SEED, user_id) ^ (unsigned char)by, sel) % ORG_SLOTS];
     if (gen && s->gen == gen && s->by == by && strcmp(s->user_id, user_id) == 0 &&
         strcmp(s->sel, sel) == 0) {
         memcpy(org_id_out, s->org_id, sizeof(s->org_id));

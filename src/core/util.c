@@ -182,6 +182,13 @@ void hex_encode(const unsigned char *in, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
+uint32_t fnv1a(uint32_t h, const char *s)
+{
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
 /* The digest fetched once: EVP_sha256() makes EVP_Digest() look it up in OpenSSL 3's provider
  * tables on every call, which costs more than hashing an API key. */
 static EVP_MD *sha256_md;

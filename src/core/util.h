@@ -32,6 +32,10 @@ void deadline_in(struct timespec *ts, int clk, int64_t us);
 void random_bytes(void *buf, size_t n);
 /* n base62 characters plus NUL into out (out needs n + 1 bytes). */
 void random_base62(char *out, size_t n);
+
+/* FNV-1a over the string s, from h (FNV1A_SEED to start): for picking a cache slot. */
+#define FNV1A_SEED 2166136261u
+uint32_t fnv1a(uint32_t h, const char *s);
 /* A random (version 4) UUID, 36 characters plus NUL. */
 void uuid_v4(char out[37]);
 

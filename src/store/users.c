@@ -267,7 +267,6 @@ static void status_make_key(void)
 static struct status_slot *status_slot(const char *user_id, const char *org_id)
 {
     struct status_slot *slots;
-    uint32_t h = 2166136261u;
 
     pthread_once(&status_once, status_make_key);
     slots = pthread_getspecific(status_key);
@@ -275,11 +274,7 @@ static struct status_slot *status_slot(const char *user_id, const char *org_id)
         slots = xcalloc(STATUS_SLOTS, sizeof(*slots));
         pthread_setspecific(status_key, slots);
     }
-    for (const char *p = user_id; *p; p++)
-        h = (h ^ (unsigned char)*p) * 16777619u;
-    for (const char *p = org_id; *p; p++)
-        h = (h ^ (unsigned char)*p) * 16777619u;
-    return &slots[h % STATUS_SLOTS];
+    return &slots[fnv1a(fnv1a(FNV1A_SEED, user_id), org_id) % STATUS_SLOTS];
 }
 
 static void status_out(struct arena *a, const struct user_status *from, struct user_status *to)
