@@ -10,7 +10,8 @@
  * object already: completing it is a truncate and a rename, where joining part files would
  * copy every byte once more. Anything else (parts skipped, sizes that differ, part files) is
  * joined into a new file, as before. A part file, being the later upload of its number,
- * wins over the same part in place.
+ * wins over the same part in place. Completing in place waits for no one: while a part is
+ * still being written into data, the parts are joined into a new file instead.
  */
 #include "core/arena.h"
 #include "core/err.h"
@@ -24,6 +25,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -134,6 +137,20 @@ static int64_t part_size(int dfd, int64_t len)
     return len;
 }
 
+/*
+ * Writers of parts hold a shared flock on data from before they check that it is still the
+ * upload's until they close it; completing in place takes it exclusively, or joins a copy
+ * instead. So no part being written lands in an object that was completed under it.
+ */
+static int still_data(int dfd, int fd)
+{
+    struct stat a, b;
+
+    return flock(fd, LOCK_SH) == 0 && fstat(fd, &a) == 0 &&
+           fstatat(dfd, "data", &b, AT_SYMLINK_NOFOLLOW) == 0 && a.st_ino == b.st_ino &&
+           a.st_dev == b.st_dev;
+}
+
 int bucket_put_begin_part(struct bucket_put *p, const char *user_id, const char *upload_id, int n,
                           int64_t expect, const char **why)
 {
@@ -156,6 +173,13 @@ int bucket_put_begin_part(struct bucket_put *p, const char *user_id, const char 
         return bucket_put_begin(p, user_id, expect, 1, why);
     }
     fd = openat(dfd, "data", O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd >= 0 && !still_data(dfd, fd)) { /* the upload was completed meanwhile */
+        close(fd);
+        close(mfd);
+        unlinkat(dfd, name, 0);
+        close(dfd);
+        return bucket_put_begin(p, user_id, expect, 1, why);
+    }
     err = fd < 0 ? LY_EIO : bk_put_init(p, user_id, expect, 1, why);
     if (err) {
         bk_put_close(p);
@@ -364,7 +388,15 @@ int bucket_mpu_complete(const char *user_id, const char *id, const int *parts, i
     hex_encode(md, 16, hex);
     snprintf(etag, 48, "%s-%d", hex, n);
     if (in_place) {
+        /* Not while a part is being written into it (see still_data()). */
         data = openat(dfd, "data", O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+        if (data >= 0 && flock(data, LOCK_EX | LOCK_NB)) {
+            in_place = 0;
+            close(data);
+            data = -1;
+        }
+    }
+    if (in_place) {
         if (data < 0 || ftruncate(data, (int64_t)(n - 1) * size + at[n - 1].len)) {
             err = LY_EIO;
             goto out;
