@@ -594,9 +594,24 @@ static int cmd_serve(struct cli *cli)
         return 1;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     if (billing_init(cli->cfg.data_dir, cli->cfg.monthly_free_micro, cli->cfg.meter_window_s) ||
-        runs_init(&cli->cfg) || sampler_start(&cli->cfg) || inference_init(&cli->cfg) ||
-        batch_init(cli->cfg.data_dir, inference_batch_concurrency(&cli->cfg)))
+        runs_init(&cli->cfg))
         return 1;
+    /* What started is stopped again when a later part refuses (a bad config section). */
+    if (sampler_start(&cli->cfg)) {
+        runs_shutdown();
+        return 1;
+    }
+    if (inference_init(&cli->cfg)) {
+        sampler_stop();
+        runs_shutdown();
+        return 1;
+    }
+    if (batch_init(cli->cfg.data_dir, inference_batch_concurrency(&cli->cfg))) {
+        inference_shutdown();
+        sampler_stop();
+        runs_shutdown();
+        return 1;
+    }
     srv = http_server_start(&opt);
     if (!srv) {
         batch_stop();
@@ -674,6 +689,7 @@ int main(int argc, char **argv)
     } else {
         rc = run(&cli, argc, argv);
     }
+    config_release(&cli.cfg); /* however the command ended */
     free(cli.argv);
     return rc;
 }

@@ -53,6 +53,10 @@ struct req_stream {
     long (*read)(void *ctx, char *buf, size_t max, struct stream_waker *w);
     void (*release)(void *ctx);
     void *ctx;
+    /* Optional: for a response whose HTTP status the stream learns (a proxied call). Returns
+     * the status, or 0 when it is not known yet (having arranged for stream_wake(w)); the
+     * response waits, unsent, until it is. */
+    int (*status)(void *ctx, struct stream_waker *w);
 };
 
 /*

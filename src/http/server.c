@@ -73,6 +73,8 @@ struct conn {
     char *body;
     size_t len, cap, dropped;
     int too_large;
+    int deferring; /* dispatched; waiting for its stream's status (see send_response) */
+    int waker_on;  /* waker set up and tracked */
     struct stream_waker waker;
 };
 
@@ -417,6 +419,53 @@ static void access_log(struct http_server *srv, struct conn *c)
     alog_append(&srv->alog, line, (size_t)n);
 }
 
+static void waker_on(struct conn *c)
+{
+    if (c->waker_on)
+        return;
+    c->waker_on = 1;
+    pthread_mutex_init(&c->waker.mu, NULL);
+    c->waker.mhd = c->mhd;
+    stream_track(&c->waker, 1);
+}
+
+/*
+ * A stream whose status is not known when its handler returns (a proxied call: the model
+ * server's answer decides it). Nothing is queued yet: the connection is suspended until the
+ * stream wakes it, and MHD then calls on_request() again, which comes back here. 1 once the
+ * status is in r->status (503 when the server is stopping), 0 while suspended.
+ */
+static int deferred_status(struct conn *c)
+{
+    struct req *r = &c->req;
+    struct stream_waker *w = &c->waker;
+
+    waker_on(c);
+    c->deferring = 1;
+    for (;;) {
+        int st;
+
+        pthread_mutex_lock(&w->mu);
+        w->woken = 0;
+        pthread_mutex_unlock(&w->mu);
+        st =
+            __atomic_load_n(&stopping, __ATOMIC_RELAXED) ? 503 : r->stream.status(r->stream.ctx, w);
+        if (st) {
+            r->status = st;
+            c->deferring = 0;
+            return 1;
+        }
+        pthread_mutex_lock(&w->mu);
+        if (!w->woken) {
+            w->suspended = 1;
+            MHD_suspend_connection(c->mhd);
+            pthread_mutex_unlock(&w->mu);
+            return 0;
+        }
+        pthread_mutex_unlock(&w->mu); /* woken meanwhile: ask again */
+    }
+}
+
 static enum MHD_Result send_response(struct http_server *srv, struct conn *c)
 {
     struct req *r = &c->req;
@@ -429,10 +478,10 @@ static enum MHD_Result send_response(struct http_server *srv, struct conn *c)
         r->stream.release(r->stream.ctx);
         memset(&r->stream, 0, sizeof(r->stream));
     }
+    if (r->stream.read && r->stream.status && !deferred_status(c))
+        return MHD_YES; /* suspended: MHD calls on_request() again once woken */
     if (r->stream.read) {
-        pthread_mutex_init(&c->waker.mu, NULL);
-        c->waker.mhd = c->mhd;
-        stream_track(&c->waker, 1);
+        waker_on(c);
         resp =
             MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, stream_reader, c, NULL);
         ctype = r->content_type ? r->content_type : "text/event-stream";
@@ -506,6 +555,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mhd, const c
         }
         return MHD_YES;
     }
+    if (c->deferring)
+        return send_response(srv, c); /* woken: is the status known now? */
     if (*upload_data_size && peer_gone(mhd))
         return MHD_NO; /* see peer_gone() */
     if (*upload_data_size && c->req.begun) {
@@ -552,6 +603,8 @@ static void on_completed(void *cls, struct MHD_Connection *mhd, void **con_cls,
         /* After release() no wake can come; then the waker may go. */
         c->req.stream.release(c->req.stream.ctx);
         c->req.stream.release = NULL;
+    }
+    if (c->waker_on) {
         stream_track(&c->waker, 0);
         pthread_mutex_destroy(&c->waker.mu);
     }

@@ -39,6 +39,9 @@ struct reader {
     struct reader *next;
 };
 
+/* How many replicas a call tries when they give no answer at all. */
+#define CONNECT_TRIES 3
+
 struct call {
     pthread_mutex_t mu;
     int refs;
@@ -49,6 +52,7 @@ struct call {
     char *buf;
     size_t len, cap;
     int done, cancelled;
+    int http_status; /* what a plain (not streamed) call answers; 0 until known */
     struct reader *readers;
     /* The worker's own state. */
     char *line;
@@ -108,6 +112,8 @@ static void emit_event(struct call *c, const char *event, json_t *data)
 static void finish(struct call *c)
 {
     pthread_mutex_lock(&c->mu);
+    if (!c->http_status)
+        c->http_status = c->status ? (int)c->status : 502;
     c->done = 1;
     c->done_mono = now_mono_us();
     for (struct reader *r = c->readers; r; r = r->next)
@@ -139,6 +145,10 @@ void call_put(struct call *c)
 /* An error in OpenAI's shape, for a call that could not reach the model. */
 static void fail(struct call *c, int err, const char *msg)
 {
+    pthread_mutex_lock(&c->mu);
+    if (!c->http_status)
+        c->http_status = err == LY_EUNAVAIL ? 503 : err == LY_ENOTFOUND ? 404 : 502;
+    pthread_mutex_unlock(&c->mu);
     json_t *e = json_pack("{s:{s:s,s:s,s:n,s:s}}", "error", "message", msg, "type",
                           err == LY_EUNAVAIL ? "service_unavailable" : "api_error", "param", "code",
                           err == LY_ENOTFOUND ? "model_not_found" : "upstream_error");
@@ -210,8 +220,12 @@ static size_t on_data(char *p, size_t size, size_t nm, void *arg)
     struct call *c = arg;
     size_t n = size * nm;
 
-    if (!c->status)
+    if (!c->status) {
         curl_easy_getinfo(c->h, CURLINFO_RESPONSE_CODE, &c->status);
+        pthread_mutex_lock(&c->mu);
+        c->http_status = c->status ? (int)c->status : 502;
+        pthread_mutex_unlock(&c->mu); /* the emit() below wakes whoever waits for it */
+    }
     if (c->mode == CALL_RAW && (!c->stream || c->status == 200))
         emit(c, p, n);
     /* Split into lines: SSE is parsed for tokens and usage; a plain body is kept whole. */
@@ -237,7 +251,9 @@ static size_t on_data(char *p, size_t size, size_t nm, void *arg)
     return n;
 }
 
-/* Makes the upstream request on a leased replica. Returns 0 or a curl error text in why. */
+/* Makes the upstream request on a leased replica. Returns 0; 1 when the replica gave no answer
+ * at all (the call may go to another: a model server's work has no effects to repeat); -1 on
+ * another failure; with a curl error text in why. */
 static int perform(struct call *c, struct lease *l, char *why, size_t wn)
 {
     CURL *h = curl_easy_init();
@@ -269,7 +285,11 @@ static int perform(struct call *c, struct lease *l, char *why, size_t wn)
     free(js);
     if (rc != CURLE_OK && rc != CURLE_WRITE_ERROR) {
         snprintf(why, wn, "the model server failed: %s", curl_easy_strerror(rc));
-        return -1;
+        /* Nothing came back: the replica died (or is dying) under it. */
+        return !c->status && (rc == CURLE_COULDNT_CONNECT || rc == CURLE_RECV_ERROR ||
+                              rc == CURLE_SEND_ERROR || rc == CURLE_GOT_NOTHING)
+                   ? 1
+                   : -1;
     }
     return 0;
 }
@@ -287,8 +307,20 @@ static void *worker(void *arg)
                                 : "The deployment was stopped");
         goto out;
     }
-    if (perform(c, &l, why, sizeof(why))) {
-        inference_release(&l);
+    /* A replica that gives no answer at all died a moment ago: another one takes the call. */
+    for (int tries = 1; (err = perform(c, &l, why, sizeof(why))) == 1 && tries < CONNECT_TRIES;
+         tries++) {
+        inference_unreachable(&l);
+        if (inference_acquire(c->dep_id, &l)) {
+            fail(c, LY_EUNAVAIL, why);
+            goto out;
+        }
+    }
+    if (err) {
+        if (err == 1)
+            inference_unreachable(&l);
+        else
+            inference_release(&l);
         fail(c, LY_EINTERNAL, why);
         goto out;
     }
@@ -409,6 +441,21 @@ static void reader_release(void *ctx)
     call_put(c);
 }
 
+/* A plain call's response waits for the model server's status (or the call's failure). */
+static int reader_status(void *ctx, struct stream_waker *w)
+{
+    struct reader *r = ctx;
+    struct call *c = r->c;
+    int st;
+
+    pthread_mutex_lock(&c->mu);
+    st = c->http_status;
+    if (!st)
+        r->w = w;
+    pthread_mutex_unlock(&c->mu);
+    return st;
+}
+
 struct req_stream call_stream(struct call *c)
 {
     struct reader *r = xcalloc(1, sizeof(*r));
@@ -419,7 +466,8 @@ struct req_stream call_stream(struct call *c)
     r->next = c->readers;
     c->readers = r;
     pthread_mutex_unlock(&c->mu);
-    return (struct req_stream){reader_read, reader_release, r};
+    return (struct req_stream){reader_read, reader_release, r,
+                               c->mode == CALL_RAW && !c->stream ? reader_status : NULL};
 }
 
 /* ---- streaming inference: calls by id ---- */

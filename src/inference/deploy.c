@@ -149,6 +149,8 @@ static int settings_load(const struct config *cfg)
                     "lyceumd: config: inference.commands.%s must be a string with "
                     "{port}\n",
                     k);
+            json_decref(set.commands);
+            set.commands = NULL;
             return LY_EINVAL;
         }
         json_object_set(set.commands, k, v);
@@ -1026,6 +1028,25 @@ void inference_release(struct lease *l)
     pthread_mutex_unlock(&mu);
 }
 
+void inference_unreachable(struct lease *l)
+{
+    struct deployment *d;
+
+    pthread_mutex_lock(&mu);
+    d = find(l->dep_id);
+    for (struct replica *r = d ? d->reps : NULL; r; r = r->next)
+        if (strcmp(r->id, l->rep_id) == 0) {
+            if (r->state == R_READY) {
+                log_warn("deployment %s: replica %s gave no answer; replacing it", d->id, r->id);
+                replica_kill(r, SIGKILL);
+            }
+            break;
+        }
+    pthread_cond_signal(&tick_cv); /* reap it and start another now */
+    pthread_mutex_unlock(&mu);
+    inference_release(l);
+}
+
 void inference_meter(const char *org_id, const char *dep_id, json_t *obj)
 {
     json_t *u = json_object_get(obj, "usage"), *t = json_object_get(obj, "timings");
@@ -1048,12 +1069,14 @@ void inference_meter(const char *org_id, const char *dep_id, json_t *obj)
 
 int inference_init(const struct config *cfg)
 {
-    json_t *open = json_array(), *live = json_array(), *row;
+    json_t *open, *live, *row;
     pthread_condattr_t ca;
     size_t i;
 
     if (settings_load(cfg))
         return LY_EINVAL;
+    open = json_array();
+    live = json_array();
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&ready_cv, &ca);

@@ -56,6 +56,9 @@ struct lease {
  * deployment; picks the one with the fewest outstanding requests. Blocks: never call it from
  * an HTTP thread. 0, LY_EUNAVAIL on time-out, LY_ENOTFOUND when the deployment ended. */
 int inference_acquire(const char *dep_id, struct lease *l);
+/* inference_release() for a replica that gave no answer at all (it died and has not been
+ * reaped yet): it is replaced at once, and no one else is given it. */
+void inference_unreachable(struct lease *l);
 /* Ends a lease: the request's latency counts toward autoscaling. */
 void inference_release(struct lease *l);
 

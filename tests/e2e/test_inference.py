@@ -3,7 +3,9 @@ llama-server, called with the OpenAI SDK (chat, streamed chat, models), streamin
 id, scaling between replicas and to zero, per-org isolation and OpenAI-shaped errors."""
 
 import json
+import os
 import shutil
+import signal
 import threading
 import time
 
@@ -11,6 +13,7 @@ import pytest
 import requests
 
 import inference_util as iu
+import runs_util
 from conftest import Server
 
 
@@ -77,6 +80,74 @@ def test_openai_errors_and_other_orgs(inf):
     assert r.status_code == 400 and set(r.json()["error"]) == {"message", "type", "param", "code"}
     r = s.post("/chat/completions", u["key"], json={"model": dep, "messages": []})
     assert r.status_code == 400 and "messages" in r.json()["error"]["message"]
+
+
+def descendants(pid, name):
+    """The pids of pid's descendants whose command is name (found through /proc)."""
+    children = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    st = f.read()
+            except OSError:
+                continue
+            comm, rest = st[st.index("(") + 1:st.rindex(")")], st[st.rindex(")") + 2:].split()
+            children.setdefault(int(rest[1]), []).append((int(d), comm))
+    out, todo = [], [pid]
+    while todo:
+        for child, comm in children.get(todo.pop(), []):
+            todo.append(child)
+            if comm == name:
+                out.append(child)
+    return out
+
+
+def test_a_plain_call_answers_the_model_servers_status(inf):
+    """A call without stream answers with the status the model server gave, or, when it could
+    not reach one, 502/503 with OpenAI's error shape: never 200 with an error inside."""
+    s, u, dep = inf
+    url = s.base + "/openai/v1/chat/completions"
+    auth = {"Authorization": "Bearer " + u["key"]}
+    ok = {"model": dep, "max_tokens": 2, "messages": [{"role": "user", "content": "x"}]}
+    r = requests.post(url, json=ok, headers=auth, timeout=60)
+    assert r.status_code == 200 and r.json()["object"] == "chat.completion", r.text
+    # The model server refuses this one (content must be a string): its 400 and its error.
+    bad = dict(ok, messages=[{"role": "user", "content": 5}])
+    r = requests.post(url, json=bad, headers=auth, timeout=60)
+    assert r.status_code == 400, (r.status_code, r.text)
+    assert r.json()["error"]["type"] == "invalid_request_error", r.text
+    # The replica dies just before the next call: a replacement answers it.
+    killed = descendants(s.proc.pid, "llama-server")
+    assert killed, "no llama-server under lyceumd"
+    for pid in killed:
+        os.kill(pid, signal.SIGKILL)
+    r = requests.post(url, json=ok, headers=auth, timeout=60)
+    assert r.status_code == 200 and r.json()["object"] == "chat.completion", r.text
+    assert not set(killed) & set(descendants(s.proc.pid, "llama-server"))
+
+
+def test_a_call_no_replica_can_take_is_503():
+    """Replicas that never become ready: after the wake time-out the call answers 503 in
+    OpenAI's error shape (the plain call and the streamed one alike)."""
+    s = Server(["--config", runs_util.write_config(
+        [{"hardware_profile": "cpu", "price_per_hour": "0.36", "max_concurrent": 8}],
+        inference={"commands": {"cpu": "/bin/sleep 600 {port}"}, "tick_ms": 50,
+                   "wake_timeout_seconds": 1})])
+    try:
+        iu.add_model(s)
+        u = s.new_user(credits=10)
+        dep = iu.create(s, u["key"])
+        body = {"model": dep, "max_tokens": 2, "messages": [{"role": "user", "content": "x"}]}
+        r = requests.post(s.base + "/openai/v1/chat/completions", json=body, timeout=30,
+                          headers={"Authorization": "Bearer " + u["key"]})
+        assert r.status_code == 503, (r.status_code, r.text)
+        assert r.json()["error"]["type"] == "service_unavailable", r.text
+        r = iu.sdk(s, u["key"], "chat", model=dep, max_tokens=2)
+        assert r["error"]["status"] == 503, r
+    finally:
+        s.stop()
+        shutil.rmtree(s.data, ignore_errors=True)
 
 
 def test_streaming_inference_by_id(inf):
