@@ -1,5 +1,6 @@
 """Inference bench: time to first token and tokens/s of 4 concurrent streams through lyceumd
-against straight to the same llama-server replica, and a 1,000-line batch's wall time.
+against straight to the same llama-server replica (in turn, round after round), and a
+1,000-line batch's wall time.
 usage: python3 bench/inference.py [path/to/lyceumd]   (prints figures; not a test)"""
 
 import json
@@ -17,7 +18,7 @@ import conftest  # noqa: E402
 import inference_util as iu  # noqa: E402
 
 conftest.BIN = os.environ["LYCEUMD_BIN"]
-TOKENS, STREAMS, ROUNDS = 128, 4, 5
+TOKENS, STREAMS, ROUNDS = 256, 4, 15
 
 
 def stream(url, headers, model):
@@ -34,19 +35,35 @@ def stream(url, headers, model):
     return first, n / (time.perf_counter() - t0 - first)
 
 
-def run(url, headers, model):
-    ttft, tps = [], []
+def one_round(url, headers, model):
+    """STREAMS streams at once; their (ttft, tokens/s) pairs."""
+    res = [None] * STREAMS
+    ts = [threading.Thread(target=lambda i=i: res.__setitem__(i, stream(url, headers, model)))
+          for i in range(STREAMS)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return res
+
+
+def compare(direct, through, headers, model):
+    """Rounds in turn, direct then through lyceumd, so that drift in this machine's speed
+    weighs on both alike; medians over every stream of every round, and the median of the
+    rounds' own ratios."""
+    d_ttft, d_tps, l_ttft, l_tps, ratios, added = [], [], [], [], [], []
     for _ in range(ROUNDS):
-        res = [None] * STREAMS
-        ts = [threading.Thread(target=lambda i=i: res.__setitem__(i, stream(url, headers, model)))
-              for i in range(STREAMS)]
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join()
-        ttft += [r[0] for r in res]
-        tps += [r[1] for r in res]
-    return statistics.median(ttft) * 1000, statistics.median(tps)
+        d = one_round(direct, {}, model)
+        l = one_round(through, headers, model)
+        d_ttft += [r[0] for r in d]
+        d_tps += [r[1] for r in d]
+        l_ttft += [r[0] for r in l]
+        l_tps += [r[1] for r in l]
+        ratios.append(statistics.median(r[1] for r in l) / statistics.median(r[1] for r in d))
+        added.append(statistics.median(r[0] for r in l) - statistics.median(r[0] for r in d))
+    return (statistics.median(d_ttft) * 1000, statistics.median(d_tps),
+            statistics.median(l_ttft) * 1000, statistics.median(l_tps),
+            statistics.median(added) * 1000, statistics.median(ratios))
 
 
 def main():
@@ -61,13 +78,16 @@ def main():
         for line in open(s.log_path):
             if "started (pid" in line and dep in line:
                 port = int(line.rsplit("port ", 1)[1].rstrip(")\n"))
-        run(f"http://127.0.0.1:{port}/v1/chat/completions", {}, dep)  # warm up
-        d_ttft, d_tps = run(f"http://127.0.0.1:{port}/v1/chat/completions", {}, dep)
-        l_ttft, l_tps = run(s.base + "/openai/v1/chat/completions", h, dep)
-        print(f"{STREAMS} concurrent streams of {TOKENS} tokens, median of {ROUNDS * STREAMS}:")
+        direct = f"http://127.0.0.1:{port}/v1/chat/completions"
+        through = s.base + "/openai/v1/chat/completions"
+        one_round(direct, {}, dep)  # warm up
+        one_round(through, h, dep)
+        d_ttft, d_tps, l_ttft, l_tps, added, ratio = compare(direct, through, h, dep)
+        print(f"{STREAMS} concurrent streams of {TOKENS} tokens, {ROUNDS} rounds each way in "
+              f"turn; medians of {ROUNDS * STREAMS} streams:")
         print(f"  direct:  ttft {d_ttft:.2f} ms, {d_tps:.0f} tokens/s per stream")
         print(f"  lyceumd: ttft {l_ttft:.2f} ms, {l_tps:.0f} tokens/s per stream")
-        print(f"  added ttft {l_ttft - d_ttft:+.2f} ms, tokens/s ratio {l_tps / d_tps:.3f}")
+        print(f"  median over rounds: added ttft {added:+.2f} ms, tokens/s ratio {ratio:.3f}")
         lines = "\n".join(json.dumps({
             "custom_id": f"r{i}", "method": "POST", "url": "/v1/chat/completions",
             "body": {"model": dep, "max_tokens": 8,

@@ -184,6 +184,11 @@ static void sse_line(struct call *c, const char *line, size_t n)
 
     if (n < 6 || memcmp(line, "data: ", 6) != 0 || (n == 12 && !memcmp(line + 6, "[DONE]", 6)))
         return;
+    /* Passed through as it is, a chunk matters here only for the metering figures, which come
+     * with the last one: the others are not parsed. */
+    if (c->mode == CALL_RAW && !memmem(line, n, "\"usage\"", 7) &&
+        !memmem(line, n, "\"timings\"", 9))
+        return;
     j = json_loadb(line + 6, n - 6, 0, NULL);
     if (!j)
         return;
