@@ -31,6 +31,7 @@
 #include "core/util.h"
 #include "inference/inference.h"
 #include "runs/profiles.h"
+#include "runs/runs.h"
 #include "store/db.h"
 #include "store/inference.h"
 #include "store/ledger.h"
@@ -66,6 +67,8 @@ struct replica {
     int outstanding;
     int healthy; /* set by the last health check */
     int64_t started_us, metered_until, spawned_mono, killed_mono;
+    int has_slot;  /* holds a slot of its profile, as a run would (runs_slot_take) */
+    char gpus[64]; /* the GPUs of that slot: its CUDA_VISIBLE_DEVICES */
     struct replica *next;
 };
 
@@ -263,7 +266,7 @@ static int replica_spawn(struct deployment *d, struct replica *r, char *why, siz
 {
     const char *tpl = command_for(d->profile);
     char link[1400], path[PATH_MAX], logp[1400], buf[4096], port[16], gpus[16];
-    char *argv[128], *copy, *save = NULL, *tok, *env_tok = NULL;
+    char *argv[128], *copy, *save = NULL, *tok, *env_tok = NULL, *env_gpus = NULL;
     json_t *vars = json_object();
     int argc = 0, have_path, fd;
     pid_t pid;
@@ -312,6 +315,10 @@ static int replica_spawn(struct deployment *d, struct replica *r, char *why, siz
         snprintf(buf, sizeof(buf), "HF_TOKEN=%s", d->hf_token);
         env_tok = strdup(buf);
     }
+    if (r->has_slot) {
+        snprintf(buf, sizeof(buf), "CUDA_VISIBLE_DEVICES=%s", r->gpus);
+        env_gpus = strdup(buf);
+    }
     snprintf(logp, sizeof(logp), "%s/inference/%s", set.data_dir, d->id);
     snprintf(path, sizeof(path), "%s/inference", set.data_dir);
     mkdir(path, 0700);
@@ -333,6 +340,8 @@ static int replica_spawn(struct deployment *d, struct replica *r, char *why, siz
         }
         if (env_tok)
             putenv(env_tok);
+        if (env_gpus)
+            putenv(env_gpus);
         execvp(argv[0], argv);
         _exit(127);
     }
@@ -341,6 +350,7 @@ static int replica_spawn(struct deployment *d, struct replica *r, char *why, siz
     for (int i = 0; i < argc; i++)
         free(argv[i]);
     free(env_tok);
+    free(env_gpus);
     if (pid < 0) {
         snprintf(why, wn, "cannot start the model server: %s", argc ? strerror(errno) : "empty");
         return -1;
@@ -396,22 +406,38 @@ static void replica_meter(struct deployment *d, struct replica *r, int64_t now, 
     }
 }
 
-static struct replica *replica_new(struct deployment *d, char *why, size_t wn)
+static void replica_free(struct replica *r, const char *profile)
+{
+    if (r->has_slot)
+        runs_slot_release(profile, r->gpus);
+    free(r);
+}
+
+/* Starts a replica of d. NULL with why, or with *full set when the profile has no free slot
+ * (GPUs, max_concurrent) now: runs and replicas share them. */
+static struct replica *replica_new(struct deployment *d, char *why, size_t wn, int *full)
 {
     struct replica *r = xcalloc(1, sizeof(*r));
+    int err = runs_slot_take(d->profile, r->gpus);
 
+    *full = err == LY_EUNAVAIL;
+    if (*full) {
+        free(r);
+        return NULL;
+    }
+    r->has_slot = err == 0;
     uuid_v4(r->id);
     r->started_us = r->metered_until = now_us();
     r->spawned_mono = now_mono_us();
     if (replica_spawn(d, r, why, wn)) {
-        free(r);
+        replica_free(r, d->profile);
         return NULL;
     }
     rep_insert(r->id, d->id, d->org_id, d->profile, r->started_us);
     r->next = d->reps;
     d->reps = r;
-    log_info("deployment %s: replica %s started (pid %d, port %d)", d->id, r->id, (int)r->pid,
-             r->port);
+    log_info("deployment %s: replica %s started (pid %d, port %d%s%s)", d->id, r->id, (int)r->pid,
+             r->port, r->gpus[0] ? ", GPUs " : "", r->gpus);
     return r;
 }
 
@@ -459,7 +485,7 @@ static void reap(struct deployment *d, int64_t now, int64_t mono)
             log_warn("deployment %s: replica %s died; replacing it", d->id, r->id);
         }
         *pp = r->next;
-        free(r);
+        replica_free(r, d->profile);
         pthread_cond_broadcast(&ready_cv);
     }
 }
@@ -535,7 +561,11 @@ static void scale(struct deployment *d, int64_t mono)
         d->low_since_mono = 0;
     }
     while (active < want) {
-        if (!replica_new(d, why, sizeof(why))) {
+        int full;
+
+        if (!replica_new(d, why, sizeof(why), &full)) {
+            if (full)
+                break; /* the profile is busy: again at the next tick */
             set_status(d, "failed", why);
             return;
         }
@@ -715,7 +745,7 @@ static void *supervisor(void *arg)
             struct replica *r = d->reps;
 
             d->reps = r->next;
-            free(r);
+            replica_free(r, d->profile);
         }
         free(d->hf_token);
         json_decref(d->vllm_args);

@@ -54,6 +54,13 @@ int runs_control(const char *org_id, const char *id, int mode, char *status, siz
 /* True when profile has a free slot right now (GPU selection's first_available). */
 int runs_profile_free(const char *profile);
 
+/* A slot of profile taken outside the run queue (an inference replica): it counts against
+ * max_concurrent and holds GPUs of the profile as a run would, the indices into gpus ("0,1";
+ * "" without GPUs). 0, LY_EUNAVAIL when the profile is full now, LY_ENOTFOUND. */
+int runs_slot_take(const char *profile, char gpus[64]);
+/* Gives the slot back, with its GPUs; queued runs may start. */
+void runs_slot_release(const char *profile, const char *gpus);
+
 /* The run's status string as API.md's clients know it. */
 int run_is_terminal(const char *status);
 

@@ -289,6 +289,49 @@ int runs_profile_free(const char *name)
     return ok;
 }
 
+int runs_slot_take(const char *name, char gpus[64])
+{
+    struct profile *p = profile_find(name);
+    struct live_sched ls = {0};
+    int k = 0;
+
+    gpus[0] = '\0';
+    if (!p)
+        return LY_ENOTFOUND;
+    pthread_mutex_lock(&mu);
+    if (!can_take(p) || (p->gpu_count && strcmp(p->backend, "local") == 0 && !take_gpus(p, &ls))) {
+        pthread_mutex_unlock(&mu);
+        return LY_EUNAVAIL;
+    }
+    p->running++;
+    pthread_mutex_unlock(&mu);
+    for (int i = 0; i < ls.ngpu; i++)
+        k += snprintf(gpus + k, 64 - (size_t)k, "%s%d", i ? "," : "", ls.gpu[i]);
+    return 0;
+}
+
+void runs_slot_release(const char *name, const char *gpus)
+{
+    struct profile *p = profile_find(name);
+
+    if (!p)
+        return;
+    pthread_mutex_lock(&mu);
+    p->running--;
+    for (const char *g = gpus; g && *g;) {
+        char *end;
+        long i = strtol(g, &end, 10);
+
+        if (end == g)
+            break;
+        gpu_busy[i & 63] = 0;
+        g = *end == ',' ? end + 1 : end;
+    }
+    dirty = 1; /* a queued run may fit now */
+    pthread_cond_signal(&cv);
+    pthread_mutex_unlock(&mu);
+}
+
 /* Fills what an executor needs to know of a run from its row and profile. */
 static void live_fill(struct live *l, json_t *row, struct profile *p)
 {

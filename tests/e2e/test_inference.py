@@ -233,6 +233,40 @@ def test_autoscale_to_a_second_replica_then_stop():
         shutil.rmtree(s.data, ignore_errors=True)
 
 
+def test_replicas_and_runs_share_a_profiles_slots():
+    """A profile with room for one: the deployment's replica holds it, so a run on that
+    profile waits; once the deployment stops, the run starts. Then the run holds it, and a
+    new deployment waits for the run to end before its replica starts."""
+    server_bin, _ = iu.tiny()
+    s = Server(["--config", runs_util.write_config(
+        [{"hardware_profile": "cpu", "price_per_hour": "0.36", "max_concurrent": 1}],
+        inference={"commands": {"cpu": f"{server_bin} -m {{model_path}} --host 127.0.0.1 "
+                                       "--port {port} -t 1 -np 1 -c 512"},
+                   "tick_ms": 50})])
+    try:
+        iu.add_model(s)
+        u = s.new_user(credits=10)
+        dep = iu.create(s, u["key"])
+        iu.wait_status(s, u["key"], dep, "running")
+        run = runs_util.start(s, u["key"], "print('after the replica')", execution_type="cpu")
+        time.sleep(1.5)
+        assert runs_util.status(s, u["key"], run["execution_id"])["status"] == "pending"
+        assert s.post(f"/inference/{dep}/stop", u["key"]).status_code == 200
+        assert runs_util.wait_end(s, u["key"], run["execution_id"])["status"] == "completed"
+
+        run = runs_util.start(s, u["key"], "import time; time.sleep(3)", execution_type="cpu")
+        runs_util.wait_status(s, u["key"], run["execution_id"], "running")
+        dep = iu.create(s, u["key"])
+        time.sleep(1.5)
+        d = s.get(f"/inference/{dep}", u["key"]).json()
+        assert d["status"] == "pending" and d["replicas"] == [], d
+        assert runs_util.wait_end(s, u["key"], run["execution_id"])["status"] == "completed"
+        iu.wait_status(s, u["key"], dep, "running")
+    finally:
+        s.stop()
+        shutil.rmtree(s.data, ignore_errors=True)
+
+
 def test_unknown_model_fails_the_deployment(inf):
     s, u, _ = inf
     dep = iu.create(s, u["key"], model="nobody/nothing")
