@@ -55,8 +55,8 @@ struct req_stream {
     void *ctx;
     /* Optional: for a response whose HTTP status the stream learns (a proxied call). Returns
      * the status, or 0 when it is not known yet (having arranged for stream_wake(w)); the
-     * response waits, unsent, until it is. */
-    int (*status)(void *ctx, struct stream_waker *w);
+     * response waits, unsent, until it is. It may add headers to req when it returns one. */
+    int (*status)(void *ctx, struct stream_waker *w, struct req *req);
 };
 
 /*

@@ -448,8 +448,8 @@ static int deferred_status(struct conn *c)
         pthread_mutex_lock(&w->mu);
         w->woken = 0;
         pthread_mutex_unlock(&w->mu);
-        st =
-            __atomic_load_n(&stopping, __ATOMIC_RELAXED) ? 503 : r->stream.status(r->stream.ctx, w);
+        st = __atomic_load_n(&stopping, __ATOMIC_RELAXED) ? 503
+                                                          : r->stream.status(r->stream.ctx, w, r);
         if (st) {
             r->status = st;
             c->deferring = 0;

@@ -447,7 +447,7 @@ static void reader_release(void *ctx)
 }
 
 /* A plain call's response waits for the model server's status (or the call's failure). */
-static int reader_status(void *ctx, struct stream_waker *w)
+static int reader_status(void *ctx, struct stream_waker *w, struct req *req)
 {
     struct reader *r = ctx;
     struct call *c = r->c;
@@ -458,6 +458,8 @@ static int reader_status(void *ctx, struct stream_waker *w)
     if (!st)
         r->w = w;
     pthread_mutex_unlock(&c->mu);
+    if (st == 503)
+        req_add_header(req, "Retry-After", "5"); /* as API.md 16.6 says */
     return st;
 }
 

@@ -143,6 +143,7 @@ def test_a_call_no_replica_can_take_is_503():
                           headers={"Authorization": "Bearer " + u["key"]})
         assert r.status_code == 503, (r.status_code, r.text)
         assert r.json()["error"]["type"] == "service_unavailable", r.text
+        assert r.headers["Retry-After"] == "5"
         r = iu.sdk(s, u["key"], "chat", model=dep, max_tokens=2)
         assert r["error"]["status"] == 503, r
     finally:
