@@ -8,6 +8,7 @@
 #include "core/err.h"
 #include "core/util.h"
 #include "inference/inference.h"
+#include "store/inference.h"
 #include "runs/profiles.h"
 
 #include <stdio.h>
@@ -105,13 +106,40 @@ static int api_inference_submit(struct req *req)
         req, json_pack("{s:s,s:s,s:s}", "inference_id", id, "status", "queued", "stream_url", url));
 }
 
+/* An inference no longer in memory (long done, or lyceumd restarted): its events from the
+ * store, queued and then how it ended (the tokens are in the completion). */
+static int stream_replay(struct req *req, const char *id)
+{
+    int err;
+    json_t *o = infres_get(req->caller.org_id, id, &err);
+    const char *status = json_string_value(json_object_get(o, "status"));
+    json_t *q = json_pack("{s:s,s:s}", "inference_id", id, "status", "queued");
+    char *qs = json_dumps(q, JSON_COMPACT), *es = NULL, *body;
+
+    json_decref(q);
+    if (!o) {
+        free(qs);
+        return err == LY_ENOTFOUND ? req_fail(req, err, "Inference not found") : err;
+    }
+    if (strcmp(status, "queued") != 0 && json_is_object(json_object_get(o, "event")))
+        es = json_dumps(json_object_get(o, "event"), JSON_COMPACT);
+    body = es ? arena_sprintf(&req->arena, "event: queued\ndata: %s\n\nevent: %s\ndata: %s\n\n", qs,
+                              status, es)
+              : arena_sprintf(&req->arena, "event: queued\ndata: %s\n\n", qs);
+    free(qs);
+    free(es);
+    json_decref(o);
+    req_add_header(req, "Cache-Control", "no-cache");
+    return req_reply_raw(req, 200, "text/event-stream", body, strlen(body));
+}
+
 static int api_inference_stream(struct req *req)
 {
     struct call *c = inflight_get(req->caller.org_id, req_param(req, "inference_id"));
     struct req_stream s;
 
     if (!c)
-        return req_fail(req, LY_ENOTFOUND, "Inference not found");
+        return stream_replay(req, req_param(req, "inference_id"));
     s = call_stream(c);
     call_put(c);
     req_add_header(req, "Cache-Control", "no-cache");

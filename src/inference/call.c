@@ -20,6 +20,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "inference/inference.h"
+#include "store/inference.h"
 
 #include <curl/curl.h>
 #include <pthread.h>
@@ -99,6 +100,10 @@ static void emit(struct call *c, const char *p, size_t n)
 static void emit_event(struct call *c, const char *event, json_t *data)
 {
     char *js = json_dumps(data, JSON_COMPACT);
+
+    /* How it ended is kept, for a stream read after the call left memory. */
+    if (strcmp(event, "finished") == 0 || strcmp(event, "failed") == 0)
+        infres_end(c->id, c->org_id, c->dep_id, event, js);
     size_t n = strlen(js) + strlen(event) + 32;
     char *ev = xmalloc(n);
 
@@ -510,6 +515,7 @@ int inflight_submit(const char *org_id, const char *dep_id, json_t *body, char *
         return LY_ETHROTTLED;
     }
     c = call_start(org_id, dep_id, "/v1/chat/completions", body, 1, CALL_EVENTS);
+    infres_insert(c->id, org_id, dep_id);
     c->next = inflight;
     inflight = c;
     ninflight++;

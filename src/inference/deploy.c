@@ -1105,6 +1105,9 @@ int inference_init(const struct config *cfg)
 
     if (settings_load(cfg))
         return LY_EINVAL;
+    /* Streaming inferences a restart cut short end as failed (their stream says so). */
+    if (infres_fail_open("lyceumd restarted before the inference finished"))
+        log_error("cannot end the streaming inferences of the last run");
     open = json_array();
     live = json_array();
     pthread_condattr_init(&ca);

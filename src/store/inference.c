@@ -132,6 +132,84 @@ int64_t dep_billed(const char *dep_id)
     return v;
 }
 
+int infres_insert(const char *id, const char *org_id, const char *dep_id)
+{
+    /* OR IGNORE: the call runs already and may have ended first. */
+    return ok0(q_exec("INSERT OR IGNORE INTO inference_results (id, org_id, deployment_id, "
+                      "status, created_at) VALUES (?, ?, ?, 'queued', ?)",
+                      "sssi", id, org_id, dep_id, now_us()));
+}
+
+int infres_end(const char *id, const char *org_id, const char *dep_id, const char *status,
+               const char *event)
+{
+    int64_t now = now_us();
+
+    return ok0(q_exec("INSERT INTO inference_results (id, org_id, deployment_id, status, event, "
+                      "created_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                      "ON CONFLICT (id) DO UPDATE SET status = excluded.status, "
+                      "event = excluded.event, finished_at = excluded.finished_at "
+                      "WHERE inference_results.status = 'queued'",
+                      "sssssii", id, org_id, dep_id, status, event, now, now));
+}
+
+json_t *infres_get(const char *org_id, const char *id, int *err)
+{
+    sqlite3_stmt *st = q_prepare("SELECT status, event FROM inference_results "
+                                 "WHERE id = ? AND org_id = ?",
+                                 "ss", id, org_id);
+    json_t *o = NULL;
+    int rc;
+
+    if (!st) {
+        *err = LY_EDB;
+        return NULL;
+    }
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        const char *ev = q_text(st, 1);
+
+        o = json_pack("{s:s,s:o}", "status", q_text(st, 0), "event",
+                      ev ? json_loads(ev, 0, NULL) : json_null());
+        if (!json_object_get(o, "event"))
+            json_object_set_new(o, "event", json_null());
+    }
+    q_done(st);
+    *err = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? LY_ENOTFOUND : LY_EDB;
+    return o;
+}
+
+int infres_fail_open(const char *why)
+{
+    json_t *ids = json_array(), *v;
+    sqlite3_stmt *st = q_prepare("SELECT id FROM inference_results WHERE status = 'queued'", "");
+    size_t i;
+    int err = 0;
+
+    if (!st) {
+        json_decref(ids);
+        return LY_EDB;
+    }
+    while (sqlite3_step(st) == SQLITE_ROW)
+        json_array_append_new(ids, json_string(q_text(st, 0)));
+    q_done(st);
+    json_array_foreach(ids, i, v)
+    {
+        json_t *ev = json_pack("{s:s,s:s,s:s}", "inference_id", json_string_value(v), "status",
+                               "failed", "error", why);
+        char *js = json_dumps(ev, JSON_COMPACT);
+
+        if (q_exec("UPDATE inference_results SET status = 'failed', event = ?, "
+                   "finished_at = ? WHERE id = ? AND status = 'queued'",
+                   "sis", js, now_us(), json_string_value(v)) < 0)
+            err = LY_EDB;
+        free(js);
+        json_decref(ev);
+    }
+    json_decref(ids);
+    return err;
+}
+
 int usage_add(const char *org_id, const char *dep_id, int64_t prompt, int64_t completion)
 {
     return ok0(q_exec("INSERT INTO inference_usage (org_id, deployment_id, prompt_tokens, "

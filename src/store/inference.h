@@ -33,6 +33,15 @@ int rep_end(const char *id, int64_t ended_at);
 int rep_open(json_t *out);
 int64_t dep_billed(const char *dep_id);
 
+/* Streaming inferences: submitted (queued), ended (status "finished" or "failed" with the
+ * event's data), read back for an org (NULL with *err LY_ENOTFOUND), and those a restart cut
+ * short, ended as failed with event (whose "inference_id" is filled per row). */
+int infres_insert(const char *id, const char *org_id, const char *dep_id);
+int infres_end(const char *id, const char *org_id, const char *dep_id, const char *status,
+               const char *event);
+json_t *infres_get(const char *org_id, const char *id, int *err);
+int infres_fail_open(const char *why);
+
 int usage_add(const char *org_id, const char *dep_id, int64_t prompt, int64_t completion);
 
 /* Files (their bytes live in DATA/files/<id>). */

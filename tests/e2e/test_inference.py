@@ -179,6 +179,55 @@ def test_streaming_inference_by_id(inf):
     assert s.get(sub["stream_url"], other["key"]).status_code == 404
 
 
+def read_events(s, key, url):
+    events, ev = [], None
+    with requests.get(s.base + url, stream=True, timeout=60,
+                      headers={"Authorization": "Bearer " + key}) as resp:
+        assert resp.status_code == 200, resp.text
+        for line in resp.iter_lines(decode_unicode=True):
+            if line.startswith("event: "):
+                ev = line[7:]
+            elif line.startswith("data: "):
+                events.append((ev, json.loads(line[6:])))
+    return events
+
+
+def test_streaming_inference_outlives_a_restart():
+    """A finished streaming inference can be read again after lyceumd restarts (queued, then
+    finished with the same completion); one a kill -9 cut short reads as failed; another
+    org gets 404 for both."""
+    s = Server(["--config", iu.config()])
+    try:
+        iu.add_model(s)
+        u = s.new_user(credits=10)
+        dep = iu.create(s, u["key"])
+        iu.wait_status(s, u["key"], dep, "running")
+        body = {"model": dep, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 8}
+        done = s.post("/inference/streaming/submit", u["key"], json=body).json()
+        before = read_events(s, u["key"], done["stream_url"])
+        assert before[-1][0] == "finished", before
+        cut = s.post("/inference/streaming/submit", u["key"],
+                     json=dict(body, max_tokens=100000)).json()
+        time.sleep(0.3)
+        s.proc.kill()
+        s.proc.wait()
+        s.log.close()
+        s.start()
+        after = read_events(s, u["key"], done["stream_url"])
+        assert [e for e, _ in after] == ["queued", "finished"], after
+        assert after[-1][1]["completion"] == before[-1][1]["completion"]
+        ended = read_events(s, u["key"], cut["stream_url"])
+        assert [e for e, _ in ended] == ["queued", "failed"], ended
+        assert "restarted" in ended[-1][1]["error"]
+        other = s.new_user(credits=1)
+        for sub in (done, cut):
+            r = s.get(sub["stream_url"], other["key"])
+            assert r.status_code == 404, r.text
+    finally:
+        s.stop()
+        shutil.rmtree(s.data, ignore_errors=True)
+
+
 def test_deployment_pauses_when_idle_and_wakes(inf):
     s, u, dep = inf
     d = iu.wait_status(s, u["key"], dep, "paused", timeout=30)
