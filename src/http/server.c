@@ -97,6 +97,30 @@ void stream_wake(void *arg)
     pthread_mutex_unlock(&w->mu);
 }
 
+/* Before asking the stream: forget earlier wakes. */
+static void waker_arm(struct stream_waker *w)
+{
+    pthread_mutex_lock(&w->mu);
+    w->woken = 0;
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* After the stream said "nothing yet": suspends the connection, unless a wake came since
+ * waker_arm(). 1 when suspended. */
+static int waker_sleep(struct stream_waker *w)
+{
+    int sleep;
+
+    pthread_mutex_lock(&w->mu);
+    sleep = !w->woken;
+    if (sleep) {
+        w->suspended = 1;
+        MHD_suspend_connection(w->mhd);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return sleep;
+}
+
 static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
 {
     struct conn *c = cls;
@@ -106,20 +130,13 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
     (void)pos;
     if (__atomic_load_n(&stopping, __ATOMIC_RELAXED))
         return MHD_CONTENT_READER_END_OF_STREAM;
-    pthread_mutex_lock(&w->mu);
-    w->woken = 0;
-    pthread_mutex_unlock(&w->mu);
+    waker_arm(w);
     n = c->req.stream.read(c->req.stream.ctx, buf, max, w);
     if (n > 0)
         return n;
     if (n < 0)
         return MHD_CONTENT_READER_END_OF_STREAM;
-    pthread_mutex_lock(&w->mu);
-    if (!w->woken) {
-        w->suspended = 1;
-        MHD_suspend_connection(c->mhd);
-    }
-    pthread_mutex_unlock(&w->mu);
+    waker_sleep(w);
     return 0;
 }
 
@@ -445,9 +462,7 @@ static int deferred_status(struct conn *c)
     for (;;) {
         int st;
 
-        pthread_mutex_lock(&w->mu);
-        w->woken = 0;
-        pthread_mutex_unlock(&w->mu);
+        waker_arm(w);
         st = __atomic_load_n(&stopping, __ATOMIC_RELAXED) ? 503
                                                           : r->stream.status(r->stream.ctx, w, r);
         if (st) {
@@ -455,14 +470,9 @@ static int deferred_status(struct conn *c)
             c->deferring = 0;
             return 1;
         }
-        pthread_mutex_lock(&w->mu);
-        if (!w->woken) {
-            w->suspended = 1;
-            MHD_suspend_connection(c->mhd);
-            pthread_mutex_unlock(&w->mu);
+        if (waker_sleep(w))
             return 0;
-        }
-        pthread_mutex_unlock(&w->mu); /* woken meanwhile: ask again */
+        /* woken meanwhile: ask again */
     }
 }
 
