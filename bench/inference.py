@@ -1,7 +1,8 @@
 """Inference bench: time to first token and tokens/s of 4 concurrent streams through lyceumd
 against straight to the same llama-server replica (in turn, round after round), and a
 1,000-line batch's wall time.
-usage: python3 bench/inference.py [path/to/lyceumd]   (prints figures; not a test)"""
+usage: python3 bench/inference.py [path/to/lyceumd]   (prints figures; not a test)
+BENCH_TOKENS sets the tokens per stream (256)."""
 
 import json
 import os
@@ -18,7 +19,7 @@ import conftest  # noqa: E402
 import inference_util as iu  # noqa: E402
 
 conftest.BIN = os.environ["LYCEUMD_BIN"]
-TOKENS, STREAMS, ROUNDS = 256, 4, 15
+TOKENS, STREAMS, ROUNDS = int(os.environ.get("BENCH_TOKENS", 256)), 4, 15
 
 
 def stream(url, headers, model):

@@ -635,6 +635,7 @@ static int cmd_serve(struct cli *cli)
     http_server_stop(srv);
     batch_stop();
     inference_shutdown();
+    upstream_shutdown();
     batch_shutdown();
     sampler_stop();
     runs_shutdown();

@@ -287,7 +287,7 @@ static int perform(struct call *c, struct lease *l, char *why, size_t wn)
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, c);
     c->h = h;
-    rc = curl_easy_perform(h);
+    rc = upstream_perform(h);
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &c->status);
     c->h = NULL;
     curl_easy_cleanup(h);
@@ -593,7 +593,7 @@ int inference_call_sync(const char *org_id, const char *dep_id, const char *path
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sink_write);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &s);
-    rc = curl_easy_perform(h);
+    rc = upstream_perform(h);
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
     curl_easy_cleanup(h);
     curl_slist_free_all(hdr);

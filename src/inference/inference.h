@@ -16,6 +16,7 @@
 
 #include "http/req.h"
 
+#include <curl/curl.h>
 #include <jansson.h>
 #include <stdint.h>
 
@@ -84,6 +85,12 @@ struct call *inflight_get(const char *org_id, const char *id);
  * caller frees it), or a negative LY_E* code with why set. */
 int inference_call_sync(const char *org_id, const char *dep_id, const char *path, json_t *body,
                         long *status, char **resp, char *why, size_t n);
+
+/* upstream.c: runs h's transfer on the one upstream I/O thread (its callbacks run there) and
+ * returns how it ended, as curl_easy_perform() would. Blocks the calling thread. */
+CURLcode upstream_perform(CURL *h);
+/* Ends the I/O thread; transfers still running, and later ones, end aborted. */
+void upstream_shutdown(void);
 
 /* Meters a response's usage (an OpenAI "usage" object, or llama.cpp's "timings"). */
 void inference_meter(const char *org_id, const char *dep_id, json_t *obj);
