@@ -48,6 +48,10 @@ static void warn_once(const char *what)
                  strerror(errno));
 }
 
+/* The v1 hierarchies a group has a directory in, one per controller. */
+static const char *const v1_roots[CGROUP_MAX_DIRS] = {"/sys/fs/cgroup/memory",
+                                                      "/sys/fs/cgroup/pids", "/sys/fs/cgroup/cpu"};
+
 int cgroup_create(struct cgroup *cg, const char *name, int64_t mem, int64_t pids, int cpus)
 {
     char v[64];
@@ -80,11 +84,8 @@ int cgroup_create(struct cgroup *cg, const char *name, int64_t mem, int64_t pids
         }
     } else {
         /* cgroup v1: a directory per controller. */
-        static const char *roots[CGROUP_MAX_DIRS] = {"/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids",
-                                                     "/sys/fs/cgroup/cpu"};
-
         for (int i = 0; i < CGROUP_MAX_DIRS; i++) {
-            if (access(roots[i], W_OK) != 0 || make_dir(cg->dir[cg->ndirs], roots[i], name))
+            if (access(v1_roots[i], W_OK) != 0 || make_dir(cg->dir[cg->ndirs], v1_roots[i], name))
                 continue;
             if (i == 0 && mem > 0) {
                 snprintf(v, sizeof(v), "%lld", (long long)mem);
@@ -160,4 +161,20 @@ void cgroup_destroy(struct cgroup *cg)
         rmdir(cg->dir[i]);
     }
     cg->ndirs = 0;
+}
+
+void cgroup_remove(const char *name)
+{
+    struct cgroup cg = {0};
+    const char *const v2_root[] = {"/sys/fs/cgroup"};
+    int v2 = access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0;
+    const char *const *roots = v2 ? v2_root : v1_roots;
+
+    for (int i = 0; i < (v2 ? 1 : CGROUP_MAX_DIRS); i++) {
+        snprintf(cg.dir[cg.ndirs], PATH_MAX, "%s/lyceumd/%.3000s", roots[i], name);
+        cg.procs_fd[cg.ndirs] = -1;
+        if (access(cg.dir[cg.ndirs], F_OK) == 0)
+            cg.ndirs++;
+    }
+    cgroup_destroy(&cg);
 }

@@ -1,5 +1,6 @@
 /*
- * Control groups for local runs: a memory limit, a process limit and a CPU quota per run,
+ * Control groups for local runs and services (exec.h): a memory limit, a process limit and a
+ * CPU quota per run,
  * under cgroup v2 (/sys/fs/cgroup/lyceumd/<run>) or, on a v1 hierarchy, under the memory,
  * pids and cpu controllers' lyceumd/<run>. Where cgroups cannot be written (no permission,
  * a read-only /sys), runs fall back to rlimits alone; that is logged once, never an error.
@@ -27,5 +28,8 @@ void cgroup_join_child(const struct cgroup *cg);
 void cgroup_close_fds(struct cgroup *cg);
 /* Kills what is left in the groups and removes them. */
 void cgroup_destroy(struct cgroup *cg);
+/* The same for groups named name that a previous process left (it was killed): no-op where
+ * there are none. */
+void cgroup_remove(const char *name);
 
 #endif

@@ -17,6 +17,7 @@
 
 #include <jansson.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct config;
 struct live;
@@ -79,6 +80,40 @@ int exec_slurm_adopt(struct live *l, const char *job_id);
 /* The local backend's I/O thread: started once, before any run. */
 int exec_local_init(const struct config *cfg);
 void exec_local_shutdown(void);
+
+/*
+ * Services: long-running commands that lyceumd starts and ends itself (an inference replica's
+ * model server), started as a local run is: where runs are sandboxed, in bubblewrap (the
+ * system read-only, a private /tmp, the data directory hidden but for home and ro_paths,
+ * Docker's socket covered, a pid namespace of its own) yet with the host's network; in
+ * control groups of their own with the limits given (rlimits where cgroups cannot be
+ * written); their own process group, killed with the thread that started them. Needs
+ * exec_local_init(). The owner learns of the exit by waitpid() on exec_service_pid() (under
+ * the sandbox that is bubblewrap, which exits with the command's status), then calls
+ * exec_service_free(). One owner calls these for a service; different services may be
+ * handled from different threads.
+ */
+struct service_spec {
+    const char *name;            /* names its control groups: unique among live ones */
+    char *const *argv;           /* the command, NULL-ended; argv[0] is looked up on PATH */
+    char *const *env;            /* "NAME=value" over lyceumd's own environment, NULL-ended */
+    const char *home;            /* its HOME and working directory, read-write (made here) */
+    const char *log_path;        /* stdout and stderr are appended to it */
+    const char *const *ro_paths; /* shown read-only in the sandbox (NULL-ended; may be NULL) */
+    int cpus;                    /* limits, 0 = none */
+    int64_t mem_bytes, pids_max;
+    int gpus; /* it holds GPUs: NVIDIA's devices are shown in the sandbox */
+};
+struct service;
+/* Starts the service: NULL with why set when it could not (no such command, no fork). */
+struct service *exec_service_start(const struct service_spec *spec, char *why, size_t n);
+pid_t exec_service_pid(const struct service *s);
+/* SIGTERM asks the command to end (the sandbox stays until it does); SIGKILL ends it all. */
+void exec_service_signal(struct service *s, int sig);
+/* After its pid was reaped: kills what it left in its group and removes its control groups. */
+void exec_service_free(struct service *s);
+/* Removes the control groups of a service named name that a previous process left. */
+void exec_service_forget(const char *name);
 
 /* The backends. */
 extern const struct exec_ops exec_local;

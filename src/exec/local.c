@@ -12,9 +12,13 @@
  * and learns of exits through pidfds. A run is reported ended once its main process exited and
  * both pipes reached EOF (stragglers in its process group are killed at the exit; pipes held
  * by an escaped process are closed after a short grace).
+ *
+ * The command line, the sandbox and the fork are shared with service.c (local_int.h), which
+ * starts inference replicas the same way.
  */
 #include "exec/exec.h"
 #include "exec/cgroup.h"
+#include "exec/local_int.h"
 #include "core/arena.h"
 #include "core/config.h"
 #include "core/err.h"
@@ -44,8 +48,6 @@
 #include <unistd.h>
 
 #define DRAIN_GRACE_US 2000000
-#define ARGV_MAX       96
-#define ENV_MAX        1024 /* the environment of a run, variables included */
 
 enum { EP_OUT, EP_ERR, EP_PID };
 
@@ -80,8 +82,7 @@ static struct lrun *all;
 static char bwrap[PATH_MAX], python[PATH_MAX], data_abs[PATH_MAX];
 static int sandbox;
 
-/* Finds an executable on PATH (or takes a path as it is). */
-static int find_exe(const char *name, char *out, size_t n)
+int exec_find(const char *name, char *out, size_t n)
 {
     const char *path = getenv("PATH");
     char buf[PATH_MAX];
@@ -210,20 +211,15 @@ int exec_prepare_python(struct live *l, const char *base, char *work, size_t wn,
 
 /* ---- spawning ---- */
 
-struct cmd {
-    char *argv[ARGV_MAX];
-    int argc;
-    char *envp[ENV_MAX];
-    int envc;
-};
-
-static void arg(struct cmd *c, const char *s)
+void cmd_arg(struct cmd *c, const char *s)
 {
     if (c->argc < ARGV_MAX - 1)
         c->argv[c->argc++] = xstrdup(s);
+    else
+        c->too_long = 1;
 }
 
-static void env(struct cmd *c, const char *name, const char *value)
+void cmd_env(struct cmd *c, const char *name, const char *value)
 {
     char *s;
 
@@ -237,7 +233,7 @@ static void env(struct cmd *c, const char *name, const char *value)
     c->envp[c->envc++] = s;
 }
 
-static void cmd_free(struct cmd *c)
+void cmd_free(struct cmd *c)
 {
     for (int i = 0; i < c->argc; i++)
         free(c->argv[i]);
@@ -245,56 +241,90 @@ static void cmd_free(struct cmd *c)
         free(c->envp[i]);
 }
 
-static void sandbox_args(struct cmd *c, const char *work, const char *user_id)
+int exec_sandboxed(void)
 {
-    char run_dir[PATH_MAX], bucket[PATH_MAX];
+    return sandbox;
+}
 
-    snprintf(run_dir, sizeof(run_dir), "%s", work);
-    arg(c, bwrap);
-    arg(c, "--ro-bind");
-    arg(c, "/");
-    arg(c, "/");
-    arg(c, "--dev");
-    arg(c, "/dev");
-    arg(c, "--proc");
-    arg(c, "/proc");
-    arg(c, "--tmpfs");
-    arg(c, "/tmp");
-    /* Hide the data directory (database, keys, other runs), then give back this run's work. */
-    arg(c, "--tmpfs");
-    arg(c, data_abs);
-    arg(c, "--bind");
-    arg(c, run_dir);
-    arg(c, run_dir);
+/* Shows NVIDIA's device files (/dev/nvidia0, nvidiactl, nvidia-uvm, nvidia-caps/ ...) in the
+ * sandbox's own /dev: CUDA opens them. */
+static void gpu_devices(struct cmd *c)
+{
+    DIR *d = opendir("/dev");
+    struct dirent *de;
+
+    if (!d)
+        return;
+    while ((de = readdir(d))) {
+        char path[300];
+
+        if (strncmp(de->d_name, "nvidia", 6) != 0)
+            continue;
+        snprintf(path, sizeof(path), "/dev/%s", de->d_name);
+        cmd_arg(c, "--dev-bind");
+        cmd_arg(c, path);
+        cmd_arg(c, path);
+    }
+    closedir(d);
+}
+
+void sandbox_args(struct cmd *c, const struct sandbox_view *v)
+{
+    char bucket[PATH_MAX];
+
+    cmd_arg(c, bwrap);
+    cmd_arg(c, "--ro-bind");
+    cmd_arg(c, "/");
+    cmd_arg(c, "/");
+    cmd_arg(c, "--dev");
+    cmd_arg(c, "/dev");
+    if (v->gpus)
+        gpu_devices(c);
+    cmd_arg(c, "--proc");
+    cmd_arg(c, "/proc");
+    cmd_arg(c, "--tmpfs");
+    cmd_arg(c, "/tmp");
+    /* Hide the data directory (database, keys, other runs), then give back this command's own
+     * directory, and what it may read. */
+    cmd_arg(c, "--tmpfs");
+    cmd_arg(c, data_abs);
+    cmd_arg(c, "--bind");
+    cmd_arg(c, v->rw_dir);
+    cmd_arg(c, v->rw_dir);
+    for (const char *const *p = v->ro_paths; p && *p; p++) {
+        cmd_arg(c, "--ro-bind");
+        cmd_arg(c, *p);
+        cmd_arg(c, *p);
+    }
     {
         /* Docker's socket would be root on the host: cover it (by its real path, as /var/run
          * is a link that bubblewrap cannot mount through). */
         char real[PATH_MAX];
 
         if (cfg->docker_socket[0] && realpath(cfg->docker_socket, real)) {
-            arg(c, "--ro-bind");
-            arg(c, "/dev/null");
-            arg(c, real);
+            cmd_arg(c, "--ro-bind");
+            cmd_arg(c, "/dev/null");
+            cmd_arg(c, real);
         }
     }
     /* The owner's bucket at /mnt/s3 (a tmpfs /mnt gives the mount point a place). */
-    if (bucket_objects_dir(user_id, bucket, sizeof(bucket)) == 0) {
-        arg(c, "--tmpfs");
-        arg(c, "/mnt");
-        arg(c, "--bind");
-        arg(c, bucket);
-        arg(c, "/mnt/s3");
+    if (v->bucket_user && bucket_objects_dir(v->bucket_user, bucket, sizeof(bucket)) == 0) {
+        cmd_arg(c, "--tmpfs");
+        cmd_arg(c, "/mnt");
+        cmd_arg(c, "--bind");
+        cmd_arg(c, bucket);
+        cmd_arg(c, "/mnt/s3");
     }
-    arg(c, "--chdir");
-    arg(c, run_dir);
-    arg(c, "--unshare-pid");
-    arg(c, "--unshare-ipc");
-    arg(c, "--unshare-uts");
-    arg(c, "--unshare-cgroup-try");
-    if (!cfg->sandbox_network)
-        arg(c, "--unshare-net");
-    arg(c, "--die-with-parent");
-    arg(c, "--");
+    cmd_arg(c, "--chdir");
+    cmd_arg(c, v->rw_dir);
+    cmd_arg(c, "--unshare-pid");
+    cmd_arg(c, "--unshare-ipc");
+    cmd_arg(c, "--unshare-uts");
+    cmd_arg(c, "--unshare-cgroup-try");
+    if (!v->network)
+        cmd_arg(c, "--unshare-net");
+    cmd_arg(c, "--die-with-parent");
+    cmd_arg(c, "--");
 }
 
 static void base_env(struct cmd *c, struct live *l, const char *work)
@@ -302,38 +332,33 @@ static void base_env(struct cmd *c, struct live *l, const char *work)
     const char *k;
     json_t *v;
 
-    env(c, "PATH", "/usr/local/bin:/usr/bin:/bin");
-    env(c, "HOME", work);
-    env(c, "LANG", "C.UTF-8");
-    env(c, "PYTHONUNBUFFERED", "1");
-    env(c, "PYTHONDONTWRITEBYTECODE", "1");
-    env(c, "LYCEUM_EXECUTION_ID", l->id);
-    env(c, "CUDA_VISIBLE_DEVICES", l->gpus);
+    cmd_env(c, "PATH", "/usr/local/bin:/usr/bin:/bin");
+    cmd_env(c, "HOME", work);
+    cmd_env(c, "LANG", "C.UTF-8");
+    cmd_env(c, "PYTHONUNBUFFERED", "1");
+    cmd_env(c, "PYTHONDONTWRITEBYTECODE", "1");
+    cmd_env(c, "LYCEUM_EXECUTION_ID", l->id);
+    cmd_env(c, "CUDA_VISIBLE_DEVICES", l->gpus);
     if (!sandbox) {
         char tmp[PATH_MAX + 8];
 
         snprintf(tmp, sizeof(tmp), "%s/.tmp", work);
         mkdir(tmp, 0700);
-        env(c, "TMPDIR", tmp);
+        cmd_env(c, "TMPDIR", tmp);
     }
-    json_object_foreach(l->env, k, v) if (json_is_string(v)) env(c, k, json_string_value(v));
+    json_object_foreach(l->env, k, v) if (json_is_string(v)) cmd_env(c, k, json_string_value(v));
 }
 
-/* Forks the command into its own process group with stdout/stderr on new pipes. */
-static int spawn(struct lrun *r, struct cmd *c, const char *work)
+pid_t exec_fork(struct cmd *c, const struct child_setup *s)
 {
-    int out[2], err[2], devnull;
+    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC), saved;
     struct rlimit as = {0}, np = {0};
     pid_t pid;
 
-    if (pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC))
-        return LY_EIO;
-    devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    /* Without a cgroup, the memory limit falls back to the address-space rlimit. */
-    if (r->l->mem_bytes > 0 && !r->has_cg)
-        as.rlim_cur = as.rlim_max = (rlim_t)r->l->mem_bytes;
-    if (r->l->pids_max > 0)
-        np.rlim_cur = np.rlim_max = (rlim_t)r->l->pids_max;
+    if (s->rlimit_as > 0)
+        as.rlim_cur = as.rlim_max = (rlim_t)s->rlimit_as;
+    if (s->rlimit_nproc > 0)
+        np.rlim_cur = np.rlim_max = (rlim_t)s->rlimit_nproc;
     c->argv[c->argc] = NULL;
     c->envp[c->envc] = NULL;
     pid = fork();
@@ -341,12 +366,12 @@ static int spawn(struct lrun *r, struct cmd *c, const char *work)
         /* The child: only async-signal-safe calls from here to execve. */
         setpgid(0, 0);
         prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (r->has_cg)
-            cgroup_join_child(&r->cg);
+        if (s->cg)
+            cgroup_join_child(s->cg);
         dup2(devnull, 0);
-        dup2(out[1], 1);
-        dup2(err[1], 2);
-        if (chdir(work) != 0)
+        dup2(s->out, 1);
+        dup2(s->err, 2);
+        if (chdir(s->dir) != 0)
             _exit(126);
         if (as.rlim_max)
             setrlimit(RLIMIT_AS, &as);
@@ -354,23 +379,49 @@ static int spawn(struct lrun *r, struct cmd *c, const char *work)
             setrlimit(RLIMIT_NPROC, &np);
         execve(c->argv[0], c->argv, c->envp);
         {
-            static const char msg[] = "lyceumd: cannot start the run's process\n";
-            ssize_t w = write(2, msg, sizeof(msg) - 1);
+            ssize_t w = write(2, s->fail_msg, strlen(s->fail_msg));
 
             (void)w;
         }
         _exit(127);
     }
-    close(out[1]);
-    close(err[1]);
+    saved = errno;
     if (devnull >= 0)
         close(devnull);
+    if (pid > 0)
+        setpgid(pid, pid); /* also here, so the group exists before anyone signals it */
+    errno = saved;
+    return pid;
+}
+
+/* Forks the command into its own process group with stdout/stderr on new pipes. */
+static int spawn(struct lrun *r, struct cmd *c, const char *work)
+{
+    int out[2], err[2];
+    struct child_setup cs = {.dir = work, .cg = r->has_cg ? &r->cg : NULL};
+    pid_t pid;
+
+    if (pipe2(out, O_CLOEXEC))
+        return LY_EIO;
+    if (pipe2(err, O_CLOEXEC)) {
+        close(out[0]);
+        close(out[1]);
+        return LY_EIO;
+    }
+    cs.out = out[1];
+    cs.err = err[1];
+    /* Without a cgroup, the memory limit falls back to the address-space rlimit. */
+    cs.rlimit_as = r->has_cg ? 0 : r->l->mem_bytes;
+    cs.rlimit_nproc = r->l->pids_max;
+    cs.fail_msg = "lyceumd: cannot start the run's process\n";
+    pid = exec_fork(c, &cs);
+    close(out[1]);
+    close(err[1]);
     if (pid < 0) {
         close(out[0]);
         close(err[0]);
         return LY_EIO;
     }
-    setpgid(pid, pid); /* also here, so the group exists before anyone signals it */
     pthread_mutex_lock(&r->mu);
     r->pid = pid;
     r->pidfd = pidfd_open(pid, 0);
@@ -403,8 +454,14 @@ static int start_phase(struct lrun *r)
 
     snprintf(work, sizeof(work), "%.1000s/work", l->dir);
     snprintf(venv_py, sizeof(venv_py), "%s/.venv/bin/python", work);
-    if (sandbox)
-        sandbox_args(&c, work, l->user_id);
+    if (sandbox) {
+        struct sandbox_view v = {.rw_dir = work,
+                                 .bucket_user = l->user_id,
+                                 .network = cfg->sandbox_network,
+                                 .gpus = l->gpus[0] != '\0'};
+
+        sandbox_args(&c, &v);
+    }
     if (r->phase == 0) {
         char script[PATH_MAX + 1024];
         const char *index = cfg->pip_index_url;
@@ -414,17 +471,17 @@ static int start_phase(struct lrun *r)
                  "--disable-pip-version-check --no-input --retries 0 --timeout 15 %s%s%s "
                  "-r requirements.txt",
                  python, index[0] ? "--index-url '" : "", index, index[0] ? "'" : "");
-        arg(&c, "/bin/sh");
-        arg(&c, "-c");
-        arg(&c, script);
+        cmd_arg(&c, "/bin/sh");
+        cmd_arg(&c, "-c");
+        cmd_arg(&c, script);
     } else {
         json_t *mods = json_object_get(l->spec, "prior_imports");
 
         if (r->has_install)
             py = venv_py;
         exec_code_file(l, file, sizeof(file));
-        arg(&c, py);
-        arg(&c, "-u");
+        cmd_arg(&c, py);
+        cmd_arg(&c, "-u");
         if (json_is_array(mods) && json_array_size(mods)) {
             /* Pre-import the modules, then run the file as __main__ with their top-level
              * names already bound. */
@@ -444,10 +501,10 @@ static int start_phase(struct lrun *r)
             }
             snprintf(pre + k, sizeof(pre) - k,
                      "runpy.run_path('%s', init_globals=_g, run_name='__main__')", file);
-            arg(&c, "-c");
-            arg(&c, pre);
+            cmd_arg(&c, "-c");
+            cmd_arg(&c, pre);
         } else {
-            arg(&c, file);
+            cmd_arg(&c, file);
         }
     }
     base_env(&c, l, work);
@@ -681,6 +738,14 @@ static void signal_group_but_bwrap(pid_t pgid, int sig)
     closedir(d);
 }
 
+void exec_signal_group(pid_t pgid, int sig)
+{
+    if (sig == SIGTERM && sandbox)
+        signal_group_but_bwrap(pgid, sig);
+    else
+        kill(-pgid, sig);
+}
+
 static void local_signal(struct live *l, int sig)
 {
     struct lrun *r = l->exec_priv;
@@ -690,12 +755,8 @@ static void local_signal(struct live *l, int sig)
     pthread_mutex_lock(&r->mu);
     if (sig == SIGKILL)
         r->killed = 1;
-    if (r->pid > 0 && !r->exited) {
-        if (sig == SIGTERM && sandbox)
-            signal_group_but_bwrap(r->pid, sig);
-        else
-            kill(-r->pid, sig);
-    }
+    if (r->pid > 0 && !r->exited)
+        exec_signal_group(r->pid, sig);
     pthread_mutex_unlock(&r->mu);
 }
 
@@ -726,7 +787,7 @@ int exec_local_init(const struct config *c)
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
 
     cfg = c;
-    if (find_exe(c->python, python, sizeof(python))) {
+    if (exec_find(c->python, python, sizeof(python))) {
         log_error("the Python interpreter '%s' was not found (config \"python\")", c->python);
         return LY_EINVAL;
     }
@@ -734,7 +795,7 @@ int exec_local_init(const struct config *c)
         log_error("cannot resolve the data directory %s", c->data_dir);
         return LY_EIO;
     }
-    sandbox = c->sandbox != 0 && find_exe("bwrap", bwrap, sizeof(bwrap)) == 0;
+    sandbox = c->sandbox != 0 && exec_find("bwrap", bwrap, sizeof(bwrap)) == 0;
     if (c->sandbox == 1 && !sandbox) {
         log_error("the config requires a sandbox but bubblewrap (bwrap) is not installed");
         return LY_EINVAL;
