@@ -7,11 +7,15 @@
  * Request threads only lease ready replicas (acquire/release) and record arrivals, and wait
  * on `ready_cv` for a replica of a starting or paused deployment.
  *
- * A replica is a model server started from the profile's command template: its own process
- * group, PR_SET_PDEATHSIG so that it dies with lyceumd, a free loopback port, output to
- * DATA/inference/<deployment>/<replica>.log. It takes traffic once GET /health answers 200.
- * A replica that dies is replaced; one that dies before it was ever ready counts as a failed
- * start, and three in a row fail the deployment.
+ * A replica is a model server (replica.c: started sandboxed, in its own control groups, on a
+ * free loopback port). It takes traffic once GET /health answers 200. A replica that dies is
+ * replaced; one that dies before it was ever ready counts as a failed start, and three in a
+ * row fail the deployment.
+ *
+ * A deployment's hf_token (for the runtime's model download) is stored sealed under the
+ * secrets master key, with the deployment's id as associated data, in its own column that no
+ * API query reads; the plaintext lives only in memory, for the replicas' environment, and is
+ * cleared when the deployment is freed. Restored deployments open it again.
  *
  * Autoscaling, once a tick: the arrival rate over stabilisation_window against target_rps,
  * and the p95 latency of the requests that ended in that window against
@@ -29,75 +33,32 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "exec/exec.h"
+#include "inference/deploy_int.h"
 #include "inference/inference.h"
 #include "runs/profiles.h"
 #include "runs/runs.h"
+#include "secrets/secrets.h"
 #include "store/db.h"
 #include "store/inference.h"
 #include "store/ledger.h"
 
 #include <curl/curl.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#define RING       1024
 #define MAX_FAILS  3
 #define KILL_GRACE (5 * MICRO)
 
-enum rstate { R_STARTING, R_READY, R_DRAINING, R_KILLED };
-
-struct replica {
-    char id[40];
-    pid_t pid;
-    int port;
-    enum rstate state;
-    int outstanding;
-    int healthy; /* set by the last health check */
-    int64_t started_us, metered_until, spawned_mono, killed_mono;
-    int has_slot;  /* holds a slot of its profile, as a run would (runs_slot_take) */
-    char gpus[64]; /* the GPUs of that slot: its CUDA_VISIBLE_DEVICES */
-    struct replica *next;
-};
-
-struct deployment {
-    char id[40], org_id[40], hf_model_id[256], profile[64];
-    char status[16];
-    char *hf_token;    /* never stored */
-    json_t *vllm_args; /* array of strings */
-    int gpu_count;
-    int min_r, max_r;
-    double target_rps, target_lat_ms;
-    int window_s;
-    int fails;
-    int wake;
-    int64_t last_req_mono, last_up_mono, low_since_mono, stop_mono, broke_check_mono;
-    int64_t arrivals[RING];
-    unsigned narr;
-    int64_t lat_t[RING];
-    double lat_ms[RING];
-    unsigned nlat;
-    struct replica *reps;
-    struct deployment *next;
-};
-
-static struct {
-    char data_dir[1024];
-    json_t *commands; /* profile (or "cpu"/"gpu") -> template; owned */
-    int idle_s, wake_s, startup_s, tick_ms;
-} set;
+struct inference_settings inf_set;
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t ready_cv;
@@ -130,21 +91,24 @@ static int settings_load(const struct config *cfg)
     json_t *o = cfg->inference, *cmds = json_object_get(o, "commands");
     const char *k;
     json_t *v;
+    char abs[PATH_MAX];
 
-    snprintf(set.data_dir, sizeof(set.data_dir), "%s", cfg->data_dir);
-    set.idle_s = cfg_int(o, "idle_seconds", 3600, 1, 365 * 86400);
-    set.wake_s = cfg_int(o, "wake_timeout_seconds", 120, 1, 3600);
-    set.startup_s = cfg_int(o, "startup_timeout_seconds", 900, 1, 86400);
-    set.tick_ms = cfg_int(o, "tick_ms", 100, 10, 5000);
-    if (set.idle_s == INT_MIN || set.wake_s == INT_MIN || set.startup_s == INT_MIN ||
-        set.tick_ms == INT_MIN) {
+    /* Absolute: the sandbox binds replicas' homes by their paths. */
+    snprintf(inf_set.data_dir, sizeof(inf_set.data_dir), "%.1000s",
+             realpath(cfg->data_dir, abs) ? abs : cfg->data_dir);
+    inf_set.idle_s = cfg_int(o, "idle_seconds", 3600, 1, 365 * 86400);
+    inf_set.wake_s = cfg_int(o, "wake_timeout_seconds", 120, 1, 3600);
+    inf_set.startup_s = cfg_int(o, "startup_timeout_seconds", 900, 1, 86400);
+    inf_set.tick_ms = cfg_int(o, "tick_ms", 100, 10, 5000);
+    if (inf_set.idle_s == INT_MIN || inf_set.wake_s == INT_MIN || inf_set.startup_s == INT_MIN ||
+        inf_set.tick_ms == INT_MIN) {
         fprintf(stderr, "lyceumd: config: inference.idle_seconds, wake_timeout_seconds, "
                         "startup_timeout_seconds and tick_ms must be positive integers\n");
         return LY_EINVAL;
     }
-    set.commands = json_object();
-    json_object_set_new(set.commands, "cpu", json_string(default_cpu));
-    json_object_set_new(set.commands, "gpu", json_string(default_gpu));
+    inf_set.commands = json_object();
+    json_object_set_new(inf_set.commands, "cpu", json_string(default_cpu));
+    json_object_set_new(inf_set.commands, "gpu", json_string(default_gpu));
     json_object_foreach(cmds, k, v)
     {
         if (!json_is_string(v) || !strstr(json_string_value(v), "{port}")) {
@@ -152,11 +116,11 @@ static int settings_load(const struct config *cfg)
                     "lyceumd: config: inference.commands.%s must be a string with "
                     "{port}\n",
                     k);
-            json_decref(set.commands);
-            set.commands = NULL;
+            json_decref(inf_set.commands);
+            inf_set.commands = NULL;
             return LY_EINVAL;
         }
-        json_object_set(set.commands, k, v);
+        json_object_set(inf_set.commands, k, v);
     }
     return 0;
 }
@@ -166,208 +130,6 @@ int inference_batch_concurrency(const struct config *cfg)
     int n = cfg_int(cfg->inference, "batch_concurrency", 8, 1, 256);
 
     return n == INT_MIN ? 8 : n;
-}
-
-static const char *command_for(const char *profile)
-{
-    json_t *v = json_object_get(set.commands, profile);
-
-    if (!v)
-        v = json_object_get(set.commands, strncmp(profile, "gpu", 3) == 0 ? "gpu" : "cpu");
-    return json_string_value(v);
-}
-
-/* ---- the model directory ---- */
-
-static void model_link(const char *id, char *out, size_t n)
-{
-    char name[256];
-    size_t i;
-
-    for (i = 0; id[i] && i + 1 < sizeof(name); i++)
-        name[i] = id[i] == '/' ? '-' : id[i];
-    name[i] = 0;
-    if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
-        name[0] = '_';
-    snprintf(out, n, "%s/models/%s", set.data_dir[0] ? set.data_dir : ".", name);
-}
-
-int inference_model_add(const char *data_dir, const char *id, const char *path)
-{
-    char dir[1100], link[1400], abs[PATH_MAX];
-
-    if (!*id || strlen(id) > 200 || strstr(id, "..")) {
-        fprintf(stderr, "lyceumd: bad model id '%s'\n", id);
-        return LY_EINVAL;
-    }
-    if (!realpath(path, abs)) {
-        fprintf(stderr, "lyceumd: %s: %s\n", path, strerror(errno));
-        return LY_EIO;
-    }
-    snprintf(set.data_dir, sizeof(set.data_dir), "%s", data_dir);
-    snprintf(dir, sizeof(dir), "%s/models", data_dir);
-    mkdir(dir, 0755);
-    model_link(id, link, sizeof(link));
-    unlink(link);
-    if (symlink(abs, link)) {
-        fprintf(stderr, "lyceumd: %s: %s\n", link, strerror(errno));
-        return LY_EIO;
-    }
-    return 0;
-}
-
-/* ---- replicas ---- */
-
-static int free_port(void)
-{
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = -1;
-
-    if (fd < 0)
-        return -1;
-    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    close(fd);
-    return port;
-}
-
-/* Appends s with every {name} of vars replaced to the argv being built. */
-static void subst(char *out, size_t n, const char *tok, json_t *vars)
-{
-    size_t o = 0;
-
-    while (*tok && o + 1 < n) {
-        const char *end = *tok == '{' ? strchr(tok, '}') : NULL;
-
-        if (end) {
-            char name[64];
-            json_t *v;
-
-            snprintf(name, sizeof(name), "%.*s", (int)(end - tok - 1), tok + 1);
-            v = json_object_get(vars, name);
-            if (json_is_string(v)) {
-                o += (size_t)snprintf(out + o, n - o, "%s", json_string_value(v));
-                if (o >= n)
-                    o = n - 1;
-                tok = end + 1;
-                continue;
-            }
-        }
-        out[o++] = *tok++;
-    }
-    out[o] = 0;
-}
-
-/* Starts replica r of d. 0, or -1 with why set (a configuration problem: retrying will not
- * help). Called by the supervisor with mu held. */
-static int replica_spawn(struct deployment *d, struct replica *r, char *why, size_t wn)
-{
-    const char *tpl = command_for(d->profile);
-    char link[1400], path[PATH_MAX], logp[1400], buf[4096], port[16], gpus[16];
-    char *argv[128], *copy, *save = NULL, *tok, *env_tok = NULL, *env_gpus = NULL;
-    json_t *vars = json_object();
-    int argc = 0, have_path, fd;
-    pid_t pid;
-
-    model_link(d->hf_model_id, link, sizeof(link));
-    have_path = realpath(link, path) != NULL;
-    if (strstr(tpl, "{model_path}") && !have_path) {
-        snprintf(why, wn,
-                 "model '%.180s' is not in this server's model directory (the operator "
-                 "adds it with: lyceumd model add ID PATH)",
-                 d->hf_model_id);
-        json_decref(vars);
-        return -1;
-    }
-    r->port = free_port();
-    snprintf(port, sizeof(port), "%d", r->port);
-    snprintf(gpus, sizeof(gpus), "%d", d->gpu_count > 0 ? d->gpu_count : 1);
-    json_object_set_new(vars, "port", json_string(port));
-    json_object_set_new(vars, "model_path", json_string(have_path ? path : ""));
-    json_object_set_new(vars, "model", json_string(have_path ? path : d->hf_model_id));
-    json_object_set_new(vars, "deployment_id", json_string(d->id));
-    json_object_set_new(vars, "gpu_count", json_string(gpus));
-    copy = strdup(tpl);
-    for (tok = strtok_r(copy, " \t", &save); tok && argc < 100;
-         tok = strtok_r(NULL, " \t", &save)) {
-        if (strcmp(tok, "{vllm_args}") == 0) {
-            size_t i;
-            json_t *a;
-
-            json_array_foreach(d->vllm_args, i, a)
-            {
-                if (argc >= 120)
-                    break;
-                snprintf(buf, sizeof(buf), "--%s", json_string_value(a));
-                argv[argc++] = strdup(buf);
-            }
-            continue;
-        }
-        subst(buf, sizeof(buf), tok, vars);
-        argv[argc++] = strdup(buf);
-    }
-    argv[argc] = NULL;
-    free(copy);
-    json_decref(vars);
-    if (d->hf_token) {
-        snprintf(buf, sizeof(buf), "HF_TOKEN=%s", d->hf_token);
-        env_tok = strdup(buf);
-    }
-    if (r->has_slot) {
-        snprintf(buf, sizeof(buf), "CUDA_VISIBLE_DEVICES=%s", r->gpus);
-        env_gpus = strdup(buf);
-    }
-    snprintf(logp, sizeof(logp), "%s/inference/%s", set.data_dir, d->id);
-    snprintf(path, sizeof(path), "%s/inference", set.data_dir);
-    mkdir(path, 0700);
-    mkdir(logp, 0700);
-    snprintf(logp + strlen(logp), sizeof(logp) - strlen(logp), "/%s.log", r->id);
-    fd = open(logp, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    pid = argc ? fork() : -1;
-    if (pid == 0) {
-        /* The child: only async-signal-safe calls from here to exec. */
-        int null = open("/dev/null", O_RDONLY);
-
-        setpgid(0, 0);
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (null >= 0)
-            dup2(null, 0);
-        if (fd >= 0) {
-            dup2(fd, 1);
-            dup2(fd, 2);
-        }
-        if (env_tok)
-            putenv(env_tok);
-        if (env_gpus)
-            putenv(env_gpus);
-        execvp(argv[0], argv);
-        _exit(127);
-    }
-    if (fd >= 0)
-        close(fd);
-    for (int i = 0; i < argc; i++)
-        free(argv[i]);
-    free(env_tok);
-    free(env_gpus);
-    if (pid < 0) {
-        snprintf(why, wn, "cannot start the model server: %s", argc ? strerror(errno) : "empty");
-        return -1;
-    }
-    setpgid(pid, pid);
-    r->pid = pid;
-    return 0;
-}
-
-static void replica_kill(struct replica *r, int sig)
-{
-    if (r->pid > 0)
-        kill(-r->pid, sig);
-    if (r->state != R_KILLED) {
-        r->state = R_KILLED;
-        r->killed_mono = now_mono_us();
-    }
 }
 
 static void set_status(struct deployment *d, const char *status, const char *errors)
@@ -382,63 +144,15 @@ static void set_status(struct deployment *d, const char *status, const char *err
     pthread_cond_broadcast(&ready_cv);
 }
 
-/* Charges r's complete windows up to now (all of it up to now when final). */
-static void replica_meter(struct deployment *d, struct replica *r, int64_t now, int final)
+/* Frees d (out of the list, with no replicas), clearing its token. */
+static void dep_free(struct deployment *d)
 {
-    struct profile *p = profile_find(d->profile);
-    int64_t price = p ? p->price_micro : 0;
-
-    while (r->metered_until < now) {
-        int64_t end = r->metered_until + meter_window_us;
-
-        if (end > now) {
-            if (!final)
-                break;
-            end = now;
-        }
-        if (rep_charge(r->id, d->org_id, d->id,
-                       billing_charge(price, r->started_us, r->metered_until, end),
-                       r->metered_until, end) < 0) {
-            log_error("deployment %s: cannot charge replica %s", d->id, r->id);
-            break;
-        }
-        r->metered_until = end;
+    if (d->hf_token) {
+        explicit_bzero(d->hf_token, strlen(d->hf_token));
+        free(d->hf_token);
     }
-}
-
-static void replica_free(struct replica *r, const char *profile)
-{
-    if (r->has_slot)
-        runs_slot_release(profile, r->gpus);
-    free(r);
-}
-
-/* Starts a replica of d. NULL with why, or with *full set when the profile has no free slot
- * (GPUs, max_concurrent) now: runs and replicas share them. */
-static struct replica *replica_new(struct deployment *d, char *why, size_t wn, int *full)
-{
-    struct replica *r = xcalloc(1, sizeof(*r));
-    int err = runs_slot_take(d->profile, r->gpus);
-
-    *full = err == LY_EUNAVAIL;
-    if (*full) {
-        free(r);
-        return NULL;
-    }
-    r->has_slot = err == 0;
-    uuid_v4(r->id);
-    r->started_us = r->metered_until = now_us();
-    r->spawned_mono = now_mono_us();
-    if (replica_spawn(d, r, why, wn)) {
-        replica_free(r, d->profile);
-        return NULL;
-    }
-    rep_insert(r->id, d->id, d->org_id, d->profile, r->started_us);
-    r->next = d->reps;
-    d->reps = r;
-    log_info("deployment %s: replica %s started (pid %d, port %d%s%s)", d->id, r->id, (int)r->pid,
-             r->port, r->gpus[0] ? ", GPUs " : "", r->gpus);
-    return r;
+    json_decref(d->vllm_args);
+    free(d);
 }
 
 /* ---- the supervisor ---- */
@@ -461,12 +175,11 @@ static void reap(struct deployment *d, int64_t now, int64_t mono)
         int st;
 
         if (r->state == R_KILLED && mono - r->killed_mono > KILL_GRACE)
-            kill(-r->pid, SIGKILL);
-        if (waitpid(r->pid, &st, WNOHANG) != r->pid) {
+            replica_kill(r, SIGKILL);
+        if (!replica_exited(r, &st)) {
             pp = &r->next;
             continue;
         }
-        kill(-r->pid, SIGKILL); /* anything it left in its group */
         replica_meter(d, r, now, 1);
         rep_end(r->id, now);
         if (r->state == R_STARTING) {
@@ -532,7 +245,7 @@ static void scale(struct deployment *d, int64_t mono)
         set_status(d, "starting", NULL);
     }
     if (strcmp(d->status, "running") == 0 && !outstanding &&
-        mono - d->last_req_mono > (int64_t)set.idle_s * MICRO) {
+        mono - d->last_req_mono > (int64_t)inf_set.idle_s * MICRO) {
         for (struct replica *r = d->reps; r; r = r->next)
             replica_kill(r, SIGTERM);
         set_status(d, "paused", NULL);
@@ -606,6 +319,7 @@ static void tick(void)
         int port, ok;
     } t[64];
     int nt = 0;
+    json_t *ended = json_array(); /* ids of the deployments that ended: their homes go */
     int64_t now, mono;
     struct deployment **pp;
 
@@ -652,9 +366,9 @@ static void tick(void)
                     set_status(d, "running", NULL);
                 pthread_cond_broadcast(&ready_cv);
             } else if (r->state == R_STARTING &&
-                       mono - r->spawned_mono > (int64_t)set.startup_s * MICRO) {
+                       mono - r->spawned_mono > (int64_t)inf_set.startup_s * MICRO) {
                 log_warn("deployment %s: replica %s not ready after %d s", d->id, r->id,
-                         set.startup_s);
+                         inf_set.startup_s);
                 replica_kill(r, SIGKILL);
                 if (++d->fails >= MAX_FAILS)
                     set_status(d, "failed", "the model server did not become ready in time");
@@ -685,15 +399,18 @@ static void tick(void)
                 set_status(d, "stopped", NULL);
             if (strcmp(d->status, "stopped") == 0 || strcmp(d->status, "failed") == 0 || sup_stop) {
                 *pp = d->next;
-                free(d->hf_token);
-                json_decref(d->vllm_args);
-                free(d);
+                if (strcmp(d->status, "stopped") == 0 || strcmp(d->status, "failed") == 0)
+                    json_array_append_new(ended, json_string(d->id));
+                dep_free(d);
                 continue;
             }
         }
         pp = &d->next;
     }
     pthread_mutex_unlock(&mu);
+    for (size_t i = 0; i < json_array_size(ended); i++)
+        replica_home_remove(json_string_value(json_array_get(ended, i)));
+    json_decref(ended);
 }
 
 static void *supervisor(void *arg)
@@ -708,7 +425,7 @@ static void *supervisor(void *arg)
             pthread_mutex_unlock(&mu);
             break;
         }
-        deadline_in(&ts, CLOCK_MONOTONIC, (int64_t)set.tick_ms * 1000);
+        deadline_in(&ts, CLOCK_MONOTONIC, (int64_t)inf_set.tick_ms * 1000);
         pthread_cond_timedwait(&tick_cv, &mu, &ts);
         pthread_mutex_unlock(&mu);
     }
@@ -734,7 +451,7 @@ static void *supervisor(void *arg)
     pthread_mutex_lock(&mu);
     for (struct deployment *d = deps; d; d = d->next) {
         for (struct replica *r = d->reps; r; r = r->next)
-            kill(-r->pid, SIGKILL);
+            replica_kill(r, SIGKILL);
         reap(d, now_us(), now_mono_us());
     }
     while (deps) {
@@ -747,9 +464,7 @@ static void *supervisor(void *arg)
             d->reps = r->next;
             replica_free(r, d->profile);
         }
-        free(d->hf_token);
-        json_decref(d->vllm_args);
-        free(d);
+        dep_free(d);
     }
     pthread_mutex_unlock(&mu);
     return NULL;
@@ -764,8 +479,15 @@ static double num(json_t *o, const char *k, double def)
     return json_is_number(v) ? json_number_value(v) : def;
 }
 
-/* The in-memory deployment of a stored row (status as stored). Called with mu held. */
-static struct deployment *dep_from_row(json_t *row, const char *hf_token)
+/* The associated data that binds a sealed hf_token to its deployment. */
+static void token_aad(const char *dep_id, char *out, size_t n)
+{
+    snprintf(out, n, "hf_token:%s", dep_id);
+}
+
+/* The in-memory deployment of a stored row (status as stored); it takes hf_token (malloc'd
+ * plaintext, or NULL). Called with mu held. */
+static struct deployment *dep_from_row(json_t *row, char *hf_token)
 {
     struct deployment *d = xcalloc(1, sizeof(*d));
     json_t *spec = json_loads(json_string_value(json_object_get(row, "spec")), 0, NULL);
@@ -798,7 +520,7 @@ static struct deployment *dep_from_row(json_t *row, const char *hf_token)
         }
         free(copy);
     }
-    d->hf_token = hf_token ? strdup(hf_token) : NULL;
+    d->hf_token = hf_token;
     d->last_req_mono = now_mono_us();
     json_decref(spec);
     d->next = deps;
@@ -816,20 +538,28 @@ static struct deployment *find(const char *id)
 
 int deployment_create(const char *org_id, const char *user_id, json_t *body, char *id)
 {
-    json_t *spec = json_deep_copy(body), *row;
+    json_t *spec = json_object(), *row, *v;
     const char *profile = json_string_value(json_object_get(body, "hardware_profile"));
+    const char *token = json_string_value(json_object_get(body, "hf_token")), *k;
     int min_r = (int)json_integer_value(json_object_get(body, "min_replicas"));
     int max_r = (int)json_integer_value(json_object_get(body, "max_replicas"));
+    char aad[64], *sealed = NULL;
     int err;
 
     if (min_r < 1)
         min_r = 1;
     if (max_r < min_r)
         max_r = min_r;
-    json_object_del(spec, "hf_token");
+    /* The stored spec is the body but for the token, which is sealed into its own column. */
+    json_object_foreach(body, k, v) if (strcmp(k, "hf_token") != 0) json_object_set(spec, k, v);
     uuid_v4(id);
+    if (token && *token) {
+        token_aad(id, aad, sizeof(aad));
+        sealed = secrets_seal(aad, token, strlen(token));
+    }
     err = dep_insert(id, org_id, user_id, json_string_value(json_object_get(body, "hf_model_id")),
-                     profile, spec, min_r, max_r);
+                     profile, spec, min_r, max_r, sealed);
+    free(sealed);
     json_decref(spec);
     if (err)
         return err;
@@ -837,7 +567,7 @@ int deployment_create(const char *org_id, const char *user_id, json_t *body, cha
     if (!row)
         return err ? err : LY_EDB;
     pthread_mutex_lock(&mu);
-    dep_from_row(row, json_string_value(json_object_get(body, "hf_token")));
+    dep_from_row(row, token && *token ? xstrdup(token) : NULL);
     pthread_cond_signal(&tick_cv);
     pthread_mutex_unlock(&mu);
     json_decref(row);
@@ -997,7 +727,7 @@ int inference_acquire(const char *dep_id, struct lease *l)
     struct deployment *d;
     int err = 0;
 
-    deadline_in(&ts, CLOCK_MONOTONIC, (int64_t)set.wake_s * MICRO);
+    deadline_in(&ts, CLOCK_MONOTONIC, (int64_t)inf_set.wake_s * MICRO);
     pthread_mutex_lock(&mu);
     d = find(dep_id);
     if (d) {
@@ -1116,17 +846,34 @@ int inference_init(const struct config *cfg)
     pthread_cond_init(&tick_cv, &ca);
     pthread_condattr_destroy(&ca);
     /* Replicas of a previous process died with it (PR_SET_PDEATHSIG): they were charged up
-     * to their last window. */
+     * to their last window; their control groups are left to remove. */
     if (rep_open(open) == 0)
         json_array_foreach(open, i, row)
-            rep_end(json_string_value(json_object_get(row, "id")),
-                    json_integer_value(json_object_get(row, "metered_until")));
+        {
+            const char *id = json_string_value(json_object_get(row, "id"));
+
+            rep_end(id, json_integer_value(json_object_get(row, "metered_until")));
+            exec_service_forget(id);
+        }
     json_decref(open);
     dep_live(live);
     pthread_mutex_lock(&mu);
     json_array_foreach(live, i, row)
     {
-        struct deployment *d = dep_from_row(row, NULL);
+        const char *sealed = json_string_value(json_object_get(row, "hf_token_sealed"));
+        const char *id = json_string_value(json_object_get(row, "id"));
+        char aad[64], *token = NULL;
+        struct deployment *d;
+
+        if (sealed) {
+            token_aad(id, aad, sizeof(aad));
+            token = secrets_open(aad, sealed, NULL);
+            if (!token)
+                log_error("deployment %s: its hf_token does not open (another master key?): "
+                          "its replicas start without it",
+                          id);
+        }
+        d = dep_from_row(row, token);
 
         if (strcmp(d->status, "stopping") == 0)
             set_status(d, "stopped", NULL);
@@ -1153,6 +900,6 @@ void inference_shutdown(void)
     pthread_mutex_unlock(&mu);
     pthread_join(sup_thread, NULL);
     sup_started = 0;
-    json_decref(set.commands);
-    set.commands = NULL;
+    json_decref(inf_set.commands);
+    inf_set.commands = NULL;
 }

@@ -29,14 +29,14 @@ static int finish_tx(int err)
 }
 
 int dep_insert(const char *id, const char *org_id, const char *user_id, const char *hf_model_id,
-               const char *profile, json_t *spec, int min_r, int max_r)
+               const char *profile, json_t *spec, int min_r, int max_r, const char *hf_token_sealed)
 {
     char *js = json_dumps(spec, JSON_COMPACT);
     int n = q_exec("INSERT INTO deployments (id, org_id, user_id, hf_model_id, profile, spec, "
-                   "status, min_replicas, max_replicas, created_at) "
-                   "VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
-                   "ssssssiii", id, org_id, user_id, hf_model_id, profile, js, (int64_t)min_r,
-                   (int64_t)max_r, now_us());
+                   "status, min_replicas, max_replicas, created_at, hf_token_sealed) "
+                   "VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
+                   "ssssssiiis", id, org_id, user_id, hf_model_id, profile, js, (int64_t)min_r,
+                   (int64_t)max_r, now_us(), hf_token_sealed);
 
     free(js);
     return ok0(n);
@@ -74,7 +74,8 @@ int dep_list(const char *org_id, int include_stopped, json_t *out)
 
 int dep_live(json_t *out)
 {
-    return q_rows_json(q_prepare("SELECT " DEP_COLS " FROM deployments WHERE status NOT IN "
+    return q_rows_json(q_prepare("SELECT " DEP_COLS ", hf_token_sealed FROM deployments WHERE "
+                                 "status NOT IN "
                                  "('stopped', 'failed') ORDER BY created_at",
                                  ""),
                        out, 0);

@@ -10,14 +10,15 @@
 #include <jansson.h>
 #include <stdint.h>
 
-/* Deployments. */
+/* Deployments. hf_token_sealed (secrets_seal, or NULL) is read back only by dep_live(). */
 int dep_insert(const char *id, const char *org_id, const char *user_id, const char *hf_model_id,
-               const char *profile, json_t *spec, int min_r, int max_r);
+               const char *profile, json_t *spec, int min_r, int max_r,
+               const char *hf_token_sealed);
 int dep_set_status(const char *id, const char *status, const char *errors);
 json_t *dep_get(const char *org_id, const char *id, int *err);
 /* The org's deployments, newest first (all when include_stopped). */
 int dep_list(const char *org_id, int include_stopped, json_t *out);
-/* Every deployment not stopped or failed (at start-up). */
+/* Every deployment not stopped or failed (at start-up), with hf_token_sealed. */
 int dep_live(json_t *out);
 
 /* Replicas and their charge windows (ledger kind 'deployment', ref = the replica id). */

@@ -6,8 +6,11 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
+import sys
 import threading
 import time
+import uuid
 
 import pytest
 import requests
@@ -324,3 +327,168 @@ def test_unknown_model_fails_the_deployment(inf):
     assert "model directory" in d["errors"]
     r = s.post("/inference/create", u["key"], json={"hf_model_id": "x"})
     assert r.status_code == 422
+
+
+FAKE = os.path.join(os.path.dirname(__file__), "fake_model_server.py")
+
+
+def fake_config(machine_type=None, **extra):
+    """A config whose cpu replicas are fake_model_server.py (given the model's path)."""
+    mt = dict(hardware_profile="cpu", price_per_hour="0.36", max_concurrent=8)
+    mt.update(machine_type or {})
+    return runs_util.write_config(
+        [mt], inference={"commands": {"cpu": f"{sys.executable} {FAKE} {{port}} {{model_path}}"},
+                         "tick_ms": 50}, **extra)
+
+
+def replica_of(s, key, dep):
+    """The id of the deployment's one running replica, once there is one."""
+    d = iu.wait_status(s, key, dep, "running")
+    deadline = time.time() + 10
+    while not [r for r in d["replicas"] if r["status"] == "running"] and time.time() < deadline:
+        time.sleep(0.05)
+        d = s.get(f"/inference/{dep}", key).json()
+    running = [r for r in d["replicas"] if r["status"] == "running"]
+    assert len(running) == 1, d
+    return running[0]["replica_id"]
+
+
+def probe(s, dep, rep):
+    """What the fake model server of replica rep reported (the first line of its log)."""
+    path = os.path.join(s.data, "inference", dep, rep + ".log")
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        with open(path) as f:
+            for line in f:
+                if line.startswith("probe: "):
+                    return json.loads(line[7:])
+        time.sleep(0.05)
+    raise AssertionError(f"no probe in {path}")
+
+
+def test_hf_token_is_sealed_and_reaches_replicas_after_a_restart():
+    """The hf_token given at create reaches the replica's environment (never its command line),
+    is stored sealed, so that a replica started after lyceumd was killed (-9) and restarted gets
+    it too, and appears in no API answer, the database's files or lyceumd's log. The restart
+    removes the control groups of the replica the kill ended."""
+    token = "hf_" + uuid.uuid4().hex
+    s = Server(["--config", fake_config()])
+    try:
+        iu.add_model(s)
+        u = s.new_user(credits=10)
+        dep = iu.create(s, u["key"], hf_token=token)
+        first = replica_of(s, u["key"], dep)
+        p = probe(s, dep, first)
+        assert p["hf_token"] == token, p
+        assert token not in " ".join(p["argv"]), p
+        assert token not in s.get(f"/inference/{dep}", u["key"]).text
+        s.proc.kill()
+        s.proc.wait()
+        s.log.close()
+        s.start()
+        second = replica_of(s, u["key"], dep)
+        assert second != first
+        assert cgroup_dirs(first) == [], "the killed replica's control groups were left"
+        assert probe(s, dep, second)["hf_token"] == token
+        for path in ("/inference/list", f"/inference/{dep}", "/inference/list?include_stopped=true"):
+            r = s.get(path, u["key"])
+            assert r.status_code == 200 and dep in r.text and token not in r.text, r.text
+        db = sqlite3.connect(f"file:{s.data}/lyceumd.db?mode=ro", uri=True)
+        sealed, spec = db.execute("SELECT hf_token_sealed, spec FROM deployments WHERE id = ?",
+                                  (dep,)).fetchone()
+        db.close()
+        assert sealed and len(sealed) > 2 * len(token) and "hf_token" not in spec
+        for name in os.listdir(s.data):
+            if name.startswith("lyceumd.db") or name == "server.log":
+                with open(os.path.join(s.data, name), "rb") as f:
+                    assert token.encode() not in f.read(), name
+        # A deployment without a token gives its replicas none.
+        bare = iu.create(s, u["key"])
+        assert probe(s, bare, replica_of(s, u["key"], bare))["hf_token"] is None
+    finally:
+        s.stop()
+        shutil.rmtree(s.data, ignore_errors=True)
+
+
+def cgroup_dirs(rep):
+    """The directories of replica rep's control groups that exist now."""
+    v2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+    roots = ["/sys/fs/cgroup"] if v2 else [f"/sys/fs/cgroup/{c}" for c in ("memory", "pids", "cpu")]
+    return [d for d in (os.path.join(r, "lyceumd", rep) for r in roots) if os.path.isdir(d)]
+
+
+@pytest.mark.skipif(not shutil.which("bwrap"), reason="bubblewrap is not installed")
+def test_replicas_run_in_the_sandbox_with_the_profiles_limits():
+    """A replica sees neither the database nor anything else of the data directory but its
+    home (writable) and its model file (read-only, though the file lies in the data
+    directory), runs in its own pid namespace and in control groups of its own with the
+    profile's limits, keeps the network (lyceumd reaches its port), and is ended with its
+    control groups and home when the deployment stops. With "sandbox": false it sees all."""
+    s = Server(["--config", fake_config({"pids_max": 300, "memory_gb": 2, "vcpus": 1})])
+    try:
+        models = os.path.join(s.data, "own-models")
+        os.mkdir(models)
+        with open(os.path.join(models, "m.gguf"), "w") as f:
+            f.write("GGUF fake weights")
+        s.cli("model", "add", "m", os.path.join(models, "m.gguf"))
+        u = s.new_user(credits=10)
+        dep = iu.create(s, u["key"], model="m")
+        rep = replica_of(s, u["key"], dep)
+        p = probe(s, dep, rep)
+        assert not p["db_visible"], p
+        assert "lyceumd.db" not in p["data_entries"] and "master.key" not in p["data_entries"], p
+        assert p["home"] == os.path.join(s.data, "inference", dep, "home") and p["home_writable"]
+        assert p["model_head"] == "GGUF fake weights" and not p["model_writable"], p
+        assert p["cuda_visible_devices"] == "", p
+        fakes = descendants(s.proc.pid, "python3")
+        assert len(fakes) == 1 and p["pid"] != fakes[0], (fakes, p)
+        if runs_cgroups_writable():
+            with open(f"/proc/{fakes[0]}/cgroup") as f:
+                assert f"/lyceumd/{rep}\n" in f.read()
+            dirs = cgroup_dirs(rep)
+            pids = [d for d in dirs if os.path.exists(os.path.join(d, "pids.max"))]
+            with open(os.path.join(pids[0], "pids.max")) as f:
+                assert f.read().strip() == "300"
+        assert s.post(f"/inference/{dep}/stop", u["key"]).status_code == 200
+        iu.wait_status(s, u["key"], dep, "stopped")
+        assert descendants(s.proc.pid, "python3") == []
+        assert cgroup_dirs(rep) == []
+        deadline = time.time() + 5
+        while os.path.exists(p["home"]) and time.time() < deadline:
+            time.sleep(0.05)
+        assert not os.path.exists(p["home"])
+        assert os.path.exists(os.path.join(s.data, "inference", dep, rep + ".log"))
+    finally:
+        s.stop()
+        shutil.rmtree(s.data, ignore_errors=True)
+    s = Server(["--config", fake_config(sandbox=False)])
+    try:
+        iu.add_model(s)
+        u = s.new_user(credits=10)
+        dep = iu.create(s, u["key"])
+        p = probe(s, dep, replica_of(s, u["key"], dep))
+        assert p["db_visible"] and "lyceumd.db" in p["data_entries"], p
+        assert p["pid"] == descendants(s.proc.pid, "python3")[0]
+    finally:
+        s.stop()
+        shutil.rmtree(s.data, ignore_errors=True)
+
+
+def runs_cgroups_writable():
+    v2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+    return os.access("/sys/fs/cgroup" if v2 else "/sys/fs/cgroup/pids", os.W_OK)
+
+
+def test_a_model_server_that_is_not_installed_fails_the_deployment_at_once():
+    s = Server(["--config", runs_util.write_config(
+        [{"hardware_profile": "cpu", "price_per_hour": "0.36", "max_concurrent": 8}],
+        inference={"commands": {"cpu": "no-such-model-server --port {port}"}, "tick_ms": 50})])
+    try:
+        u = s.new_user(credits=10)
+        dep = iu.create(s, u["key"], model="anything")
+        d = iu.wait_status(s, u["key"], dep, "failed", timeout=10)
+        assert "'no-such-model-server' was not found" in d["errors"], d
+        assert d["replicas"] == []
+    finally:
+        s.stop()
+        shutil.rmtree(s.data, ignore_errors=True)
