@@ -4,22 +4,18 @@
  * buffer capped at max_body; beyond it we keep reading but drop the bytes, so the client can
  * read our 413 instead of a reset), and a last time with no data, when we dispatch and queue
  * the response. on_completed frees the per-request state.
- *
- * The access log: a request thread formats its line and appends it to a shared buffer; one
- * writer thread writes what has gathered with a single write(2) and sleeps when there is
- * nothing. Under load many lines go out per system call instead of one each (appends to one
- * file from several threads also queue on the file's lock); a line waits about a millisecond
- * before it is written. A full buffer makes request threads wait, so no line is dropped.
  */
 #include "http/server.h"
 #include "core/arena.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "http/alog.h"
 #include "http/req.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -27,6 +23,8 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -37,24 +35,34 @@
  * each request): headers past about half of it answer 431. */
 #define CONN_MEMORY (16u * 1024)
 
-/* The access log's buffer: lines wait here for the writer thread, which after a wake-up lets
- * them gather this long before it writes (a line waits at most about that long). */
-#define ALOG_BUF       (64u * 1024)
-#define ALOG_GATHER_NS 1000000
+/* A source of work on a loop besides MHD (see server.h). */
+struct loop_src {
+    int fd;
+    void (*run)(void *arg);
+    int (*timeout)(void *arg);
+    void *arg;
+    int fired;
+    struct loop_src *next;
+};
 
-struct access_log {
-    pthread_mutex_t mu;
-    pthread_cond_t more, room; /* lines to write; room in the buffer */
-    pthread_t writer;
-    char *buf, *spare; /* filled by request threads; written by the writer */
-    size_t len;
-    int writing, stop;
+/* One HTTP thread: its own MHD daemon (all of them accept on one listening socket), driven
+ * from an epoll set that also holds the sources added to the loop. */
+struct http_loop {
+    struct http_server *srv;
+    struct MHD_Daemon *d;
+    int ep, evfd; /* evfd: wakes the loop (to stop, or to run MHD for a resumed connection) */
+    int stop;
+    int again; /* MHD has work now (a connection resumed on the loop's own thread) */
+    pthread_t thread;
+    int running;
+    struct loop_src *srcs;
 };
 
 struct http_server {
-    struct MHD_Daemon *daemon;
     struct http_options opt;
     struct access_log alog;
+    struct http_loop *loops;
+    unsigned nloops;
 };
 
 /* How a streamed response sleeps: the content reader suspends the connection when the
@@ -63,6 +71,7 @@ struct http_server {
 struct stream_waker {
     pthread_mutex_t mu;
     struct MHD_Connection *mhd;
+    struct http_loop *lp; /* the connection's loop */
     int suspended, woken, live;
     struct stream_waker *next, *prev; /* in streams, while live */
 };
@@ -83,6 +92,20 @@ static pthread_mutex_t streams_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct stream_waker *streams;
 static int stopping;
 
+static _Thread_local struct http_loop *loop_self;
+
+/* After MHD_resume_connection(): without an internal thread MHD does not wake its loop by
+ * itself, so the loop is told to run it. */
+static void loop_poke(struct http_loop *lp)
+{
+    uint64_t one = 1;
+
+    if (lp == loop_self)
+        lp->again = 1;
+    else if (write(lp->evfd, &one, sizeof(one)) < 0)
+        log_error("cannot wake an HTTP thread: %s", strerror(errno));
+}
+
 void stream_wake(void *arg)
 {
     struct stream_waker *w = arg;
@@ -91,6 +114,7 @@ void stream_wake(void *arg)
     if (w->suspended) {
         w->suspended = 0;
         MHD_resume_connection(w->mhd);
+        loop_poke(w->lp);
     } else {
         w->woken = 1;
     }
@@ -307,90 +331,6 @@ static void body_append(struct http_server *srv, struct conn *c, const char *dat
     c->len += n;
 }
 
-static void *alog_writer(void *arg)
-{
-    struct access_log *al = arg;
-
-    pthread_mutex_lock(&al->mu);
-    for (;;) {
-        char *out;
-        size_t n;
-
-        while (!al->len && !al->stop)
-            pthread_cond_wait(&al->more, &al->mu);
-        if (!al->len)
-            break;
-        if (!al->stop && al->len < ALOG_BUF / 2) {
-            /* Let lines gather for a moment: one wake-up and one write for many requests.
-             * Meanwhile writing stays 1, so no request thread signals. */
-            al->writing = 1;
-            pthread_mutex_unlock(&al->mu);
-            nanosleep(&(struct timespec){0, ALOG_GATHER_NS}, NULL);
-            pthread_mutex_lock(&al->mu);
-        }
-        out = al->buf;
-        n = al->len;
-        al->buf = al->spare;
-        al->len = 0;
-        al->writing = 1;
-        pthread_cond_broadcast(&al->room);
-        pthread_mutex_unlock(&al->mu);
-        for (size_t off = 0; off < n;) {
-            ssize_t w = write(STDERR_FILENO, out + off, n - off);
-
-            if (w <= 0)
-                break; /* like log_msg(): a log that cannot be written is not an error */
-            off += (size_t)w;
-        }
-        pthread_mutex_lock(&al->mu);
-        al->spare = out;
-        al->writing = 0;
-    }
-    pthread_mutex_unlock(&al->mu);
-    return NULL;
-}
-
-static void alog_start(struct access_log *al)
-{
-    pthread_mutex_init(&al->mu, NULL);
-    pthread_cond_init(&al->more, NULL);
-    pthread_cond_init(&al->room, NULL);
-    al->buf = xmalloc(ALOG_BUF);
-    al->spare = xmalloc(ALOG_BUF);
-    if (pthread_create(&al->writer, NULL, alog_writer, al)) {
-        log_error("cannot start the access log's thread");
-        abort();
-    }
-}
-
-/* Writes what is left and ends the writer; after the daemon has stopped. */
-static void alog_stop(struct access_log *al)
-{
-    pthread_mutex_lock(&al->mu);
-    al->stop = 1;
-    pthread_cond_signal(&al->more);
-    pthread_mutex_unlock(&al->mu);
-    pthread_join(al->writer, NULL);
-    pthread_cond_destroy(&al->more);
-    pthread_cond_destroy(&al->room);
-    pthread_mutex_destroy(&al->mu);
-    free(al->buf);
-    free(al->spare);
-}
-
-static void alog_append(struct access_log *al, const char *line, size_t n)
-{
-    pthread_mutex_lock(&al->mu);
-    while (al->len + n > ALOG_BUF)
-        pthread_cond_wait(&al->room, &al->mu);
-    memcpy(al->buf + al->len, line, n);
-    al->len += n;
-    /* A writer at work comes back for these lines by itself: wake only one that sleeps. */
-    if (!al->writing)
-        pthread_cond_signal(&al->more);
-    pthread_mutex_unlock(&al->mu);
-}
-
 /* "<ISO time>" as log_msg() writes it; the date and time of day are formatted once a second
  * per thread (gmtime_r takes a process-wide lock). */
 static void alog_time(char ts[64])
@@ -443,6 +383,7 @@ static void waker_on(struct conn *c)
     c->waker_on = 1;
     pthread_mutex_init(&c->waker.mu, NULL);
     c->waker.mhd = c->mhd;
+    c->waker.lp = loop_self;
     stream_track(&c->waker, 1);
 }
 
@@ -648,6 +589,161 @@ static int parse_listen(const char *listen, struct sockaddr_in *sa)
     return 0;
 }
 
+/* ---- the loops ---- */
+
+struct http_loop *http_loop_self(void)
+{
+    return loop_self;
+}
+
+int http_loop_add(struct http_loop *lp, int fd, void (*run)(void *arg), int (*timeout)(void *arg),
+                  void *arg)
+{
+    struct loop_src *src = xcalloc(1, sizeof(*src));
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = src};
+
+    src->fd = fd;
+    src->run = run;
+    src->timeout = timeout;
+    src->arg = arg;
+    if (epoll_ctl(lp->ep, EPOLL_CTL_ADD, fd, &ev)) {
+        free(src);
+        return LY_EIO;
+    }
+    src->next = lp->srcs;
+    lp->srcs = src;
+    return 0;
+}
+
+static void *loop_main(void *arg)
+{
+    struct http_loop *lp = arg;
+    struct epoll_event evs[16];
+    uint64_t v;
+
+    loop_self = lp;
+    while (!__atomic_load_n(&lp->stop, __ATOMIC_RELAXED)) {
+        MHD_UNSIGNED_LONG_LONG mt;
+        int ms = MHD_get_timeout(lp->d, &mt) == MHD_YES ? (mt > 60000 ? 60000 : (int)mt) : -1;
+        int n;
+
+        for (struct loop_src *src = lp->srcs; src; src = src->next) {
+            int t = src->timeout ? src->timeout(src->arg) : -1;
+
+            src->fired = t == 0;
+            if (t >= 0 && (ms < 0 || t < ms))
+                ms = t;
+        }
+        if (lp->again)
+            ms = 0;
+        n = epoll_wait(lp->ep, evs, 16, ms);
+        for (int i = 0; i < n; i++) {
+            if (evs[i].data.ptr == lp) {
+                if (read(lp->evfd, &v, sizeof(v)) < 0)
+                    v = 0;
+            } else if (evs[i].data.ptr) {
+                ((struct loop_src *)evs[i].data.ptr)->fired = 1;
+            }
+        }
+        /* A source first: what it does (a token for a suspended stream) MHD then sends. */
+        for (struct loop_src *src = lp->srcs; src; src = src->next)
+            if (src->fired || (n == 0 && src->timeout && src->timeout(src->arg) == 0))
+                src->run(src->arg);
+        lp->again = 0; /* connections resumed so far are seen by this MHD_run() */
+        MHD_run(lp->d);
+    }
+    return NULL;
+}
+
+static struct MHD_Daemon *daemon_start(struct http_server *srv, const struct sockaddr_in *sa,
+                                       int listen_fd)
+{
+    const unsigned flags =
+        MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
+
+    if (listen_fd >= 0)
+        return MHD_start_daemon(
+            flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_LISTEN_SOCKET, listen_fd,
+            MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_CONNECTION_TIMEOUT,
+            (unsigned)120, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
+            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY, MHD_OPTION_END);
+    return MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR,
+                            (const struct sockaddr *)sa, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+                            srv, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+                            MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY,
+                            MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_END);
+}
+
+/* Sets up loop i (its daemon: the first binds the address, the others share its socket). */
+static int loop_init(struct http_server *srv, unsigned i, const struct sockaddr_in *sa)
+{
+    struct http_loop *lp = &srv->loops[i];
+    const union MHD_DaemonInfo *info;
+    struct epoll_event ev = {.events = EPOLLIN};
+    int listen_fd = -1;
+
+    lp->srv = srv;
+    lp->ep = lp->evfd = -1;
+    if (i > 0) {
+        info = MHD_get_daemon_info(srv->loops[0].d, MHD_DAEMON_INFO_LISTEN_FD);
+        listen_fd = info ? info->listen_fd : -1;
+        if (listen_fd < 0)
+            return LY_EIO;
+    }
+    lp->d = daemon_start(srv, sa, listen_fd);
+    if (!lp->d)
+        return LY_EIO;
+    info = MHD_get_daemon_info(lp->d, MHD_DAEMON_INFO_EPOLL_FD);
+    lp->ep = epoll_create1(EPOLL_CLOEXEC);
+    lp->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (!info || lp->ep < 0 || lp->evfd < 0)
+        return LY_EIO;
+    ev.data.ptr = NULL;
+    if (epoll_ctl(lp->ep, EPOLL_CTL_ADD, info->epoll_fd, &ev))
+        return LY_EIO;
+    ev.data.ptr = lp;
+    if (epoll_ctl(lp->ep, EPOLL_CTL_ADD, lp->evfd, &ev))
+        return LY_EIO;
+    return 0;
+}
+
+/* Ends the loops' threads, then their daemons (the shared socket is closed by the first's). */
+static void loops_stop(struct http_server *srv)
+{
+    uint64_t one = 1;
+
+    for (unsigned i = 0; i < srv->nloops; i++) {
+        struct http_loop *lp = &srv->loops[i];
+
+        if (!lp->running)
+            continue;
+        __atomic_store_n(&lp->stop, 1, __ATOMIC_RELAXED);
+        if (write(lp->evfd, &one, sizeof(one)) < 0)
+            log_error("cannot wake an HTTP thread: %s", strerror(errno));
+        pthread_join(lp->thread, NULL);
+        lp->running = 0;
+    }
+    for (unsigned i = srv->nloops; i-- > 0;) {
+        struct http_loop *lp = &srv->loops[i];
+
+        if (lp->d) {
+            if (i > 0)
+                MHD_quiesce_daemon(lp->d); /* the listening socket stays open for the first */
+            MHD_stop_daemon(lp->d);
+        }
+        for (struct loop_src *src = lp->srcs, *next; src; src = next) {
+            next = src->next;
+            free(src);
+        }
+        if (lp->ep >= 0)
+            close(lp->ep);
+        if (lp->evfd >= 0)
+            close(lp->evfd);
+    }
+    free(srv->loops);
+}
+
 struct http_server *http_server_start(const struct http_options *opt)
 {
     struct http_server *srv = xcalloc(1, sizeof(*srv));
@@ -661,26 +757,37 @@ struct http_server *http_server_start(const struct http_options *opt)
     }
     if (opt->access_log)
         alog_start(&srv->alog);
-    srv->daemon = MHD_start_daemon(
-        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL,
-        on_request, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE,
-        (unsigned)opt->threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY, MHD_OPTION_LISTEN_BACKLOG_SIZE,
-        (unsigned)1024, MHD_OPTION_END);
-    if (!srv->daemon) {
-        log_error("cannot listen on %s (address in use or not permitted)", opt->listen);
-        if (opt->access_log)
-            alog_stop(&srv->alog);
-        free(srv);
-        return NULL;
+    srv->nloops = opt->threads ? opt->threads : 1;
+    srv->loops = xcalloc(srv->nloops, sizeof(*srv->loops));
+    for (unsigned i = 0; i < srv->nloops; i++) {
+        if (loop_init(srv, i, &sa)) {
+            if (i == 0)
+                log_error("cannot listen on %s (address in use or not permitted)", opt->listen);
+            else
+                log_error("cannot start HTTP thread %u: %s", i, strerror(errno));
+            goto fail;
+        }
+    }
+    for (unsigned i = 0; i < srv->nloops; i++) {
+        if (pthread_create(&srv->loops[i].thread, NULL, loop_main, &srv->loops[i])) {
+            log_error("cannot start HTTP thread %u", i);
+            goto fail;
+        }
+        srv->loops[i].running = 1;
     }
     return srv;
+fail:
+    loops_stop(srv);
+    if (opt->access_log)
+        alog_stop(&srv->alog);
+    free(srv);
+    return NULL;
 }
 
 unsigned http_server_port(struct http_server *srv)
 {
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    const union MHD_DaemonInfo *info =
+        MHD_get_daemon_info(srv->loops[0].d, MHD_DAEMON_INFO_BIND_PORT);
 
     return info ? info->port : 0;
 }
@@ -704,7 +811,7 @@ void http_server_stop(struct http_server *srv)
             break;
         usleep(10000);
     }
-    MHD_stop_daemon(srv->daemon);
+    loops_stop(srv);
     if (srv->opt.access_log)
         alog_stop(&srv->alog);
     free(srv);

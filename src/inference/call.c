@@ -60,6 +60,7 @@ struct call {
     size_t line_len;
     int over; /* the current line passed LINE_MAX_BYTES: dropped */
     long status;
+    struct uloop *up; /* where its transfer runs: the HTTP thread it came on */
     CURL *h;
     json_t *last; /* the last upstream chunk or body with usage or timings */
     char *content;
@@ -287,7 +288,7 @@ static int perform(struct call *c, struct lease *l, char *why, size_t wn)
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, c);
     c->h = h;
-    rc = upstream_perform(h);
+    rc = upstream_perform(c->up, h);
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &c->status);
     c->h = NULL;
     curl_easy_cleanup(h);
@@ -398,6 +399,7 @@ struct call *call_start(const char *org_id, const char *dep_id, const char *path
     c->body = body;
     c->stream = stream || mode == CALL_EVENTS;
     c->mode = mode;
+    c->up = upstream_here();
     if (mode == CALL_EVENTS)
         emit_event(c, "queued", json_pack("{s:s,s:s}", "inference_id", c->id, "status", "queued"));
     pthread_attr_init(&at);
@@ -593,7 +595,7 @@ int inference_call_sync(const char *org_id, const char *dep_id, const char *path
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sink_write);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &s);
-    rc = upstream_perform(h);
+    rc = upstream_perform(NULL, h);
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
     curl_easy_cleanup(h);
     curl_slist_free_all(hdr);

@@ -86,10 +86,14 @@ struct call *inflight_get(const char *org_id, const char *id);
 int inference_call_sync(const char *org_id, const char *dep_id, const char *path, json_t *body,
                         long *status, char **resp, char *why, size_t n);
 
-/* upstream.c: runs h's transfer on the one upstream I/O thread (its callbacks run there) and
+/* upstream.c: where a call's transfers run. upstream_here() is the calling HTTP thread's own
+ * (NULL elsewhere: the I/O thread's); capture it where the request arrives. */
+struct uloop;
+struct uloop *upstream_here(void);
+/* Runs h's transfer on u (NULL: the I/O thread), whose thread then runs its callbacks, and
  * returns how it ended, as curl_easy_perform() would. Blocks the calling thread. */
-CURLcode upstream_perform(CURL *h);
-/* Ends the I/O thread; transfers still running, and later ones, end aborted. */
+CURLcode upstream_perform(struct uloop *u, CURL *h);
+/* After the HTTP server stopped: transfers still running, and later ones, end aborted. */
 void upstream_shutdown(void);
 
 /* Meters a response's usage (an OpenAI "usage" object, or llama.cpp's "timings"). */
