@@ -31,6 +31,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -258,6 +259,15 @@ static int parse_args(struct cli *cli, int argc, char **argv)
     }
     if (nolog)
         cli->cfg.access_log = 0;
+    if (cli->cfg.data_dir[0] != '/') {
+        /* Absolute from here on: a run's sandbox binds paths under it, which must be. */
+        char cwd[PATH_MAX], abs[sizeof(cli->cfg.data_dir)];
+
+        if (!getcwd(cwd, sizeof(cwd)) ||
+            (size_t)snprintf(abs, sizeof(abs), "%s/%s", cwd, cli->cfg.data_dir) >= sizeof(abs))
+            return LY_EINVAL;
+        memcpy(cli->cfg.data_dir, abs, sizeof(abs));
+    }
     return 0;
 }
 

@@ -29,8 +29,9 @@ def free_port():
 class Server:
     """A running lyceumd and helpers to reach it."""
 
-    def __init__(self, extra_args=()):
+    def __init__(self, extra_args=(), relative_data=False):
         self.data = tempfile.mkdtemp(prefix="lyceumd-e2e-")
+        self.relative_data = relative_data  # --data given relative to the server's cwd
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = os.path.join(self.data, "server.log")
@@ -42,9 +43,11 @@ class Server:
         self.log = open(self.log_path, "ab")
         env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0",
                    UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
+        cwd, data = ((os.path.dirname(self.data), os.path.basename(self.data))
+                     if self.relative_data else (None, self.data))
         self.proc = subprocess.Popen(
-            [BIN, "serve", "--listen", f"127.0.0.1:{self.port}", "--data", self.data,
-             *self.extra_args], stdout=self.log, stderr=subprocess.STDOUT, env=env)
+            [os.path.abspath(BIN), "serve", "--listen", f"127.0.0.1:{self.port}", "--data", data,
+             *self.extra_args], stdout=self.log, stderr=subprocess.STDOUT, env=env, cwd=cwd)
         deadline = time.time() + 20
         while time.time() < deadline:
             try:

@@ -394,3 +394,20 @@ def test_memory_and_process_limits_hold(rs, ru):
     # The same program fits on a profile without the limit.
     run = start(rs, ru["key"], hog)
     assert "allocated 629145600" in output_of(follow(run["streaming_url"]))
+
+
+def test_a_run_in_the_sandbox_of_a_server_given_a_relative_data_directory():
+    # `make run` serves ./var: the sandbox binds paths under the data directory, which
+    # bubblewrap takes only when absolute.
+    cfg = write_config(MACHINES)
+    s = Server(["--config", cfg], relative_data=True)
+    try:
+        u = s.new_user(credits=10)
+        run = start(s, u["key"], "print('in the sandbox')\n")
+        events = follow(run["streaming_url"])
+        assert output_of(events) == "in the sandbox\n"
+        assert finished(events) == {"returnCode": 0, "error": None}
+    finally:
+        s.stop()
+        shutil.rmtree(s.data, ignore_errors=True)
+        os.unlink(cfg)
