@@ -329,15 +329,21 @@ def test_unknown_model_fails_the_deployment(inf):
     assert r.status_code == 422
 
 
-FAKE = os.path.join(os.path.dirname(__file__), "fake_model_server.py")
+def fake_server():
+    """fake_model_server.py where a sandboxed replica can read it: beside the cached
+    llama-server (a checkout under /tmp is hidden by the sandbox's private /tmp)."""
+    dst = os.path.join(os.path.dirname(iu.tiny()[0]), "fake_model_server.py")
+    shutil.copyfile(os.path.join(os.path.dirname(__file__), "fake_model_server.py"), dst)
+    return dst
 
 
 def fake_config(machine_type=None, **extra):
     """A config whose cpu replicas are fake_model_server.py (given the model's path)."""
     mt = dict(hardware_profile="cpu", price_per_hour="0.36", max_concurrent=8)
     mt.update(machine_type or {})
+    fake = fake_server()
     return runs_util.write_config(
-        [mt], inference={"commands": {"cpu": f"{sys.executable} {FAKE} {{port}} {{model_path}}"},
+        [mt], inference={"commands": {"cpu": f"{sys.executable} {fake} {{port}} {{model_path}}"},
                          "tick_ms": 50}, **extra)
 
 
