@@ -1,11 +1,13 @@
 /*
  * Calls to a deployment's replicas (see inference.h).
  *
- * A call is one upstream request made by a worker thread of its own with libcurl: it leases a
- * ready replica (waiting, in that thread, for a paused deployment to wake), posts the body and
- * appends what comes back to the call's buffer as it arrives, waking every reader. HTTP
- * threads never wait for the model: a streamed response reads the buffer and answers "nothing
- * yet" until the worker wakes it (stream_wake). The buffer keeps the whole output, so each
+ * A call is one upstream request. A worker thread of its own leases a ready replica (waiting,
+ * in that thread, for a paused deployment to wake), hands the transfer to the loop of the
+ * HTTP thread that took the call (upstream.c) and, once it ended, meters it and writes how it
+ * ended. The transfer's write callback, on that loop, appends what comes back to the call's
+ * buffer as it arrives, waking every reader. HTTP threads never wait for the model: a
+ * streamed response reads the buffer and answers "nothing yet" until it is woken
+ * (stream_wake). The buffer keeps the whole output, so each
  * reader of a streaming inference replays it from the start; it is capped.
  *
  * CALL_RAW passes the upstream bytes through untouched (SSE chunks or one JSON body);
@@ -55,7 +57,7 @@ struct call {
     int done, cancelled;
     int http_status; /* what a plain (not streamed) call answers; 0 until known */
     struct reader *readers;
-    /* The worker's own state. */
+    /* The worker's, and its transfer's while the worker waits for it: never both at once. */
     char *line;
     size_t line_len;
     int over; /* the current line passed LINE_MAX_BYTES: dropped */
@@ -81,7 +83,7 @@ static void grow(char **b, size_t *cap, size_t need)
         abort();
 }
 
-/* Appends to the output and wakes the readers. Called by the worker. */
+/* Appends to the output and wakes the readers. Called by the transfer (or the worker). */
 static void emit(struct call *c, const char *p, size_t n)
 {
     pthread_mutex_lock(&c->mu);

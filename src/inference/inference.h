@@ -4,10 +4,11 @@
  * template per profile), and calls routed to them.
  *
  * deploy.c keeps every live deployment in memory under one lock, and one supervisor thread
- * does all the slow work: starting replicas (each its own process group on its own loopback
- * port, killed with lyceumd), health checks, restarts, autoscaling, scaling to zero, and the
- * per-replica-second charges. call.c runs one upstream request per worker thread with libcurl
- * and hands its bytes to a streamed HTTP response as they come.
+ * does all the slow work: starting replicas (replica.c: exec services, in the runs' sandbox
+ * and control groups, each on its own loopback port), health checks, restarts, autoscaling,
+ * scaling to zero, and the per-replica-second charges. call.c leases a replica for a call and
+ * hands the model server's bytes to a streamed HTTP response as they come; upstream.c runs
+ * the transfers (libcurl multi) in the event loop of the HTTP thread that took the call.
  *
  * Thread-safety: every function here may be called from any thread.
  */
