@@ -404,7 +404,7 @@ static json_t *container_spec(struct drun *d)
     }
     /* The owner's bucket (image runs default to enable_s3_mount true, API.md 4.3). */
     s3 = arena_alloc(&d->pool, PATH_MAX);
-    if ((!s3_flag || json_is_true(s3_flag)) && bucket_objects_dir(l->user_id, s3, PATH_MAX) == 0 &&
+    if ((!s3_flag || json_is_true(s3_flag)) && bucket_objects_dir(l->bucket, s3, PATH_MAX) == 0 &&
         stat(s3, &st) == 0 && S_ISDIR(st.st_mode))
         json_object_set_new(host, "Binds",
                             json_pack("[s]", arena_sprintf(&d->pool, "%s:/mnt/s3", s3)));

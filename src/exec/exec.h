@@ -39,6 +39,7 @@ struct exec_ops {
  * for the executor. */
 struct live {
     char id[40], org_id[40], user_id[40];
+    char bucket[48]; /* whose bucket the run sees at /mnt/s3 (a bucket owner id; "" for none) */
     char profile[64];
     int kind;          /* RUN_PYTHON, RUN_IMAGE, RUN_COMPOSE (runs/runs.h) */
     json_t *spec;      /* the start request's body as stored (owned by the scheduler) */

@@ -456,7 +456,7 @@ static int start_phase(struct lrun *r)
     snprintf(venv_py, sizeof(venv_py), "%s/.venv/bin/python", work);
     if (sandbox) {
         struct sandbox_view v = {.rw_dir = work,
-                                 .bucket_user = l->user_id,
+                                 .bucket_user = l->bucket[0] ? l->bucket : NULL,
                                  .network = cfg->sandbox_network,
                                  .gpus = l->gpus[0] != '\0'};
 

@@ -339,6 +339,7 @@ static void live_fill(struct live *l, json_t *row, struct profile *p)
     snprintf(l->org_id, sizeof(l->org_id), "%s", json_string_value(json_object_get(row, "org_id")));
     snprintf(l->user_id, sizeof(l->user_id), "%s",
              json_string_value(json_object_get(row, "user_id")));
+    snprintf(l->bucket, sizeof(l->bucket), "%s", l->user_id);
     snprintf(l->profile, sizeof(l->profile), "%s", p->name);
     l->kind = (int)json_integer_value(json_object_get(row, "kind"));
     l->spec = json_loads(json_string_value(json_object_get(row, "spec")), 0, NULL);
