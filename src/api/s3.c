@@ -90,6 +90,11 @@ static void xb_esc(struct xb *b, const char *s)
         case '\'':
             xb_str(b, "&apos;");
             break;
+        case '\t':
+        case '\n':
+        case '\r': /* as references, or a parser would normalise them away */
+            xb_str(b, *s == '\t' ? "&#9;" : *s == '\n' ? "&#10;" : "&#13;");
+            break;
         default:
             xb_put(b, s, 1);
         }
@@ -595,6 +600,16 @@ static const char *maybe_encode(struct s3 *x, const char *s, int url)
     return url ? sigv4_encode(&x->req->arena, s, 1) : s;
 }
 
+/* 1 when s holds a character XML 1.0 cannot carry (C0 controls but tab, newline and return):
+ * such a key (a run can make one) is listed only with encoding-type=url. */
+static int xml_unfit(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 && *s != '\t' && *s != '\n' && *s != '\r')
+            return 1;
+    return 0;
+}
+
 static int list_objects(struct s3 *x)
 {
     struct req *req = x->req;
@@ -635,6 +650,8 @@ static int list_objects(struct s3 *x)
         const char *key = json_string_value(json_object_get(o, "key"));
         const char *d = delim && *delim ? strstr(key + plen, delim) : NULL;
 
+        if (!url && xml_unfit(key))
+            continue;
         if (after && *after &&
             (strcmp(key, after) <= 0 ||
              (delim && *delim && strncmp(key, after, strlen(after)) == 0 &&

@@ -1,7 +1,11 @@
 /*
  * See bucket.h. Every path inside a bucket is reached by bk_walk(): it opens the bucket's
  * directory and then each folder of the key with openat(O_NOFOLLOW | O_DIRECTORY), so a
- * symlink anywhere on the way fails the open instead of being followed.
+ * symlink anywhere on the way fails the open instead of being followed; an object is opened
+ * with O_NOFOLLOW | O_NONBLOCK and read only when fstat says it is a regular file (a FIFO a
+ * run left cannot block a thread). Listings and usage walk the tree with walk.c, which
+ * follows no symlink either. What lyceumd writes into objects/ is open to every uid (0666
+ * files, 0777 folders: see perm.c for why that is safe).
  */
 #include "storage/bucket.h"
 #include "storage/bucket_int.h"
@@ -65,8 +69,17 @@ int bucket_init(const char *data_dir, int64_t quota_bytes)
     if (!realpath(bk_root, abs_root))
         return LY_EIO;
     snprintf(bk_root, sizeof(bk_root), "%s", abs_root);
+    bk_root_private();
     sweep_tmp();
     return 0;
+}
+
+void bk_root_private(void)
+{
+    struct stat st;
+
+    if (stat(bk_root, &st) == 0 && (st.st_mode & 07777) != 0700 && chmod(bk_root, 0700))
+        log_error("cannot make %s private: %s", bk_root, strerror(errno));
 }
 
 int64_t bucket_quota(void)
@@ -146,53 +159,68 @@ int bucket_key_check(const char *key, size_t n, const char **why)
     return 0;
 }
 
-void bucket_name(const char *user_id, char out[48])
+void bucket_owner(const char *user_id, const char *org_id, int org_key, char out[40])
 {
-    snprintf(out, 48, "u-%s", user_id);
+    if (org_key)
+        snprintf(out, 40, "o-%s", org_id);
+    else
+        snprintf(out, 40, "%s", user_id);
 }
 
-int bucket_user_of(const char *name, char user_id[40])
+void bucket_name(const char *owner, char out[48])
+{
+    if (strncmp(owner, "o-", 2) == 0)
+        snprintf(out, 48, "%s", owner);
+    else
+        snprintf(out, 48, "u-%s", owner);
+}
+
+int bucket_owner_of(const char *name, char owner[40])
 {
     size_t n = strlen(name);
 
-    if (n < 3 || n > 41 || strncmp(name, "u-", 2) != 0)
+    if (n < 3 || n > 39 || (strncmp(name, "u-", 2) != 0 && strncmp(name, "o-", 2) != 0))
         return LY_ENOTFOUND;
     for (const char *p = name + 2; *p; p++)
         if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f') || *p == '-'))
             return LY_ENOTFOUND;
-    snprintf(user_id, 40, "%s", name + 2);
+    snprintf(owner, 40, "%s", name[0] == 'o' ? name : name + 2);
     return 0;
 }
 
-/* Opens (creating when create) DATA/buckets/<user>/<sub> as a directory. -1 on failure. */
-int bk_open_sub(const char *user_id, const char *sub, int create)
+int bk_open_sub(const char *owner, const char *sub, int create)
 {
     char path[PATH_MAX + 160];
-    int fd;
+    int fd, made = 0;
 
-    if (strchr(user_id, '/') || !*user_id) {
+    if (strchr(owner, '/') || !*owner || owner[0] == '.') {
         errno = EINVAL;
         return -1;
     }
-    snprintf(path, sizeof(path), "%s/%s", bk_root, user_id);
+    snprintf(path, sizeof(path), "%s/%s", bk_root, owner);
     if (create && mkdir(path, 0700) && errno != EEXIST)
         return -1;
-    snprintf(path, sizeof(path), "%s/%s/%s", bk_root, user_id, sub);
-    if (create && mkdir(path, 0755) && errno != EEXIST)
-        return -1;
+    if (*sub) {
+        snprintf(path, sizeof(path), "%s/%s/%s", bk_root, owner, sub);
+        if (create && mkdir(path, 0700) == 0)
+            made = 1;
+        else if (create && errno != EEXIST)
+            return -1;
+    }
     fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd >= 0 && made && strcmp(sub, "objects") == 0)
+        bk_perm_dir(fd);
     return fd;
 }
 
-int bucket_objects_dir(const char *user_id, char *buf, size_t n)
+void bk_objects_path(const char *owner, char *buf, size_t n)
 {
-    int fd = bk_open_sub(user_id, "objects", 1);
+    snprintf(buf, n, "%s/%s/objects", bk_root, owner);
+}
 
-    if (fd < 0)
-        return LY_EIO;
-    close(fd);
-    snprintf(buf, n, "%s/%s/objects", bk_root, user_id);
-    return 0;
+int bucket_objects_dir(const char *owner, char *buf, size_t n)
+{
+    return bucket_prepare_mount(owner, buf, n);
 }
 
 /*
@@ -209,13 +237,19 @@ int bk_walk(int dirfd, const char *key, int create, const char **base)
     while (fd >= 0 && (slash = strchr(p, '/'))) {
         int next;
 
+        int made = 0;
+
         memcpy(seg, p, (size_t)(slash - p));
         seg[slash - p] = '\0';
-        if (create && mkdirat(fd, seg, 0755) && errno != EEXIST) {
+        if (create && mkdirat(fd, seg, 0777) == 0) {
+            made = 1;
+        } else if (create && errno != EEXIST) {
             close(fd);
             return -1;
         }
-        next = openat(fd, seg, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        next = openat(fd, seg, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        if (next >= 0 && made)
+            bk_perm_dir(next);
         close(fd);
         fd = next;
         p = slash + 1;
@@ -283,13 +317,14 @@ int bucket_put_begin(struct bucket_put *p, const char *user_id, int64_t expect, 
     snprintf(p->tmp, sizeof(p->tmp), "up-");
     random_base62(p->tmp + 3, 24);
     dfd = bk_open_sub(user_id, "tmp", 0);
-    p->fd = dfd < 0 ? -1 : openat(dfd, p->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    p->fd = dfd < 0 ? -1 : openat(dfd, p->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
     if (dfd >= 0)
         close(dfd);
     if (p->fd < 0) {
         bk_put_close(p);
         return LY_EIO;
     }
+    bk_perm_file(p->fd); /* it becomes an object: runs of any uid read and write it */
     return 0;
 }
 
@@ -447,7 +482,7 @@ int bucket_open(const char *user_id, const char *key, int *fd, struct stat *st)
     close(dfd);
     if (*fd < 0)
         return LY_ENOTFOUND;
-    if (fstat(*fd, st) || !S_ISREG(st->st_mode)) {
+    if (fstat(*fd, st) || !bk_servable(st)) {
         close(*fd);
         *fd = -1;
         return LY_ENOTFOUND;
@@ -514,58 +549,34 @@ struct lister {
     const char *prefix;
     size_t plen;
     json_t *out;
-    char path[BUCKET_KEY_MAX + 2];
-    int64_t bytes; /* usage: every regular file, whatever the prefix */
-    int all;       /* usage: do not stop at the prefix */
+    int64_t bytes, entries; /* usage: what every regular file takes, and how many entries */
 };
 
-/* Walks folder fd (consumed), whose key path is l->path (with its trailing '/', or ""). */
-static void list_dir(struct lister *l, int fd)
+/* Only folders that can still lead to the prefix, or lie under it, are entered; only regular
+ * files whose path is a valid key are listed (a run may leave names that are none). */
+static int list_visit(struct bk_walk *w, int dfd, const char *name, const struct stat *st)
 {
-    DIR *d = fdopendir(fd);
-    struct dirent *e;
-    size_t len = strlen(l->path);
+    struct lister *l = w->ctx;
+    char key[BUCKET_KEY_MAX + 2];
+    size_t n = strlen(name), len = w->plen, cmp;
+    const char *why;
 
-    if (!d) {
-        close(fd);
-        return;
-    }
-    while ((e = readdir(d))) {
-        struct stat st;
-        size_t n = strlen(e->d_name);
-        size_t cmp;
-
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        if (len + n + 1 > BUCKET_KEY_MAX)
-            continue;
-        memcpy(l->path + len, e->d_name, n + 1);
-        /* Only what can still lead to the prefix, or lies under it. */
-        cmp = len + n < l->plen ? len + n : l->plen;
-        if (!l->all && strncmp(l->path, l->prefix, cmp) != 0)
-            continue;
-        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW))
-            continue;
-        if (S_ISDIR(st.st_mode)) {
-            int sub = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-
-            if (sub >= 0) {
-                l->path[len + n] = '/';
-                l->path[len + n + 1] = '\0';
-                list_dir(l, sub);
-            }
-        } else if (S_ISREG(st.st_mode)) {
-            /* What the file takes: a multipart upload's data file has holes. */
-            l->bytes += st.st_blocks * 512 < st.st_size ? st.st_blocks * 512 : st.st_size;
-            if (l->out && len + n >= l->plen)
-                json_array_append_new(l->out, json_pack("{s:s,s:I,s:I}", "key", l->path, "size",
-                                                        (json_int_t)st.st_size, "mtime",
-                                                        (json_int_t)st.st_mtim.tv_sec * 1000000 +
-                                                            st.st_mtim.tv_nsec / 1000));
-        }
-        l->path[len] = '\0';
-    }
-    closedir(d);
+    (void)dfd;
+    if (!bk_walk_key_fits(w, name))
+        return WALK_NEXT;
+    memcpy(key, w->path, len);
+    memcpy(key + len, name, n + 1);
+    cmp = len + n < l->plen ? len + n : l->plen;
+    if (strncmp(key, l->prefix, cmp) != 0)
+        return WALK_NEXT;
+    if (S_ISDIR(st->st_mode))
+        return WALK_ENTER;
+    if (bk_servable(st) && len + n >= l->plen && bucket_key_check(key, len + n, &why) == 0)
+        json_array_append_new(
+            l->out,
+            json_pack("{s:s,s:I,s:I}", "key", key, "size", (json_int_t)st->st_size, "mtime",
+                      (json_int_t)st->st_mtim.tv_sec * 1000000 + st->st_mtim.tv_nsec / 1000));
+    return WALK_NEXT;
 }
 
 static int by_key(const void *a, const void *b)
@@ -576,18 +587,19 @@ static int by_key(const void *a, const void *b)
                   json_string_value(json_object_get(y, "key")));
 }
 
-int bucket_list(const char *user_id, const char *prefix, const char *start_after, size_t max,
+int bucket_list(const char *owner, const char *prefix, const char *start_after, size_t max,
                 json_t *out, int *more)
 {
     struct lister l = {.prefix = prefix ? prefix : "", .out = json_array()};
-    int fd = bk_open_sub(user_id, "objects", 0);
+    struct bk_walk w = {.visit = list_visit, .ctx = &l};
+    int fd = bk_open_sub(owner, "objects", 0);
     size_t n, i;
     json_t **v;
 
     *more = 0;
     l.plen = strlen(l.prefix);
     if (fd >= 0)
-        list_dir(&l, fd);
+        bk_tree_walk(&w, fd);
     n = json_array_size(l.out);
     v = xmalloc((n ? n : 1) * sizeof(*v));
     for (i = 0; i < n; i++)
@@ -608,27 +620,47 @@ int bucket_list(const char *user_id, const char *prefix, const char *start_after
     return 0;
 }
 
-static int64_t usage_of(const char *user_id, const char *sub)
+/* Usage counts every regular file wherever it lies, however long its path. */
+static int usage_visit(struct bk_walk *w, int dfd, const char *name, const struct stat *st)
 {
-    struct lister l = {.prefix = "", .all = 1};
-    int fd = bk_open_sub(user_id, sub, 0);
+    struct lister *l = w->ctx;
+
+    (void)dfd;
+    (void)name;
+    l->entries++;
+    if (S_ISDIR(st->st_mode))
+        return WALK_ENTER;
+    /* What the file takes: a multipart upload's data file has holes. */
+    if (S_ISREG(st->st_mode))
+        l->bytes += st->st_blocks * 512 < st->st_size ? st->st_blocks * 512 : st->st_size;
+    return WALK_NEXT;
+}
+
+static int64_t usage_of(const char *owner, const char *sub, int *too_deep)
+{
+    struct lister l = {.prefix = ""};
+    struct bk_walk w = {.visit = usage_visit, .ctx = &l};
+    int fd = bk_open_sub(owner, sub, 0);
 
     if (fd >= 0)
-        list_dir(&l, fd);
+        bk_tree_walk(&w, fd);
+    if (w.too_deep)
+        *too_deep = 1;
     return l.bytes;
 }
 
 /*
- * Usage is a bk_walk of the bucket, too slow to repeat for every part of a multipart upload in a
+ * Usage is a walk of the bucket, too slow to repeat for every part of a multipart upload in a
  * big bucket: each bucket's figure is kept for USAGE_TTL_US, grows as uploads land, and is
  * walked again once stale or after a delete. The quota is therefore checked against a figure
  * at most that old (plus what landed since); uploads running side by side can pass it by
- * their own sizes.
+ * their own sizes. While runs have the bucket mounted, runs/quota.c walks it every second or
+ * two (bucket_measure), which also refreshes the figure here.
  */
 #define USAGE_TTL_US (5 * 1000000LL)
 
 struct usage {
-    char user_id[40];
+    char owner[40];
     int64_t bytes, at_us;
     struct usage *next;
 };
@@ -636,33 +668,28 @@ struct usage {
 static pthread_mutex_t usage_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct usage *usages; /* one per bucket seen; they live as long as the process */
 
-static struct usage *usage_find(const char *user_id)
+static struct usage *usage_find(const char *owner)
 {
     for (struct usage *u = usages; u; u = u->next)
-        if (strcmp(u->user_id, user_id) == 0)
+        if (strcmp(u->owner, owner) == 0)
             return u;
     return NULL;
 }
 
-int64_t bucket_usage(const char *user_id)
+int64_t bucket_measure(const char *owner, int *too_deep)
 {
     struct usage *u;
     int64_t bytes, now = now_mono_us();
+    int deep = 0;
 
+    bytes = usage_of(owner, "objects", &deep) + usage_of(owner, "uploads", &deep);
+    if (too_deep)
+        *too_deep = deep;
     pthread_mutex_lock(&usage_mu);
-    u = usage_find(user_id);
-    if (u && u->at_us && now - u->at_us < USAGE_TTL_US) {
-        bytes = u->bytes;
-        pthread_mutex_unlock(&usage_mu);
-        return bytes;
-    }
-    pthread_mutex_unlock(&usage_mu);
-    bytes = usage_of(user_id, "objects") + usage_of(user_id, "uploads");
-    pthread_mutex_lock(&usage_mu);
-    u = usage_find(user_id);
+    u = usage_find(owner);
     if (!u) {
         u = xcalloc(1, sizeof(*u));
-        snprintf(u->user_id, sizeof(u->user_id), "%s", user_id);
+        snprintf(u->owner, sizeof(u->owner), "%s", owner);
         u->next = usages;
         usages = u;
     }
@@ -672,13 +699,43 @@ int64_t bucket_usage(const char *user_id)
     return bytes;
 }
 
-/* An upload of n bytes landed (n > 0), or something was deleted (n 0: bk_walk again). */
-void bk_usage_changed(const char *user_id, int64_t n)
+int64_t bucket_usage(const char *owner)
+{
+    struct usage *u;
+    int64_t bytes, now = now_mono_us();
+
+    pthread_mutex_lock(&usage_mu);
+    u = usage_find(owner);
+    if (u && u->at_us && now - u->at_us < USAGE_TTL_US) {
+        bytes = u->bytes;
+        pthread_mutex_unlock(&usage_mu);
+        return bytes;
+    }
+    pthread_mutex_unlock(&usage_mu);
+    return bucket_measure(owner, NULL);
+}
+
+int64_t bucket_room(const char *owner)
+{
+    int64_t room = INT64_MAX, used;
+    struct statvfs vfs;
+
+    if (quota > 0) {
+        used = bucket_usage(owner);
+        room = used < quota ? quota - used : 0;
+    }
+    if (statvfs(bk_root, &vfs) == 0 && (int64_t)(vfs.f_bavail * vfs.f_frsize) < room)
+        room = (int64_t)(vfs.f_bavail * vfs.f_frsize);
+    return room;
+}
+
+/* An upload of n bytes landed (n > 0), or something was deleted (n 0: walk again). */
+void bk_usage_changed(const char *owner, int64_t n)
 {
     struct usage *u;
 
     pthread_mutex_lock(&usage_mu);
-    u = usage_find(user_id);
+    u = usage_find(owner);
     if (u && n > 0)
         u->bytes += n;
     else if (u)

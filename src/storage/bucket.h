@@ -1,12 +1,16 @@
 /*
- * Buckets: each user has one, a directory on the local disk under the data directory:
- *   DATA/buckets/<user_id>/objects/<key>     the objects (what runs see at /mnt/s3)
- *   DATA/buckets/<user_id>/tmp/              uploads in progress, renamed into place at the end
- *   DATA/buckets/<user_id>/uploads/<id>/     S3 multipart uploads (see multipart.c)
+ * Buckets: each user has one, and each organization one for its org API keys, a directory on
+ * the local disk under the data directory, named by its owner id (a user's id, or "o-<org
+ * id>" for an organization's bucket):
+ *   DATA/buckets/<owner>/objects/<key>     the objects (what runs see at /mnt/s3)
+ *   DATA/buckets/<owner>/tmp/              uploads in progress, renamed into place at the end
+ *   DATA/buckets/<owner>/uploads/<id>/     S3 multipart uploads (see multipart.c)
  * Objects are streamed to and from disk, never held whole in memory. Keys are checked
  * (bucket_key_check) and every path is walked one component at a time with O_NOFOLLOW from
  * the bucket's own directory, so that neither a hostile key nor a symlink a run left in its
- * bucket reaches outside it. Each bucket is capped at the configured quota (bytes).
+ * bucket reaches outside it; nothing but regular files is ever read (see bucket.c). Each
+ * bucket is capped at the configured quota (bytes). objects/ is open to every uid that has it
+ * mounted, behind a data directory that is root's alone (perm.c).
  * Thread-safe: the shared state is the settings from bucket_init() and the usage figures
  * (under a mutex).
  */
@@ -34,11 +38,25 @@ int bucket_key_check(const char *key, size_t n, const char **why);
 /* 1 when s can prefix keys (a listing's prefix): UTF-8, at most 1,024 bytes, no "%00". */
 int bucket_prefix_ok(const char *s);
 
-/* The bucket's S3 name ("u-<user_id>"), and back (0, or LY_ENOTFOUND when it is none). */
-void bucket_name(const char *user_id, char out[48]);
-int bucket_user_of(const char *name, char user_id[40]);
-/* The directory of user_id's objects (created if missing), into buf. 0 or LY_EIO. */
-int bucket_objects_dir(const char *user_id, char *buf, size_t n);
+/* The owner of the bucket a caller reaches: the org's ("o-<org_id>") for an org API key, else
+ * the user's own (user_id). */
+void bucket_owner(const char *user_id, const char *org_id, int org_key, char out[40]);
+/* The bucket's S3 name ("u-<user id>" or "o-<org id>"), and back to its owner (0, or
+ * LY_ENOTFOUND when it names none). */
+void bucket_name(const char *owner, char out[48]);
+int bucket_owner_of(const char *name, char owner[40]);
+
+/*
+ * Makes owner's bucket ready to be bind-mounted at /mnt/s3 for a run or a container of any
+ * uid: creates it if needed, makes sure DATA/buckets is 0700 (no host user can traverse it:
+ * the boundary), opens up objects/ (mode 0777 and a default ACL granting user, group and
+ * other rwx, so whatever any process makes there is readable and writable by the next run's
+ * uid) and, once per bucket, what lyceumd wrote there before (see perm.c). The path of
+ * objects/ into objects_dir. 0 or LY_EIO. Thread-safe; cheap after the first call.
+ */
+int bucket_prepare_mount(const char *owner, char *objects_dir, size_t n);
+/* The same, under its former name. */
+int bucket_objects_dir(const char *owner, char *buf, size_t n);
 
 /* An object being written: a temporary file in the bucket, renamed into place by
  * bucket_put_commit() or removed by bucket_put_abort() (exactly one of them is called). */
@@ -96,7 +114,14 @@ int bucket_list(const char *user_id, const char *prefix, const char *start_after
                 json_t *out, int *more);
 /* Bytes the bucket's objects and uploads take: walked at most every few seconds, and kept up
  * to date in between with what lands (see bucket.c). */
-int64_t bucket_usage(const char *user_id);
+int64_t bucket_usage(const char *owner);
+/* Walks the bucket now (whatever runs wrote into it counts): its bytes, also kept as the
+ * figure bucket_usage() answers. *too_deep (may be NULL) = 1 when folders deeper than any key
+ * were left out of the count. Costs a walk of every entry. */
+int64_t bucket_measure(const char *owner, int *too_deep);
+/* How many more bytes the bucket may take: the quota less its usage (0 when full), and no
+ * more than the disk has free; INT64_MAX without a quota on an endless disk. */
+int64_t bucket_room(const char *owner);
 
 /* S3 multipart uploads. */
 int bucket_mpu_create(const char *user_id, const char *key, char id[33]);

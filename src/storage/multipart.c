@@ -57,7 +57,7 @@ int bucket_mpu_create(const char *user_id, const char *key, char id[33])
     dfd = bk_open_sub(user_id, sub, 1);
     if (dfd < 0)
         return LY_EIO;
-    fd = openat(dfd, "key", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    fd = openat(dfd, "key", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
     close(dfd);
     if (fd < 0 || write(fd, key, strlen(key)) != (ssize_t)strlen(key)) {
         if (fd >= 0)
@@ -83,7 +83,7 @@ static int mpu_dir(const char *user_id, const char *id)
 /* Reads small file name in dfd into buf (NUL-terminated); its length, or -1. */
 static ssize_t read_small(int dfd, const char *name, char *buf, size_t n)
 {
-    int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    int fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     ssize_t r;
 
     if (fd < 0)
@@ -172,7 +172,9 @@ int bucket_put_begin_part(struct bucket_put *p, const char *user_id, const char 
         close(dfd);
         return bucket_put_begin(p, user_id, expect, 1, why);
     }
-    fd = openat(dfd, "data", O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    fd = openat(dfd, "data", O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0666);
+    if (fd >= 0)
+        bk_perm_file(fd);                  /* it may become the object */
     if (fd >= 0 && !still_data(dfd, fd)) { /* the upload was completed meanwhile */
         close(fd);
         close(mfd);
@@ -308,7 +310,7 @@ static int part_find(int dfd, int n, int64_t size, struct part_at *at)
 
     memset(at, 0, sizeof(*at));
     snprintf(name, sizeof(name), "part.%d", n);
-    at->fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    at->fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (at->fd >= 0) {
         if (fstat(at->fd, &st)) {
             close(at->fd);
@@ -389,7 +391,7 @@ int bucket_mpu_complete(const char *user_id, const char *id, const int *parts, i
     snprintf(etag, 48, "%s-%d", hex, n);
     if (in_place) {
         /* Not while a part is being written into it (see still_data()). */
-        data = openat(dfd, "data", O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+        data = openat(dfd, "data", O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
         if (data >= 0 && flock(data, LOCK_EX | LOCK_NB)) {
             in_place = 0;
             close(data);
@@ -417,7 +419,7 @@ int bucket_mpu_complete(const char *user_id, const char *id, const int *parts, i
 
             if (fd < 0) {
                 if (data < 0)
-                    data = openat(dfd, "data", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+                    data = openat(dfd, "data", O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
                 fd = data;
             }
             if (fd < 0 || lseek(fd, at[i].off, SEEK_SET) != at[i].off)

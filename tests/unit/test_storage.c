@@ -1,7 +1,7 @@
 /*
  * Unit tests for src/storage: the streaming multipart/form-data parser (every way a body can be
  * cut into pieces, a boundary split across them, data that looks like a boundary, malformed
- * bodies) and the object key rules of bucket_key_check().
+ * bodies), the object key rules of bucket_key_check() and bucket names of users and orgs.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -205,10 +205,24 @@ static void test_bucket_names(void **state)
     (void)state;
     bucket_name("0b7c9b9e-2f7a-4b43-a7b5-3f1c1f6f0e11", name);
     assert_string_equal(name, "u-0b7c9b9e-2f7a-4b43-a7b5-3f1c1f6f0e11");
-    assert_int_equal(bucket_user_of(name, uid), 0);
+    assert_int_equal(bucket_owner_of(name, uid), 0);
     assert_string_equal(uid, "0b7c9b9e-2f7a-4b43-a7b5-3f1c1f6f0e11");
-    assert_int_equal(bucket_user_of("u-../../etc", uid), LY_ENOTFOUND);
-    assert_int_equal(bucket_user_of("mybucket", uid), LY_ENOTFOUND);
+    assert_int_equal(bucket_owner_of("u-../../etc", uid), LY_ENOTFOUND);
+    assert_int_equal(bucket_owner_of("mybucket", uid), LY_ENOTFOUND);
+    /* an organization's bucket: its owner id is its name */
+    bucket_owner("0b7c9b9e-2f7a-4b43-a7b5-3f1c1f6f0e11", "5d0e6f2a-1c3b-4d5e-8f90-a1b2c3d4e5f6", 1,
+                 uid);
+    assert_string_equal(uid, "o-5d0e6f2a-1c3b-4d5e-8f90-a1b2c3d4e5f6");
+    bucket_name(uid, name);
+    assert_string_equal(name, "o-5d0e6f2a-1c3b-4d5e-8f90-a1b2c3d4e5f6");
+    assert_int_equal(bucket_owner_of(name, uid), 0);
+    assert_string_equal(uid, "o-5d0e6f2a-1c3b-4d5e-8f90-a1b2c3d4e5f6");
+    bucket_owner("0b7c9b9e-2f7a-4b43-a7b5-3f1c1f6f0e11", "5d0e6f2a-1c3b-4d5e-8f90-a1b2c3d4e5f6", 0,
+                 uid);
+    assert_string_equal(uid, "0b7c9b9e-2f7a-4b43-a7b5-3f1c1f6f0e11");
+    assert_int_equal(bucket_owner_of("o-", uid), LY_ENOTFOUND);
+    assert_int_equal(bucket_owner_of("o-../x", uid), LY_ENOTFOUND);
+    assert_int_equal(bucket_owner_of("x-0b7c9b9e", uid), LY_ENOTFOUND);
 }
 
 int main(void)
