@@ -18,6 +18,7 @@
  */
 #include "billing/billing.h"
 #include "core/err.h"
+#include "core/fbuf.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "exec/exec.h"
@@ -110,9 +111,10 @@ static int free_port(void)
 /* Writes tok with every {name} of vars replaced into out. */
 static void subst(char *out, size_t n, const char *tok, json_t *vars)
 {
-    size_t o = 0;
+    struct fbuf b;
 
-    while (*tok && o + 1 < n) {
+    fbuf_init(&b, out, n);
+    while (*tok && !b.cut) {
         const char *end = *tok == '{' ? strchr(tok, '}') : NULL;
 
         if (end) {
@@ -122,16 +124,13 @@ static void subst(char *out, size_t n, const char *tok, json_t *vars)
             snprintf(name, sizeof(name), "%.*s", (int)(end - tok - 1), tok + 1);
             v = json_object_get(vars, name);
             if (json_is_string(v)) {
-                o += (size_t)snprintf(out + o, n - o, "%s", json_string_value(v));
-                if (o >= n)
-                    o = n - 1;
+                fbuf_printf(&b, "%s", json_string_value(v));
                 tok = end + 1;
                 continue;
             }
         }
-        out[o++] = *tok++;
+        fbuf_add(&b, tok++, 1);
     }
-    out[o] = 0;
 }
 
 /* The template of d's profile with its placeholders filled, into argv (malloc'd strings,

@@ -4,6 +4,7 @@
  */
 #include "runs/profiles.h"
 #include "core/err.h"
+#include "core/fbuf.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -212,7 +213,7 @@ int profiles_init(json_t *machine_types, char *why, size_t n)
 {
     struct gpu_info gpus[GPU_MAX];
     int ngpu = gpu_detect(gpus, GPU_MAX);
-    size_t len = 0;
+    struct fbuf b;
     int err = 0;
 
     count = 0;
@@ -222,10 +223,9 @@ int profiles_init(json_t *machine_types, char *why, size_t n)
         defaults(gpus, ngpu);
     if (err)
         return err;
-    names[0] = '\0';
+    fbuf_init(&b, names, sizeof(names));
     for (int i = 0; i < count; i++)
-        len += (size_t)snprintf(names + len, sizeof(names) - len, "%s%s", i ? ", " : "",
-                                table[i].name);
+        fbuf_printf(&b, "%s%s", i ? ", " : "", table[i].name);
     return 0;
 }
 

@@ -15,6 +15,7 @@
 #include "secrets/envvars.h"
 #include "core/err.h"
 #include "core/arena.h"
+#include "core/fbuf.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "billing/billing.h"
@@ -293,9 +294,9 @@ int runs_slot_take(const char *name, char gpus[64])
 {
     struct profile *p = profile_find(name);
     struct live_sched ls = {0};
-    int k = 0;
+    struct fbuf b;
 
-    gpus[0] = '\0';
+    fbuf_init(&b, gpus, 64);
     if (!p)
         return LY_ENOTFOUND;
     pthread_mutex_lock(&mu);
@@ -306,7 +307,7 @@ int runs_slot_take(const char *name, char gpus[64])
     p->running++;
     pthread_mutex_unlock(&mu);
     for (int i = 0; i < ls.ngpu; i++)
-        k += snprintf(gpus + k, 64 - (size_t)k, "%s%d", i ? "," : "", ls.gpu[i]);
+        fbuf_printf(&b, "%s%d", i ? "," : "", ls.gpu[i]);
     return 0;
 }
 
@@ -365,6 +366,7 @@ static void start_run(struct profile *p, const char *id)
     json_t *row;
     int err, n;
     char gpus[64] = "";
+    struct fbuf gb;
     const char *why;
 
     pthread_mutex_lock(&mu);
@@ -380,8 +382,9 @@ static void start_run(struct profile *p, const char *id)
     ls->l = l;
     ls->prof = p;
     l->sched = ls;
-    for (int i = 0, k = 0; i < ls->ngpu; i++)
-        k += snprintf(gpus + k, sizeof(gpus) - (size_t)k, "%s%d", i ? "," : "", ls->gpu[i]);
+    fbuf_init(&gb, gpus, sizeof(gpus));
+    for (int i = 0; i < ls->ngpu; i++)
+        fbuf_printf(&gb, "%s%d", i ? "," : "", ls->gpu[i]);
     snprintf(l->gpus, sizeof(l->gpus), "%s", gpus);
 
     row = runs_get_any(id, &err);
