@@ -26,9 +26,11 @@
 #include "metrics/prom.h"
 #include "metrics/sampler.h"
 #include "batch/batch.h"
+#include "runs/callbacks.h"
 
 #include <curl/curl.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -36,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -72,7 +75,8 @@ static const char usage_serve[] =
     "\n"
     "  --listen HOST:PORT   address to listen on (LYCEUMD_LISTEN, default 127.0.0.1:8000)\n"
     "  --config FILE        JSON settings: machine types and prices, the run sandbox,\n"
-    "                       Docker, Slurm, metering, storage (README.md lists them)\n"
+    "                       Docker, Slurm, metering, storage, connection limits,\n"
+    "                       callbacks (README.md lists them)\n"
     "  --threads N          HTTP worker threads (LYCEUMD_THREADS, default 4)\n"
     "  --max-body BYTES     largest request body accepted (LYCEUMD_MAX_BODY_BYTES, 1 MiB)\n"
     "  --no-access-log      do not log one line per request (LYCEUMD_ACCESS_LOG=off)\n"
@@ -572,6 +576,76 @@ static void demo_account(struct cli *cli)
     fflush(stdout);
 }
 
+/* Descriptors the server keeps for itself beyond its connections: the database connections
+ * of threads that have not opened theirs yet, runs' pipes, files being served, logs. */
+#define FD_RESERVE 64
+
+/* RLIMIT_NOFILE raised to its hard limit (every connection, every run's pipes, every file
+ * served takes a descriptor, and a default soft limit of 1,024 runs out first); logged.
+ * Returns the soft limit now in force. */
+static rlim_t raise_nofile(void)
+{
+    struct rlimit rl;
+    rlim_t was;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl))
+        return 1024;
+    was = rl.rlim_cur;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ? 1048576 : rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) == 0) {
+            log_info("descriptor limit (RLIMIT_NOFILE) raised from %llu to %llu",
+                     (unsigned long long)was, (unsigned long long)rl.rlim_cur);
+            return rl.rlim_cur;
+        }
+        log_warn("cannot raise the descriptor limit from %llu: %s", (unsigned long long)was,
+                 strerror(errno));
+        return was;
+    }
+    log_info("descriptor limit (RLIMIT_NOFILE) %llu, its hard limit", (unsigned long long)was);
+    return was;
+}
+
+/* How many descriptors the process holds now. */
+static unsigned open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    unsigned n = 0;
+
+    if (!d)
+        return 64;
+    while ((e = readdir(d)))
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n ? n - 1 : 0; /* not the directory's own */
+}
+
+/* The connection limits: the config's (default 4,096 in all), within what the descriptor limit
+ * leaves once the server's own are counted (a connection may hold two: its socket, and a
+ * file or an upstream socket it is served from). */
+static void connection_limits(const struct config *cfg, rlim_t nofile, struct http_options *opt)
+{
+    long long spare = (long long)nofile - open_fds() - FD_RESERVE - 8LL * cfg->threads;
+    unsigned fit = spare > 32 ? (unsigned)(spare / 2) : 16;
+
+    opt->max_connections = cfg->max_connections ? cfg->max_connections : 4096;
+    if (opt->max_connections > fit) {
+        if (cfg->max_connections)
+            log_warn("max_connections %u lowered to %u: the descriptor limit (%llu) has room "
+                     "for no more",
+                     cfg->max_connections, fit, (unsigned long long)nofile);
+        opt->max_connections = fit;
+    }
+    opt->max_connections_per_ip = cfg->max_connections_per_ip < opt->max_connections
+                                      ? cfg->max_connections_per_ip
+                                      : opt->max_connections;
+    opt->connection_timeout_s = cfg->connection_timeout_s;
+    log_info("connections: at most %u at once, %u from one client address; idle ones closed "
+             "after %u s",
+             opt->max_connections, opt->max_connections_per_ip, opt->connection_timeout_s);
+}
+
 static volatile sig_atomic_t stopping;
 
 static void on_signal(int sig)
@@ -585,11 +659,13 @@ static int cmd_serve(struct cli *cli)
     struct http_options opt = {0};
     struct http_server *srv;
     struct sigaction sa = {0};
+    rlim_t nofile;
 
     if (cli->argc != 1) {
         fputs(usage_serve, stderr);
         return 2;
     }
+    nofile = raise_nofile();
     if (open_data(cli))
         return 1;
     opt.listen = cli->cfg.listen;
@@ -599,7 +675,7 @@ static int cmd_serve(struct cli *cli)
     opt.dispatch = api_dispatch;
     opt.begin = api_begin;
     prom_set_enabled(cli->cfg.metrics_endpoint);
-    if (secrets_init(cli->cfg.data_dir) ||
+    if (callbacks_allow(cli->cfg.callback_allow) || secrets_init(cli->cfg.data_dir) ||
         bucket_init(cli->cfg.data_dir, (int64_t)cli->cfg.storage_quota_bytes))
         return 1;
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -622,6 +698,7 @@ static int cmd_serve(struct cli *cli)
         runs_shutdown();
         return 1;
     }
+    connection_limits(&cli->cfg, nofile, &opt);
     srv = http_server_start(&opt);
     if (!srv) {
         batch_stop();

@@ -4,6 +4,11 @@
  * default org (401/403), validates a JSON body against the route's fields (422), and only
  * then runs the handler. Errors from any step become a response through one table
  * (req_set_error), so handlers never format error bodies.
+ *
+ * A request that failed for want of a file descriptor (its thread's database connection could
+ * not be opened, or a file or socket could not be: EMFILE, ENFILE) answers 503 with
+ * Retry-After instead of 500: the server is short of a resource for a moment, the request was
+ * fine. Every 503 carries Retry-After.
  */
 #include "api/api.h"
 #include "auth/identity.h"
@@ -12,8 +17,11 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "metrics/prom.h"
+#include "store/db.h"
 
+#include <errno.h>
 #include <string.h>
+#include <strings.h>
 
 struct api_settings api_settings = {.data_dir = "var", .version = "0.1.0"};
 
@@ -80,10 +88,51 @@ static int authenticate(struct req *req)
     return 0;
 }
 
+/* Whether the request's failure (err) came from a shortage of descriptors; clears the store's
+ * mark. errno is 0 before each handler runs, so EMFILE here is this request's. */
+static int out_of_descriptors(int err)
+{
+    int store = store_take_unavailable();
+
+    if (store)
+        return 1;
+    return (err == LY_EIO || err == LY_EINTERNAL || err == LY_EDB) &&
+           (errno == EMFILE || errno == ENFILE);
+}
+
+static void retry_after(struct req *req)
+{
+    for (int i = 0; i < req->nheaders; i++)
+        if (strcasecmp(req->hname[i], "Retry-After") == 0)
+            return;
+    req_add_header(req, "Retry-After", "1");
+}
+
+#define BUSY_DETAIL                                                                                \
+    "The server is short of file descriptors or database connections at the moment; "              \
+    "retry shortly"
+
+/* An S3 request that failed so: S3's SlowDown, which S3 clients retry. */
+static void s3_busy(struct req *req)
+{
+    static const char xml[] =
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+        "<Error><Code>SlowDown</Code><Message>" BUSY_DETAIL "</Message></Error>";
+
+    if (req->status < 500 || !out_of_descriptors(LY_EINTERNAL))
+        return;
+    req_set_error(req, LY_EUNAVAIL);
+    json_decref(req->resp);
+    req->resp = NULL;
+    req_reply_raw(req, 503, "application/xml", xml, sizeof(xml) - 1);
+}
+
 void api_begin(struct req *req)
 {
     int err;
 
+    store_take_unavailable(); /* only what this request meets counts */
+    errno = 0;
     if (s3_is_request(req)) {
         s3_begin(req);
         return;
@@ -106,8 +155,15 @@ void api_dispatch(struct req *req)
     const struct route *r;
     int err;
 
+    if (!req->begun) {
+        store_take_unavailable(); /* only what this request meets counts */
+        errno = 0;
+    }
     if (s3_is_request(req)) {
         s3_dispatch(req);
+        s3_busy(req);
+        if (req->status == 503)
+            retry_after(req);
         prom_request(NULL, NULL, "s3", req->method, req->status, now_mono_us() - req->start_us);
         return;
     }
@@ -152,10 +208,14 @@ void api_dispatch(struct req *req)
     }
     err = r->handler(req);
 out:
+    if ((err < 0 || req->status >= 500) && out_of_descriptors(err))
+        err = req_fail(req, LY_EUNAVAIL, BUSY_DETAIL);
     if (err < 0)
         req_set_error(req, err);
     if (err < 0 && api_openai_path(req->path))
         api_openai_error(req, err);
+    if (req->status == 503)
+        retry_after(req);
     if (err == LY_EINTERNAL || err == LY_EDB || err == LY_EIO)
         log_error("request %s failed: %s", req->request_id, req->detail ? req->detail : "");
     prom_request(req->match.route ? req->match.mount : NULL, req->match.route, NULL, req->method,

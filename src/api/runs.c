@@ -13,6 +13,7 @@
 #include "core/util.h"
 #include "exec/docker.h"
 #include "exec/exec.h"
+#include "runs/callbacks.h"
 #include "runs/profiles.h"
 #include "runs/runs.h"
 #include "store/db.h"
@@ -108,9 +109,18 @@ static int check_callbacks(struct req *req, json_t **out)
     }
     json_array_foreach(urls, i, u)
     {
+        char why[300];
+
         if (!json_is_string(u) || !valid_url(json_string_value(u))) {
             req_invalid(req, "body", "user_callback_urls",
                         "Each item should be an http or https URL", "url_parsing");
+            return LY_EINVAL;
+        }
+        /* An address inside the operator's network (the connect-time check binds; this one
+         * answers early where the URL names the address itself). */
+        if (callbacks_check_url(json_string_value(u), why, sizeof(why))) {
+            req_invalid(req, "body", "user_callback_urls",
+                        arena_sprintf(&req->arena, "Item %zu: %s", i, why), "value_error");
             return LY_EINVAL;
         }
     }

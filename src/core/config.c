@@ -1,6 +1,7 @@
 /* See config.h. */
 #include "core/config.h"
 #include "core/err.h"
+#include "core/netaddr.h"
 #include "core/util.h"
 
 #include <jansson.h>
@@ -17,6 +18,8 @@ void config_defaults(struct config *c)
     c->threads = 4;
     c->max_body = 1u << 20;
     c->access_log = 1;
+    c->max_connections_per_ip = 256;
+    c->connection_timeout_s = 120;
     snprintf(c->python, sizeof(c->python), "%s",
              access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3");
     c->sandbox = -1;
@@ -40,6 +43,33 @@ void config_release(struct config *c)
     c->machine_types = NULL;
     json_decref(c->inference);
     c->inference = NULL;
+    json_decref(c->callback_allow);
+    c->callback_allow = NULL;
+}
+
+/* callback_allow: an array of CIDRs ("10.0.0.0/8", "::1") and host names; 0 or -1. */
+static int valid_allow(json_t *v)
+{
+    size_t i;
+    json_t *e;
+    struct cidr c;
+
+    if (!json_is_array(v))
+        return -1;
+    json_array_foreach(v, i, e)
+    {
+        const char *s = json_string_value(e);
+
+        if (!s || !*s || strlen(s) > 253)
+            return -1;
+        if (cidr_parse(s, &c) == 0)
+            continue;
+        for (; *s; s++) /* a host name: letters, digits, '-' and '.' */
+            if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+                  (*s >= '0' && *s <= '9') || *s == '-' || *s == '.'))
+                return -1;
+    }
+    return 0;
 }
 
 /* Copies a string setting; 0, or -1 when v is not a string that fits. */
@@ -76,6 +106,18 @@ int config_load_file(struct config *c, const char *path)
         } else if (strcmp(key, "max_body_bytes") == 0 && json_is_integer(v) &&
                    json_integer_value(v) > 0) {
             c->max_body = (size_t)json_integer_value(v);
+        } else if (strcmp(key, "max_connections") == 0 && json_is_integer(v) &&
+                   json_integer_value(v) >= 1 && json_integer_value(v) <= 1000000) {
+            c->max_connections = (unsigned)json_integer_value(v);
+        } else if (strcmp(key, "max_connections_per_ip") == 0 && json_is_integer(v) &&
+                   json_integer_value(v) >= 1 && json_integer_value(v) <= 1000000) {
+            c->max_connections_per_ip = (unsigned)json_integer_value(v);
+        } else if (strcmp(key, "connection_timeout_seconds") == 0 && json_is_integer(v) &&
+                   json_integer_value(v) >= 1 && json_integer_value(v) <= 86400) {
+            c->connection_timeout_s = (unsigned)json_integer_value(v);
+        } else if (strcmp(key, "callback_allow") == 0 && !valid_allow(v)) {
+            json_decref(c->callback_allow);
+            c->callback_allow = json_incref(v);
         } else if (strcmp(key, "access_log") == 0 && json_is_boolean(v)) {
             c->access_log = json_is_true(v);
         } else if (strcmp(key, "machine_types") == 0 && json_is_array(v)) {

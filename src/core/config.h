@@ -15,6 +15,11 @@ struct config {
     unsigned threads;
     size_t max_body;
     int access_log;
+    /* Connections: 0 = the default (server.c: within the descriptor limit). */
+    unsigned max_connections;        /* open at once, in all */
+    unsigned max_connections_per_ip; /* open at once from one client address */
+    unsigned connection_timeout_s;   /* an idle connection is closed after this */
+    json_t *callback_allow;          /* CIDRs and host names callbacks may reach anyway (owned) */
 
     /* Runs. */
     json_t *machine_types;   /* the "machine_types" array as written, or NULL (owned) */
@@ -56,7 +61,8 @@ void config_defaults(struct config *c);
  * "machine_types", "public_url", "python", "sandbox", "sandbox_network", "pip_index_url",
  * "docker_socket", "docker_network", "monthly_free_credits", "meter_window_seconds",
  * "storage_quota_bytes", "inference", "log_retention_hours", "log_retention_bytes",
- * "metrics_interval_seconds", "metrics_endpoint"} (README.md
+ * "metrics_interval_seconds", "metrics_endpoint", "max_connections", "max_connections_per_ip",
+ * "connection_timeout_seconds", "callback_allow"} (README.md
  * documents each). Returns 0, or LY_EINVAL after printing what is wrong. */
 int config_load_file(struct config *c, const char *path);
 void config_load_env(struct config *c);

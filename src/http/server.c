@@ -4,6 +4,13 @@
  * buffer capped at max_body; beyond it we keep reading but drop the bytes, so the client can
  * read our 413 instead of a reset), and a last time with no data, when we dispatch and queue
  * the response. on_completed frees the per-request state.
+ *
+ * Connection limits: every daemon shares one count of open connections, in all and per client
+ * address (struct conn_limits). MHD asks on_accept() about each connection it has accepted, which
+ * refuses (MHD closes it at once) one past either limit; on_connection() counts a connection when
+ * it starts and uncounts it when it closes. Two threads accepting at the same moment may both
+ * pass the check, so a limit can be passed by at most one connection per HTTP thread. Idle
+ * connections are closed by MHD after connection_timeout_s.
  */
 #include "http/server.h"
 #include "core/arena.h"
@@ -18,6 +25,7 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <pthread.h>
+#include <search.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,11 +66,26 @@ struct http_loop {
     struct loop_src *srcs;
 };
 
+/* Open connections from one client address (an IPv4 one as IPv4-mapped IPv6): a node of
+ * conn_limits.per_ip while n > 0. */
+struct ip_count {
+    unsigned char a[16];
+    unsigned n;
+};
+
+struct conn_limits {
+    pthread_mutex_t mu;
+    unsigned total;
+    void *per_ip;      /* tsearch tree of struct ip_count */
+    int64_t warned_us; /* the last refusal logged (one line a minute at most) */
+};
+
 struct http_server {
     struct http_options opt;
     struct access_log alog;
     struct http_loop *loops;
     unsigned nloops;
+    struct conn_limits lim;
 };
 
 /* How a streamed response sleeps: the content reader suspends the connection when the
@@ -565,6 +588,117 @@ static void on_completed(void *cls, struct MHD_Connection *mhd, void **con_cls,
     *con_cls = NULL;
 }
 
+/* ---- connection limits ---- */
+
+static int ip_cmp(const void *a, const void *b)
+{
+    return memcmp(((const struct ip_count *)a)->a, ((const struct ip_count *)b)->a, 16);
+}
+
+/* The key of a client address; -1 for a family that has none (a unix socket). */
+static int ip_key(const struct sockaddr *sa, socklen_t len, struct ip_count *k)
+{
+    memset(k, 0, sizeof(*k));
+    if (sa && sa->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
+        k->a[10] = k->a[11] = 0xff;
+        memcpy(k->a + 12, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+        return 0;
+    }
+    if (sa && sa->sa_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6)) {
+        memcpy(k->a, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+        return 0;
+    }
+    return -1;
+}
+
+static void refusal_log(struct http_server *srv, const struct ip_count *k, unsigned n,
+                        const char *which, unsigned limit)
+{
+    int64_t now = now_mono_us();
+    char text[INET6_ADDRSTRLEN] = "?";
+    const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+    if (srv->lim.warned_us && now - srv->lim.warned_us < 60 * 1000000LL)
+        return;
+    srv->lim.warned_us = now;
+    if (memcmp(k->a, mapped, 12) == 0)
+        inet_ntop(AF_INET, k->a + 12, text, sizeof(text));
+    else
+        inet_ntop(AF_INET6, k->a, text, sizeof(text));
+    log_warn("refusing connections from %s: %u open, %s is %u (logged once a minute)", text, n,
+             which, limit);
+}
+
+/* MHD's accept policy: refuses a connection past the limits. */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    struct http_server *srv = cls;
+    struct conn_limits *lim = &srv->lim;
+    struct ip_count k, **found;
+    enum MHD_Result ok = MHD_YES;
+    int keyed = ip_key(addr, addrlen, &k) == 0;
+
+    pthread_mutex_lock(&lim->mu);
+    found = keyed ? tfind(&k, &lim->per_ip, ip_cmp) : NULL;
+    if (srv->opt.max_connections && lim->total >= srv->opt.max_connections) {
+        refusal_log(srv, &k, lim->total, "max_connections", srv->opt.max_connections);
+        ok = MHD_NO;
+    } else if (found && srv->opt.max_connections_per_ip &&
+               (*found)->n >= srv->opt.max_connections_per_ip) {
+        refusal_log(srv, &k, (*found)->n, "max_connections_per_ip",
+                    srv->opt.max_connections_per_ip);
+        ok = MHD_NO;
+    }
+    pthread_mutex_unlock(&lim->mu);
+    return ok;
+}
+
+/* Counts a connection in when it starts and out when it closes; *ctx holds its address's node
+ * (which lives while its count, this connection included, is above 0). */
+static void on_connection(void *cls, struct MHD_Connection *mhd, void **ctx,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct http_server *srv = cls;
+    struct conn_limits *lim = &srv->lim;
+
+    pthread_mutex_lock(&lim->mu);
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(mhd, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+        struct ip_count k, *node = NULL, **slot;
+
+        lim->total++;
+        if (sa && ip_key(sa,
+                         sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                   : sizeof(struct sockaddr_in),
+                         &k) == 0) {
+            node = xmalloc(sizeof(*node));
+            *node = k;
+            slot = tsearch(node, &lim->per_ip, ip_cmp);
+            if (!slot) {
+                log_error("out of memory counting connections");
+                abort();
+            }
+            if (*slot != node)
+                free(node);
+            node = *slot;
+            node->n++;
+        }
+        *ctx = node;
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        struct ip_count *node = *ctx;
+
+        lim->total--;
+        if (node && --node->n == 0) {
+            tdelete(node, &lim->per_ip, ip_cmp);
+            free(node);
+        }
+        *ctx = NULL;
+    }
+    pthread_mutex_unlock(&lim->mu);
+}
+
 static int parse_listen(const char *listen, struct sockaddr_in *sa)
 {
     char host[64];
@@ -660,17 +794,22 @@ static struct MHD_Daemon *daemon_start(struct http_server *srv, const struct soc
 {
     const unsigned flags =
         MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
+    unsigned timeout = srv->opt.connection_timeout_s ? srv->opt.connection_timeout_s : 120;
+    /* MHD's own per-daemon limit (FD_SETSIZE - 4 by default) would bind first otherwise. */
+    unsigned limit = srv->opt.max_connections ? srv->opt.max_connections : 1000000;
 
     if (listen_fd >= 0)
         return MHD_start_daemon(
-            flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_LISTEN_SOCKET, listen_fd,
-            MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_CONNECTION_TIMEOUT,
-            (unsigned)120, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
-            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY, MHD_OPTION_END);
-    return MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR,
+            flags, 0, on_accept, srv, on_request, srv, MHD_OPTION_LISTEN_SOCKET, listen_fd,
+            MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION,
+            on_connection, srv, MHD_OPTION_CONNECTION_TIMEOUT, timeout, MHD_OPTION_CONNECTION_LIMIT,
+            limit, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+            (size_t)CONN_MEMORY, MHD_OPTION_END);
+    return MHD_start_daemon(flags, 0, on_accept, srv, on_request, srv, MHD_OPTION_SOCK_ADDR,
                             (const struct sockaddr *)sa, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-                            srv, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-                            MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
+                            srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
+                            MHD_OPTION_CONNECTION_TIMEOUT, timeout, MHD_OPTION_CONNECTION_LIMIT,
+                            limit, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
                             MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY,
                             MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_END);
 }
@@ -744,14 +883,24 @@ static void loops_stop(struct http_server *srv)
     free(srv->loops);
 }
 
+/* After the daemons stopped (each connection was uncounted as MHD closed it). */
+static void limits_release(struct http_server *srv)
+{
+    tdestroy(srv->lim.per_ip, free);
+    srv->lim.per_ip = NULL;
+    pthread_mutex_destroy(&srv->lim.mu);
+}
+
 struct http_server *http_server_start(const struct http_options *opt)
 {
     struct http_server *srv = xcalloc(1, sizeof(*srv));
     struct sockaddr_in sa;
 
     srv->opt = *opt;
+    pthread_mutex_init(&srv->lim.mu, NULL);
     if (parse_listen(opt->listen, &sa)) {
         log_error("cannot parse listen address '%s' (want HOST:PORT)", opt->listen);
+        pthread_mutex_destroy(&srv->lim.mu);
         free(srv);
         return NULL;
     }
@@ -780,6 +929,7 @@ fail:
     loops_stop(srv);
     if (opt->access_log)
         alog_stop(&srv->alog);
+    limits_release(srv);
     free(srv);
     return NULL;
 }
@@ -814,5 +964,6 @@ void http_server_stop(struct http_server *srv)
     loops_stop(srv);
     if (srv->opt.access_log)
         alog_stop(&srv->alog);
+    limits_release(srv);
     free(srv);
 }

@@ -3,7 +3,9 @@
  * socket; each thread runs a loop of its own on an epoll set that holds its daemon's and
  * whatever other sources were added to that loop. It collects a request's body (up to max_body
  * bytes; more is drained and answered 413), hands a filled struct req to dispatch(), sends what
- * dispatch left in it, and writes one access-log line per request.
+ * dispatch left in it, and writes one access-log line per request. It bounds the connections
+ * it holds (in all, and per client address) and closes idle ones, so that clients cannot take
+ * every descriptor the process has.
  */
 #ifndef LYCEUMD_HTTP_SERVER_H
 #define LYCEUMD_HTTP_SERVER_H
@@ -17,6 +19,10 @@ struct http_options {
     unsigned threads;
     size_t max_body;
     int access_log; /* 1: one line per request on stderr */
+    /* Connections open at once, in all and from one client address (0: no limit of ours),
+     * shared by every thread's daemon; one past either is closed as soon as it is accepted. */
+    unsigned max_connections, max_connections_per_ip;
+    unsigned connection_timeout_s; /* an idle connection is closed after this (0: 120) */
     void (*dispatch)(struct req *req);
     /* Optional: called once the headers are in, before the body; it may set req->sink to take
      * the body as it arrives (then the body is not buffered, nor capped by max_body). */

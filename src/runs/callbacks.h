@@ -11,6 +11,17 @@
 
 #define CALLBACK_TRIES 5
 
+/*
+ * Where callbacks may go (see callbacks.c): public addresses, and those that list (the
+ * config's callback_allow: CIDRs such as "127.0.0.1/32", or host names) allows. Set once at
+ * start-up, before the threads; list (borrowed) must outlive them. 0 or LY_EINVAL.
+ */
+int callbacks_allow(const json_t *list);
+/* For submission: 0 when url may be a callback as far as can be told now, else LY_EINVAL
+ * with the reason in why (a literal address that is not public and not allowed). Names are
+ * judged by the address they resolve to, when the callback is sent. Thread-safe. */
+int callbacks_check_url(const char *url, char *why, size_t n);
+
 /* The callback body of a finished run's row (the caller owns it). */
 json_t *callbacks_body(json_t *row);
 int callbacks_start(void);

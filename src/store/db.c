@@ -11,11 +11,18 @@
  * query: a commit either preceded the query's snapshot, or its bump makes the stamp stale.
  * The counters live in a file mapped shared ("<db>-gen"), so that a commit by the operator's
  * CLI in another process reaches the server's caches as well.
+ *
+ * Out of descriptors: a thread's connection is opened on its first use, and that open (or a
+ * temporary file SQLite needs later) can fail with EMFILE when the process has no descriptor
+ * left. That is never fatal: the thread gets no connection (store_db() is NULL, every query
+ * fails as LY_EDB), tries again at its next use, and notes the shortage, which the request
+ * dispatcher turns into 503 with Retry-After (store_take_unavailable()).
  */
 #include "store/db.h"
 #include "core/arena.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -53,6 +60,9 @@ static struct gens *gens;
 static int wal_mode; /* the WAL hook runs only in WAL mode: without it, no generation */
 static pthread_key_t conn_key;
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+/* This thread failed for want of a descriptor since store_take_unavailable() last asked. */
+static _Thread_local int unavailable;
+static _Thread_local int64_t open_logged; /* when this thread last logged a failed open */
 
 static void conn_free(void *p)
 {
@@ -138,20 +148,46 @@ static void gens_map(const char *path)
     free(name);
 }
 
+/* Notes a failure for want of a descriptor (EMFILE, ENFILE) on db, if it was one. */
+static void note_failure(sqlite3 *db)
+{
+    int e = db ? sqlite3_system_errno(db) : 0;
+
+    if (e == EMFILE || e == ENFILE)
+        unavailable = 1;
+}
+
+/* A connection, or NULL (logged at most once a minute per thread) when it cannot be opened:
+ * the journal mode's read opens the WAL and its index too, so a connection returned has
+ * every descriptor it needs. */
 static struct conn *conn_open(void)
 {
     struct conn *c = xcalloc(1, sizeof(*c));
     int rc = sqlite3_open_v2(
         db_path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 
-    if (rc != SQLITE_OK) {
-        log_error("cannot open database %s: %s", db_path, sqlite3_errstr(rc));
-        abort();
+    if (rc == SQLITE_OK) {
+        sqlite3_busy_timeout(c->db, 10000);
+        rc = sqlite3_exec(
+            c->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
+            NULL, NULL, NULL);
     }
-    sqlite3_busy_timeout(c->db, 10000);
-    sqlite3_exec(c->db,
-                 "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;",
-                 NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        int64_t now = now_mono_us();
+        int e = c->db ? sqlite3_system_errno(c->db) : 0;
+
+        if (e == EMFILE || e == ENFILE || !c->db)
+            unavailable = 1;
+        if (!open_logged || now - open_logged > 60 * 1000000LL) {
+            log_error("cannot open database %s: %s%s%s", db_path,
+                      c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc), e ? ": " : "",
+                      e ? strerror(e) : "");
+            open_logged = now;
+        }
+        sqlite3_close(c->db);
+        free(c);
+        return NULL;
+    }
     /* Set after the PRAGMAs: the WAL hook would be dropped by a later autocheckpoint call. */
     sqlite3_update_hook(c->db, on_update, c);
     sqlite3_rollback_hook(c->db, on_rollback, c);
@@ -167,14 +203,25 @@ static struct conn *conn_get(void)
     c = pthread_getspecific(conn_key);
     if (!c) {
         c = conn_open();
-        pthread_setspecific(conn_key, c);
+        if (c)
+            pthread_setspecific(conn_key, c);
     }
     return c;
 }
 
 sqlite3 *store_db(void)
 {
-    return conn_get()->db;
+    struct conn *c = conn_get();
+
+    return c ? c->db : NULL;
+}
+
+int store_take_unavailable(void)
+{
+    int was = unavailable;
+
+    unavailable = 0;
+    return was;
 }
 
 static int migrate(sqlite3 *db)
@@ -217,6 +264,7 @@ static int migrate(sqlite3 *db)
 int store_open(const char *path)
 {
     sqlite3_stmt *st;
+    sqlite3 *db;
 
     /* SQLite's memory statistics take one process-wide mutex on every allocation, which the
      * request threads then queue on; nothing here reads the statistics. This must come before
@@ -230,14 +278,17 @@ int store_open(const char *path)
         gens = NULL;
     }
     gens_map(path);
-    if (sqlite3_prepare_v2(store_db(), "PRAGMA journal_mode", -1, &st, NULL) == SQLITE_OK) {
+    db = store_db();
+    if (!db)
+        return LY_EDB;
+    if (sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL) == SQLITE_OK) {
         if (sqlite3_step(st) == SQLITE_ROW)
             wal_mode = sqlite3_stricmp((const char *)sqlite3_column_text(st, 0), "wal") == 0;
         sqlite3_finalize(st);
     }
     if (!wal_mode)
         log_warn("the database at %s is not in WAL mode: look-ups are not cached", path);
-    return migrate(store_db());
+    return migrate(db);
 }
 
 void store_close(void)
@@ -283,10 +334,13 @@ static sqlite3_stmt *prepare_cached(const char *sql)
     struct conn *c = conn_get();
     sqlite3_stmt *st;
 
+    if (!c)
+        return NULL; /* no connection now (logged when the open failed) */
     for (int i = 0; i < c->n; i++)
         if (c->sql[i] == sql)
             return c->st[i];
     if (sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
+        note_failure(c->db);
         log_error("SQL prepare failed: %s", sqlite3_errmsg(c->db));
         return NULL;
     }
@@ -354,6 +408,7 @@ int q_exec(const char *sql, const char *types, ...)
         return sqlite3_changes(store_db());
     if ((rc & 0xff) == SQLITE_CONSTRAINT)
         return LY_ECONFLICT;
+    note_failure(store_db());
     log_error("SQL failed: %s", sqlite3_errmsg(store_db()));
     return LY_EDB;
 }
@@ -375,6 +430,7 @@ int q_int(int64_t *out, const char *sql, const char *types, ...)
         *out = sqlite3_column_int64(st, 0);
     q_done(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        note_failure(store_db());
         log_error("SQL failed: %s", sqlite3_errmsg(store_db()));
         return LY_EDB;
     }
@@ -386,19 +442,33 @@ const char *q_text(sqlite3_stmt *st, int col)
     return (const char *)sqlite3_column_text(st, col);
 }
 
+/* One statement on this thread's connection, for the transaction verbs: 0 or LY_EDB. */
+static int exec_simple(const char *sql)
+{
+    sqlite3 *db = store_db();
+
+    if (!db)
+        return LY_EDB;
+    if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+        note_failure(db);
+        return LY_EDB;
+    }
+    return 0;
+}
+
 int store_begin(void)
 {
-    return sqlite3_exec(store_db(), "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK ? 0 : LY_EDB;
+    return exec_simple("BEGIN IMMEDIATE");
 }
 
 int store_commit(void)
 {
-    return sqlite3_exec(store_db(), "COMMIT", NULL, NULL, NULL) == SQLITE_OK ? 0 : LY_EDB;
+    return exec_simple("COMMIT");
 }
 
 void store_rollback(void)
 {
-    sqlite3_exec(store_db(), "ROLLBACK", NULL, NULL, NULL);
+    exec_simple("ROLLBACK");
 }
 
 int store_end(int err)

@@ -18,7 +18,13 @@ int store_open(const char *path);
 /* Closes the calling thread's connection (other threads close theirs when they exit). */
 void store_close(void);
 
+/* The calling thread's connection, opened on first use; NULL when it cannot be opened now
+ * (out of descriptors: see store_take_unavailable()), and tried again at the next call. */
 sqlite3 *store_db(void);
+/* 1 when the calling thread failed for want of a descriptor (its connection could not be
+ * opened, or SQLite could not open a file it needed) since the last call; clears the mark.
+ * The dispatcher asks after each request, to answer 503 rather than 500. */
+int store_take_unavailable(void);
 
 /* Prepares (or takes from the cache) sql and binds args by types: 's' string (NULL binds
  * null), 'i' int64_t, 'n' null. Returns NULL on error (logged). */
