@@ -239,6 +239,8 @@ static int submit_and_reply(struct req *req, struct run_submit *subs, int n,
     for (int i = 0; i < n && !err; i++)
         err = runs_submit(&subs[i], 1);
     answer = err ? NULL : make(req, subs, n, arg);
+    if (!err && !answer)
+        err = LY_EINTERNAL;
     if (!err && key) {
         text = json_dumps(answer, JSON_COMPACT);
         err = idem_put(req->caller.org_id, key, req->match.route->path, text);
@@ -271,6 +273,25 @@ static json_t *one_answer(struct req *req, struct run_submit *s, int n, void *ar
     if (arg)
         json_object_set_new(o, "pythia_decision", json_null());
     return o;
+}
+
+/* The answer of a Docker start, once its registry secrets (their JSON text in arg, NULL when
+ * none) are stored sealed beside the run's row: NULL when they cannot be. */
+static json_t *docker_answer(struct req *req, struct run_submit *s, int n, void *arg)
+{
+    return docker_creds_save(s->id, arg) == 0 ? one_answer(req, s, n, NULL) : NULL;
+}
+
+/* Submits a Docker run whose registry secrets never reach the stored spec. */
+static int docker_submit(struct req *req, struct run_submit *s)
+{
+    char *creds = docker_creds_take(req->json);
+    int err = submit_and_reply(req, s, 1, docker_answer, creds);
+
+    if (creds)
+        explicit_bzero(creds, strlen(creds));
+    free(creds);
+    return err;
 }
 
 static void fill_submit(struct req *req, struct run_submit *s, int kind, const char *profile,
@@ -359,7 +380,7 @@ static int api_runs_start_image(struct req *req)
     if (err)
         return err;
     fill_submit(req, &s, RUN_IMAGE, profile, cbs);
-    return submit_and_reply(req, &s, 1, one_answer, NULL);
+    return docker_submit(req, &s);
 }
 
 static int api_runs_start_compose(struct req *req)
@@ -384,11 +405,13 @@ static int api_runs_start_compose(struct req *req)
         return err;
     err = docker_compose_check(yaml, api_settings.data_dir, why, sizeof(why));
     if (err == LY_EINVAL)
+        return req_fail(req, LY_EINVAL, "Compose file refused: %s", why);
+    if (err == LY_EBADREQ)
         return req_fail(req, LY_EBADREQ, "Invalid compose file: %s", why);
     if (err)
         return req_fail(req, err, "Cannot check the compose file: %s", why);
     fill_submit(req, &s, RUN_COMPOSE, profile, cbs);
-    return submit_and_reply(req, &s, 1, one_answer, NULL);
+    return docker_submit(req, &s);
 }
 
 static json_t *selection_answer(struct req *req, struct run_submit *subs, int n, void *parent)

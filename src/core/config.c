@@ -192,6 +192,14 @@ int config_load_file(struct config *c, const char *path)
             c->metrics_endpoint = json_is_true(v);
         } else if (strcmp(key, "sandbox_network") == 0 && json_is_boolean(v)) {
             c->sandbox_network = json_is_true(v);
+        } else if (strcmp(key, "docker_network") == 0 && json_is_string(v) &&
+                   (strcmp(json_string_value(v), "host") == 0 ||
+                    strncmp(json_string_value(v), "container:", 10) == 0)) {
+            fprintf(stderr,
+                    "lyceumd: %s: docker_network '%s' would give containers the host's (or "
+                    "another container's) network: use \"none\" or a network of the engine\n",
+                    path, json_string_value(v));
+            err = LY_EINVAL;
         } else if ((strcmp(key, "public_url") == 0 &&
                     !set_str(c->public_url, sizeof(c->public_url), v)) ||
                    (strcmp(key, "python") == 0 && !set_str(c->python, sizeof(c->python), v)) ||

@@ -1,23 +1,28 @@
 /*
- * The Docker executor: image runs through the Docker Engine API over its unix socket (libcurl),
- * Compose runs through the `docker-compose` (v1) command.
+ * The Docker executor: image runs through the Docker Engine API over its unix socket (libcurl);
+ * Compose runs are compose.c's, images per org and the runs' registry secrets images.c's.
  *
  * Each Docker run has a thread of its own, because the Engine API calls block. For an image
- * run it makes sure the image is there (pulling it with the run's registry credentials when
- * not), creates the container (environment, limits, GPUs as device requests, the bucket at
- * /mnt/s3 when asked), starts it, follows its log stream (demultiplexing Docker's 8-byte frame
- * headers into stdout and stderr), waits for its exit code and removes it. A Compose run is
- * `docker-compose up --abort-on-container-exit` with its output piped into the run's, then
- * `down`.
+ * run it resolves the image (images.c: pulled with the run's registry credentials, or one its
+ * org may use), creates the container from that image id (environment, limits, GPUs as
+ * device requests, the bucket at /mnt/s3 when asked), starts it, follows its log stream
+ * (demultiplexing Docker's 8-byte frame headers into stdout and stderr), waits for its exit
+ * code and removes it.
+ *
+ * Containers are confined by construction: the engine remaps user namespaces (dockerd
+ * --userns-remap, scripts/dockerd.sh), so uid 0 inside is an unprivileged uid on the host;
+ * every capability is dropped, no_new_privs is set, the engine's default seccomp profile
+ * applies (no container asks for another), nothing is privileged and no device is given but
+ * the GPUs the run holds; the profile's memory (no swap), CPU and process limits are set.
  *
  * signal() may come from any thread at any time, the scheduler's lock held: it only records
  * the request and hands the blocking part to a short detached thread. A request that comes
  * before there is a container (or a Compose project) is applied by the run's thread as soon
  * as there is one; a SIGKILL that comes first means the container is never started.
- * struct drun is shared by the run's thread and the signal threads: its mutex guards the
- * fields marked so; release() joins the run's thread and waits for the signal threads.
+ * struct drun (docker_int.h) is shared by the run's thread and the signal threads.
  */
 #include "exec/docker.h"
+#include "exec/docker_int.h"
 #include "core/arena.h"
 #include "core/err.h"
 #include "core/log.h"
@@ -26,50 +31,18 @@
 #include "storage/bucket.h"
 
 #include <curl/curl.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <openssl/evp.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 /* The Engine API version every call names: 1.41 is Docker 20.10, and later engines accept it. */
 #define API "http://localhost/v1.41"
 /* The most of an Engine answer kept in memory (image pulls stream progress lines). */
 #define ANSWER_CAP (16u << 20)
-
-enum { RUN_IMAGE_KIND = 2, RUN_COMPOSE_KIND = 3 }; /* RUN_IMAGE, RUN_COMPOSE of runs/runs.h */
-
-struct drun {
-    struct live *l;
-    struct arena pool; /* the run thread's strings */
-    pthread_t thread;
-    int thread_started;
-    char project[48]; /* the Compose project: lyceumd-<first 12 of the id> */
-    char file[1100];  /* the Compose file */
-
-    pthread_mutex_t mu;
-    pthread_cond_t idle;
-    /* Guarded by mu: */
-    char container[80]; /* its id, "" until created */
-    int started;        /* the container was started (signals go to it from then on) */
-    pid_t up_pid;       /* `docker-compose up` (a process group of its own), 0 when none */
-    pid_t stop_pid;     /* `docker-compose stop` (likewise) */
-    int sig_wanted;     /* 0, SIGTERM or SIGKILL: the strongest asked for */
-    int sig_sent;       /* the strongest sent to the container */
-    int inflight;       /* signal threads still running: release() waits for them */
-
-    /* The log stream's frame being read (the run's thread only). */
-    unsigned char hdr[8];
-    size_t hdr_n, frame_left;
-    int frame_stream;
-};
 
 /* Set at start-up (before any run) by docker_configure and docker_set_network. */
 static char sock[256] = "/var/run/docker.sock";
@@ -94,7 +67,7 @@ void docker_set_network(const char *mode)
     snprintf(network, sizeof(network), "%s", mode && *mode ? mode : "none");
 }
 
-static int wanted(struct drun *d)
+int docker_wanted(struct drun *d)
 {
     int sig;
 
@@ -131,13 +104,13 @@ static size_t collect(char *p, size_t s, size_t n, void *u)
 static int on_progress(void *u, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
 {
     (void)dt, (void)dn, (void)ut, (void)un;
-    return wanted(u) == SIGKILL;
+    return docker_wanted(u) == SIGKILL;
 }
 
 /* One Engine API call. Returns the HTTP status (0 when the engine did not answer); the body
  * is left in *out (when out), NUL-terminated, for the caller to free. timeout_ms 0: none. A
  * call given a run (d) gives up as soon as that run is to be killed. */
-static long call(const char *method, const char *path, const char *body, const char *auth,
+long docker_call(const char *method, const char *path, const char *body, const char *auth,
                  long timeout_ms, struct drun *d, char **out)
 {
     CURL *c = curl_easy_init();
@@ -188,7 +161,7 @@ static long call(const char *method, const char *path, const char *body, const c
 }
 
 /* "what: the engine's message" for an error answer. */
-static void message_of(const char *body, char *why, size_t n, const char *what)
+void docker_message_of(const char *body, char *why, size_t n, const char *what)
 {
     json_t *j = json_loads(body ? body : "", 0, NULL);
     const char *m = json_string_value(json_object_get(j, "message"));
@@ -205,7 +178,7 @@ int docker_available(const char **why)
     pthread_mutex_lock(&ping_mu);
     if (!ping_at || now_mono_us() - ping_at > 3000000) {
         char *body = NULL;
-        long st = call("GET", "/_ping", NULL, NULL, 1000, NULL, &body);
+        long st = docker_call("GET", "/_ping", NULL, NULL, 1000, NULL, &body);
 
         ping_ok = st == 200;
         if (!ping_ok && st)
@@ -225,25 +198,33 @@ int docker_available(const char **why)
 
 /* ---- image runs ---- */
 
-static char *base64url(const char *text)
+char *docker_base64(const void *data, size_t len)
 {
-    size_t len = strlen(text);
     char *out = xmalloc(4 * ((len + 2) / 3) + 1);
 
-    EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)text, (int)len);
-    for (char *p = out; *p; p++)
-        *p = *p == '+' ? '-' : *p == '/' ? '_' : *p;
+    EVP_EncodeBlock((unsigned char *)out, data, (int)len);
     return out;
+}
+
+const char *docker_socket_path(void)
+{
+    return sock;
+}
+
+const char *docker_network_mode(void)
+{
+    return network;
 }
 
 /* The X-Registry-Auth header's value for the run's credentials (NULL: none), or NULL with why
  * set when they cannot be used. The caller frees it. */
-static char *registry_auth(json_t *spec, char *why, size_t n)
+static char *registry_auth(struct drun *d, char *why, size_t n)
 {
-    const char *type = json_string_value(json_object_get(spec, "docker_registry_credential_type"));
-    const char *creds = json_string_value(json_object_get(spec, "docker_registry_credentials"));
-    json_t *c, *a;
-    char *text, *out;
+    const char *type =
+        json_string_value(json_object_get(d->l->spec, "docker_registry_credential_type"));
+    const char *creds = docker_secret(d, "docker_registry_credentials");
+    json_t *c;
+    char *out;
 
     if (!type)
         return NULL;
@@ -262,89 +243,28 @@ static char *registry_auth(json_t *spec, char *why, size_t n)
                  "\"password\"} for basic credentials");
         return NULL;
     }
-    a = json_pack("{s:O,s:O}", "username", json_object_get(c, "username"), "password",
-                  json_object_get(c, "password"));
-    text = json_dumps(a, JSON_COMPACT);
-    out = base64url(text);
-    free(text);
-    json_decref(a);
+    out = docker_auth_header(json_string_value(json_object_get(c, "username")),
+                             json_string_value(json_object_get(c, "password")));
     json_decref(c);
     return out;
 }
 
-/* Whether ref names a tag or a digest (else a pull would fetch every tag of it). */
-static int has_tag(const char *ref)
+/* Resolves the run's image (images.c) into id, with the run's credentials, which are then
+ * forgotten: 0; -1 with why set; 1 when the run was killed meanwhile. */
+static int image_of(struct drun *d, const char *ref, char id[80], char *why, size_t n)
 {
-    const char *last = strrchr(ref, '/');
+    char *auth;
+    int rc;
 
-    return strchr(ref, '@') || strchr(last ? last : ref, ':');
-}
-
-/* The first error in a pull's progress lines ({"status"...} or {"error"...}) into why:
- * 1 when there is one. */
-static int pull_error(const char *body, char *why, size_t n)
-{
-    for (const char *p = body; *p;) {
-        size_t len = strcspn(p, "\n");
-        json_t *j = json_loadb(p, len, 0, NULL);
-        const char *e = json_string_value(json_object_get(j, "error"));
-
-        if (e)
-            snprintf(why, n, "%s", e);
-        json_decref(j);
-        if (e)
-            return 1;
-        p += len + (p[len] == '\n');
-    }
-    return 0;
-}
-
-/* Makes sure the image is here: 0; -1 with why set when it cannot be had; 1 when the run was
- * killed while it was being pulled. */
-static int ensure_image(struct drun *d, const char *ref, char *why, size_t n)
-{
-    char path[1400], perr[300] = "", *enc, *auth = NULL, *body = NULL;
-    long st;
-    int rc = -1;
-
-    enc = curl_easy_escape(NULL, ref, 0);
-    if (!enc)
-        abort();
-    snprintf(path, sizeof(path), "/images/%s/json", enc);
-    st = call("GET", path, NULL, NULL, 10000, NULL, NULL);
-    if (st == 200) {
-        rc = 0;
-        goto out;
-    }
-    if (st != 404) {
-        snprintf(why, n, "the Docker engine did not answer about the image '%.200s' (%ld)", ref,
-                 st);
-        goto out;
-    }
     why[0] = '\0';
-    auth = registry_auth(d->l->spec, why, n);
+    if (docker_secrets_load(d, why, n) != 0)
+        return -1;
+    auth = registry_auth(d, why, n);
+    docker_secrets_drop(d);
     if (why[0])
-        goto out;
-    snprintf(path, sizeof(path), "/images/create?fromImage=%s%s", enc,
-             has_tag(ref) ? "" : "&tag=latest");
-    st = call("POST", path, NULL, auth, 600000, d, &body);
-    if (wanted(d) == SIGKILL) {
-        rc = 1;
-        goto out;
-    }
-    /* A pull answers 200 and then streams progress lines; a failure is an "error" in one. */
-    if (st != 200 || pull_error(body, perr, sizeof(perr))) {
-        if (st != 200)
-            message_of(body, perr, sizeof(perr), "the engine answered");
-        snprintf(why, n, "the image '%.200s' is not on this server and cannot be pulled: %.200s",
-                 ref, perr);
-        goto out;
-    }
-    rc = 0;
-out:
-    curl_free(enc);
+        return -1;
+    rc = docker_image_resolve(d, ref, auth, id, why, n);
     free(auth);
-    free(body);
     return rc;
 }
 
@@ -353,15 +273,14 @@ static void add_env(struct drun *d, json_t *env, const char *k, const char *v)
     json_array_append_new(env, json_string(arena_sprintf(&d->pool, "%s=%s", k, v)));
 }
 
-/* The body of POST /containers/create. */
-static json_t *container_spec(struct drun *d)
+/* The body of POST /containers/create, for the image id. */
+static json_t *container_spec(struct drun *d, const char *image_id)
 {
     struct live *l = d->l;
     json_t *spec = l->spec, *env = json_array(), *host, *cmd, *o, *v;
     const char *denv = json_string_value(json_object_get(spec, "docker_run_env")), *k;
     json_t *s3_flag = json_object_get(spec, "enable_s3_mount");
     char *copy, *line, *save = NULL, *s3;
-    struct stat st;
 
     /* KEY=VALUE lines; blank lines and # comments are skipped. */
     if (denv) {
@@ -382,8 +301,10 @@ static json_t *container_spec(struct drun *d)
     if (l->gpus[0])
         add_env(d, env, "CUDA_VISIBLE_DEVICES", l->gpus);
 
-    /* Init: PID 1 is docker-init, which passes SIGTERM on to the command. */
-    host = json_pack("{s:s,s:b}", "NetworkMode", network, "Init", 1);
+    /* Init: PID 1 is docker-init, which passes SIGTERM on to the command. No capability, no
+     * privilege to gain, no device but the GPUs below; the default seccomp profile. */
+    host = json_pack("{s:s,s:b,s:[s],s:[s],s:b,s:[]}", "NetworkMode", network, "Init", 1, "CapDrop",
+                     "ALL", "SecurityOpt", "no-new-privileges", "Privileged", 0, "Devices");
     if (l->mem_bytes > 0) {
         json_object_set_new(host, "Memory", json_integer(l->mem_bytes));
         json_object_set_new(host, "MemorySwap", json_integer(l->mem_bytes)); /* no swap */
@@ -404,16 +325,15 @@ static json_t *container_spec(struct drun *d)
     }
     /* The owner's bucket (image runs default to enable_s3_mount true, API.md 4.3). */
     s3 = arena_alloc(&d->pool, PATH_MAX);
-    if ((!s3_flag || json_is_true(s3_flag)) && bucket_objects_dir(l->bucket, s3, PATH_MAX) == 0 &&
-        stat(s3, &st) == 0 && S_ISDIR(st.st_mode))
+    if ((!s3_flag || json_is_true(s3_flag)) && l->bucket[0] &&
+        bucket_prepare_mount(l->bucket, s3, PATH_MAX) == 0)
         json_object_set_new(host, "Binds",
                             json_pack("[s]", arena_sprintf(&d->pool, "%s:/mnt/s3", s3)));
 
     cmd = json_object_get(spec, "docker_run_cmd");
-    o = json_pack("{s:O,s:o,s:o,s:{s:s,s:s},s:b,s:b,s:b}", "Image",
-                  json_object_get(spec, "docker_image_ref"), "Env", env, "HostConfig", host,
-                  "Labels", "lyceumd.run", l->id, "lyceumd.org", l->org_id, "AttachStdout", 1,
-                  "AttachStderr", 1, "Tty", 0);
+    o = json_pack("{s:s,s:o,s:o,s:{s:s,s:s},s:b,s:b,s:b}", "Image", image_id, "Env", env,
+                  "HostConfig", host, "Labels", "lyceumd.run", l->id, "lyceumd.org", l->org_id,
+                  "AttachStdout", 1, "AttachStderr", 1, "Tty", 0);
     if (o && json_is_array(cmd) && json_array_size(cmd))
         json_object_set(o, "Cmd", cmd);
     return o;
@@ -435,7 +355,7 @@ static void send_signal(struct drun *d)
     snprintf(path, sizeof(path), "/containers/%s/kill?signal=%s", d->container,
              sig == SIGTERM ? "SIGTERM" : "SIGKILL");
     pthread_mutex_unlock(&d->mu);
-    call("POST", path, NULL, NULL, 10000, NULL, NULL);
+    docker_call("POST", path, NULL, NULL, 10000, NULL, NULL);
 }
 
 /* The log stream: frames of an 8-byte header (stream, 0, 0, 0, size big-endian) and data. */
@@ -497,17 +417,17 @@ static int wait_exit(struct drun *d, char *why, size_t n)
     int code = -1;
 
     snprintf(path, sizeof(path), "/containers/%s/wait", d->container);
-    st = call("POST", path, NULL, NULL, 0, NULL, &body);
+    st = docker_call("POST", path, NULL, NULL, 0, NULL, &body);
     ans = json_loads(body, 0, NULL);
     if (st == 200 && json_is_integer(json_object_get(ans, "StatusCode")))
         code = (int)json_integer_value(json_object_get(ans, "StatusCode"));
     else
-        message_of(body, why, n, "cannot wait for the container");
+        docker_message_of(body, why, n, "cannot wait for the container");
     json_decref(ans);
     free(body);
 
     snprintf(path, sizeof(path), "/containers/%s/json", d->container);
-    st = call("GET", path, NULL, NULL, 10000, NULL, &body);
+    st = docker_call("GET", path, NULL, NULL, 10000, NULL, &body);
     ans = json_loads(body, 0, NULL);
     if (st == 200 && json_is_true(json_object_get(json_object_get(ans, "State"), "OOMKilled")))
         snprintf(d->l->note, sizeof(d->l->note),
@@ -523,7 +443,7 @@ static void *image_main(void *arg)
     struct drun *d = arg;
     struct live *l = d->l;
     const char *ref = json_string_value(json_object_get(l->spec, "docker_image_ref"));
-    char why[480] = "", path[200], *body = NULL, *text;
+    char why[480] = "", path[200], id[80], *body = NULL, *text;
     json_t *spec = NULL, *ans = NULL;
     long st;
     int code = -1, sig, err;
@@ -532,23 +452,25 @@ static void *image_main(void *arg)
         snprintf(why, sizeof(why), "the run has no docker_image_ref");
         goto out;
     }
-    err = ensure_image(d, ref, why, sizeof(why));
-    if (err > 0)
+    err = image_of(d, ref, id, why, sizeof(why));
+    if (err > 0) {
         code = 128 + SIGKILL;
+        why[0] = '\0';
+    }
     if (err)
         goto out;
-    spec = container_spec(d);
+    spec = container_spec(d, id);
     if (!spec) {
         snprintf(why, sizeof(why), "cannot describe the container");
         goto out;
     }
     text = json_dumps(spec, JSON_COMPACT);
     snprintf(path, sizeof(path), "/containers/create?name=lyceumd-%s", l->id);
-    st = call("POST", path, text, NULL, 30000, NULL, &body);
+    st = docker_call("POST", path, text, NULL, 30000, NULL, &body);
     free(text);
     ans = json_loads(body, 0, NULL);
     if (st != 201 || !json_string_value(json_object_get(ans, "Id"))) {
-        message_of(body, why, sizeof(why), "cannot create the container");
+        docker_message_of(body, why, sizeof(why), "cannot create the container");
         goto out;
     }
     pthread_mutex_lock(&d->mu);
@@ -564,9 +486,9 @@ static void *image_main(void *arg)
         goto out;
     }
     snprintf(path, sizeof(path), "/containers/%s/start", d->container);
-    st = call("POST", path, NULL, NULL, 30000, NULL, &body);
+    st = docker_call("POST", path, NULL, NULL, 30000, NULL, &body);
     if (st != 204 && st != 304) {
-        message_of(body, why, sizeof(why), "cannot start the container");
+        docker_message_of(body, why, sizeof(why), "cannot start the container");
         goto out;
     }
     pthread_mutex_lock(&d->mu);
@@ -582,402 +504,79 @@ out:
     free(body);
     if (d->container[0]) {
         snprintf(path, sizeof(path), "/containers/%s?force=1&v=1", d->container);
-        call("DELETE", path, NULL, NULL, 30000, NULL, NULL);
+        docker_call("DELETE", path, NULL, NULL, 30000, NULL, NULL);
     }
     live_exited(l, why[0] ? -1 : code, why[0] ? why : NULL);
     return NULL;
 }
 
-/* ---- compose runs ---- */
+/* ---- what a restart left ---- */
 
-struct child {
-    pid_t pid;
-    int out, err; /* the read ends of its stdout and stderr, -1 when closed */
-};
-
-/* Starts `docker-compose args...` in dir with envp, its stdin /dev/null; 0 or -1. */
-static int spawn(const char *dir, char *const args[], char *const envp[], struct child *c)
+/* The Compose project of run id: lyceumd-<first 12 of the id>, in the characters Compose
+ * allows (lower-case letters, digits, '-' and '_'). */
+static void project_of(const char *id, char *out, size_t n)
 {
-    char *argv[32];
-    int o[2], e[2], a = 0;
-
-    argv[a++] = "docker-compose";
-    for (int i = 0; args[i] && a < 31; i++)
-        argv[a++] = args[i];
-    argv[a] = NULL;
-    if (pipe2(o, O_CLOEXEC))
-        return -1;
-    if (pipe2(e, O_CLOEXEC)) {
-        close(o[0]);
-        close(o[1]);
-        return -1;
-    }
-    c->pid = fork();
-    if (c->pid == 0) {
-        /* Only async-signal-safe calls from here: the server has other threads. */
-        int devnull = open("/dev/null", O_RDONLY);
-
-        setpgid(0, 0);
-        dup2(devnull, 0);
-        dup2(o[1], 1);
-        dup2(e[1], 2);
-        close_range(3, ~0U, 0);
-        if (chdir(dir) != 0)
-            _exit(126);
-        execve("/usr/bin/docker-compose", argv, envp);
-        execve("/usr/local/bin/docker-compose", argv, envp);
-        _exit(127);
-    }
-    close(o[1]);
-    close(e[1]);
-    if (c->pid < 0) {
-        close(o[0]);
-        close(e[0]);
-        return -1;
-    }
-    c->out = o[0];
-    c->err = e[0];
-    return 0;
+    snprintf(out, n, "lyceumd-%.12s", id);
+    for (char *p = out; *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+        else if (!strchr("abcdefghijklmnopqrstuvwxyz0123456789-_", *p))
+            *p = '_';
 }
 
-/* Reads the child's output to its end, into the run (when to_run) or into buf (size n, keeping
- * the first n - 1 bytes); then reaps it, forgetting it as d's up or stop process (when d).
- * Returns its exit status (128 + signal if killed). */
-static int drain(struct drun *d, int to_run, struct child *c, char *buf, size_t n)
+/* Removes every object of kind ("containers", "networks", "volumes") whose label is label. */
+static void remove_labelled(const char *kind, const char *label)
 {
-    size_t k = 0;
-    int st = 0;
+    json_t *f = json_pack("{s:[s]}", "label", label), *list, *items, *it;
+    char *ftext = json_dumps(f, JSON_COMPACT), *enc = curl_easy_escape(NULL, ftext, 0);
+    char path[600], *body = NULL;
+    size_t i;
 
-    while (c->out >= 0 || c->err >= 0) {
-        struct pollfd p[2] = {{c->out, POLLIN, 0}, {c->err, POLLIN, 0}};
-        char chunk[16384];
-
-        if (poll(p, 2, -1) < 0) {
-            if (errno == EINTR)
-                continue;
-            break;
-        }
-        for (int i = 0; i < 2; i++) {
-            int *fd = i == 0 ? &c->out : &c->err;
-            ssize_t r;
-
-            if (*fd < 0 || !p[i].revents)
-                continue;
-            r = read(*fd, chunk, sizeof(chunk));
-            if (r < 0 && errno == EINTR)
-                continue;
-            if (r <= 0) {
-                close(*fd);
-                *fd = -1;
-                continue;
-            }
-            if (to_run) {
-                live_output(d->l, i == 0 ? OUT_STDOUT : OUT_STDERR, chunk, (size_t)r);
-            } else if (buf && k + 1 < n) {
-                size_t take = (size_t)r < n - 1 - k ? (size_t)r : n - 1 - k;
-
-                memcpy(buf + k, chunk, take);
-                k += take;
-            }
-        }
-    }
-    if (c->out >= 0)
-        close(c->out);
-    if (c->err >= 0)
-        close(c->err);
-    if (buf && n)
-        buf[k] = '\0';
-    /* The pid stays ours (a zombie) until reaped: forget it first, so that no signal thread
-     * sends to a pid the kernel has given to another process. */
-    if (d) {
-        pthread_mutex_lock(&d->mu);
-        if (d->up_pid == c->pid)
-            d->up_pid = 0;
-        if (d->stop_pid == c->pid)
-            d->stop_pid = 0;
-        pthread_mutex_unlock(&d->mu);
-    }
-    while (waitpid(c->pid, &st, 0) < 0 && errno == EINTR)
-        ;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-/* Runs docker-compose to its end, its output into buf (when buf). */
-static int compose(const char *dir, char *const args[], char *const envp[], char *buf, size_t n)
-{
-    struct child c;
-
-    if (spawn(dir, args, envp, &c))
-        return -1;
-    return drain(NULL, 0, &c, buf, n);
-}
-
-/* The environment of docker-compose for a run: the engine, a home of the run's own (so no
- * one's ~/.docker is read), and the run's variables for ${...} in the file. */
-static char **compose_env(struct drun *d)
-{
-    struct live *l = d->l;
-    size_t n = 8 + (l->env ? json_object_size(l->env) : 0), i = 0;
-    char **envp = arena_alloc(&d->pool, n * sizeof(*envp));
-    const char *k;
-    json_t *v;
-
-    envp[i++] = arena_sprintf(&d->pool, "DOCKER_HOST=unix://%s", sock);
-    envp[i++] = "PATH=/usr/local/bin:/usr/bin:/bin";
-    envp[i++] = "LANG=C.UTF-8";
-    envp[i++] = arena_sprintf(&d->pool, "HOME=%s", l->dir);
-    envp[i++] = arena_sprintf(&d->pool, "DOCKER_CONFIG=%s/.docker", l->dir);
-    envp[i++] = arena_sprintf(&d->pool, "LYCEUM_EXECUTION_ID=%s", l->id);
-    json_object_foreach(l->env, k, v)
-    {
-        if (json_is_string(v) && i + 1 < n)
-            envp[i++] = arena_sprintf(&d->pool, "%s=%s", k, json_string_value(v));
-    }
-    envp[i] = NULL;
-    return envp;
-}
-
-/* Writes n bytes to path (mode 0600): 0 or -1. */
-static int write_file(const char *path, const char *text, size_t n)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    ssize_t w = -1;
-
-    if (fd < 0)
-        return -1;
-    w = write(fd, text, n);
-    if (close(fd) != 0 || w != (ssize_t)n)
-        return -1;
-    return 0;
-}
-
-/* docker_username/docker_password as a Docker client config (DOCKER_CONFIG) with those
- * credentials for Docker Hub and for each registry host named in an image: line. */
-static int write_credentials(struct drun *d, const char *yaml)
-{
-    json_t *spec = d->l->spec, *auths = json_object(), *cfg;
-    const char *user = json_string_value(json_object_get(spec, "docker_username"));
-    const char *pass = json_string_value(json_object_get(spec, "docker_password"));
-    char *plain, *b64, *text, *copy, *line, *save = NULL;
-    int rc;
-
-    if (!user || !pass || !*user) {
-        json_decref(auths);
-        return 0;
-    }
-    plain = arena_sprintf(&d->pool, "%s:%s", user, pass);
-    b64 = base64url(plain);
-    for (char *p = b64; *p; p++) /* the config wants standard base64 */
-        *p = *p == '-' ? '+' : *p == '_' ? '/' : *p;
-    json_object_set_new(auths, "https://index.docker.io/v1/", json_pack("{s:s}", "auth", b64));
-    copy = arena_strdup(&d->pool, yaml);
-    for (line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        char *v = line + strspn(line, " \t-"), *slash;
-
-        if (strncmp(v, "image:", 6) != 0)
-            continue;
-        v += 6 + strspn(v + 6, " \t\"'");
-        slash = strchr(v, '/');
-        if (!slash)
-            continue;
-        *slash = '\0';
-        if (strchr(v, '.') || strchr(v, ':') || strcmp(v, "localhost") == 0)
-            json_object_set_new(auths, v, json_pack("{s:s}", "auth", b64));
-    }
-    free(b64);
-    mkdir(arena_sprintf(&d->pool, "%s/.docker", d->l->dir), 0700);
-    cfg = json_pack("{s:o}", "auths", auths);
-    text = json_dumps(cfg, JSON_COMPACT);
-    rc = write_file(arena_sprintf(&d->pool, "%s/.docker/config.json", d->l->dir), text,
-                    strlen(text));
-    free(text);
-    json_decref(cfg);
-    return rc;
-}
-
-static void *compose_main(void *arg)
-{
-    struct drun *d = arg;
-    struct live *l = d->l;
-    const char *yaml = json_string_value(json_object_get(l->spec, "compose_file_code"));
-    const char *type =
-        json_string_value(json_object_get(l->spec, "docker_registry_credential_type"));
-    char why[300] = "", **envp = compose_env(d);
-    char *up[] = {"-p", d->project, "-f", d->file, "up", "--no-color", "--abort-on-container-exit",
-                  NULL};
-    char *down[] = {"-p", d->project,         "-f", d->file, "down",
-                    "-v", "--remove-orphans", "-t", "2",     NULL};
-    struct child c;
-    int code = -1, sig, err;
-
-    if (!yaml || write_file(d->file, yaml, strlen(yaml)) != 0) {
-        snprintf(why, sizeof(why), "cannot write the compose file");
-        goto out;
-    }
-    if (type && strcmp(type, "aws") == 0) {
-        snprintf(why, sizeof(why),
-                 "ECR (aws) registry credentials are not supported by this server (no ECR "
-                 "login); use docker_username/docker_password, or images present locally");
-        goto out;
-    }
-    if (write_credentials(d, yaml) != 0) {
-        snprintf(why, sizeof(why), "cannot write the registry credentials");
-        goto out;
-    }
-    /* Started under the lock, so that a signal sees either no up (and this sees the signal)
-     * or up's pid. */
-    pthread_mutex_lock(&d->mu);
-    sig = d->sig_wanted;
-    err = sig ? 0 : spawn(l->dir, up, envp, &c);
-    if (!sig && !err)
-        d->up_pid = c.pid;
-    pthread_mutex_unlock(&d->mu);
-    if (sig) {
-        code = 128 + sig;
-        goto out;
-    }
-    if (err) {
-        snprintf(why, sizeof(why), "cannot start docker-compose: %s", strerror(errno));
-        goto out;
-    }
-    live_running(l);
-    code = drain(d, 1, &c, NULL, 0);
-    if (code == 127)
-        snprintf(why, sizeof(why), "docker-compose is not installed on this server");
-    if (wanted(d) == SIGKILL)
-        down[8] = "0";
-    compose(l->dir, down, envp, NULL, 0);
-    /* A `stop` still waiting out its grace period has nothing left to stop. */
-    pthread_mutex_lock(&d->mu);
-    if (d->stop_pid)
-        kill(-d->stop_pid, SIGKILL);
-    pthread_mutex_unlock(&d->mu);
-out:
-    if (l->dir[0]) {
-        unlink(arena_sprintf(&d->pool, "%s/.docker/config.json", l->dir));
-        rmdir(arena_sprintf(&d->pool, "%s/.docker", l->dir));
-    }
-    live_exited(l, why[0] ? -1 : code, why[0] ? why : NULL);
-    return NULL;
-}
-
-/* SIGTERM: `docker-compose stop` with the grace period (up then ends, its containers
- * stopped); SIGKILL: up's process group is killed, and the run's thread runs `down -t 0`. */
-static void compose_signal(struct drun *d, int sig)
-{
-    char t[16], *host = NULL, *envp[4];
-    char *stop[] = {"-p", d->project, "-f", d->file, "stop", "-t", t, NULL};
-    struct child c;
-    int err = -1;
-
-    snprintf(t, sizeof(t), "%d", d->l->graceful_s > 0 ? d->l->graceful_s : 10);
-    if (asprintf(&host, "DOCKER_HOST=unix://%s", sock) < 0)
+    if (!enc)
         abort();
-    envp[0] = host;
-    envp[1] = "PATH=/usr/local/bin:/usr/bin:/bin";
-    envp[2] = "LANG=C.UTF-8";
-    envp[3] = NULL;
-    pthread_mutex_lock(&d->mu);
-    if (d->up_pid && sig == SIGKILL) {
-        kill(-d->up_pid, SIGKILL);
-        d->sig_sent = SIGKILL;
-    } else if (d->up_pid && sig == SIGTERM && !d->sig_sent) {
-        d->sig_sent = SIGTERM;
-        err = spawn(d->l->dir, stop, envp, &c);
-        if (!err)
-            d->stop_pid = c.pid;
+    if (strcmp(kind, "containers") == 0)
+        snprintf(path, sizeof(path), "/containers/json?all=1&filters=%s", enc);
+    else
+        snprintf(path, sizeof(path), "/%s?filters=%s", kind, enc);
+    list = docker_call("GET", path, NULL, NULL, 10000, NULL, &body) == 200
+               ? json_loads(body, 0, NULL)
+               : NULL;
+    /* Containers and networks answer a list; volumes {"Volumes": [...]}. */
+    items = json_is_array(list) ? list : json_object_get(list, "Volumes");
+    json_array_foreach(items, i, it)
+    {
+        const char *id = json_string_value(json_object_get(it, "Id"));
+
+        if (!id)
+            id = json_string_value(json_object_get(it, "Name"));
+        if (!id || strlen(id) > 200)
+            continue;
+        snprintf(path, sizeof(path), "/%s/%s%s", kind, id,
+                 strcmp(kind, "containers") == 0 ? "?force=1&v=1" : "");
+        if (docker_call("DELETE", path, NULL, NULL, 30000, NULL, NULL) / 100 == 2)
+            log_info("removed the %s %.12s that a run left before the restart (%s)", kind, id,
+                     label);
     }
-    pthread_mutex_unlock(&d->mu);
-    if (!err)
-        drain(d, 0, &c, NULL, 0);
-    free(host);
+    json_decref(list);
+    json_decref(f);
+    free(ftext);
+    free(body);
+    curl_free(enc);
 }
 
-int docker_compose_check(const char *yaml, const char *dir, char *why, size_t n)
+void docker_forget(const char *run_id)
 {
-    char tmpl[1100], file[1200], out[2048];
-    char *args[] = {"-f", file, "config", "-q", NULL};
-    char *envp[] = {"PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", NULL};
-    char *p;
-    int rc;
+    char label[200], project[48];
 
-    snprintf(tmpl, sizeof(tmpl), "%.1000s/compose-check-XXXXXX", dir);
-    if (!mkdtemp(tmpl)) {
-        snprintf(why, n, "cannot check the compose file: %s", strerror(errno));
-        return LY_EIO;
-    }
-    snprintf(file, sizeof(file), "%s/docker-compose.yml", tmpl);
-    if (write_file(file, yaml, strlen(yaml)) != 0) {
-        unlink(file);
-        rmdir(tmpl);
-        snprintf(why, n, "cannot check the compose file: %s", strerror(errno));
-        return LY_EIO;
-    }
-    rc = compose(tmpl, args, envp, out, sizeof(out));
-    if (rc == 0) {
-        /* Valid; now what it asks for. A Compose file could otherwise take the host: no
-         * privileged containers, host bind mounts, host PID/IPC/user namespaces, devices or
-         * added capabilities. */
-        static const char *const banned[] = {
-            "privileged: true", "pid: host",    "ipc: host",     "userns_mode: host",
-            "cap_add:",         "devices:",     "security_opt:", "cgroup_parent:",
-            "type: bind",       "driver_opts:", "uts: host",     NULL,
-        };
-        char *full = xmalloc(256 * 1024), *line, *save = NULL;
-        char *args2[] = {"-f", file, "config", NULL};
-        const char *hit = NULL;
-
-        int vol_indent = -1; /* inside a "volumes:" list indented this much */
-
-        rc = compose(tmpl, args2, envp, full, 256 * 1024);
-        for (line = strtok_r(full, "\n", &save); rc == 0 && line && !hit;
-             line = strtok_r(NULL, "\n", &save)) {
-            int indent = (int)strspn(line, " ");
-            char *item = line + indent;
-
-            if (vol_indent >= 0 && indent <= vol_indent && *item != '-')
-                vol_indent = -1;
-            if (strcmp(item, "volumes:") == 0 && indent > 0) {
-                vol_indent = indent;
-                continue;
-            }
-            if (vol_indent >= 0 && item[0] == '-') {
-                /* A short-form volume "SOURCE:TARGET": a path source is the host's. */
-                item += strspn(item, "- ");
-                if (*item == '/' || *item == '.' || *item == '~')
-                    hit = "host paths as volumes";
-            }
-            while (*item == '-' || *item == ' ')
-                item++;
-            for (int i = 0; banned[i] && !hit; i++)
-                if (strncmp(item, banned[i], strlen(banned[i])) == 0)
-                    hit = banned[i];
-        }
-        free(full);
-        unlink(file);
-        rmdir(tmpl);
-        if (hit) {
-            snprintf(why, n, "'%s' is not allowed on this server (it would reach the host)", hit);
-            return LY_EINVAL;
-        }
-        return 0;
-    }
-    unlink(file);
-    rmdir(tmpl);
-    if (rc == 127 || rc < 0) {
-        snprintf(why, n, "docker-compose is not installed on this server");
-        return LY_EUNAVAIL;
-    }
-    /* What docker-compose said, less its "ERROR: " and the temporary file's path. */
-    p = out;
-    if (strncmp(p, "ERROR: ", 7) == 0)
-        p += 7;
-    for (char *f; (f = strstr(p, tmpl));)
-        memmove(f, f + strlen(tmpl) + 1, strlen(f + strlen(tmpl) + 1) + 1);
-    for (size_t k = strlen(p); k && (p[k - 1] == '\n' || p[k - 1] == ' '); k--)
-        p[k - 1] = '\0';
-    snprintf(why, n, "%.400s", *p ? p : "docker-compose config failed");
-    return LY_EINVAL;
+    if (!docker_available(NULL))
+        return;
+    project_of(run_id, project, sizeof(project));
+    snprintf(label, sizeof(label), "lyceumd.run=%s", run_id);
+    remove_labelled("containers", label);
+    snprintf(label, sizeof(label), "com.docker.compose.project=%s", project);
+    remove_labelled("containers", label);
+    remove_labelled("networks", label);
+    remove_labelled("volumes", label);
 }
 
 /* ---- the interface ---- */
@@ -985,27 +584,20 @@ int docker_compose_check(const char *yaml, const char *dir, char *why, size_t n)
 static int docker_start(struct live *l)
 {
     struct drun *d = xcalloc(1, sizeof(*d));
-    int i;
 
     d->l = l;
     arena_init(&d->pool);
     pthread_mutex_init(&d->mu, NULL);
     pthread_cond_init(&d->idle, NULL);
-    /* Compose project names are lower-case letters, digits, '-' and '_'. */
-    snprintf(d->project, sizeof(d->project), "lyceumd-%.12s", l->id);
-    for (i = 0; d->project[i]; i++)
-        if (d->project[i] >= 'A' && d->project[i] <= 'Z')
-            d->project[i] = (char)(d->project[i] - 'A' + 'a');
-        else if (!strchr("abcdefghijklmnopqrstuvwxyz0123456789-_", d->project[i]))
-            d->project[i] = '_';
+    project_of(l->id, d->project, sizeof(d->project));
     snprintf(d->file, sizeof(d->file), "%.1000s/docker-compose.yml", l->dir);
     l->exec_priv = d;
     if (l->kind != RUN_IMAGE_KIND && l->kind != RUN_COMPOSE_KIND) {
         snprintf(l->errbuf, sizeof(l->errbuf), "the Docker executor runs images and Compose only");
         return LY_EBADREQ;
     }
-    if (pthread_create(&d->thread, NULL, l->kind == RUN_COMPOSE_KIND ? compose_main : image_main,
-                       d) != 0) {
+    if (pthread_create(&d->thread, NULL,
+                       l->kind == RUN_COMPOSE_KIND ? docker_compose_main : image_main, d) != 0) {
         snprintf(l->errbuf, sizeof(l->errbuf), "cannot start a thread for the run");
         return LY_EINTERNAL;
     }
@@ -1026,7 +618,7 @@ static void *signal_main(void *arg)
     struct drun *d = j->d;
 
     if (d->l->kind == RUN_COMPOSE_KIND)
-        compose_signal(d, j->sig);
+        docker_compose_signal(d, j->sig);
     else
         send_signal(d);
     free(j);

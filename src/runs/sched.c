@@ -766,6 +766,9 @@ static void recover(void)
         struct output *o;
         int64_t now = now_us();
 
+        /* A Docker run's containers and Compose project go, whether it ends or is queued. */
+        if (json_integer_value(json_object_get(row, "kind")) != RUN_PYTHON)
+            docker_forget(id);
         if (strcmp(status, "starting") == 0 && !pid && json_is_null(json_object_get(row, "gpus"))) {
             /* It never began: back to the queue. */
             q_exec("UPDATE runs SET status = 'pending', started_at = NULL WHERE id = ?", "s", id);
