@@ -8,7 +8,7 @@
  * A request that failed for want of a file descriptor (its thread's database connection could
  * not be opened, or a file or socket could not be: EMFILE, ENFILE) answers 503 with
  * Retry-After instead of 500: the server is short of a resource for a moment, the request was
- * fine. Every 503 carries Retry-After.
+ * fine.
  */
 #include "api/api.h"
 #include "auth/identity.h"
@@ -121,6 +121,7 @@ static void s3_busy(struct req *req)
 
     if (req->status < 500 || !out_of_descriptors(LY_EINTERNAL))
         return;
+    retry_after(req);
     req_set_error(req, LY_EUNAVAIL);
     json_decref(req->resp);
     req->resp = NULL;
@@ -162,8 +163,6 @@ void api_dispatch(struct req *req)
     if (s3_is_request(req)) {
         s3_dispatch(req);
         s3_busy(req);
-        if (req->status == 503)
-            retry_after(req);
         prom_request(NULL, NULL, "s3", req->method, req->status, now_mono_us() - req->start_us);
         return;
     }
@@ -208,14 +207,14 @@ void api_dispatch(struct req *req)
     }
     err = r->handler(req);
 out:
-    if ((err < 0 || req->status >= 500) && out_of_descriptors(err))
+    if ((err < 0 || req->status >= 500) && out_of_descriptors(err)) {
         err = req_fail(req, LY_EUNAVAIL, BUSY_DETAIL);
+        retry_after(req);
+    }
     if (err < 0)
         req_set_error(req, err);
     if (err < 0 && api_openai_path(req->path))
         api_openai_error(req, err);
-    if (req->status == 503)
-        retry_after(req);
     if (err == LY_EINTERNAL || err == LY_EDB || err == LY_EIO)
         log_error("request %s failed: %s", req->request_id, req->detail ? req->detail : "");
     prom_request(req->match.route ? req->match.mount : NULL, req->match.route, NULL, req->method,
