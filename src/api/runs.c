@@ -16,6 +16,7 @@
 #include "runs/callbacks.h"
 #include "runs/profiles.h"
 #include "runs/runs.h"
+#include "storage/bucket.h"
 #include "store/db.h"
 #include "store/runs.h"
 
@@ -297,9 +298,14 @@ static int docker_submit(struct req *req, struct run_submit *s)
 static void fill_submit(struct req *req, struct run_submit *s, int kind, const char *profile,
                         json_t *callbacks)
 {
+    char owner[40];
+
     memset(s, 0, sizeof(*s));
     s->org_id = req->caller.org_id;
     s->user_id = req->caller.user_id;
+    /* An org API key's runs see the org's bucket at /mnt/s3, as its storage calls do. */
+    bucket_owner(req->caller.user_id, req->caller.org_id, req->caller.via == VIA_ORG_KEY, owner);
+    s->bucket = arena_strdup(&req->arena, owner);
     s->kind = kind;
     s->profile = profile;
     s->spec = req->json;

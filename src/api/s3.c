@@ -3,7 +3,8 @@
  * with "AWS4-HMAC-SHA256", or whose query has X-Amz-Algorithm (a presigned URL), is S3. It is
  * verified with Signature V4 against the temporary credentials of /storage/credentials (the
  * secret opened from its sealed copy, the session token checked against its hash, the expiry),
- * may reach only its own user's bucket, and speaks S3's XML: ListBuckets, HeadBucket,
+ * may reach only the one bucket they were issued for (the user's, or the org's for an org API
+ * key's), and speaks S3's XML: ListBuckets, HeadBucket,
  * GetBucketLocation, ListObjects (v1 and v2), PutObject, CopyObject, GetObject and HeadObject
  * (Range), DeleteObject(s), and multipart uploads (create, upload part, complete, abort).
  * Paths are path-style: /{bucket}/{key}.
@@ -125,7 +126,7 @@ static int xb_reply(struct req *req, int status, struct xb *b)
 
 struct s3 {
     struct req *req;
-    char user_id[40];
+    char owner[40]; /* the bucket the credentials open */
     char bucket[128];
     const char *key; /* NULL for a bucket (or service) request */
     unsigned char skey[32];
@@ -238,7 +239,7 @@ static int parse_amz_date(const char *s, int64_t *us)
     return 0;
 }
 
-/* Verifies the request's signature and credentials; fills x->user_id. 0 or -1 (x->code). */
+/* Verifies the request's signature and credentials; fills x->owner. 0 or -1 (x->code). */
 static int s3_auth(struct s3 *x)
 {
     struct req *req = x->req;
@@ -326,7 +327,7 @@ static int s3_auth(struct s3 *x)
                        "The provided token is malformed or otherwise invalid.");
     if (now >= cred.expires_at)
         return s3_fail(x, 403, "AccessDenied", "The provided token has expired.");
-    snprintf(x->user_id, sizeof(x->user_id), "%s", cred.user_id);
+    snprintf(x->owner, sizeof(x->owner), "%s", cred.owner);
     return 0;
 }
 
@@ -344,7 +345,7 @@ static int s3_target(struct s3 *x)
     x->key = slash && slash[1] ? slash + 1 : NULL;
     if (!x->bucket[0])
         return 0;
-    bucket_name(x->user_id, own);
+    bucket_name(x->owner, own);
     if (strcmp(own, x->bucket) != 0)
         return s3_fail(x, 403, "AccessDenied", "Access Denied");
     if (x->key && bucket_key_check(x->key, strlen(x->key), &why))
@@ -506,7 +507,7 @@ static int put_begin(struct s3 *x)
         x->part = pn ? atoi(pn) : 0;
         if (!x->upload_id || x->part < 1 || x->part > 10000)
             return s3_fail(x, 400, "InvalidArgument", "Part number must be 1 to 10000");
-        if (bucket_mpu_key(x->user_id, x->upload_id, key))
+        if (bucket_mpu_key(x->owner, x->upload_id, key))
             return s3_fail(x, 404, "NoSuchUpload", "The specified upload does not exist.");
     }
     if (strcmp(x->payload, "STREAMING-AWS4-HMAC-SHA256-PAYLOAD") == 0) {
@@ -523,8 +524,8 @@ static int put_begin(struct s3 *x)
         return s3_fail(x, 501, "NotImplemented",
                        "This x-amz-content-sha256 payload mode is not supported");
     }
-    err = x->part ? bucket_put_begin_part(&x->put, x->user_id, x->upload_id, x->part, expect, &why)
-                  : bucket_put_begin(&x->put, x->user_id, expect, 1, &why);
+    err = x->part ? bucket_put_begin_part(&x->put, x->owner, x->upload_id, x->part, expect, &why)
+                  : bucket_put_begin(&x->put, x->owner, expect, 1, &why);
     if (err == LY_ENOTFOUND)
         return s3_fail(x, 404, "NoSuchUpload", "The specified upload does not exist.");
     if (err == LY_ETOOLARGE)
@@ -636,7 +637,7 @@ static int list_objects(struct s3 *x)
     }
     if (max < 0 || max > 1000)
         max = 1000;
-    bucket_list(x->user_id, prefix, NULL, SIZE_MAX, all, &more);
+    bucket_list(x->owner, prefix, NULL, SIZE_MAX, all, &more);
     xb_str(&b, XML_HEAD "<ListBucketResult xmlns=\"" XMLNS "\">");
     xb_tag(&b, "Name", x->bucket);
     xb_tag(&b, "Prefix", maybe_encode(x, prefix, url));
@@ -687,7 +688,7 @@ static int list_objects(struct s3 *x)
             date[23] = 'Z'; /* S3 shows milliseconds and Z */
             date[24] = '\0';
             snprintf(etag, sizeof(etag), "-");
-            if (bucket_open(x->user_id, key, &fd, &st) == 0) {
+            if (bucket_open(x->owner, key, &fd, &st) == 0) {
                 bucket_etag(fd, &st, etag);
                 close(fd);
             }
@@ -729,7 +730,7 @@ static int get_object(struct s3 *x)
     char etag[48], date[40];
     int fd, r;
 
-    if (bucket_open(x->user_id, x->key, &fd, &st))
+    if (bucket_open(x->owner, x->key, &fd, &st))
         return s3_fail(x, 404, "NoSuchKey", "The specified key does not exist.");
     len = (uint64_t)st.st_size;
     bucket_etag(fd, &st, etag);
@@ -786,7 +787,7 @@ static int copy_object(struct s3 *x)
     if (!slash)
         return s3_fail(x, 400, "InvalidArgument", "Bad x-amz-copy-source");
     *slash = '\0';
-    bucket_name(x->user_id, own);
+    bucket_name(x->owner, own);
     if (strcmp(src, own) != 0)
         return s3_fail(x, 403, "AccessDenied", "Access Denied");
     if (bucket_key_check(slash + 1, strlen(slash + 1), &why))
@@ -801,7 +802,7 @@ static int copy_object(struct s3 *x)
             return s3_fail(x, 400, "InvalidArgument", "Part number must be 1 to 10000");
         if (range && sscanf(range, "bytes=%lld-%lld", &a, &z) != 2)
             return s3_fail(x, 400, "InvalidArgument", "Bad x-amz-copy-source-range");
-        err = bucket_copy_part(x->user_id, slash + 1, a, range ? z - a + 1 : -1,
+        err = bucket_copy_part(x->owner, slash + 1, a, range ? z - a + 1 : -1,
                                req_query(req, "uploadId"), part, etag, &why);
         if (err == LY_ENOTFOUND)
             return s3_fail(x, 404, "NoSuchKey", "The source key or the upload does not exist.");
@@ -818,7 +819,7 @@ static int copy_object(struct s3 *x)
         xb_str(&b, "</CopyPartResult>");
         return xb_reply(req, 200, &b);
     }
-    err = bucket_copy(x->user_id, slash + 1, x->key, etag, &why);
+    err = bucket_copy(x->owner, slash + 1, x->key, etag, &why);
     if (err == LY_ENOTFOUND)
         return s3_fail(x, 404, "NoSuchKey", "The specified key does not exist.");
     if (err == LY_ETOOLARGE)
@@ -907,7 +908,7 @@ static int delete_objects(struct s3 *x)
         const char *why;
 
         if (bucket_key_check(keys[i], strlen(keys[i]), &why) == 0)
-            bucket_delete(x->user_id, keys[i]);
+            bucket_delete(x->owner, keys[i]);
         if (q && strcmp(quiet[0], "true") == 0)
             continue;
         xb_str(&b, "<Deleted>");
@@ -923,7 +924,7 @@ static int mpu_create(struct s3 *x)
     char id[33];
     struct xb b = {0};
 
-    if (bucket_mpu_create(x->user_id, x->key, id))
+    if (bucket_mpu_create(x->owner, x->key, id))
         return s3_fail(x, 500, "InternalError", "Cannot start the upload");
     xb_str(&b, XML_HEAD "<InitiateMultipartUploadResult xmlns=\"" XMLNS "\">");
     xb_tag(&b, "Bucket", x->bucket);
@@ -941,7 +942,7 @@ static int mpu_complete(struct s3 *x, const char *id)
     const char *why = NULL;
     struct xb b = {0};
 
-    if (bucket_mpu_key(x->user_id, id, key) || strcmp(key, x->key) != 0)
+    if (bucket_mpu_key(x->owner, id, key) || strcmp(key, x->key) != 0)
         return s3_fail(x, 404, "NoSuchUpload", "The specified upload does not exist.");
     n = xml_values(&req->arena, req->body ? req->body : "", req->body_len, "PartNumber", nums,
                    10000);
@@ -953,7 +954,7 @@ static int mpu_complete(struct s3 *x, const char *id)
             return s3_fail(x, 400, "InvalidPartOrder",
                            "The list of parts was not in ascending order.");
     }
-    err = bucket_mpu_complete(x->user_id, id, parts, n, etag, &why);
+    err = bucket_mpu_complete(x->owner, id, parts, n, etag, &why);
     if (err == LY_EBADREQ)
         return s3_fail(x, 400, "InvalidPart", why ? why : "A part is missing");
     if (err)
@@ -972,9 +973,9 @@ static int list_buckets(struct s3 *x)
     struct xb b = {0};
     char name[48];
 
-    bucket_name(x->user_id, name);
+    bucket_name(x->owner, name);
     xb_str(&b, XML_HEAD "<ListAllMyBucketsResult xmlns=\"" XMLNS "\"><Owner>");
-    xb_tag(&b, "ID", x->user_id);
+    xb_tag(&b, "ID", x->owner);
     xb_str(&b, "</Owner><Buckets><Bucket>");
     xb_tag(&b, "Name", name);
     xb_tag(&b, "CreationDate", "2026-01-01T00:00:00.000Z");
@@ -1031,12 +1032,12 @@ static int s3_route(struct s3 *x)
     if (strcmp(m, "PUT") == 0 && req_header(req, "x-amz-copy-source"))
         return copy_object(x);
     if (strcmp(m, "DELETE") == 0 && upload) {
-        if (bucket_mpu_abort(x->user_id, upload))
+        if (bucket_mpu_abort(x->owner, upload))
             return s3_fail(x, 404, "NoSuchUpload", "The specified upload does not exist.");
         return req_reply_raw(req, 204, "application/xml", "", 0);
     }
     if (strcmp(m, "DELETE") == 0) {
-        bucket_delete(x->user_id, x->key);
+        bucket_delete(x->owner, x->key);
         return req_reply_raw(req, 204, "application/xml", "", 0);
     }
     if (strcmp(m, "POST") == 0 && has_query(req, "uploads"))

@@ -1,7 +1,9 @@
 /*
  * Storage (API.md 9): the caller's bucket through the file API (list, upload, bulk upload,
  * download with Range, delete, delete a folder) and temporary credentials for the S3 endpoint
- * (api/s3.c). Uploads are R_STREAM_BODY routes: the body goes to a temporary file in the
+ * (api/s3.c). The caller's bucket is the org's own for an org API key, else the user's
+ * (bucket_owner): an org key never reaches its creator's personal bucket, nor a user key the
+ * org's. Uploads are R_STREAM_BODY routes: the body goes to a temporary file in the
  * bucket piece by piece (multipart/form-data through storage/formdata.c, or a raw body with
  * ?key=) and is renamed into place once complete; downloads are sent from the file.
  */
@@ -27,6 +29,15 @@
 #define MAX_FILES    100
 #define CRED_TTL_DEF 3600
 #define CRED_TTL_MAX 43200
+
+/* The owner id of the bucket the caller reaches (in the request's arena). */
+static const char *owner_of(struct req *req)
+{
+    char owner[40];
+
+    bucket_owner(req->caller.user_id, req->caller.org_id, req->caller.via == VIA_ORG_KEY, owner);
+    return arena_strdup(&req->arena, owner);
+}
 
 /* ---- uploads ---- */
 
@@ -56,7 +67,7 @@ static int up_begin_file(struct upload *u, const char *filename)
         return LY_EBADREQ;
     }
     p = &u->puts[u->nput];
-    err = bucket_put_begin(p, u->req->caller.user_id, -1, 0, &u->why);
+    err = bucket_put_begin(p, owner_of(u->req), -1, 0, &u->why);
     if (err)
         return err;
     for (int i = 0; i < u->nput; i++)
@@ -175,7 +186,7 @@ static int upload_begin(struct req *req, int bulk)
         return LY_EINVAL;
     /* A body bigger than the quota's room is refused before it is read. */
     if (clen && bucket_quota() > 0 &&
-        strtoll(clen, NULL, 10) > bucket_quota() - bucket_usage(req->caller.user_id) + 65536) {
+        strtoll(clen, NULL, 10) > bucket_quota() - bucket_usage(owner_of(req)) + 65536) {
         quota_detail(req, "The bucket's quota is full");
         return LY_ETOOLARGE;
     }
@@ -355,7 +366,7 @@ static int api_storage_download(struct req *req)
 
     if (check_key(req, "path", "file_key", key, strlen(key)))
         return LY_EINVAL;
-    err = bucket_open(req->caller.user_id, key, &fd, &st);
+    err = bucket_open(owner_of(req), key, &fd, &st);
     if (err)
         return req_fail(req, LY_ENOTFOUND, "File not found");
     len = (uint64_t)st.st_size;
@@ -404,7 +415,7 @@ static int api_storage_list(struct req *req)
         json_decref(files);
         return err;
     }
-    bucket_list(req->caller.user_id, prefix, NULL, (size_t)max, rows, &more);
+    bucket_list(owner_of(req), prefix, NULL, (size_t)max, rows, &more);
     json_array_foreach(rows, i, o)
     {
         char date[40];
@@ -426,7 +437,7 @@ static int api_storage_delete(struct req *req)
 
     if (check_key(req, "path", "file_key", key, strlen(key)))
         return LY_EINVAL;
-    if (bucket_delete(req->caller.user_id, key))
+    if (bucket_delete(owner_of(req), key))
         return req_fail(req, LY_ENOTFOUND, "File not found");
     return req_reply(req, json_pack("{s:s,s:s}", "message", "File deleted", "key", key));
 }
@@ -438,7 +449,7 @@ static int api_storage_delete_folder(struct req *req)
 
     if (check_key(req, "path", "folder_prefix", prefix, strlen(prefix)))
         return LY_EINVAL;
-    bucket_delete_prefix(req->caller.user_id, arena_sprintf(&req->arena, "%s/", prefix), &n);
+    bucket_delete_prefix(owner_of(req), arena_sprintf(&req->arena, "%s/", prefix), &n);
     return req_reply(req, json_pack("{s:s,s:s,s:I}", "message", "Folder deleted", "prefix", prefix,
                                     "deleted", (json_int_t)n));
 }
@@ -464,11 +475,11 @@ static int api_storage_credentials(struct req *req)
     sha256_hex(token, strlen(token), hash);
     sealed = secrets_seal(arena_sprintf(&req->arena, "s3:%s", ak), sk, strlen(sk));
     s3cred_prune(now - 86400LL * 1000000);
-    err = s3cred_insert(ak, req->caller.user_id, sealed, hash, now, expires);
+    err = s3cred_insert(ak, req->caller.user_id, owner_of(req), sealed, hash, now, expires);
     free(sealed);
     if (err)
         return err;
-    bucket_name(req->caller.user_id, bucket);
+    bucket_name(owner_of(req), bucket);
     time_iso(expires, exp, sizeof(exp));
     return req_reply(req, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I}", "access_key", ak,
                                     "secret_key", sk, "session_token", token, "endpoint",
@@ -489,7 +500,8 @@ static const struct field cred_resp[] = {
     {"secret_key", FT_STRING, 0, 0, 0, "shown once"},
     {"session_token", FT_STRING, 0, 0, 0, "send as X-Amz-Security-Token"},
     {"endpoint", FT_STRING, 0, 0, 0, "this server's base URL: S3 requests go to the same port"},
-    {"bucket_name", FT_STRING, 0, 0, 0, "u-<user id>: path-style /{bucket}/{key}"},
+    {"bucket_name", FT_STRING, 0, 0, 0,
+     "u-<user id> (o-<org id> for an org API key): path-style /{bucket}/{key}"},
     {"region", FT_STRING, 0, 0, 0, "us-east-1"},
     {"expires_at", FT_DATETIME, 0, 0, 0, "also as expiration"},
     {"expires_in", FT_INTEGER, 0, 0, 0, "seconds"},

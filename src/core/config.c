@@ -26,6 +26,8 @@ void config_defaults(struct config *c)
     c->sandbox_network = 1;
     c->meter_window_s = 10;
     c->storage_quota_bytes = 50LL << 30;
+    c->run_output_max_bytes = 256LL << 20;
+    c->run_dir_max_bytes = 20LL << 30;
     c->log_retention_hours = 720;
     c->log_retention_bytes = 20LL << 30;
     c->metrics_interval_s = 5;
@@ -176,6 +178,12 @@ int config_load_file(struct config *c, const char *path)
         } else if (strcmp(key, "storage_quota_bytes") == 0 && json_is_integer(v) &&
                    json_integer_value(v) >= 0) {
             c->storage_quota_bytes = json_integer_value(v);
+        } else if (strcmp(key, "run_output_max_bytes") == 0 && json_is_integer(v) &&
+                   json_integer_value(v) >= 0) {
+            c->run_output_max_bytes = json_integer_value(v);
+        } else if (strcmp(key, "run_dir_max_bytes") == 0 && json_is_integer(v) &&
+                   json_integer_value(v) >= 0) {
+            c->run_dir_max_bytes = json_integer_value(v);
         } else if (strcmp(key, "inference") == 0 && json_is_object(v)) {
             json_decref(c->inference);
             c->inference = json_incref(v);

@@ -45,7 +45,9 @@ struct config {
     int meter_window_s;           /* seconds of run time per ledger charge (default 10) */
 
     /* Storage. */
-    long long storage_quota_bytes; /* each user's bucket holds at most this (0: no quota) */
+    long long storage_quota_bytes;  /* each bucket holds at most this (0: no quota) */
+    long long run_output_max_bytes; /* a run's output beyond this is dropped (0: no cap) */
+    long long run_dir_max_bytes;    /* a run's own directory may hold this much (0: no cap) */
     /* Inference: the "inference" object as written, or NULL (owned; inference/ reads it). */
     json_t *inference;
 

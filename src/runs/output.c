@@ -2,7 +2,9 @@
  * See output.h. Records are written with one write() each under the output's lock, so a
  * reader that only looks below the committed length never sees half a record. Each stream
  * keeps up to three bytes of an unfinished UTF-8 character for its next chunk, so records
- * split only between characters (the bytes are kept exactly either way).
+ * split only between characters (the bytes are kept exactly either way). Once a log holds the
+ * cap (output_limit), what the run writes is dropped, after one line of lyceumd's that says
+ * so: a run printing without end cannot fill the disk (the overshoot is one chunk).
  */
 #include "runs/output.h"
 #include "core/arena.h"
@@ -32,16 +34,23 @@ struct output {
     struct logidx_writer idx; /* the line index beside the log (logs/index.h) */
     char carry[4][4];
     int ncarry[4];
+    int capped; /* the cap was reached: the run's output is dropped */
     struct output *next;
 };
 
 static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER; /* the registry and every output */
 static struct output *reg;
 static char dir[1024] = "var/runs";
+static uint64_t out_cap; /* bytes of output.log a run's own output may fill (0: no cap) */
 
 void output_init(const char *runs_dir)
 {
     snprintf(dir, sizeof(dir), "%s", runs_dir);
+}
+
+void output_limit(uint64_t max_bytes)
+{
+    out_cap = max_bytes;
 }
 
 void output_path(const char *run_id, const char *file, char *out, size_t n)
@@ -180,11 +189,36 @@ static size_t utf8_tail(const unsigned char *buf, size_t n)
     return 0;
 }
 
+/* Past the cap: drops the run's output, saying so once. Called with reg_mu held. */
+static int over_cap(struct output *o, int stream)
+{
+    char line[300];
+    int n;
+
+    if (!out_cap || stream == OUT_SYSTEM || o->len < out_cap)
+        return 0;
+    if (!o->capped) {
+        o->capped = 1;
+        n = snprintf(line, sizeof(line),
+                     "[lyceumd] The output reached run_output_max_bytes (%llu bytes): what the "
+                     "run writes from here on is dropped; the run goes on.\n",
+                     (unsigned long long)out_cap);
+        write_record(o, OUT_SYSTEM, line, (size_t)n);
+        if (o->waiters)
+            wake_all(o);
+    }
+    return 1;
+}
+
 void output_append(struct output *o, int stream, const char *buf, size_t n)
 {
     int s = stream & 3;
 
     pthread_mutex_lock(&reg_mu);
+    if (over_cap(o, stream)) {
+        pthread_mutex_unlock(&reg_mu);
+        return;
+    }
     if (o->ncarry[s]) {
         /* Finish the carried character with this chunk's first bytes. */
         char tmp[RECORD_MAX + 4];

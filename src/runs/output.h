@@ -34,6 +34,9 @@ struct output;
 
 /* Where the runs' directories live: <data>/runs. Call once at start-up. */
 void output_init(const char *runs_dir);
+/* Caps each run's output.log at about max_bytes (0: no cap): past it, the run's output is
+ * dropped after one line that says so (lyceumd's own lines are still written). At start-up. */
+void output_limit(uint64_t max_bytes);
 /* The path of a run's file in its directory: out must hold 1100 bytes. */
 void output_path(const char *run_id, const char *file, char *out, size_t n);
 

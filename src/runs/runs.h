@@ -14,7 +14,14 @@
 #include <stdint.h>
 
 enum run_kind { RUN_PYTHON = 1, RUN_IMAGE = 2, RUN_COMPOSE = 3 };
-enum stop_mode { STOP_NONE = 0, STOP_ABORT = 1, STOP_STOP = 2, STOP_TIMEOUT = 3, STOP_CREDITS = 4 };
+enum stop_mode {
+    STOP_NONE = 0,
+    STOP_ABORT = 1,
+    STOP_STOP = 2,
+    STOP_TIMEOUT = 3,
+    STOP_CREDITS = 4,
+    STOP_POLICY = 5 /* ended by lyceumd with a reason of its own (runs_end_for) */
+};
 
 /* Starts the runs machinery: profiles, the output registry, recovery of runs a previous
  * process left behind, the scheduler and the callback sender. Returns 0 or LY_E*. */
@@ -32,6 +39,7 @@ struct run_submit {
     const char *parent_id;
     json_t *callback_urls; /* array or NULL */
     int priority;
+    const char *bucket; /* the owner id of the bucket it sees at /mnt/s3 (NULL: user_id's) */
 
     char id[40];    /* out: the execution id */
     char token[48]; /* out: the streaming_url's capability token */
@@ -50,6 +58,15 @@ int64_t runs_proc_start(int64_t pid);
  * a run of org. A pending run ends at once ("aborted" / "cancelled"). Returns 0, or
  * LY_ENOTFOUND, or LY_ECONFLICT when it had already ended (*status then says how). */
 int runs_control(const char *org_id, const char *id, int mode, char *status, size_t n);
+
+/* Ends live run id now (SIGKILL, "aborted") for a reason of lyceumd's own: reason is the
+ * stored code ("limit", "deleted"), why the text put in its errors and output. 0, or
+ * LY_ENOTFOUND when it is not going (or is ending already). */
+int runs_end_for(const char *id, const char *reason, const char *why);
+/* Ends every run user_id started: pending_ids (an array, may be NULL) are runs already ended
+ * in the store while pending (their followers and callbacks are told now); the live ones are
+ * ended as runs_end_for(id, "deleted", why). */
+void runs_end_user(const char *user_id, json_t *pending_ids, const char *why);
 
 /* True when profile has a free slot right now (GPU selection's first_available). */
 int runs_profile_free(const char *profile);

@@ -22,6 +22,7 @@
 #include "exec/docker.h"
 #include "exec/exec.h"
 #include "runs/callbacks.h"
+#include "runs/limits.h"
 #include "runs/output.h"
 #include "runs/profiles.h"
 #include "store/db.h"
@@ -48,6 +49,7 @@ struct live_sched {
     int stop_mode;
     int exited, code;
     char *error;
+    char *policy_reason, *policy_why; /* STOP_POLICY: why lyceumd ended it */
     struct live_sched *next, *next_exit;
 };
 
@@ -169,6 +171,7 @@ static void finalize(struct live_sched *ls)
     int64_t now = now_us();
     int rc = ls->code;
 
+    limits_unwatch(l->id);
     if (ls->error) {
         status = "system_failure";
         snprintf(errors, sizeof(errors), "%s", ls->error);
@@ -181,6 +184,10 @@ static void finalize(struct live_sched *ls)
         reason = "credits";
         snprintf(errors, sizeof(errors),
                  "Insufficient credits: the organization's balance reached zero");
+    } else if (ls->stop_mode == STOP_POLICY) {
+        status = "aborted";
+        reason = ls->policy_reason;
+        snprintf(errors, sizeof(errors), "%s", ls->policy_why);
     } else if (ls->stop_mode == STOP_ABORT) {
         status = "aborted";
         reason = "aborted";
@@ -242,6 +249,8 @@ static void finalize(struct live_sched *ls)
     json_decref(l->spec);
     json_decref(l->env);
     free(ls->error);
+    free(ls->policy_reason);
+    free(ls->policy_why);
     free(l);
     free(ls);
 }
@@ -340,7 +349,8 @@ static void live_fill(struct live *l, json_t *row, struct profile *p)
     snprintf(l->org_id, sizeof(l->org_id), "%s", json_string_value(json_object_get(row, "org_id")));
     snprintf(l->user_id, sizeof(l->user_id), "%s",
              json_string_value(json_object_get(row, "user_id")));
-    snprintf(l->bucket, sizeof(l->bucket), "%s", l->user_id);
+    snprintf(l->bucket, sizeof(l->bucket), "%s",
+             json_string_value(json_object_get(row, "bucket")) ?: l->user_id);
     snprintf(l->profile, sizeof(l->profile), "%s", p->name);
     l->kind = (int)json_integer_value(json_object_get(row, "kind"));
     l->spec = json_loads(json_string_value(json_object_get(row, "spec")), 0, NULL);
@@ -420,6 +430,7 @@ static void start_run(struct profile *p, const char *id)
     ls->next = lives;
     lives = ls;
     pthread_mutex_unlock(&mu);
+    limits_watch(l->id, l->bucket, l->dir);
 
     err = l->ops->start(l);
     if (err) {
@@ -645,6 +656,79 @@ int runs_control(const char *org_id, const char *id, int mode, char *status, siz
     return LY_ECONFLICT;
 }
 
+/* Ends ls for reason (see runs_end_for); 1 when it was going. Called with mu. */
+static int end_for(struct live_sched *ls, const char *reason, const char *why)
+{
+    if (ls->exited || (ls->stop_mode != STOP_NONE && ls->stop_mode != STOP_STOP))
+        return 0;
+    ls->policy_reason = xstrdup(reason);
+    ls->policy_why = xstrdup(why);
+    ls->stop_mode = STOP_POLICY;
+    ls->l->ops->signal(ls->l, SIGKILL);
+    return 1;
+}
+
+int runs_end_for(const char *id, const char *reason, const char *why)
+{
+    int found = 0;
+
+    pthread_mutex_lock(&mu);
+    for (struct live_sched *ls = lives; ls && !found; ls = ls->next)
+        if (strcmp(ls->l->id, id) == 0)
+            found = end_for(ls, reason, why);
+    pthread_mutex_unlock(&mu);
+    return found ? 0 : LY_ENOTFOUND;
+}
+
+/* 1 when run id is in the live list (ended now if it was going). */
+static int end_live(const char *id, const char *why)
+{
+    int found = 0;
+
+    pthread_mutex_lock(&mu);
+    for (struct live_sched *ls = lives; ls && !found; ls = ls->next)
+        if (strcmp(ls->l->id, id) == 0) {
+            found = 1;
+            end_for(ls, "deleted", why);
+        }
+    pthread_mutex_unlock(&mu);
+    return found;
+}
+
+/* A run the scheduler took from the queue just before its account went reaches the live list
+ * a moment later: one the store says is going is looked for until it is there (or ended). */
+static void end_when_live(const char *id, const char *why)
+{
+    for (int t = 0; t < 250 && !end_live(id, why); t++) {
+        int err, ended;
+        json_t *row = runs_get_any(id, &err);
+
+        ended = !row || run_is_terminal(json_string_value(json_object_get(row, "status")));
+        json_decref(row);
+        if (ended)
+            return;
+        usleep(20000);
+    }
+}
+
+void runs_end_user(const char *user_id, json_t *pending_ids, const char *why)
+{
+    json_t *going = json_array(), *id;
+    size_t i;
+
+    json_array_foreach(pending_ids, i, id)
+    {
+        struct output *o = output_get(json_string_value(id));
+
+        output_end(o);
+        output_put(o);
+        queue_callbacks(json_string_value(id));
+    }
+    if (runs_going_of_user(user_id, going) == 0)
+        json_array_foreach(going, i, id) end_when_live(json_string_value(id), why);
+    json_decref(going);
+}
+
 /* ---- submit ---- */
 
 int runs_submit(struct run_submit *s, int in_tx)
@@ -672,6 +756,7 @@ int runs_submit(struct run_submit *s, int in_tx)
     r.parent_id = s->parent_id;
     r.stream_token_hash = hash;
     r.callback_urls = cbs;
+    r.bucket = s->bucket;
     r.created_at = now_us();
     (void)in_tx;
     err = runs_insert(&r);
@@ -821,6 +906,9 @@ int runs_init(const struct config *cfg)
         return LY_EIO;
     }
     output_init(runs_dir);
+    err = limits_init(cfg);
+    if (err)
+        return err;
     docker_configure(cfg->docker_socket);
     docker_set_network(cfg->docker_network);
     err = exec_local_init(cfg);
@@ -886,6 +974,7 @@ void runs_shutdown(void)
     pthread_cond_signal(&cv);
     pthread_mutex_unlock(&mu);
     pthread_join(thread, NULL);
+    limits_stop();
     callbacks_stop();
     exec_local_shutdown();
     started = 0;

@@ -636,6 +636,38 @@ static int usage_visit(struct bk_walk *w, int dfd, const char *name, const struc
     return WALK_NEXT;
 }
 
+struct tree_usage {
+    struct lister l;
+    const char *const *skip;
+};
+
+static int tree_visit(struct bk_walk *w, int dfd, const char *name, const struct stat *st)
+{
+    struct tree_usage *t = w->ctx;
+
+    for (const char *const *p = t->skip; w->depth == 0 && p && *p; p++)
+        if (strcmp(name, *p) == 0)
+            return WALK_NEXT;
+    w->ctx = &t->l;
+    usage_visit(w, dfd, name, st);
+    w->ctx = t;
+    return S_ISDIR(st->st_mode) ? WALK_ENTER : WALK_NEXT;
+}
+
+int64_t bucket_tree_bytes(const char *path, const char *const *skip, int *too_deep)
+{
+    struct tree_usage t = {.l = {.prefix = ""}, .skip = skip};
+    struct bk_walk w = {.visit = tree_visit, .ctx = &t};
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+    *too_deep = 0;
+    if (fd < 0)
+        return 0;
+    bk_tree_walk(&w, fd);
+    *too_deep = w.too_deep;
+    return t.l.bytes;
+}
+
 static int64_t usage_of(const char *owner, const char *sub, int *too_deep)
 {
     struct lister l = {.prefix = ""};

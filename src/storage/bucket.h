@@ -119,6 +119,9 @@ int64_t bucket_usage(const char *owner);
  * figure bucket_usage() answers. *too_deep (may be NULL) = 1 when folders deeper than any key
  * were left out of the count. Costs a walk of every entry. */
 int64_t bucket_measure(const char *owner, int *too_deep);
+/* Bytes the regular files under folder path take, as bucket_measure() counts them (no symlink
+ * followed), leaving out the names in skip (NULL-ended, may be NULL) at its top. */
+int64_t bucket_tree_bytes(const char *path, const char *const *skip, int *too_deep);
 /* How many more bytes the bucket may take: the quota less its usage (0 when full), and no
  * more than the disk has free; INT64_MAX without a quota on an endless disk. */
 int64_t bucket_room(const char *owner);

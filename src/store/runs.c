@@ -13,17 +13,18 @@
     "id, org_id, user_id, kind, profile, status, priority, spec, file_name, timeout_s, "           \
     "graceful_s, parent_id, stream_token, callback_urls, created_at, started_at, running_at, "     \
     "ended_at, finished_at, return_code, errors, reason, install_return_code, gpus, backend, "     \
-    "pid, pid_start, stop_mode, deleted_at, metered_until, backend_ref, waiting_reason"
+    "pid, pid_start, stop_mode, deleted_at, metered_until, backend_ref, waiting_reason, bucket"
 
 int runs_insert(const struct run_new *r)
 {
     int n = q_exec("INSERT INTO runs (id, org_id, user_id, kind, profile, status, priority, spec, "
                    "file_name, timeout_s, graceful_s, parent_id, stream_token, callback_urls, "
-                   "created_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                   "sssisissiisssi", r->id, r->org_id, r->user_id, (int64_t)r->kind, r->profile,
+                   "created_at, bucket) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, "
+                   "?, ?)",
+                   "sssisissiisssis", r->id, r->org_id, r->user_id, (int64_t)r->kind, r->profile,
                    (int64_t)r->priority, r->spec, r->file_name, (int64_t)r->timeout_s,
                    (int64_t)r->graceful_s, r->parent_id, r->stream_token_hash, r->callback_urls,
-                   r->created_at);
+                   r->created_at, r->bucket);
 
     return n < 0 ? n : 0;
 }
@@ -138,6 +139,29 @@ int runs_end_pending(const char *org_id, const char *id, const char *status, con
     return q_exec("UPDATE runs SET status = ?, errors = ?, reason = ?, finished_at = ? "
                   "WHERE id = ? AND org_id = ? AND status = 'pending'",
                   "sssiss", status, errors, reason, at, id, org_id);
+}
+
+int runs_end_pending_of_user(const char *user_id, const char *why, int64_t at, json_t *ids)
+{
+    int err = q_rows_json(
+        q_prepare("SELECT id FROM runs WHERE user_id = ? AND status = 'pending'", "s", user_id),
+        ids, 1);
+
+    if (err)
+        return err;
+    return q_exec("UPDATE runs SET status = 'aborted', errors = ?, reason = 'deleted', "
+                  "finished_at = ? WHERE user_id = ? AND status = 'pending'",
+                  "sis", why, at, user_id) < 0
+               ? LY_EDB
+               : 0;
+}
+
+int runs_going_of_user(const char *user_id, json_t *ids)
+{
+    return q_rows_json(q_prepare("SELECT id FROM runs WHERE user_id = ? AND status IN "
+                                 "('starting', 'queued', 'running')",
+                                 "s", user_id),
+                       ids, 1);
 }
 
 int runs_set_stop_mode(const char *id, int mode)

@@ -22,6 +22,7 @@ struct run_new {
     const char *parent_id;
     const char *stream_token_hash;
     const char *callback_urls; /* JSON text or NULL */
+    const char *bucket;        /* the owner id of its bucket at /mnt/s3; NULL: user_id's */
     int64_t created_at;
 };
 
@@ -51,6 +52,10 @@ int runs_finish(const char *id, const char *status, const int *return_code, cons
 int runs_end_pending(const char *org_id, const char *id, const char *status, const char *errors,
                      const char *reason, int64_t at);
 int runs_set_stop_mode(const char *id, int mode);
+/* Ends user_id's pending runs as aborted (errors why, reason "deleted"); their ids into ids. */
+int runs_end_pending_of_user(const char *user_id, const char *why, int64_t at, json_t *ids);
+/* The ids of user_id's runs that are going (starting, queued, running). */
+int runs_going_of_user(const char *user_id, json_t *ids);
 /* Scheduler, at start-up: runs that were starting or running (JSON rows). */
 int runs_unfinished(json_t *out);
 /* The org's active runs of user (pending, starting, running), oldest first. */

@@ -2,22 +2,25 @@
 unprivileged uids of their own, so the bucket must be usable by any uid that has it mounted,
 closed to every host user that has not, and safe for lyceumd to read whatever a run left in
 it (symlinks to the server's keys, FIFOs, sockets, hard links, odd names, trees deeper than
-any key).
+any key); what runs may put on disk (the storage quota binds their writes to /mnt/s3, their
+output and own directory are capped); org API keys reach the org's bucket alone; a deleted
+account's S3 credentials and runs end with it.
 
 What a run would do is done here by a forked child that enters the bucket's objects directory
 as root (as the bind mount does) and then drops to a uid other than 0, with umask 077."""
 
 import os
+import shutil
 import socket
 import stat
 import subprocess
-import tempfile
+import time
 import traceback
 
 import pytest
 
-from conftest import assert_detail
-from runs_util import start, wait_end
+from conftest import Server, assert_detail
+from runs_util import follow, output_of, start, status, wait_end, write_config
 from s3_util import Aws, credentials, signed_request
 
 RUN_UID, OTHER_UID = 54321, 54322
@@ -253,4 +256,208 @@ def test_what_a_run_leaves_in_its_bucket_is_never_followed(hostile_bucket):
     assert os.path.exists(os.path.join(s.data, "lyceumd.db"))
     assert s.delete("/storage/delete/hard.txt", k).status_code == 200
     assert s.get("/storage/download/mine.txt", k).content == b"written by the run"
+    assert s.alive()
+
+
+# ---- what runs may put on disk ---------------------------------------------------------------
+
+QUOTA = 50_000_000
+OUTPUT_CAP = 4 << 20
+DIR_CAP = 30 << 20
+
+
+@pytest.fixture(scope="module")
+def limited():
+    cfg = write_config([{"hardware_profile": "cpu", "price_per_hour": "0.10", "max_concurrent": 4},
+                        {"hardware_profile": "cpu.one", "price_per_hour": "0.10",
+                         "max_concurrent": 1}],
+                       storage_quota_bytes=QUOTA, run_output_max_bytes=OUTPUT_CAP,
+                       run_dir_max_bytes=DIR_CAP)
+    s = Server(["--config", cfg])
+    yield s
+    s.stop()
+    shutil.rmtree(s.data, ignore_errors=True)
+    os.unlink(cfg)
+
+
+def tree_bytes(path):
+    total = 0
+    for root, _dirs, names in os.walk(path):
+        for n in names:
+            st = os.lstat(os.path.join(root, n))
+            if stat.S_ISREG(st.st_mode):
+                total += st.st_size
+    return total
+
+
+def test_a_run_writing_past_the_storage_quota_is_stopped(limited):
+    """120 MiB written to /mnt/s3 at about 10 MiB/s under a 50 MB quota: the run is ended with
+    the reason, and the bucket holds no more than the quota and a bounded overshoot (what
+    the run writes between two measurements, about a second)."""
+    s = limited
+    u = s.new_user(credits=10)
+    k = u["key"]
+    code = ("import os, time\nos.makedirs('/mnt/s3/fill', exist_ok=True)\n"
+            "block = os.urandom(1 << 20)\n"
+            "for i in range(120):\n"
+            "    with open(f'/mnt/s3/fill/{i:03d}.bin', 'wb') as f:\n"
+            "        f.write(block)\n"
+            "    print('wrote', i + 1, 'MiB', flush=True)\n"
+            "    time.sleep(0.1)\n"
+            "print('all written', flush=True)\n")
+    run = start(s, k, code, timeout=300)
+    st = wait_end(s, k, run["execution_id"], timeout=120)
+    assert st["status"] == "aborted" and st["reason"] == "limit", st
+    assert f"Storage quota of {QUOTA} bytes exceeded at /mnt/s3" in st["errors"], st
+    out = output_of(follow(run["streaming_url"]))
+    assert f"Storage quota of {QUOTA} bytes exceeded at /mnt/s3" in out
+    assert "all written" not in out
+    used = tree_bytes(objects_dir(s, u["user_id"]))
+    print(f"\nbucket after the run: {used} bytes, {used - QUOTA} over the quota")
+    assert QUOTA < used <= QUOTA + (40 << 20), used
+    # the bucket is over its quota: uploads are refused, and a run that mounts it is ended
+    assert_detail(s.post("/storage/upload", k, params={"key": "more.bin"}, data=b"x" * 1000,
+                         headers={"Content-Type": "application/octet-stream"}), 413, "quota")
+    run = start(s, k, "import time\ntime.sleep(60)", timeout=120)
+    st = wait_end(s, k, run["execution_id"], timeout=30)
+    assert st["status"] == "aborted" and "Storage quota" in st["errors"], st
+    # emptied, it serves runs again
+    assert s.delete("/storage/delete-folder/fill", k).status_code == 200
+    run = start(s, k, "print(open('/mnt/s3/x', 'w').write('ok'))")
+    assert wait_end(s, k, run["execution_id"])["status"] == "completed"
+
+
+def test_endless_output_is_cut_at_the_cap_and_the_run_goes_on(limited):
+    s = limited
+    u = s.new_user(credits=10)
+    k = u["key"]
+    run = start(s, k, "import sys\nline = 'x' * 999 + '\\n'\nwhile True:\n"
+                      "    sys.stdout.write(line)\n", timeout=300)
+    rid = run["execution_id"]
+    log = os.path.join(s.data, "runs", rid, "output.log")
+    deadline = time.time() + 60
+    while time.time() < deadline and not (os.path.exists(log) and
+                                          os.path.getsize(log) >= OUTPUT_CAP):
+        time.sleep(0.1)
+    time.sleep(2)  # it goes on printing meanwhile
+    assert status(s, k, rid)["status"] == "running"
+    size = os.path.getsize(log)
+    assert OUTPUT_CAP <= size <= OUTPUT_CAP + (256 << 10), size
+    assert os.path.getsize(os.path.join(s.data, "runs", rid, "lines.idx")) < 24 * (size // 1000 + 10)
+    assert s.post(f"/workloads/abort/{rid}", k).status_code == 200
+    assert wait_end(s, k, rid)["status"] == "aborted"
+    assert os.path.getsize(log) <= OUTPUT_CAP + (256 << 10)
+    out = output_of(follow(run["streaming_url"]))
+    assert f"The output reached run_output_max_bytes ({OUTPUT_CAP} bytes)" in out
+
+
+def test_a_run_filling_its_own_directory_is_stopped(limited):
+    s = limited
+    u = s.new_user(credits=10)
+    k = u["key"]
+    code = ("import os, time\nblock = os.urandom(1 << 20)\n"
+            "with open('big.bin', 'wb') as f:\n"
+            "    for i in range(200):\n"
+            "        f.write(block)\n        f.flush()\n        time.sleep(0.05)\n"
+            "print('all written', flush=True)\n")
+    run = start(s, k, code, timeout=300)
+    st = wait_end(s, k, run["execution_id"], timeout=120)
+    assert st["status"] == "aborted" and st["reason"] == "limit", st
+    assert f"run_dir_max_bytes of {DIR_CAP} bytes" in st["errors"], st
+    assert "all written" not in output_of(follow(run["streaming_url"]))
+
+
+# ---- whose bucket ---------------------------------------------------------------------------
+
+def test_an_org_key_reaches_the_orgs_bucket_alone(limited, tmp_path):
+    s = limited
+    u = s.new_user(credits=10)
+    uk = u["key"]
+    r = s.post(f"/orgs/{u['org_slug']}/api-keys", uk, json={"name": "ci"})
+    assert r.status_code == 200, r.text
+    ok = r.json()["plaintext_key"]
+    upload(s, uk, b"mine alone", "personal.txt")
+    upload(s, ok, b"the org's", "org.txt")
+    # the file API
+    assert_detail(s.get("/storage/download/personal.txt", ok), 404)
+    assert_detail(s.get("/storage/download/org.txt", uk), 404)
+    assert [f["key"] for f in s.get("/storage/list-files", ok).json()["files"]] == ["org.txt"]
+    assert [f["key"] for f in s.get("/storage/list-files", uk).json()["files"]] == \
+        ["personal.txt"]
+    assert s.delete("/storage/delete/personal.txt", ok).status_code == 404
+    assert os.path.exists(os.path.join(s.data, "buckets", "o-" + u["org_id"], "objects",
+                                       "org.txt"))
+    # S3: credentials an org key asks for open the org's bucket, and only it
+    oc, uc = credentials(s, ok), credentials(s, uk)
+    assert oc["bucket_name"] == "o-" + u["org_id"] and uc["bucket_name"] == "u-" + u["user_id"]
+    oa, ua = Aws(oc), Aws(uc)
+    try:
+        assert "org.txt" in oa.run("s3", "ls", f"s3://{oc['bucket_name']}/").stdout
+        for aws, bucket, key in [(oa, uc["bucket_name"], "personal.txt"),
+                                 (ua, oc["bucket_name"], "org.txt")]:
+            r = aws.run("s3api", "get-object", "--bucket", bucket, "--key", key,
+                        str(tmp_path / "x"), check=False)
+            assert r.returncode != 0 and "AccessDenied" in r.stderr, r.stderr
+            r = aws.run("s3", "ls", f"s3://{bucket}/", check=False)
+            assert r.returncode != 0 and "AccessDenied" in r.stderr, r.stderr
+        status_, body = signed_request(s, oc, "PUT", "copied.txt", headers={
+            "x-amz-copy-source": f"/{uc['bucket_name']}/personal.txt"})
+        assert status_ == 403 and b"AccessDenied" in body, body
+    finally:
+        oa.close()
+        ua.close()
+    # runs see the bucket of the key that started them
+    listing = "import os\nprint(sorted(os.listdir('/mnt/s3')))\n"
+    for key, want in [(ok, "['org.txt']"), (uk, "['personal.txt']")]:
+        run = start(s, key, listing)
+        assert wait_end(s, key, run["execution_id"])["status"] == "completed"
+        assert want in output_of(follow(run["streaming_url"]))
+
+
+# ---- the end of an account ------------------------------------------------------------------
+
+def run_row(server, run_id):
+    import sqlite3
+    db = sqlite3.connect(f"file:{os.path.join(server.data, 'lyceumd.db')}?mode=ro", uri=True)
+    try:
+        db.row_factory = sqlite3.Row
+        return dict(db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone())
+    finally:
+        db.close()
+
+
+def test_deleting_an_account_revokes_its_s3_credentials_and_ends_its_runs(limited):
+    s = limited
+    u = s.new_user(credits=10)
+    k = u["key"]
+    creds = credentials(s, k)
+    upload(s, k, b"x", "x.txt")
+    status_, body = signed_request(s, creds, "GET", "x.txt")
+    assert status_ == 200 and body == b"x"
+    going = start(s, k, "import time\nprint('going', flush=True)\ntime.sleep(120)",
+                  execution_type="cpu.one", timeout=300)
+    from runs_util import wait_status
+    wait_status(s, k, going["execution_id"], "running")
+    queued = start(s, k, "print('never')", execution_type="cpu.one")
+    assert status(s, k, queued["execution_id"])["status"] == "pending"
+    pid = run_row(s, going["execution_id"])["pid"]
+    assert pid and os.path.exists(f"/proc/{pid}")
+
+    r = s.delete("/user/delete", k)
+    assert r.status_code == 200, r.text
+    # the S3 credentials are gone at once
+    for method, key in [("GET", "x.txt"), ("GET", None), ("PUT", "y.txt")]:
+        status_, body = signed_request(s, creds, method, key, body=b"y" if method == "PUT" else b"")
+        assert status_ == 403 and b"<Code>InvalidAccessKeyId</Code>" in body, (method, body)
+    # the running run ends, and the queued one never starts
+    deadline = time.time() + 10
+    while time.time() < deadline and run_row(s, going["execution_id"])["status"] == "running":
+        time.sleep(0.05)
+    row = run_row(s, going["execution_id"])
+    assert row["status"] == "aborted" and row["reason"] == "deleted", row
+    assert "deleted" in row["errors"]
+    assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+    row = run_row(s, queued["execution_id"])
+    assert row["status"] == "aborted" and row["started_at"] is None, row
+    assert "never" not in output_of(follow(queued["streaming_url"]))
     assert s.alive()
