@@ -20,6 +20,7 @@
 #include "core/util.h"
 #include "secrets/secrets.h"
 #include "storage/bucket.h"
+#include "storage/range.h"
 #include "storage/sigv4.h"
 #include "store/storage.h"
 
@@ -38,7 +39,6 @@
 #define XML_HEAD  "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
 #define EMPTY_SHA "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
-int storage_parse_range(const char *h, uint64_t size, uint64_t *off, uint64_t *len);
 void storage_http_date(int64_t us, char out[40]);
 
 /* ---- XML ---- */
@@ -141,6 +141,7 @@ struct s3 {
     const char *upload_id;
     EVP_MD_CTX *sha; /* the whole payload, when its hash was declared */
     int chunked, signed_chunks, cstate, last_seen;
+    int64_t declared, decoded; /* x-amz-decoded-content-length (-1: none); bytes so far */
     char line[256];
     size_t llen;
     int64_t cleft;
@@ -257,7 +258,7 @@ static int s3_auth(struct s3 *x)
         const char *sh = req_query(req, "X-Amz-SignedHeaders");
         const char *sg = req_query(req, "X-Amz-Signature");
         const char *ex = req_query(req, "X-Amz-Expires");
-        long long exp = ex ? atoll(ex) : 0;
+        uint64_t exp = 0;
 
         date = req_query(req, "X-Amz-Date");
         if (strcmp(req_query(req, "X-Amz-Algorithm"), "AWS4-HMAC-SHA256") != 0 || !cred_s || !sh ||
@@ -269,7 +270,7 @@ static int s3_auth(struct s3 *x)
         snprintf(a.signature, sizeof(a.signature), "%s", sg);
         if (parse_amz_date(date, &t))
             return s3_fail(x, 400, "AuthorizationQueryParametersError", "Bad X-Amz-Date");
-        if (exp < 1 || exp > 604800 || now > t + exp * 1000000)
+        if (!ex || range_u64(ex, 604800, &exp) || exp < 1 || now > t + (int64_t)exp * 1000000)
             return s3_fail(x, 403, "AccessDenied", "Request has expired");
         token = req_query(req, "X-Amz-Security-Token");
         x->payload = "UNSIGNED-PAYLOAD";
@@ -404,7 +405,7 @@ static int chunked_feed(struct s3 *x, const char *buf, size_t n)
             return 0;
         if (x->cstate == C_HEADER) {
             const char *sig;
-            char *end;
+            uint64_t size;
 
             if (x->llen + 1 >= sizeof(x->line))
                 return s3_fail(x, 400, "IncompleteBody", "Malformed aws-chunked header");
@@ -414,9 +415,12 @@ static int chunked_feed(struct s3 *x, const char *buf, size_t n)
                 continue;
             x->line[x->llen - 2] = '\0';
             x->llen = 0;
-            x->cleft = strtoll(x->line, &end, 16);
-            if (end == x->line || x->cleft < 0)
+            if (range_hex(x->line, strcspn(x->line, ";"), INT64_MAX, &size))
                 return s3_fail(x, 400, "IncompleteBody", "Malformed aws-chunked size");
+            x->cleft = (int64_t)size;
+            if (x->declared >= 0 && x->cleft > x->declared - x->decoded)
+                return s3_fail(x, 400, "IncompleteBody",
+                               "The aws-chunked body is longer than x-amz-decoded-content-length");
             sig = strstr(x->line, "chunk-signature=");
             snprintf(x->chunk_sig, sizeof(x->chunk_sig), "%s", sig ? sig + 16 : "");
             if (x->cleft == 0) {
@@ -432,6 +436,7 @@ static int chunked_feed(struct s3 *x, const char *buf, size_t n)
 
             if (put_data(x, buf, take))
                 return -1;
+            x->decoded += (int64_t)take;
             if (x->signed_chunks)
                 EVP_DigestUpdate(x->csha, buf, take);
             x->cleft -= (int64_t)take;
@@ -498,15 +503,27 @@ static int put_begin(struct s3 *x)
     const char *pn = req_query(req, "partNumber"), *clen = req_header(req, "Content-Length");
     const char *dlen = req_header(req, "x-amz-decoded-content-length");
     char key[BUCKET_KEY_MAX + 1];
-    int64_t expect = dlen ? atoll(dlen) : clen ? atoll(clen) : -1;
+    uint64_t v, part = 0;
+    int64_t expect = -1;
     const char *why = NULL;
     int err;
 
+    /* Lengths and part numbers are checked before any arithmetic with them. */
+    x->declared = -1;
+    if (dlen && range_u64(dlen, INT64_MAX, &v))
+        return s3_fail(x, 400, "InvalidArgument",
+                       "x-amz-decoded-content-length must be a length in bytes");
+    if (dlen)
+        x->declared = expect = (int64_t)v;
+    else if (clen && range_u64(clen, INT64_MAX, &v))
+        return s3_fail(x, 400, "InvalidArgument", "Content-Length must be a length in bytes");
+    else if (clen)
+        expect = (int64_t)v;
     x->upload_id = req_query(req, "uploadId");
     if (x->upload_id || pn) {
-        x->part = pn ? atoi(pn) : 0;
-        if (!x->upload_id || x->part < 1 || x->part > 10000)
+        if (!x->upload_id || !pn || range_u64(pn, 10000, &part) || part < 1)
             return s3_fail(x, 400, "InvalidArgument", "Part number must be 1 to 10000");
+        x->part = (int)part;
         if (bucket_mpu_key(x->owner, x->upload_id, key))
             return s3_fail(x, 404, "NoSuchUpload", "The specified upload does not exist.");
     }
@@ -548,7 +565,7 @@ static int put_end(struct s3 *x)
                            "The provided 'x-amz-content-sha256' header does not match what was "
                            "computed.");
     }
-    if (x->chunked && !x->last_seen)
+    if (x->chunked && (!x->last_seen || (x->declared >= 0 && x->decoded != x->declared)))
         return s3_fail(x, 400, "IncompleteBody", "The aws-chunked body ended early");
     x->put_open = 0;
     if (x->part)
@@ -620,7 +637,8 @@ static int list_objects(struct s3 *x)
     const char *after = v2 ? req_query(req, "continuation-token") : req_query(req, "marker");
     const char *enc = req_query(req, "encoding-type");
     int url = enc && strcmp(enc, "url") == 0;
-    long max = req_query(req, "max-keys") ? atol(req_query(req, "max-keys")) : 1000;
+    uint64_t max_keys = 1000;
+    long max;
     json_t *all = json_array(), *o;
     struct xb b = {0};
     const char *last = NULL, *last_prefix = NULL;
@@ -628,6 +646,12 @@ static int list_objects(struct s3 *x)
     long count = 0;
     int more = 0, truncated = 0;
 
+    if (req_query(req, "max-keys") &&
+        range_u64(req_query(req, "max-keys"), UINT64_MAX, &max_keys)) {
+        json_decref(all);
+        return s3_fail(x, 400, "InvalidArgument", "max-keys must be a count");
+    }
+    max = max_keys > 1000 ? 1000 : (long)max_keys;
     if (!after && v2)
         after = req_query(req, "start-after");
     if (!bucket_prefix_ok(prefix) || (delim && !bucket_prefix_ok(delim)) ||
@@ -635,8 +659,6 @@ static int list_objects(struct s3 *x)
         json_decref(all);
         return s3_fail(x, 400, "InvalidArgument", "prefix, delimiter and markers are UTF-8");
     }
-    if (max < 0 || max > 1000)
-        max = 1000;
     bucket_list(x->owner, prefix, NULL, SIZE_MAX, all, &more);
     xb_str(&b, XML_HEAD "<ListBucketResult xmlns=\"" XMLNS "\">");
     xb_tag(&b, "Name", x->bucket);
@@ -735,7 +757,7 @@ static int get_object(struct s3 *x)
     len = (uint64_t)st.st_size;
     bucket_etag(fd, &st, etag);
     storage_http_date((int64_t)st.st_mtim.tv_sec * 1000000, date);
-    r = storage_parse_range(req_header(req, "Range"), (uint64_t)st.st_size, &off, &len);
+    r = range_parse_get(req_header(req, "Range"), (uint64_t)st.st_size, &off, &len);
     if (r < 0) {
         close(fd);
         return s3_fail(x, 416, "InvalidRange", "The requested range is not satisfiable");
@@ -795,21 +817,25 @@ static int copy_object(struct s3 *x)
     if (req_query(req, "uploadId")) {
         /* UploadPartCopy: a range of the source (or all of it) becomes a part. */
         const char *range = req_header(req, "x-amz-copy-source-range");
-        long long a = 0, z = -1;
-        int part = req_query(req, "partNumber") ? atoi(req_query(req, "partNumber")) : 0;
+        const char *pn = req_query(req, "partNumber");
+        int64_t off = 0, len = -1;
+        uint64_t part = 0;
 
-        if (part < 1 || part > 10000)
+        if (!pn || range_u64(pn, 10000, &part) || part < 1)
             return s3_fail(x, 400, "InvalidArgument", "Part number must be 1 to 10000");
-        if (range && sscanf(range, "bytes=%lld-%lld", &a, &z) != 2)
-            return s3_fail(x, 400, "InvalidArgument", "Bad x-amz-copy-source-range");
-        err = bucket_copy_part(x->owner, slash + 1, a, range ? z - a + 1 : -1,
-                               req_query(req, "uploadId"), part, etag, &why);
+        if (range && range_parse_copy(range, &off, &len) != RANGE_OK)
+            return s3_fail(x, 416, "InvalidRange",
+                           "x-amz-copy-source-range must be bytes=first-last, first <= last");
+        err = bucket_copy_part(x->owner, slash + 1, off, len, req_query(req, "uploadId"), (int)part,
+                               etag, &why);
         if (err == LY_ENOTFOUND)
             return s3_fail(x, 404, "NoSuchKey", "The source key or the upload does not exist.");
+        if (err == LY_EBADREQ)
+            return s3_fail(x, 416, "InvalidRange", why ? why : "The range is not satisfiable");
+        if (err == LY_ETOOLARGE)
+            return s3_fail(x, 400, "EntityTooLarge", why ? why : "The bucket's quota is full");
         if (err)
-            return s3_fail(x, err == LY_EBADREQ ? 400 : 500,
-                           err == LY_EBADREQ ? "InvalidRange" : "InternalError",
-                           why ? why : "The copy failed");
+            return s3_fail(x, 500, "InternalError", "The copy failed");
         time_iso(now_us(), date, sizeof(date));
         date[23] = 'Z';
         date[24] = '\0';
@@ -949,8 +975,12 @@ static int mpu_complete(struct s3 *x, const char *id)
     if (n == 0)
         return s3_fail(x, 400, "MalformedXML", "The XML names no parts");
     for (int i = 0; i < n; i++) {
-        parts[i] = atoi(nums[i]);
-        if (parts[i] < 1 || (i && parts[i] <= parts[i - 1]))
+        uint64_t v;
+
+        if (range_u64(nums[i], 10000, &v) || v < 1)
+            return s3_fail(x, 400, "InvalidArgument", "Part numbers are 1 to 10000");
+        parts[i] = (int)v;
+        if (i && parts[i] <= parts[i - 1])
             return s3_fail(x, 400, "InvalidPartOrder",
                            "The list of parts was not in ascending order.");
     }

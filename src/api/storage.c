@@ -17,6 +17,7 @@
 #include "secrets/secrets.h"
 #include "storage/bucket.h"
 #include "storage/formdata.h"
+#include "storage/range.h"
 #include "store/storage.h"
 
 #include <inttypes.h>
@@ -172,6 +173,7 @@ static int upload_begin(struct req *req, int bulk)
     const char *ctype = req_header(req, "Content-Type");
     const char *qkey = req_query(req, "key");
     const char *clen = req_header(req, "Content-Length");
+    uint64_t body_len = 0;
     int err;
 
     memset(u, 0, sizeof(*u));
@@ -185,8 +187,8 @@ static int upload_begin(struct req *req, int bulk)
                   strlen(req_query(req, "prefix"))))
         return LY_EINVAL;
     /* A body bigger than the quota's room is refused before it is read. */
-    if (clen && bucket_quota() > 0 &&
-        strtoll(clen, NULL, 10) > bucket_quota() - bucket_usage(owner_of(req)) + 65536) {
+    if (clen && range_u64(clen, UINT64_MAX, &body_len) == 0 && bucket_quota() > 0 &&
+        body_len > (uint64_t)bucket_room(owner_of(req)) + 65536) {
         quota_detail(req, "The bucket's quota is full");
         return LY_ETOOLARGE;
     }
@@ -304,48 +306,6 @@ static int api_storage_upload_bulk(struct req *req)
 
 /* ---- downloads ---- */
 
-/* Parses a single "bytes=a-b" range against size: 1 (a range), 0 (none or ignored), -1
- * (unsatisfiable). */
-int storage_parse_range(const char *h, uint64_t size, uint64_t *off, uint64_t *len)
-{
-    unsigned long long a = 0, b = 0;
-    char *end;
-
-    if (!h || strncmp(h, "bytes=", 6) != 0 || strchr(h, ','))
-        return 0;
-    h += 6;
-    if (*h == '-') {
-        b = strtoull(h + 1, &end, 10);
-        if (end == h + 1 || *end)
-            return 0;
-        if (b == 0 || size == 0)
-            return -1;
-        if (b > size)
-            b = size;
-        *off = size - b;
-        *len = b;
-        return 1;
-    }
-    a = strtoull(h, &end, 10);
-    if (end == h || *end != '-')
-        return 0;
-    h = end + 1;
-    if (*h) {
-        b = strtoull(h, &end, 10);
-        if (*end || b < a)
-            return 0;
-    } else {
-        b = size ? size - 1 : 0;
-    }
-    if (a >= size)
-        return -1;
-    if (b >= size)
-        b = size - 1;
-    *off = a;
-    *len = b - a + 1;
-    return 1;
-}
-
 void storage_http_date(int64_t us, char out[40])
 {
     time_t t = (time_t)(us / 1000000);
@@ -373,7 +333,7 @@ static int api_storage_download(struct req *req)
     bucket_etag(fd, &st, etag);
     snprintf(q, sizeof(q), "\"%s\"", etag);
     storage_http_date((int64_t)st.st_mtim.tv_sec * 1000000, date);
-    r = storage_parse_range(req_header(req, "Range"), (uint64_t)st.st_size, &off, &len);
+    r = range_parse_get(req_header(req, "Range"), (uint64_t)st.st_size, &off, &len);
     req_add_header(req, "Accept-Ranges", "bytes");
     if (r < 0) {
         close(fd);

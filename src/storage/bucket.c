@@ -853,9 +853,15 @@ int bucket_copy_part(const char *user_id, const char *src, int64_t off, int64_t 
 
     if (err)
         return err;
+    if (off < 0 || off > st.st_size) {
+        close(fd);
+        *why = "The copy range starts past the end of the source object";
+        return LY_EBADREQ;
+    }
     if (len < 0)
         len = st.st_size - off;
-    if (off < 0 || len < 0 || off + len > st.st_size || lseek(fd, off, SEEK_SET) != off) {
+    /* Compared without adding: off + len could pass INT64_MAX. */
+    if (len > st.st_size - off || lseek(fd, off, SEEK_SET) != off) {
         close(fd);
         *why = "The copy range lies outside the source object";
         return LY_EBADREQ;

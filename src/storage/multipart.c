@@ -18,6 +18,7 @@
 #include "core/util.h"
 #include "storage/bucket.h"
 #include "storage/bucket_int.h"
+#include "storage/range.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -108,14 +109,27 @@ int bucket_mpu_key(const char *user_id, const char *id, char *key)
     return n > 0 ? 0 : LY_ENOTFOUND;
 }
 
-/* The upload's part size: the one on record, else len, put on record (first one wins). */
+/* The part size on record (at most DATA_MAX), or 0. */
+static int64_t psize_of(int dfd)
+{
+    char buf[32];
+    uint64_t v;
+
+    if (read_small(dfd, "psize", buf, sizeof(buf)) <= 0 || range_u64(buf, DATA_MAX, &v))
+        return 0;
+    return (int64_t)v;
+}
+
+/* The upload's part size: the one on record, else len (at most DATA_MAX), put on record
+ * (first one wins). 0 when there is none. */
 static int64_t part_size(int dfd, int64_t len)
 {
     char buf[32], tmp[40];
+    int64_t size = psize_of(dfd);
     int fd;
 
-    if (read_small(dfd, "psize", buf, sizeof(buf)) > 0)
-        return atoll(buf);
+    if (size > 0 || len <= 0 || len > DATA_MAX)
+        return size;
     /* Written whole under another name, then linked: a reader never sees half of it. */
     snprintf(tmp, sizeof(tmp), "psize.");
     random_base62(tmp + 6, 16);
@@ -132,9 +146,8 @@ static int64_t part_size(int dfd, int64_t len)
     if (linkat(dfd, tmp, dfd, "psize", 0) && errno != EEXIST)
         len = 0;
     unlinkat(dfd, tmp, 0);
-    if (read_small(dfd, "psize", buf, sizeof(buf)) > 0)
-        return atoll(buf);
-    return len;
+    size = psize_of(dfd);
+    return size > 0 ? size : len;
 }
 
 /*
@@ -162,7 +175,8 @@ int bucket_put_begin_part(struct bucket_put *p, const char *user_id, const char 
     if (dfd < 0)
         return LY_ENOTFOUND;
     size = expect > 0 ? part_size(dfd, expect) : 0;
-    if (size <= 0 || expect > size || (int64_t)n * size > DATA_MAX) {
+    /* Part n at (n - 1) * size must end within DATA_MAX: compared by division, not product. */
+    if (size <= 0 || expect > size || n < 1 || size > DATA_MAX / n) {
         close(dfd);
         return bucket_put_begin(p, user_id, expect, 1, why);
     }
@@ -325,8 +339,8 @@ static int part_find(int dfd, int n, int64_t size, struct part_at *at)
         return md5_of(at->fd, at->md5); /* a filesystem without extended attributes */
     }
     snprintf(name, sizeof(name), "slot.%d", n);
-    if (size <= 0 || read_small(dfd, name, rec, sizeof(rec)) <= 0 ||
-        sscanf(rec, "%lld %32s", &len, hex) != 2 || strlen(hex) != 32)
+    if (size <= 0 || n < 1 || size > DATA_MAX / n || read_small(dfd, name, rec, sizeof(rec)) <= 0 ||
+        sscanf(rec, "%lld %32s", &len, hex) != 2 || strlen(hex) != 32 || len < 0 || len > size)
         return -1;
     at->off = (int64_t)(n - 1) * size;
     at->len = len;
@@ -354,7 +368,7 @@ static int rename_to_key(const char *user_id, int dfd, const char *name, const c
 int bucket_mpu_complete(const char *user_id, const char *id, const int *parts, int n, char etag[48],
                         const char **why)
 {
-    char key[BUCKET_KEY_MAX + 1], buf[32], hex[33];
+    char key[BUCKET_KEY_MAX + 1], hex[33];
     struct part_at *at = xcalloc((size_t)n, sizeof(*at));
     EVP_MD_CTX *all = EVP_MD_CTX_new();
     unsigned char md[EVP_MAX_MD_SIZE];
@@ -370,8 +384,7 @@ int bucket_mpu_complete(const char *user_id, const char *id, const int *parts, i
         err = LY_ENOTFOUND;
         goto out;
     }
-    if (read_small(dfd, "psize", buf, sizeof(buf)) > 0)
-        size = atoll(buf);
+    size = psize_of(dfd);
     /* The S3 ETag of a multipart object: MD5 of the parts' MD5s, then "-n". */
     EVP_DigestInit_ex(all, EVP_md5(), NULL);
     for (int i = 0; i < n; i++) {

@@ -40,10 +40,11 @@ class Aws:
 
 
 def signed_request(server, creds, method, key=None, query=None, headers=None, body=b"",
-                   bucket=None):
-    """One S3 request signed with SigV4 by hand (header-signed, the payload's SHA-256 declared),
-    for what the AWS CLI will not send: odd headers, huge numbers, raw XML listings. key is
-    the object key (decoded); query a dict; returns (status, body bytes)."""
+                   bucket=None, payload=None):
+    """One S3 request signed with SigV4 by hand (header-signed, the payload's SHA-256 declared,
+    or payload as x-amz-content-sha256), for what the AWS CLI will not send: odd headers, huge
+    numbers, raw XML listings. key is the object key (decoded); query a dict; returns (status,
+    body bytes)."""
     import datetime
     import hashlib
     import hmac
@@ -62,7 +63,7 @@ def signed_request(server, creds, method, key=None, query=None, headers=None, bo
     path = f"/{bucket}" + ("/" + urllib.parse.quote(key, safe="/-_.~") if key is not None else "")
     q = sorted((enc(k), enc(v)) for k, v in (query or {}).items())
     cq = "&".join(f"{k}={v}" for k, v in q)
-    payload = hashlib.sha256(body).hexdigest()
+    payload = payload or hashlib.sha256(body).hexdigest()
     hdrs = {"host": f"127.0.0.1:{server.port}", "x-amz-content-sha256": payload,
             "x-amz-date": amz, "x-amz-security-token": creds["session_token"]}
     hdrs.update({k.lower(): v for k, v in (headers or {}).items()})

@@ -21,7 +21,7 @@ import requests
 
 from conftest import Server, assert_422, assert_detail
 from runs_util import write_config
-from s3_util import AWS, Aws, credentials
+from s3_util import AWS, Aws, credentials, signed_request
 
 BIG = int(os.environ.get("LYCEUMD_BIG_BYTES", str(1 << 30)))
 
@@ -560,3 +560,97 @@ def test_cut_uploads_leave_nothing_behind(fresh_server):
     s.start()
     assert os.listdir(tmp) == []
     assert_detail(s.get("/storage/download/cut.bin", u["key"]), 404)
+
+
+BIG_NUMBERS = ["9223372036854775808", "18446744073709551617", "-1",
+               "99999999999999999999999999"]
+
+
+def test_ranges_and_lengths_that_overflow_are_refused(server, user):
+    """Ranges and lengths are checked before any arithmetic (2^63, 2^64 + 1, negative,
+    inverted): InvalidRange (416) for ranges, InvalidArgument for lengths and part numbers,
+    no sanitizer report, and an inverted copy range never copies the whole object."""
+    k = user["key"]
+    upload(server, k, b"0123456789", key="ten.txt")
+    creds = credentials(server, k)
+    for rng in ["bytes=5-3", "bytes=9223372036854775808-", "bytes=18446744073709551617-",
+                "bytes=0-18446744073709551617", "bytes=-18446744073709551617", "bytes=1--5",
+                "bytes=-0", "bytes=10-"]:
+        status, body = signed_request(server, creds, "GET", "ten.txt", headers={"Range": rng})
+        assert status == 416 and b"<Code>InvalidRange</Code>" in body, (rng, status, body)
+        r = server.get("/storage/download/ten.txt", k, headers={"Range": rng})
+        assert r.status_code == 416 and r.headers["Content-Range"] == "bytes */10", rng
+    status, body = signed_request(server, creds, "GET", "ten.txt", headers={"Range": "bytes=2-4"})
+    assert status == 206 and body == b"234"
+    status, body = signed_request(server, creds, "GET", "ten.txt",
+                                  headers={"Range": "bytes=7-18446744073709551615"})
+    assert status == 206 and body == b"789"
+
+    # UploadPartCopy: the range is the source's bytes first..last, within it
+    status, body = signed_request(server, creds, "POST", "joined.txt", query={"uploads": ""})
+    assert status == 200, body
+    upload_id = body.split(b"<UploadId>")[1].split(b"</UploadId>")[0].decode()
+    src = {"x-amz-copy-source": f"/{creds['bucket_name']}/ten.txt"}
+    for rng in ["bytes=5-3", "bytes=0-9223372036854775807", "bytes=0-18446744073709551617",
+                "bytes=9223372036854775807-9223372036854775807", "bytes=-5", "bytes=5-",
+                "bytes=0-10", "bytes=10-10", "bytes=-1-3"]:
+        status, body = signed_request(server, creds, "PUT", "joined.txt",
+                                      query={"partNumber": "1", "uploadId": upload_id},
+                                      headers=dict(src, **{"x-amz-copy-source-range": rng}))
+        assert status == 416 and b"<Code>InvalidRange</Code>" in body, (rng, status, body)
+    for pn in BIG_NUMBERS + ["0", "10001", "1.5", ""]:
+        status, body = signed_request(server, creds, "PUT", "joined.txt",
+                                      query={"partNumber": pn, "uploadId": upload_id},
+                                      headers=dict(src, **{"x-amz-copy-source-range": "bytes=0-1"}))
+        assert status == 400 and b"<Code>InvalidArgument</Code>" in body, (pn, status, body)
+        status, body = signed_request(server, creds, "PUT", "joined.txt", body=b"x",
+                                      query={"partNumber": pn, "uploadId": upload_id})
+        assert status == 400 and b"<Code>InvalidArgument</Code>" in body, (pn, status, body)
+    # a declared part length of 2^63 - 1 is more than the quota: refused, and nothing wraps
+    status, body = signed_request(server, creds, "PUT", "joined.txt", body=b"0\r\n\r\n",
+                                  query={"partNumber": "2", "uploadId": upload_id},
+                                  payload="STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+                                  headers={"x-amz-decoded-content-length": "9223372036854775807",
+                                           "content-encoding": "aws-chunked"})
+    assert status == 400 and b"<Code>EntityTooLarge</Code>" in body, (status, body)
+    status, body = signed_request(server, creds, "PUT", "joined.txt",
+                                  query={"partNumber": "1", "uploadId": upload_id},
+                                  headers=dict(src, **{"x-amz-copy-source-range": "bytes=2-4"}))
+    assert status == 200, body
+    for pn in BIG_NUMBERS:
+        xml = (f"<CompleteMultipartUpload><Part><PartNumber>{pn}</PartNumber></Part>"
+               "</CompleteMultipartUpload>").encode()
+        status, body = signed_request(server, creds, "POST", "joined.txt", body=xml,
+                                      query={"uploadId": upload_id})
+        assert status == 400 and b"<Code>InvalidArgument</Code>" in body, (pn, status, body)
+    xml = b"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber></Part></CompleteMultipartUpload>"
+    status, body = signed_request(server, creds, "POST", "joined.txt", body=xml,
+                                  query={"uploadId": upload_id})
+    assert status == 200, body
+    assert server.get("/storage/download/joined.txt", k).content == b"234"
+
+    # aws-chunked bodies: the decoded length is a length, and the body must match it
+    chunked = {"content-encoding": "aws-chunked"}
+    for dl in BIG_NUMBERS + ["", "1e3", "0x10"]:
+        status, body = signed_request(server, creds, "PUT", "c.txt", body=b"5\r\nhello\r\n0\r\n\r\n",
+                                      payload="STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+                                      headers=dict(chunked, **{"x-amz-decoded-content-length": dl}))
+        assert status == 400 and b"<Code>InvalidArgument</Code>" in body, (dl, status, body)
+    for dl, chunks in [("3", b"5\r\nhello\r\n0\r\n\r\n"), ("9", b"5\r\nhello\r\n0\r\n\r\n"),
+                       ("5", b"8000000000000000\r\nhello\r\n0\r\n\r\n"),
+                       ("5", b"-5\r\nhello\r\n0\r\n\r\n")]:
+        status, body = signed_request(server, creds, "PUT", "c.txt", body=chunks,
+                                      payload="STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+                                      headers=dict(chunked, **{"x-amz-decoded-content-length": dl}))
+        assert status == 400 and b"<Code>IncompleteBody</Code>" in body, (dl, chunks, body)
+    assert_detail(server.get("/storage/download/c.txt", k), 404)
+    status, body = signed_request(server, creds, "PUT", "c.txt", body=b"5\r\nhello\r\n0\r\n\r\n",
+                                  payload="STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+                                  headers=dict(chunked, **{"x-amz-decoded-content-length": "5"}))
+    assert status == 200, body
+    assert server.get("/storage/download/c.txt", k).content == b"hello"
+    for mk in BIG_NUMBERS[1:] + ["x"]:
+        status, body = signed_request(server, creds, "GET", query={"list-type": "2",
+                                                                   "max-keys": mk})
+        assert status == 400 and b"<Code>InvalidArgument</Code>" in body, (mk, status, body)
+    assert server.alive()

@@ -1,7 +1,8 @@
 /*
  * Unit tests for src/storage: the streaming multipart/form-data parser (every way a body can be
  * cut into pieces, a boundary split across them, data that looks like a boundary, malformed
- * bodies), the object key rules of bucket_key_check() and bucket names of users and orgs.
+ * bodies), the object key rules of bucket_key_check(), bucket names of users and orgs, and
+ * the strict parsers of ranges and numbers (huge, negative, inverted, malformed).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +14,7 @@
 #include "core/err.h"
 #include "storage/bucket.h"
 #include "storage/formdata.h"
+#include "storage/range.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -225,6 +227,120 @@ static void test_bucket_names(void **state)
     assert_int_equal(bucket_owner_of("x-0b7c9b9e", uid), LY_ENOTFOUND);
 }
 
+static void get_ok(const char *h, uint64_t size, uint64_t off, uint64_t len)
+{
+    uint64_t o = 99, n = 99;
+
+    assert_int_equal(range_parse_get(h, size, &o, &n), RANGE_OK);
+    assert_true(o == off && n == len);
+}
+
+static void get_bad(const char *h, uint64_t size)
+{
+    uint64_t o = 99, n = 99;
+
+    assert_int_equal(range_parse_get(h, size, &o, &n), RANGE_BAD);
+    assert_true(o == 99 && n == 99); /* nothing written */
+}
+
+static void test_get_ranges(void **state)
+{
+    uint64_t o, n;
+
+    (void)state;
+    get_ok("bytes=0-4", 11, 0, 5);
+    get_ok("bytes=6-", 11, 6, 5);
+    get_ok("bytes=-3", 11, 8, 3);
+    get_ok("bytes=-50", 11, 0, 11);
+    get_ok("bytes=5-100", 11, 5, 6);
+    get_ok("bytes=10-10", 11, 10, 1);
+    get_ok("bytes=0-18446744073709551615", 11, 0, 11); /* 2^64 - 1 still fits */
+    assert_int_equal(range_parse_get(NULL, 11, &o, &n), RANGE_NONE);
+    assert_int_equal(range_parse_get("items=0-1", 11, &o, &n), RANGE_NONE);
+    assert_int_equal(range_parse_get("bytes=0-1,3-4", 11, &o, &n), RANGE_NONE);
+    get_bad("bytes=5-3", 11); /* inverted */
+    get_bad("bytes=11-", 11);
+    get_bad("bytes=11-20", 11);
+    get_bad("bytes=9223372036854775808-", 11);  /* 2^63 */
+    get_bad("bytes=18446744073709551615-", 11); /* 2^64 - 1 */
+    get_bad("bytes=18446744073709551617-", 11); /* 2^64 + 1 */
+    get_bad("bytes=0-18446744073709551617", 11);
+    get_bad("bytes=-18446744073709551617", 11);
+    get_bad("bytes=99999999999999999999999999-", 11);
+    get_bad("bytes=-0", 11);
+    get_bad("bytes=--5", 11);
+    get_bad("bytes=1--5", 11); /* a negative end */
+    get_bad("bytes=+1-2", 11);
+    get_bad("bytes= 1-2", 11);
+    get_bad("bytes=1-2 ", 11);
+    get_bad("bytes=-", 11);
+    get_bad("bytes=", 11);
+    get_bad("bytes=a-b", 11);
+    get_bad("bytes=1-2-3", 11);
+    get_bad("bytes=0-", 0);
+    get_bad("bytes=-1", 0);
+}
+
+static void test_copy_ranges(void **state)
+{
+    int64_t off = 99, len = 99;
+
+    (void)state;
+    assert_int_equal(range_parse_copy("bytes=0-9", &off, &len), RANGE_OK);
+    assert_true(off == 0 && len == 10);
+    assert_int_equal(range_parse_copy("bytes=5-5", &off, &len), RANGE_OK);
+    assert_true(off == 5 && len == 1);
+    assert_int_equal(range_parse_copy("bytes=0-9223372036854775806", &off, &len), RANGE_OK);
+    assert_true(off == 0 && len == INT64_MAX);
+    static const char *const bad[] = {
+        "bytes=5-4",
+        "bytes=9223372036854775807-9223372036854775807",
+        "bytes=0-9223372036854775807",
+        "bytes=0-18446744073709551617",
+        "bytes=18446744073709551617-18446744073709551618",
+        "bytes=-5",
+        "bytes=5-",
+        "bytes=-5-3",
+        "bytes=0--1",
+        "bytes=0-1,2-3",
+        "0-9",
+        "",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(range_parse_copy(bad[i], &off, &len), RANGE_BAD);
+    assert_int_equal(range_parse_copy(NULL, &off, &len), RANGE_BAD);
+}
+
+static void test_numbers(void **state)
+{
+    uint64_t v;
+
+    (void)state;
+    assert_int_equal(range_u64("10000", 10000, &v), 0);
+    assert_true(v == 10000);
+    assert_int_equal(range_u64("0", 10000, &v), 0);
+    assert_int_equal(range_u64("10001", 10000, &v), -1);
+    assert_int_equal(range_u64("", 10000, &v), -1);
+    assert_int_equal(range_u64("-1", 10000, &v), -1);
+    assert_int_equal(range_u64("+1", 10000, &v), -1);
+    assert_int_equal(range_u64(" 1", 10000, &v), -1);
+    assert_int_equal(range_u64("1x", 10000, &v), -1);
+    assert_int_equal(range_u64("18446744073709551615", UINT64_MAX, &v), 0);
+    assert_true(v == UINT64_MAX);
+    assert_int_equal(range_u64("18446744073709551616", UINT64_MAX, &v), -1);
+    assert_int_equal(range_u64("18446744073709551617", UINT64_MAX, &v), -1);
+    assert_int_equal(range_u64("9223372036854775807", INT64_MAX, &v), 0);
+    assert_int_equal(range_u64("9223372036854775808", INT64_MAX, &v), -1);
+    assert_int_equal(range_hex("7fffffffffffffff", 16, INT64_MAX, &v), 0);
+    assert_true(v == INT64_MAX);
+    assert_int_equal(range_hex("8000000000000000", 16, INT64_MAX, &v), -1);
+    assert_int_equal(range_hex("10000000000000000", 17, UINT64_MAX, &v), -1);
+    assert_int_equal(range_hex("1a;chunk-signature=x", 2, INT64_MAX, &v), 0);
+    assert_true(v == 26);
+    assert_int_equal(range_hex("-1", 2, INT64_MAX, &v), -1);
+    assert_int_equal(range_hex("", 0, INT64_MAX, &v), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -234,6 +350,9 @@ int main(void)
         cmocka_unit_test(test_huge_headers_refused),
         cmocka_unit_test(test_keys),
         cmocka_unit_test(test_bucket_names),
+        cmocka_unit_test(test_get_ranges),
+        cmocka_unit_test(test_copy_ranges),
+        cmocka_unit_test(test_numbers),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
