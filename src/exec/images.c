@@ -391,6 +391,8 @@ int docker_image_resolve(struct drun *d, const char *ref, const char *auth, char
                  cerr[0]   ? cerr
                  : perr[0] ? perr
                            : "the pull did not name it",
-                 auth ? "" : " (a private image needs the run's registry credentials)");
+                 !auth && (strstr(perr, "auth") || strstr(perr, "denied"))
+                     ? " (a private image needs the run's registry credentials)"
+                     : "");
     return -1;
 }

@@ -5,11 +5,16 @@
  * limits, no network, SIGTERM, SIGKILL before and after the container started, an image that
  * cannot be pulled, ECR credentials) and Compose runs (two services, an exit code, SIGKILL,
  * the file check). Needs dockerd with the image lyceumd-test/busybox:1: tests/docker/run.sh
- * starts both (scripts/dockerd.sh) and builds this with the sanitizers.
+ * starts both (scripts/dockerd.sh) and builds this with the sanitizers, with the store and
+ * the secrets (a database and master key of its own under the scratch directory), where
+ * images per org and the runs' registry secrets are kept.
  */
 #include "core/err.h"
 #include "exec/docker.h"
 #include "exec/exec.h"
+#include "secrets/secrets.h"
+#include "storage/bucket.h"
+#include "store/db.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -264,9 +269,9 @@ static void test_image_limits_and_network(void)
     FILE *f;
 
     /* The bucket's directory, mounted at /mnt/s3 (enable_s3_mount defaults to true). */
-    snprintf(path, sizeof(path), "%s/s3", r->l.dir);
-    mkdir(path, 0700);
-    snprintf(path, sizeof(path), "%s/s3/hello", r->l.dir);
+    snprintf(r->l.bucket, sizeof(r->l.bucket), "driver-bucket");
+    CHECK(bucket_prepare_mount(r->l.bucket, path, sizeof(path) - 8) == 0, "no bucket");
+    strcat(path, "/hello");
     f = fopen(path, "w");
     fputs("from the bucket\n", f);
     fclose(f);
@@ -546,16 +551,21 @@ static void test_compose_check(void)
     CHECK(rc == 0, "a good file: %d '%s'", rc, why);
     rc = docker_compose_check("services:\n  x:\n    imagee: [\n", base, why, sizeof(why));
     printf("-- compose check of a bad file: %d '%s'\n", rc, why);
-    CHECK(rc == LY_EINVAL && why[0] && !strstr(why, base), "a bad file: %d '%s'", rc, why);
+    CHECK(rc == LY_EBADREQ && why[0] && !strstr(why, base), "a bad file: %d '%s'", rc, why);
     rc = docker_compose_check("services:\n  x:\n    imag: " IMAGE "\n", base, why, sizeof(why));
     printf("-- compose check of a file with an unknown key: %d '%s'\n", rc, why);
-    CHECK(rc == LY_EINVAL && strstr(why, "imag"), "unknown key: %d '%s'", rc, why);
+    CHECK(rc == LY_EBADREQ && strstr(why, "imag"), "unknown key: %d '%s'", rc, why);
+    rc = docker_compose_check("services:\n  x:\n    image: " IMAGE "\n    privileged: true\n", base,
+                              why, sizeof(why));
+    printf("-- compose check of a file that asks for privileges: %d '%s'\n", rc, why);
+    CHECK(rc == LY_EINVAL && strstr(why, "privileged"), "privileged: %d '%s'", rc, why);
 }
 
 int main(int argc, char **argv)
 {
     const char *why = NULL;
     const char *only = argc > 1 ? argv[1] : "";
+    char db[100];
 
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (getenv("DOCKER_SOCK"))
@@ -566,6 +576,12 @@ int main(int argc, char **argv)
     }
     if (!mkdtemp(base)) {
         perror("mkdtemp");
+        return 1;
+    }
+    /* Images per org and the runs' registry secrets live in the store, sealed. */
+    snprintf(db, sizeof(db), "%s/driver.db", base);
+    if (store_open(db) != 0 || secrets_init(base) != 0 || bucket_init(base, 0) != 0) {
+        fprintf(stderr, "cannot open the store in %s\n", base);
         return 1;
     }
     if (!*only || strstr(only, "image")) {
@@ -586,6 +602,15 @@ int main(int argc, char **argv)
         test_compose_sigterm();
         test_compose_sigkill_at_once();
         test_compose_sigterm_then_sigkill();
+    }
+    store_close();
+    snprintf(db, sizeof(db), "rm -rf '%s/buckets'", base);
+    if (system(db) != 0)
+        printf("cannot remove %s/buckets\n", base);
+    for (const char *f = "driver.db\0driver.db-wal\0driver.db-shm\0driver.db-gen\0master.key\0"; *f;
+         f += strlen(f) + 1) {
+        snprintf(db, sizeof(db), "%s/%s", base, f);
+        unlink(db);
     }
     rmdir(base);
     /* The cache answers without asking again, and a socket with no engine says so. */
