@@ -31,6 +31,7 @@
 #include "storage/bucket.h"
 
 #include <curl/curl.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <signal.h>
@@ -260,10 +261,13 @@ static int image_of(struct drun *d, const char *ref, char id[80], char *why, siz
     if (docker_secrets_load(d, why, n) != 0)
         return -1;
     auth = registry_auth(d, why, n);
-    docker_secrets_drop(d);
-    if (why[0])
-        return -1;
-    rc = docker_image_resolve(d, ref, auth, id, why, n);
+    rc = why[0] ? -1 : docker_image_resolve(d, ref, auth, id, why, n);
+    /* Pulled (or not to be): the secrets are not needed again. A restart before this line
+     * queues the run again, and it pulls with them. */
+    if (rc >= 0)
+        docker_secrets_drop(d);
+    if (auth)
+        OPENSSL_cleanse(auth, strlen(auth));
     free(auth);
     return rc;
 }
@@ -670,6 +674,8 @@ static void docker_release(struct live *l)
     while (d->inflight > 0)
         pthread_cond_wait(&d->idle, &d->mu);
     pthread_mutex_unlock(&d->mu);
+    if (d->secrets)
+        docker_secrets_drop(d);
     pthread_cond_destroy(&d->idle);
     pthread_mutex_destroy(&d->mu);
     arena_release(&d->pool);

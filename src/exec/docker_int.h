@@ -1,7 +1,8 @@
 /*
  * What the Docker executor's files share: docker.c (the Engine API, image runs, signals, the
- * exec_ops), images.c (images per org, the run's registry secrets) and compose.c (Compose
- * runs and the file's allowlist). Not for use outside src/exec/.
+ * exec_ops), images.c (images per org, the run's registry secrets), compose.c (Compose runs,
+ * docker-compose as a child) and compose_file.c (the Compose file's allowlist). Not for use
+ * outside src/exec/.
  */
 #ifndef LYCEUMD_EXEC_DOCKER_INT_H
 #define LYCEUMD_EXEC_DOCKER_INT_H
@@ -12,6 +13,7 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 enum { RUN_IMAGE_KIND = 2, RUN_COMPOSE_KIND = 3 }; /* RUN_IMAGE, RUN_COMPOSE of runs/runs.h */
@@ -79,5 +81,36 @@ int docker_image_resolve(struct drun *d, const char *ref, const char *auth, char
 /* compose.c */
 void *docker_compose_main(void *d);
 void docker_compose_signal(struct drun *d, int sig);
+/* docker-compose as a child: its pid and the read ends of its stdout and stderr (-1 closed). */
+struct child {
+    pid_t pid;
+    int out, err;
+};
+/* Where a child's output goes: into the run (to_run), else stdout into out (up to out_n - 1
+ * bytes; beyond, the child is killed: it said too much) and stderr into err (the first
+ * err_n - 1 bytes), both NUL-terminated when given. */
+struct sink {
+    int to_run;
+    char *out, *err;
+    size_t out_n, err_n, out_k, err_k;
+    int64_t deadline_us; /* 0: none; past it the child's group is killed */
+};
+/* Starts `docker-compose args...` in dir with exactly envp, its stdin /dev/null, in a process
+ * group of its own that dies with the calling thread; 0 or -1. */
+int docker_compose_spawn(const char *dir, char *const args[], char *const envp[], struct child *c);
+/* Reads the child's output to its end into s; then reaps it, forgetting it as d's up or stop
+ * process (when d). Returns its exit status (128 + signal if killed). */
+int docker_compose_drain(struct drun *d, struct child *c, struct sink *s);
+/* The whole environment of docker-compose: the engine, HOME (a directory with nothing of
+ * anyone's), PATH, LANG; nothing of the tenant's. envp[0] and envp[1] are malloc'd. */
+void docker_compose_env(const char *home, char *envp[6]);
+/* Writes n bytes to path (mode 0600): 0 or -1. */
+int docker_write_file(const char *path, const char *text, size_t n);
+
+/* compose_file.c */
+/* Normalises yaml with `docker-compose config` (in a scratch directory under dir, removed
+ * again) and checks it: 0 with the file in *out (the caller's), else docker_compose_check's
+ * errors. */
+int docker_compose_normalise(const char *yaml, const char *dir, json_t **out, char *why, size_t n);
 
 #endif

@@ -18,7 +18,8 @@ sh scripts/embed-sql.sh "$B/gen/migrations.c" src/store/migrations/*.sql
 cc -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
     -fno-sanitize-recover=all -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
     -Wno-missing-field-initializers -Isrc -I"$B/gen" -o "$B/docker-driver" \
-    tests/docker/driver.c src/exec/docker.c src/exec/images.c src/exec/compose.c src/core/*.c \
+    tests/docker/driver.c src/exec/docker.c src/exec/images.c src/exec/compose.c \
+    src/exec/compose_file.c src/core/*.c \
     src/store/*.c src/secrets/*.c src/storage/*.c "$B/gen/migrations.c" \
     $(pkg-config --cflags --libs libcurl jansson libcrypto sqlite3 yaml-0.1 libacl) -lpthread
 exec "$B/docker-driver" "$@"
