@@ -29,6 +29,8 @@
 /* The most nodes a file may have with its aliases expanded, and the longest `config` takes. */
 #define NODES_MAX         100000
 #define CONFIG_TIMEOUT_MS 60000
+/* The most services a file may have: each gets the profile's limits. */
+#define SERVICES_MAX 32
 /* The most of the normalised file read back. */
 #define CONFIG_OUT_MAX (4u << 20)
 
@@ -79,6 +81,7 @@ static const struct refusal service_refused[] = {
     {"cpu_percent", "the profile's CPU limit applies"},
     {"blkio_config", "block I/O settings are the engine's"},
     {"credential_spec", "not supported here"},
+    {"scale", "each service is one container with the profile's limits"},
     {NULL, NULL},
 };
 
@@ -122,7 +125,6 @@ static const char *const service_keys[] = {
     "cpus",
     "cpu_shares",
     "pids_limit",
-    "scale",
     "profiles",
     "platform",
     "network_mode",
@@ -257,6 +259,13 @@ static int service_check(const char *name, json_t *svc, json_t *named, char *why
             continue;
         if (strcmp(k, "privileged") == 0 && json_is_false(v))
             continue;
+        if (strcmp(k, "init") == 0 && !json_is_boolean(v)) {
+            snprintf(why, n,
+                     "'services.%.100s.init' is not allowed on this server but as true "
+                     "or false (a path would name a program of the host)",
+                     name);
+            return LY_EINVAL;
+        }
         r = refused(service_refused, k);
         if (r || !listed(service_keys, k)) {
             snprintf(why, n, "'services.%.100s.%.60s' is not allowed on this server (%s)", name, k,
@@ -309,6 +318,11 @@ static int allowlist(json_t *doc, char *why, size_t n)
 
     if (!json_is_object(doc) || !json_is_object(services) || !json_object_size(services)) {
         snprintf(why, n, "the file has no services");
+        return LY_EINVAL;
+    }
+    if (json_object_size(services) > SERVICES_MAX) {
+        snprintf(why, n, "'services' is not allowed on this server with more than %d services",
+                 SERVICES_MAX);
         return LY_EINVAL;
     }
     json_object_foreach(doc, k, v)

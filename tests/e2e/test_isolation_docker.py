@@ -196,6 +196,11 @@ REFUSED = [
     ("networks.n.driver_opts", "networks: [n]\n",
      "networks:\n  n:\n    driver_opts: {com.docker.network.bridge.name: docker0}\n"),
     ("labels", "labels: {lyceumd.run: someone-else}\n", ""),
+    ("scale", "scale: 500\n", ""),
+    ("runtime", "runtime: nvidia\n", ""),
+    ("external_links", "external_links: ['lyceumd-other']\n", ""),
+    ("services", "",
+     "".join(f"  s{i}:\n    image: {IMAGE}\n" for i in range(40))),
 ]
 
 
