@@ -284,6 +284,13 @@ static int open_data(struct cli *cli)
         fprintf(stderr, "lyceumd: cannot create %s: %s\n", cli->cfg.data_dir, strerror(errno));
         return LY_EIO;
     }
+    /* The database, the keys and the buckets are lyceumd's alone: no one else on the host may
+     * even traverse the data directory (tenants' code runs as other users of the host). */
+    if (chmod(cli->cfg.data_dir, 0700)) {
+        fprintf(stderr, "lyceumd: cannot make %s private: %s\n", cli->cfg.data_dir,
+                strerror(errno));
+        return LY_EIO;
+    }
     snprintf(path, sizeof(path), "%s/lyceumd.db", cli->cfg.data_dir);
     if (store_open(path) || token_init(cli->cfg.data_dir) || mfa_init())
         return LY_EIO;

@@ -176,6 +176,8 @@ static int check_python(struct req *req)
         }
         json_decref(files);
     }
+    if (json_array_size(mods) > 100)
+        req_invalid(req, "body", "prior_imports", "At most 100 modules", "value_error");
     json_array_foreach(mods, i, m)
     {
         const char *s = json_string_value(m);

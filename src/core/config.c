@@ -22,8 +22,10 @@ void config_defaults(struct config *c)
     c->connection_timeout_s = 120;
     snprintf(c->python, sizeof(c->python), "%s",
              access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3");
-    c->sandbox = -1;
+    c->sandbox = 1;
     c->sandbox_network = 1;
+    c->sandbox_uid_base = 1800000000;
+    c->sandbox_uid_count = 65536;
     c->meter_window_s = 10;
     c->storage_quota_bytes = 50LL << 30;
     c->run_output_max_bytes = 256LL << 20;
@@ -47,6 +49,10 @@ void config_release(struct config *c)
     c->inference = NULL;
     json_decref(c->callback_allow);
     c->callback_allow = NULL;
+    json_decref(c->sandbox_network_allow);
+    c->sandbox_network_allow = NULL;
+    json_decref(c->sandbox_ro_paths);
+    c->sandbox_ro_paths = NULL;
 }
 
 /* callback_allow: an array of CIDRs ("10.0.0.0/8", "::1") and host names; 0 or -1. */
@@ -126,10 +132,12 @@ int config_load_file(struct config *c, const char *path)
             json_decref(c->machine_types);
             c->machine_types = json_incref(v);
         } else if (strcmp(key, "sandbox") == 0 && (json_is_boolean(v) || json_is_string(v))) {
+            /* "auto" (bubblewrap where present) is gone: tenants' code is never run
+             * unconfined by accident. It now means true. */
             if (json_is_boolean(v))
                 c->sandbox = json_is_true(v);
             else if (strcmp(json_string_value(v), "auto") == 0)
-                c->sandbox = -1;
+                c->sandbox = 1;
             else
                 err = LY_EINVAL;
         } else if (strcmp(key, "monthly_free_credits") == 0 &&
@@ -200,6 +208,26 @@ int config_load_file(struct config *c, const char *path)
             c->metrics_endpoint = json_is_true(v);
         } else if (strcmp(key, "sandbox_network") == 0 && json_is_boolean(v)) {
             c->sandbox_network = json_is_true(v);
+        } else if (strcmp(key, "sandbox_network_allow") == 0 && json_is_array(v)) {
+            json_decref(c->sandbox_network_allow);
+            c->sandbox_network_allow = json_incref(v);
+        } else if (strcmp(key, "sandbox_ro_paths") == 0 && json_is_array(v)) {
+            size_t i;
+            json_t *p;
+
+            json_array_foreach(v, i, p) if (!json_is_string(p) || json_string_value(p)[0] != '/')
+            {
+                fprintf(stderr, "lyceumd: %s: sandbox_ro_paths holds absolute paths\n", path);
+                err = LY_EINVAL;
+            }
+            json_decref(c->sandbox_ro_paths);
+            c->sandbox_ro_paths = json_incref(v);
+        } else if (strcmp(key, "sandbox_uid_base") == 0 && json_is_integer(v) &&
+                   json_integer_value(v) >= 1000 && json_integer_value(v) < 4000000000LL) {
+            c->sandbox_uid_base = json_integer_value(v);
+        } else if (strcmp(key, "sandbox_uid_count") == 0 && json_is_integer(v) &&
+                   json_integer_value(v) >= 1 && json_integer_value(v) <= 16777216) {
+            c->sandbox_uid_count = json_integer_value(v);
         } else if (strcmp(key, "docker_network") == 0 && json_is_string(v) &&
                    (strcmp(json_string_value(v), "host") == 0 ||
                     strncmp(json_string_value(v), "container:", 10) == 0)) {

@@ -22,12 +22,16 @@ struct config {
     json_t *callback_allow;          /* CIDRs and host names callbacks may reach anyway (owned) */
 
     /* Runs. */
-    json_t *machine_types;   /* the "machine_types" array as written, or NULL (owned) */
-    char public_url[256];    /* base of streaming_url; "" = from the request's Host */
-    char python[256];        /* the interpreter of Python runs */
-    int sandbox;             /* -1 auto (bubblewrap when present), 0 off, 1 required */
-    int sandbox_network;     /* 1: runs share the host's network (default), 0: none */
-    char pip_index_url[512]; /* "" = pip's default */
+    json_t *machine_types;         /* the "machine_types" array as written, or NULL (owned) */
+    char public_url[256];          /* base of streaming_url; "" = from the request's Host */
+    char python[256];              /* the interpreter of Python runs */
+    int sandbox;                   /* 1 (default): tenants' code is sandboxed; 0: it is not */
+    int sandbox_network;           /* 1: outbound only, filtered (default); 0: loopback only */
+    json_t *sandbox_network_allow; /* "CIDR[:port]" strings let through the filter (owned) */
+    json_t *sandbox_ro_paths;      /* host paths every sandbox shows read-only (owned) */
+    long long sandbox_uid_base;    /* the first host uid runs and replicas run as */
+    long long sandbox_uid_count;   /* how many (one per run or replica at a time) */
+    char pip_index_url[512];       /* "" = pip's default */
     char docker_socket[256];
     char docker_network[32]; /* NetworkMode of containers, default "none" */
 
@@ -60,7 +64,8 @@ struct config {
 
 void config_defaults(struct config *c);
 /* Applies a JSON file: {"listen", "data", "threads", "max_body_bytes", "access_log",
- * "machine_types", "public_url", "python", "sandbox", "sandbox_network", "pip_index_url",
+ * "machine_types", "public_url", "python", "sandbox", "sandbox_network", "sandbox_network_allow",
+ * "sandbox_ro_paths", "sandbox_uid_base", "sandbox_uid_count", "pip_index_url",
  * "docker_socket", "docker_network", "monthly_free_credits", "meter_window_seconds",
  * "storage_quota_bytes", "inference", "log_retention_hours", "log_retention_bytes",
  * "metrics_interval_seconds", "metrics_endpoint", "max_connections", "max_connections_per_ip",

@@ -103,12 +103,25 @@ struct service_spec {
     const char *const *ro_paths; /* shown read-only in the sandbox (NULL-ended; may be NULL) */
     int cpus;                    /* limits, 0 = none */
     int64_t mem_bytes, pids_max;
-    int gpus; /* it holds GPUs: NVIDIA's devices are shown in the sandbox */
+    int gpus;    /* it holds GPUs: NVIDIA's devices are shown in the sandbox */
+    int network; /* outbound network (filtered, as runs have it); else its loopback only */
+    uid_t uid;   /* the uid it runs as, from exec_uid_take() and still the caller's (services
+                    sharing a home share one); 0: a uid of its own */
 };
 struct service;
 /* Starts the service: NULL with why set when it could not (no such command, no fork). */
 struct service *exec_service_start(const struct service_spec *spec, char *why, size_t n);
 pid_t exec_service_pid(const struct service *s);
+/* A uid of the sandbox's range for services that share one (0 when not sandboxed or when
+ * none is free); exec_uid_give() ends whatever still runs as it and returns it. */
+uid_t exec_uid_take(void);
+void exec_uid_give(uid_t uid);
+/* Its network namespace (a new descriptor the caller closes), where it listens on its own
+ * loopback; -1 when it is not sandboxed (it then listens on the host's). */
+int exec_service_netns(const struct service *s);
+/* A socket made inside the network namespace netns (from exec_service_netns), to reach a
+ * service there. -1 with errno set. Thread-safe: only the calling thread switches, and back. */
+int exec_netns_socket(int netns, int domain, int type, int protocol);
 /* SIGTERM asks the command to end (the sandbox stays until it does); SIGKILL ends it all. */
 void exec_service_signal(struct service *s, int sig);
 /* After its pid was reaped: kills what it left in its group and removes its control groups. */

@@ -4,9 +4,9 @@
  * A run's directory holds work/ (its code, import_files, requirements and virtualenv: the
  * process's working directory), install.log and output.log. A run with requirements has two
  * phases, each one process group: the install (python -m venv + pip, output to install.log),
- * then the user's code. Where bubblewrap exists (and the config does not turn it off) each
- * phase runs in a sandbox that sees the system read-only, its own work/ read-write, a private
- * /tmp, and neither the data directory (the database, keys, other runs) nor Docker's socket.
+ * then the user's code. Each phase runs in the sandbox (sandbox.h) as the run's own
+ * unprivileged uid, which owns work/: it sees the system read-only, work/ read-write, its
+ * bucket at /mnt/s3, a private /tmp, and nothing else of the host.
  *
  * One I/O thread reads every child's stdout and stderr (epoll on pipes) into the run's output
  * and learns of exits through pidfds. A run is reported ended once its main process exited and
@@ -19,6 +19,7 @@
 #include "exec/exec.h"
 #include "exec/cgroup.h"
 #include "exec/local_int.h"
+#include "exec/sandbox.h"
 #include "core/arena.h"
 #include "core/config.h"
 #include "core/err.h"
@@ -32,6 +33,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
+#include <grp.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -69,6 +72,8 @@ struct lrun {
     int install_log;
     int has_cg; /* in its own control groups (memory, pids, cpu limits) */
     struct cgroup cg;
+    uid_t uid;         /* the host uid it runs as (0: not sandboxed) */
+    struct sandbox sb; /* the current phase's (its network helper) */
     struct ep ep[3];
     struct lrun *next;
 };
@@ -79,8 +84,7 @@ static pthread_t io_thread;
 static int io_running, io_stop;
 static pthread_mutex_t list_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct lrun *all;
-static char bwrap[PATH_MAX], python[PATH_MAX], data_abs[PATH_MAX];
-static int sandbox;
+static char python[PATH_MAX];
 
 int exec_find(const char *name, char *out, size_t n)
 {
@@ -241,105 +245,19 @@ void cmd_free(struct cmd *c)
         free(c->envp[i]);
 }
 
-int exec_sandboxed(void)
-{
-    return sandbox;
-}
-
-/* Shows NVIDIA's device files (/dev/nvidia0, nvidiactl, nvidia-uvm, nvidia-caps/ ...) in the
- * sandbox's own /dev: CUDA opens them. */
-static void gpu_devices(struct cmd *c)
-{
-    DIR *d = opendir("/dev");
-    struct dirent *de;
-
-    if (!d)
-        return;
-    while ((de = readdir(d))) {
-        char path[300];
-
-        if (strncmp(de->d_name, "nvidia", 6) != 0)
-            continue;
-        snprintf(path, sizeof(path), "/dev/%s", de->d_name);
-        cmd_arg(c, "--dev-bind");
-        cmd_arg(c, path);
-        cmd_arg(c, path);
-    }
-    closedir(d);
-}
-
-void sandbox_args(struct cmd *c, const struct sandbox_view *v)
-{
-    char bucket[PATH_MAX];
-
-    cmd_arg(c, bwrap);
-    cmd_arg(c, "--ro-bind");
-    cmd_arg(c, "/");
-    cmd_arg(c, "/");
-    cmd_arg(c, "--dev");
-    cmd_arg(c, "/dev");
-    if (v->gpus)
-        gpu_devices(c);
-    cmd_arg(c, "--proc");
-    cmd_arg(c, "/proc");
-    cmd_arg(c, "--tmpfs");
-    cmd_arg(c, "/tmp");
-    /* Hide the data directory (database, keys, other runs), then give back this command's own
-     * directory, and what it may read. */
-    cmd_arg(c, "--tmpfs");
-    cmd_arg(c, data_abs);
-    cmd_arg(c, "--bind");
-    cmd_arg(c, v->rw_dir);
-    cmd_arg(c, v->rw_dir);
-    for (const char *const *p = v->ro_paths; p && *p; p++) {
-        cmd_arg(c, "--ro-bind");
-        cmd_arg(c, *p);
-        cmd_arg(c, *p);
-    }
-    {
-        /* Docker's socket would be root on the host: cover it (by its real path, as /var/run
-         * is a link that bubblewrap cannot mount through). */
-        char real[PATH_MAX];
-
-        if (cfg->docker_socket[0] && realpath(cfg->docker_socket, real)) {
-            cmd_arg(c, "--ro-bind");
-            cmd_arg(c, "/dev/null");
-            cmd_arg(c, real);
-        }
-    }
-    /* The owner's bucket at /mnt/s3 (a tmpfs /mnt gives the mount point a place). */
-    if (v->bucket_user && bucket_objects_dir(v->bucket_user, bucket, sizeof(bucket)) == 0) {
-        cmd_arg(c, "--tmpfs");
-        cmd_arg(c, "/mnt");
-        cmd_arg(c, "--bind");
-        cmd_arg(c, bucket);
-        cmd_arg(c, "/mnt/s3");
-    }
-    cmd_arg(c, "--chdir");
-    cmd_arg(c, v->rw_dir);
-    cmd_arg(c, "--unshare-pid");
-    cmd_arg(c, "--unshare-ipc");
-    cmd_arg(c, "--unshare-uts");
-    cmd_arg(c, "--unshare-cgroup-try");
-    if (!v->network)
-        cmd_arg(c, "--unshare-net");
-    cmd_arg(c, "--die-with-parent");
-    cmd_arg(c, "--");
-}
-
 static void base_env(struct cmd *c, struct live *l, const char *work)
 {
     const char *k;
     json_t *v;
 
     cmd_env(c, "PATH", "/usr/local/bin:/usr/bin:/bin");
-    cmd_env(c, "HOME", work);
+    cmd_env(c, "HOME", sandbox_on() ? SANDBOX_HOME : work);
     cmd_env(c, "LANG", "C.UTF-8");
     cmd_env(c, "PYTHONUNBUFFERED", "1");
     cmd_env(c, "PYTHONDONTWRITEBYTECODE", "1");
     cmd_env(c, "LYCEUM_EXECUTION_ID", l->id);
     cmd_env(c, "CUDA_VISIBLE_DEVICES", l->gpus);
-    if (!sandbox) {
+    if (!sandbox_on()) {
         char tmp[PATH_MAX + 8];
 
         snprintf(tmp, sizeof(tmp), "%s/.tmp", work);
@@ -353,7 +271,8 @@ pid_t exec_fork(struct cmd *c, const struct child_setup *s)
 {
     int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC), saved;
     struct rlimit as = {0}, np = {0};
-    pid_t pid;
+    pid_t pid, parent = getpid();
+    uid_t uid = s->uid;
 
     if (s->rlimit_as > 0)
         as.rlim_cur = as.rlim_max = (rlim_t)s->rlimit_as;
@@ -363,20 +282,31 @@ pid_t exec_fork(struct cmd *c, const struct child_setup *s)
     c->envp[c->envc] = NULL;
     pid = fork();
     if (pid == 0) {
-        /* The child: only async-signal-safe calls from here to execve. */
-        setpgid(0, 0);
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        /* The child: only async-signal-safe calls from here to execve. A session of its own
+         * leaves lyceumd's controlling terminal behind. */
+        setsid();
         if (s->cg)
             cgroup_join_child(s->cg);
         dup2(devnull, 0);
         dup2(s->out, 1);
         dup2(s->err, 2);
+        /* Before the uid changes: the run's uid cannot traverse the data directory. */
         if (chdir(s->dir) != 0)
             _exit(126);
         if (as.rlim_max)
             setrlimit(RLIMIT_AS, &as);
         if (np.rlim_max)
             setrlimit(RLIMIT_NPROC, &np);
+        for (int i = 0; i < s->nkeep; i++)
+            fcntl(s->keep[i], F_SETFD, 0);
+        if (s->setup && s->setup(s->setup_arg))
+            _exit(124);
+        if (uid && (setgroups(0, NULL) || setresgid(uid, uid, uid) || setresuid(uid, uid, uid)))
+            _exit(125);
+        /* After the uid change, which clears it. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(125);
         execve(c->argv[0], c->argv, c->envp);
         {
             ssize_t w = write(2, s->fail_msg, strlen(s->fail_msg));
@@ -388,18 +318,18 @@ pid_t exec_fork(struct cmd *c, const struct child_setup *s)
     saved = errno;
     if (devnull >= 0)
         close(devnull);
-    if (pid > 0)
-        setpgid(pid, pid); /* also here, so the group exists before anyone signals it */
     errno = saved;
     return pid;
 }
 
-/* Forks the command into its own process group with stdout/stderr on new pipes. */
+/* Forks the command into its own process group with stdout/stderr on new pipes; under the
+ * sandbox, waits for it to be set up (r->sb was prepared with the command). */
 static int spawn(struct lrun *r, struct cmd *c, const char *work)
 {
     int out[2], err[2];
-    struct child_setup cs = {.dir = work, .cg = r->has_cg ? &r->cg : NULL};
+    struct child_setup cs = {.dir = work, .cg = r->has_cg ? &r->cg : NULL, .uid = r->uid};
     pid_t pid;
+    char why[300] = "";
 
     if (pipe2(out, O_CLOEXEC))
         return LY_EIO;
@@ -414,10 +344,33 @@ static int spawn(struct lrun *r, struct cmd *c, const char *work)
     cs.rlimit_as = r->has_cg ? 0 : r->l->mem_bytes;
     cs.rlimit_nproc = r->l->pids_max;
     cs.fail_msg = "lyceumd: cannot start the run's process\n";
+    cs.keep = r->sb.keep;
+    cs.nkeep = r->uid ? r->sb.nkeep : 0;
+    cs.setup = r->uid ? sandbox_child : NULL;
+    cs.setup_arg = &r->sb;
     pid = exec_fork(c, &cs);
     close(out[1]);
     close(err[1]);
+    if (pid > 0 && r->uid && sandbox_started(&r->sb, pid, why, sizeof(why)) != 0) {
+        char said[200];
+        ssize_t got;
+
+        kill(-pid, SIGKILL);
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        /* What bubblewrap said on its way out, if anything. */
+        fcntl(err[0], F_SETFL, O_NONBLOCK);
+        got = read(err[0], said, sizeof(said) - 1);
+        said[got > 0 ? got : 0] = '\0';
+        said[strcspn(said, "\n")] = '\0';
+        if (said[0])
+            snprintf(why + strlen(why), sizeof(why) - strlen(why), " (%s)", said);
+        pid = -1;
+    }
     if (pid < 0) {
+        snprintf(r->l->errbuf, sizeof(r->l->errbuf), "cannot start the run's process: %s",
+                 why[0] ? why : strerror(errno));
+        sandbox_end(&r->sb);
         close(out[0]);
         close(err[0]);
         return LY_EIO;
@@ -444,6 +397,32 @@ static int spawn(struct lrun *r, struct cmd *c, const char *work)
     return 0;
 }
 
+/* The Python code that imports the run's prior_imports, then runs its file as __main__ with
+ * their top-level names bound. The names were checked by the API (letters, digits, '_' and
+ * '.', not starting with a digit), so they are safe inside quotes. The caller frees it. */
+static char *prior_imports_script(json_t *mods, const char *file)
+{
+    char *text = NULL;
+    size_t len = 0, i;
+    FILE *f = open_memstream(&text, &len);
+    json_t *m;
+
+    if (!f)
+        return NULL;
+    fputs("import runpy, importlib\n_g = {}\n", f);
+    json_array_foreach(mods, i, m)
+    {
+        const char *name = json_string_value(m);
+
+        if (name)
+            fprintf(f, "importlib.import_module('%s')\n_g['%.*s'] = __import__('%s')\n", name,
+                    (int)strcspn(name, "."), name, name);
+    }
+    fprintf(f, "runpy.run_path('%s', init_globals=_g, run_name='__main__')", file);
+    fclose(f);
+    return text;
+}
+
 static int start_phase(struct lrun *r)
 {
     struct live *l = r->l;
@@ -453,24 +432,34 @@ static int start_phase(struct lrun *r)
     int err;
 
     snprintf(work, sizeof(work), "%.1000s/work", l->dir);
-    snprintf(venv_py, sizeof(venv_py), "%s/.venv/bin/python", work);
-    if (sandbox) {
+    snprintf(venv_py, sizeof(venv_py), "%s/.venv/bin/python", r->uid ? SANDBOX_HOME : work);
+    if (r->uid) {
         struct sandbox_view v = {.rw_dir = work,
-                                 .bucket_user = l->bucket[0] ? l->bucket : NULL,
+                                 .bucket = l->bucket[0] ? l->bucket : NULL,
+                                 .exe = python,
                                  .network = cfg->sandbox_network,
-                                 .gpus = l->gpus[0] != '\0'};
+                                 .gpus = l->gpus[0] != '\0',
+                                 .uid = r->uid};
 
-        sandbox_args(&c, &v);
+        if (sandbox_prepare(&r->sb, &c, &v, l->errbuf, sizeof(l->errbuf))) {
+            cmd_free(&c);
+            return LY_EIO;
+        }
     }
     if (r->phase == 0) {
-        char script[PATH_MAX + 1024];
+        char script[PATH_MAX + 2048], trusted[300] = "";
         const char *index = cfg->pip_index_url;
 
+        /* The operator's own index is trusted over plain HTTP too (a mirror on the host is
+         * reached at the sandbox's gateway, which pip would otherwise refuse). */
+        if (strncmp(index, "http://", 7) == 0)
+            snprintf(trusted, sizeof(trusted), "--trusted-host '%.*s'",
+                     (int)strcspn(index + 7, ":/'"), index + 7);
         snprintf(script, sizeof(script),
                  "'%s' -m venv --system-site-packages .venv && .venv/bin/python -m pip install "
-                 "--disable-pip-version-check --no-input --retries 0 --timeout 15 %s%s%s "
+                 "--disable-pip-version-check --no-input --retries 0 --timeout 15 %s%s%s %s "
                  "-r requirements.txt",
-                 python, index[0] ? "--index-url '" : "", index, index[0] ? "'" : "");
+                 python, index[0] ? "--index-url '" : "", index, index[0] ? "'" : "", trusted);
         cmd_arg(&c, "/bin/sh");
         cmd_arg(&c, "-c");
         cmd_arg(&c, script);
@@ -483,26 +472,11 @@ static int start_phase(struct lrun *r)
         cmd_arg(&c, py);
         cmd_arg(&c, "-u");
         if (json_is_array(mods) && json_array_size(mods)) {
-            /* Pre-import the modules, then run the file as __main__ with their top-level
-             * names already bound. */
-            char pre[4096];
-            size_t k = 0, i;
-            json_t *m;
+            char *pre = prior_imports_script(mods, file);
 
-            k += (size_t)snprintf(pre, sizeof(pre), "import runpy, importlib\n_g = {}\n");
-            json_array_foreach(mods, i, m) if (k < sizeof(pre) - 300)
-            {
-                const char *name = json_string_value(m);
-
-                k += (size_t)snprintf(pre + k, sizeof(pre) - k,
-                                      "importlib.import_module('%s')\n_g['%.*s'] = "
-                                      "__import__('%s')\n",
-                                      name, (int)strcspn(name, "."), name, name);
-            }
-            snprintf(pre + k, sizeof(pre) - k,
-                     "runpy.run_path('%s', init_globals=_g, run_name='__main__')", file);
             cmd_arg(&c, "-c");
-            cmd_arg(&c, pre);
+            cmd_arg(&c, pre ? pre : "raise SystemExit('lyceumd: out of memory')");
+            free(pre);
         } else {
             cmd_arg(&c, file);
         }
@@ -563,6 +537,7 @@ static void reap(struct lrun *r)
     epoll_ctl(epfd, EPOLL_CTL_DEL, r->pidfd, NULL);
     close(r->pidfd);
     kill(-pgid, SIGKILL); /* whatever the run left behind in its group */
+    sandbox_end(&r->sb);
     pthread_mutex_lock(&r->mu);
     r->pidfd = -1;
     r->exited = 1;
@@ -603,7 +578,8 @@ static void advance(struct lrun *r)
             if (start_phase(r) == 0)
                 return;
             unlink_run(r);
-            live_exited(r->l, -1, "cannot start the run's process");
+            live_exited(r->l, -1,
+                        r->l->errbuf[0] ? r->l->errbuf : "cannot start the run's process");
             return;
         }
         if (!killed) {
@@ -662,6 +638,30 @@ static void *io_main(void *arg)
 
 /* ---- the interface ---- */
 
+static uid_t chown_to;
+
+static int chown_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return lchown(path, chown_to, chown_to) ? -1 : 0;
+}
+
+/* Makes the run's uid the owner of work/ and what lyceumd wrote in it (its code and files):
+ * only it may write there. Serialised: runs start from one thread at a time per phase. */
+static int give_work(const char *work, uid_t uid)
+{
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    int err;
+
+    pthread_mutex_lock(&mu);
+    chown_to = uid;
+    err = nftw(work, chown_one, 16, FTW_PHYS);
+    pthread_mutex_unlock(&mu);
+    return err ? -1 : chmod(work, 0700);
+}
+
 static int local_start(struct live *l)
 {
     struct lrun *r = xcalloc(1, sizeof(*r));
@@ -674,10 +674,24 @@ static int local_start(struct live *l)
     pthread_mutex_init(&r->mu, NULL);
     r->l = l;
     r->pidfd = r->fd[0] = r->fd[1] = r->install_log = -1;
+    r->sb.info_r = r->sb.block_w = r->sb.netns = -1;
     l->exec_priv = r;
     if (exec_prepare_python(l, l->dir, work, sizeof(work), why, sizeof(why))) {
         snprintf(l->errbuf, sizeof(l->errbuf), "%s", why);
         return LY_EIO;
+    }
+    if (sandbox_on()) {
+        r->uid = sandbox_uid_take();
+        if (!r->uid) {
+            snprintf(l->errbuf, sizeof(l->errbuf),
+                     "every uid of the sandbox's range is in use (config \"sandbox_uid_count\")");
+            return LY_EUNAVAIL;
+        }
+        if (give_work(work, r->uid)) {
+            snprintf(l->errbuf, sizeof(l->errbuf), "cannot give the run its directory: %s",
+                     strerror(errno));
+            return LY_EIO;
+        }
     }
     r->has_cg = cgroup_create(&r->cg, l->id, l->mem_bytes, l->pids_max, l->cpus) == 0;
     r->has_install = req && *req;
@@ -694,8 +708,9 @@ static int local_start(struct live *l)
     err = start_phase(r);
     if (err) {
         unlink_run(r);
-        snprintf(l->errbuf, sizeof(l->errbuf), "cannot start the run's process: %s",
-                 strerror(errno));
+        if (!l->errbuf[0])
+            snprintf(l->errbuf, sizeof(l->errbuf), "cannot start the run's process: %s",
+                     strerror(errno));
     }
     return err;
 }
@@ -740,10 +755,10 @@ static void signal_group_but_bwrap(pid_t pgid, int sig)
 
 void exec_signal_group(pid_t pgid, int sig)
 {
-    if (sig == SIGTERM && sandbox)
+    if (sig == SIGTERM && sandbox_on())
         signal_group_but_bwrap(pgid, sig);
-    else
-        kill(-pgid, sig);
+    else if (kill(-pgid, sig) != 0 && errno == ESRCH)
+        kill(pgid, sig); /* so early that it has not made its session yet */
 }
 
 static void local_signal(struct live *l, int sig)
@@ -770,6 +785,8 @@ static void local_release(struct live *l)
         close(r->install_log);
     if (r->has_cg)
         cgroup_destroy(&r->cg);
+    sandbox_end(&r->sb);
+    sandbox_uid_give(r->uid);
     pthread_mutex_destroy(&r->mu);
     free(r);
     l->exec_priv = NULL;
@@ -791,17 +808,12 @@ int exec_local_init(const struct config *c)
         log_error("the Python interpreter '%s' was not found (config \"python\")", c->python);
         return LY_EINVAL;
     }
-    if (!realpath(c->data_dir, data_abs)) {
-        log_error("cannot resolve the data directory %s", c->data_dir);
-        return LY_EIO;
-    }
-    sandbox = c->sandbox != 0 && exec_find("bwrap", bwrap, sizeof(bwrap)) == 0;
-    if (c->sandbox == 1 && !sandbox) {
-        log_error("the config requires a sandbox but bubblewrap (bwrap) is not installed");
+    if (strchr(c->pip_index_url, '\'') || strchr(c->python, '\'')) {
+        log_error("config: \"pip_index_url\" and \"python\" may not contain a quote (')");
         return LY_EINVAL;
     }
-    if (!sandbox)
-        log_info("runs are not sandboxed%s", c->sandbox ? " (bubblewrap is not installed)" : "");
+    if (sandbox_init(c))
+        return LY_EINVAL;
     epfd = epoll_create1(EPOLL_CLOEXEC);
     evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     epoll_ctl(epfd, EPOLL_CTL_ADD, evfd, &ev);

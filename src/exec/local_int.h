@@ -1,11 +1,8 @@
 /*
- * What local.c shares with service.c, and no one else: a command line being built (argv and
- * environment), the bubblewrap sandbox around it, and the fork into its own process group and
- * control groups. Local runs and services (inference replicas) go through the same code, so
- * they see the same sandbox and the same limits.
- *
- * exec_local_init() sets the sandbox up (whether bubblewrap is used, the data directory it
- * hides) before anything here is called; afterwards all of it is thread-safe.
+ * What local.c shares with service.c and sandbox.c, and no one else: a command line being
+ * built (argv and environment) and the fork into its own process group, control groups and
+ * uid. Local runs and services (inference replicas) go through the same code, so they see the
+ * same sandbox (sandbox.h) and the same limits. All of it is thread-safe.
  */
 #ifndef LYCEUMD_EXEC_LOCAL_INT_H
 #define LYCEUMD_EXEC_LOCAL_INT_H
@@ -37,32 +34,29 @@ void cmd_free(struct cmd *c);
 
 /* Finds an executable on PATH (or takes a path with a slash as it is): 0, or -1. */
 int exec_find(const char *name, char *out, size_t n);
-/* 1 when commands run in the bubblewrap sandbox (it is installed and the config allows it). */
-int exec_sandboxed(void);
-
-/* What a sandboxed command sees beside the read-only system and a private /tmp. */
-struct sandbox_view {
-    const char *rw_dir;          /* its own directory, read-write, the working directory */
-    const char *bucket_user;     /* the user whose bucket is at /mnt/s3, or NULL */
-    const char *const *ro_paths; /* more paths shown read-only (NULL-ended; may be NULL) */
-    int network;                 /* 0: a network namespace of its own (loopback only) */
-    int gpus;                    /* it holds GPUs: NVIDIA's device files are shown */
-};
-/* Appends bubblewrap and its arguments, ending with "--": the command follows. */
-void sandbox_args(struct cmd *c, const struct sandbox_view *v);
 
 /* How a forked child starts: stdin from /dev/null, stdout and stderr on the given
  * descriptors, in dir, in the control groups cg (NULL: none), under the rlimits given
- * (0: none). fail_msg is written to stderr when the exec fails. */
+ * (0: none), as uid (0: lyceumd's own; else that uid and gid, with no supplementary groups,
+ * set after everything that needs root), with the descriptors keep[] passed on (their
+ * close-on-exec flag is cleared in the child only). fail_msg is written to stderr when the
+ * exec fails. */
 struct child_setup {
     int out, err;
     const char *dir;
     const struct cgroup *cg;
     int64_t rlimit_as, rlimit_nproc;
     const char *fail_msg;
+    uid_t uid;
+    const int *keep;
+    int nkeep;
+    /* Called in the child before the uid changes (async-signal-safe); non-zero: it exits. */
+    int (*setup)(const void *arg);
+    const void *setup_arg;
 };
-/* Forks c into its own process group, with PR_SET_PDEATHSIG (it dies with the thread that
- * forked it). The child's pid, or -1 with errno set. */
+/* Forks c into a session and process group of its own (no controlling terminal), with
+ * PR_SET_PDEATHSIG (it dies with the thread that forked it). The child's pid, or -1 with
+ * errno set. */
 pid_t exec_fork(struct cmd *c, const struct child_setup *s);
 
 /* Sends sig to the process group pgid. A SIGTERM under the sandbox spares bubblewrap's own

@@ -4,17 +4,18 @@
  *
  * A service is one fork through exec_fork() (local.c): its own process group, killed with
  * lyceumd, in control groups of its own named after it with the profile's limits (or the same
- * rlimits a run falls back to), and, where runs are sandboxed, inside sandbox_args()'s
- * bubblewrap: the system read-only, a private /tmp, the data directory hidden but for the
- * service's home (read-write) and the paths it may read, Docker's socket covered, a pid
- * namespace of its own. Unlike a run it keeps the host's network: lyceumd reaches it on a
- * loopback port. Its environment is lyceumd's own (where the operator keeps what the model
- * server needs: PATH, LD_LIBRARY_PATH, proxies) with HOME, TMPDIR under the sandbox, and the
- * caller's variables over it.
+ * rlimits a run falls back to), and, where runs are sandboxed, in the sandbox of sandbox.h as
+ * an unprivileged uid of its own: the system read-only, a private /tmp, its home (read-write)
+ * and the paths it may read, and a network namespace of its own, with outbound access as runs
+ * have it. lyceumd reaches it on its own loopback, through sockets made in that namespace
+ * (exec_service_netns, exec_netns_socket): nothing outside lyceumd can. Its environment is
+ * lyceumd's own (where the operator keeps what the model server needs: PATH, LD_LIBRARY_PATH,
+ * proxies) with HOME, TMPDIR under the sandbox, and the caller's variables over it.
  */
 #include "exec/exec.h"
 #include "exec/cgroup.h"
 #include "exec/local_int.h"
+#include "exec/sandbox.h"
 #include "core/arena.h"
 
 #include <errno.h>
@@ -25,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -33,6 +35,9 @@ struct service {
     pid_t pid;
     int has_cg;
     struct cgroup cg;
+    uid_t uid;         /* 0: not sandboxed */
+    int own_uid;       /* the uid is its own (taken here), not its owner's */
+    struct sandbox sb; /* its network namespace (kept) and helper */
 };
 
 /* Whether NAME=... of environ is one that spec sets itself. */
@@ -54,7 +59,7 @@ static void service_env(struct cmd *c, const struct service_spec *spec, int sand
     for (char **e = environ; e && *e; e++)
         if (strchr(*e, '=') && !overridden(*e, spec, sandboxed) && c->envc < ENV_MAX - 1)
             c->envp[c->envc++] = xstrdup(*e);
-    cmd_env(c, "HOME", spec->home);
+    cmd_env(c, "HOME", sandboxed ? SANDBOX_HOME : spec->home);
     if (sandboxed)
         cmd_env(c, "TMPDIR", "/tmp");
     for (char *const *e = spec->env; e && *e; e++)
@@ -77,7 +82,7 @@ struct service *exec_service_start(const struct service_spec *spec, char *why, s
     struct child_setup cs = {.dir = spec->home,
                              .fail_msg = "lyceumd: cannot start the service's command\n"};
     char found[PATH_MAX], cwd[PATH_MAX], exe[PATH_MAX];
-    int sandboxed = exec_sandboxed(), log_fd;
+    int sandboxed = sandbox_on(), log_fd;
 
     if (!spec->argv || !spec->argv[0] || !*spec->argv[0]) {
         snprintf(why, n, "the command is empty");
@@ -103,12 +108,32 @@ struct service *exec_service_start(const struct service_spec *spec, char *why, s
         return NULL;
     }
     s = xcalloc(1, sizeof(*s));
+    s->sb.info_r = s->sb.block_w = s->sb.netns = -1;
     s->has_cg = cgroup_create(&s->cg, spec->name, spec->mem_bytes, spec->pids_max, spec->cpus) == 0;
     if (sandboxed) {
-        struct sandbox_view v = {
-            .rw_dir = spec->home, .ro_paths = spec->ro_paths, .network = 1, .gpus = spec->gpus};
+        struct sandbox_view v = {.rw_dir = spec->home,
+                                 .ro_paths = spec->ro_paths,
+                                 .exe = exe,
+                                 .network = spec->network,
+                                 .gpus = spec->gpus,
+                                 .keep_netns = 1};
 
-        sandbox_args(&c, &v);
+        s->own_uid = !spec->uid;
+        s->uid = v.uid = spec->uid ? spec->uid : sandbox_uid_take();
+        if (!s->uid) {
+            snprintf(why, n, "every uid of the sandbox's range is in use");
+        } else if (chown(spec->home, s->uid, s->uid) == 0 && chmod(spec->home, 0700) == 0) {
+            if (sandbox_prepare(&s->sb, &c, &v, why, n) == 0)
+                why[0] = '\0';
+        } else {
+            snprintf(why, n, "cannot give the service its home: %s", strerror(errno));
+        }
+        if (!s->uid || why[0]) {
+            close(log_fd);
+            cmd_clear(&c);
+            exec_service_free(s);
+            return NULL;
+        }
     }
     cmd_arg(&c, exe);
     for (char *const *a = spec->argv + 1; *a; a++)
@@ -128,9 +153,20 @@ struct service *exec_service_start(const struct service_spec *spec, char *why, s
      * not for a service on GPUs: CUDA maps far more address space than it uses. */
     cs.rlimit_as = s->has_cg || spec->gpus ? 0 : spec->mem_bytes;
     cs.rlimit_nproc = spec->pids_max;
+    cs.uid = s->uid;
+    cs.keep = s->sb.keep;
+    cs.nkeep = s->uid ? s->sb.nkeep : 0;
+    cs.setup = s->uid ? sandbox_child : NULL;
+    cs.setup_arg = &s->sb;
     s->pid = exec_fork(&c, &cs);
     if (s->pid < 0)
         snprintf(why, n, "cannot fork: %s", strerror(errno));
+    else if (s->uid && sandbox_started(&s->sb, s->pid, why, n) != 0) {
+        kill(-s->pid, SIGKILL);
+        kill(s->pid, SIGKILL);
+        waitpid(s->pid, NULL, 0);
+        s->pid = -1;
+    }
     close(log_fd);
     cmd_clear(&c);
     if (s->has_cg)
@@ -153,6 +189,21 @@ void exec_service_signal(struct service *s, int sig)
         exec_signal_group(s->pid, sig);
 }
 
+uid_t exec_uid_take(void)
+{
+    return sandbox_on() ? sandbox_uid_take() : 0;
+}
+
+void exec_uid_give(uid_t uid)
+{
+    sandbox_uid_give(uid);
+}
+
+int exec_service_netns(const struct service *s)
+{
+    return s->sb.netns >= 0 ? fcntl(s->sb.netns, F_DUPFD_CLOEXEC, 0) : -1;
+}
+
 void exec_service_free(struct service *s)
 {
     if (!s)
@@ -161,6 +212,9 @@ void exec_service_free(struct service *s)
         kill(-s->pid, SIGKILL); /* whatever is left in its group */
     if (s->has_cg)
         cgroup_destroy(&s->cg);
+    sandbox_end(&s->sb);
+    if (s->own_uid)
+        sandbox_uid_give(s->uid);
     free(s);
 }
 
