@@ -741,6 +741,9 @@ int exec_slurm_init(const struct config *c)
     if (!uses)
         return 0;
     snprintf(python, sizeof(python), "%s", c->python);
+    if (strcmp(c->slurm_user, "root") == 0)
+        log_warn("slurm.user is root: tenants' Slurm jobs run as root on the nodes, outside "
+                 "lyceumd's sandbox; set slurm.user to an unprivileged account");
     if (!c->slurm_shared_dir[0]) {
         log_error("a profile uses Slurm but the config has no slurm.shared_dir");
         return LY_EINVAL;

@@ -271,17 +271,16 @@ static int perform(struct call *c, struct lease *l, char *why, size_t wn)
 {
     CURL *h = curl_easy_init();
     struct curl_slist *hdr = NULL;
-    char url[160], *js;
+    char *js;
     CURLcode rc;
 
     json_object_set_new(c->body, "model", json_string(c->dep_id));
     if (c->stream)
         json_object_set_new(c->body, "stream", json_true());
     js = json_dumps(c->body, JSON_COMPACT);
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", l->port, c->path);
+    replica_curl(h, &l->netns, l->port, l->key, c->path, &hdr);
     hdr = curl_slist_append(hdr, "Content-Type: application/json");
     hdr = curl_slist_append(hdr, "Expect:");
-    curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, js);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -573,7 +572,7 @@ int inference_call_sync(const char *org_id, const char *dep_id, const char *path
     struct sink s = {0};
     struct curl_slist *hdr = NULL;
     CURL *h;
-    char url[160], *js;
+    char *js;
     CURLcode rc;
     int err = inference_acquire(dep_id, &l);
 
@@ -587,10 +586,9 @@ int inference_call_sync(const char *org_id, const char *dep_id, const char *path
     json_object_del(body, "stream");
     js = json_dumps(body, JSON_COMPACT);
     h = curl_easy_init();
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", l.port, path);
+    replica_curl(h, &l.netns, l.port, l.key, path, &hdr);
     hdr = curl_slist_append(hdr, "Content-Type: application/json");
     hdr = curl_slist_append(hdr, "Expect:");
-    curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, js);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);

@@ -45,6 +45,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -68,10 +69,10 @@ static pthread_t sup_thread;
 static int sup_started, sup_stop;
 
 static const char default_cpu[] = "llama-server -m {model_path} --host 127.0.0.1 --port {port} "
-                                  "-t 1 -np 4 -c 8192 --alias {deployment_id}";
+                                  "--api-key {api_key} -t 1 -np 4 -c 8192 --alias {deployment_id}";
 static const char default_gpu[] =
-    "vllm serve {model} --host 127.0.0.1 --port {port} --served-model-name {deployment_id} "
-    "--tensor-parallel-size {gpu_count} {vllm_args}";
+    "vllm serve {model} --host 127.0.0.1 --port {port} --api-key {api_key} "
+    "--served-model-name {deployment_id} --tensor-parallel-size {gpu_count} {vllm_args}";
 
 /* ---- settings ---- */
 
@@ -100,6 +101,7 @@ static int settings_load(const struct config *cfg)
     inf_set.wake_s = cfg_int(o, "wake_timeout_seconds", 120, 1, 3600);
     inf_set.startup_s = cfg_int(o, "startup_timeout_seconds", 900, 1, 86400);
     inf_set.tick_ms = cfg_int(o, "tick_ms", 100, 10, 5000);
+    inf_set.network = cfg->sandbox_network;
     if (inf_set.idle_s == INT_MIN || inf_set.wake_s == INT_MIN || inf_set.startup_s == INT_MIN ||
         inf_set.tick_ms == INT_MIN) {
         fprintf(stderr, "lyceumd: config: inference.idle_seconds, wake_timeout_seconds, "
@@ -111,10 +113,12 @@ static int settings_load(const struct config *cfg)
     json_object_set_new(inf_set.commands, "gpu", json_string(default_gpu));
     json_object_foreach(cmds, k, v)
     {
-        if (!json_is_string(v) || !strstr(json_string_value(v), "{port}")) {
+        if (!json_is_string(v) || !strstr(json_string_value(v), "{port}") ||
+            !strstr(json_string_value(v), "{api_key}")) {
             fprintf(stderr,
-                    "lyceumd: config: inference.commands.%s must be a string with "
-                    "{port}\n",
+                    "lyceumd: config: inference.commands.%s must be a string with {port} "
+                    "and {api_key} (the model server must answer only lyceumd, which sends "
+                    "the key it is given: e.g. --api-key {api_key})\n",
                     k);
             json_decref(inf_set.commands);
             inf_set.commands = NULL;
@@ -144,6 +148,15 @@ static void set_status(struct deployment *d, const char *status, const char *err
     pthread_cond_broadcast(&ready_cv);
 }
 
+int replica_port_in_use(int port)
+{
+    for (struct deployment *d = deps; d; d = d->next)
+        for (struct replica *r = d->reps; r; r = r->next)
+            if (r->port == port)
+                return 1;
+    return 0;
+}
+
 /* Frees d (out of the list, with no replicas), clearing its token. */
 static void dep_free(struct deployment *d)
 {
@@ -152,6 +165,7 @@ static void dep_free(struct deployment *d)
         free(d->hf_token);
     }
     json_decref(d->vllm_args);
+    exec_uid_give(d->uid);
     free(d);
 }
 
@@ -316,7 +330,7 @@ static void tick(void)
 {
     struct target {
         struct replica *r;
-        int port, ok;
+        int port, netns, ok;
     } t[64];
     int nt = 0;
     json_t *ended = json_array(); /* ids of the deployments that ended: their homes go */
@@ -328,15 +342,15 @@ static void tick(void)
     for (struct deployment *d = deps; d; d = d->next)
         for (struct replica *r = d->reps; r && nt < 64; r = r->next)
             if (r->state == R_STARTING)
-                t[nt++] = (struct target){r, r->port, 0};
+                t[nt++] = (struct target){r, r->port, r->netns, 0};
     pthread_mutex_unlock(&mu);
     for (int i = 0; i < nt; i++) {
         CURL *h = curl_easy_init();
-        char url[64];
+        struct curl_slist *hdr = NULL;
         long code = 0;
 
-        snprintf(url, sizeof(url), "http://127.0.0.1:%d/health", t[i].port);
-        curl_easy_setopt(h, CURLOPT_URL, url);
+        replica_curl(h, &t[i].netns, t[i].port, t[i].r->key, "/health", &hdr);
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
         curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 500L);
         curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard);
@@ -344,6 +358,7 @@ static void tick(void)
             curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code) == CURLE_OK && code == 200)
             t[i].ok = 1;
         curl_easy_cleanup(h);
+        curl_slist_free_all(hdr);
     }
 
     pthread_mutex_lock(&mu);
@@ -756,6 +771,8 @@ int inference_acquire(const char *dep_id, struct lease *l)
             snprintf(l->rep_id, sizeof(l->rep_id), "%s", best->id);
             snprintf(l->org_id, sizeof(l->org_id), "%s", d->org_id);
             l->port = best->port;
+            l->netns = best->netns >= 0 ? fcntl(best->netns, F_DUPFD_CLOEXEC, 0) : -1;
+            snprintf(l->key, sizeof(l->key), "%s", best->key);
             l->t0 = now_mono_us();
             break;
         }
@@ -773,6 +790,9 @@ void inference_release(struct lease *l)
     struct deployment *d;
     int64_t mono = now_mono_us();
 
+    if (l->netns >= 0)
+        close(l->netns);
+    l->netns = -1;
     pthread_mutex_lock(&mu);
     d = find(l->dep_id);
     for (struct replica *r = d ? d->reps : NULL; r; r = r->next)

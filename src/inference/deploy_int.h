@@ -23,7 +23,9 @@ struct replica {
     char id[40];
     struct service *svc; /* its model server (exec.h); NULL once reaped */
     pid_t pid;           /* the service's pid, for waitpid */
-    int port;
+    int port;            /* on its own loopback */
+    int netns;           /* its network namespace, -1 when it is not sandboxed */
+    char key[48];        /* its API key: the model server answers nothing without it */
     enum rstate state;
     int outstanding;
     int healthy; /* set by the last health check */
@@ -39,6 +41,7 @@ struct deployment {
     char *hf_token;    /* stored sealed (secrets.h); this plaintext is cleared when freed */
     json_t *vllm_args; /* array of strings */
     int gpu_count;
+    uid_t uid; /* the uid its replicas run as (they share a home), 0 until the first */
     int min_r, max_r;
     double target_rps, target_lat_ms;
     int window_s;
@@ -59,6 +62,7 @@ struct inference_settings {
     char data_dir[1024];
     json_t *commands; /* profile (or "cpu"/"gpu") -> template; owned */
     int idle_s, wake_s, startup_s, tick_ms;
+    int network; /* replicas get outbound network (the config's "sandbox_network") */
 };
 extern struct inference_settings inf_set;
 
@@ -75,6 +79,9 @@ int replica_exited(struct replica *r, int *st);
 void replica_meter(struct deployment *d, struct replica *r, int64_t now, int final);
 /* Frees r (not in any list any more) and gives its profile's slot back. */
 void replica_free(struct replica *r, const char *profile);
+/* 1 when a live replica listens on port (its own loopback: ports are unique among them so
+ * that a pooled connection can never reach another replica). */
+int replica_port_in_use(int port);
 /* Removes the home directory d's replicas shared (their model caches) once d ended; their
  * logs stay. Called without the mutex: it may take a while. */
 void replica_home_remove(const char *dep_id);

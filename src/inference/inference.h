@@ -52,8 +52,16 @@ int inference_resolve(const char *org_id, const char *model, char *dep_id);
 struct lease {
     char dep_id[40], rep_id[40], org_id[40];
     int port;
+    int netns;    /* the replica's network namespace (the lease's own descriptor), or -1 */
+    char key[48]; /* the replica's API key */
     int64_t t0;
 };
+/* Sets h up to call path on a replica listening on port of its own loopback: sockets are
+ * made in its network namespace (*netns, which must outlive the transfer; -1: the host's)
+ * and its API key goes in an Authorization header appended to *hdr (the caller sets
+ * CURLOPT_HTTPHEADER to *hdr afterwards). Nothing of a replica answers without its key. */
+void replica_curl(CURL *h, const int *netns, int port, const char *key, const char *path,
+                  struct curl_slist **hdr);
 /* Waits (up to the configured wake limit) for a ready replica of dep_id, waking a paused
  * deployment; picks the one with the fewest outstanding requests. Blocks: never call it from
  * an HTTP thread. 0, LY_EUNAVAIL on time-out, LY_ENOTFOUND when the deployment ended. */

@@ -5,13 +5,17 @@
  * inference.commands, with {model_path}, {model}, {port}, {deployment_id}, {gpu_count} and
  * {vllm_args} filled in) as an executor service (exec.h): in the sandbox and the control
  * groups that local runs get, with the profile's vCPUs, memory and process limits, its own
- * process group, killed with lyceumd. It listens on a free loopback port, writes its output to
+ * process group, killed with lyceumd. Under the sandbox it runs as the deployment's uid
+ * (its replicas share one, and their home) and listens on a port of its own network
+ * namespace's loopback, which only lyceumd reaches (replica_curl); ports are still unique
+ * among live replicas so that curl's pooled connections never mix them up. It answers only
+ * requests carrying its API key ({api_key}: random, per replica). It writes its output to
  * DATA/inference/<deployment>/<replica>.log, and has DATA/inference/<deployment>/home as HOME
  * and working directory (shared by the deployment's replicas, so that one download of the
  * model serves them all; removed when the deployment ends). The model file it serves is shown
- * to it read-only even where it lies inside the hidden data directory. Its environment gets
- * HF_TOKEN (the deployment's token, never on its command line) and CUDA_VISIBLE_DEVICES (the
- * GPUs of its slot).
+ * to it read-only even where it lies inside the hidden data directory (it must be readable by
+ * others: the replica's uid is no one's). Its environment gets HF_TOKEN (the deployment's
+ * token, never on its command line) and CUDA_VISIBLE_DEVICES (the GPUs of its slot).
  *
  * The model directory (`lyceumd model add`) is here too: DATA/models/<id> are symbolic links
  * to the operator's model files.
@@ -93,6 +97,27 @@ int inference_model_add(const char *data_dir, const char *id, const char *path)
 
 /* ---- the model server ---- */
 
+static mode_t st_mode_of(const char *path)
+{
+    struct stat st;
+
+    return stat(path, &st) == 0 ? st.st_mode : 0;
+}
+
+/* Under the sandbox: the next port not used by a live replica (each has its own loopback). */
+static int next_port(void)
+{
+    static int last = 20000;
+
+    for (int i = 0; i < 40000; i++) {
+        last = last >= 59999 ? 20000 : last + 1;
+        if (!replica_port_in_use(last))
+            return last;
+    }
+    return -1;
+}
+
+/* Without the sandbox: a port free on the host's loopback now. */
 static int free_port(void)
 {
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -186,8 +211,20 @@ static int replica_spawn(struct deployment *d, struct replica *r, char *why, siz
         json_decref(vars);
         return -1;
     }
-    r->port = free_port();
+    if (have_path && !(st_mode_of(path) & S_IROTH)) {
+        snprintf(why, wn,
+                 "the model file of '%.180s' is not readable by others (chmod o+r): replicas "
+                 "run as an unprivileged user of their own",
+                 d->hf_model_id);
+        json_decref(vars);
+        return -1;
+    }
+    if (!d->uid)
+        d->uid = exec_uid_take();
+    r->port = d->uid ? next_port() : free_port();
+    random_base62(r->key, 40);
     snprintf(port, sizeof(port), "%d", r->port);
+    json_object_set_new(vars, "api_key", json_string(r->key));
     snprintf(gpus, sizeof(gpus), "%d", d->gpu_count > 0 ? d->gpu_count : 1);
     json_object_set_new(vars, "port", json_string(port));
     json_object_set_new(vars, "model_path", json_string(have_path ? path : ""));
@@ -222,6 +259,8 @@ static int replica_spawn(struct deployment *d, struct replica *r, char *why, siz
         spec.pids_max = p->pids_max;
     }
     spec.gpus = r->gpus[0] != '\0';
+    spec.network = inf_set.network;
+    spec.uid = d->uid;
     r->svc = argc ? exec_service_start(&spec, msg, sizeof(msg)) : NULL;
     for (int i = 0; i < argc; i++)
         free(argv[i]);
@@ -234,7 +273,31 @@ static int replica_spawn(struct deployment *d, struct replica *r, char *why, siz
         return -1;
     }
     r->pid = exec_service_pid(r->svc);
+    r->netns = exec_service_netns(r->svc);
     return 0;
+}
+
+static curl_socket_t open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    int netns = *(const int *)arg;
+
+    (void)purpose;
+    if (netns < 0)
+        return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+    return exec_netns_socket(netns, a->family, a->socktype, a->protocol);
+}
+
+void replica_curl(CURL *h, const int *netns, int port, const char *key, const char *path,
+                  struct curl_slist **hdr)
+{
+    char url[300], auth[96];
+
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%.200s", port, path);
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key);
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+    curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, (void *)netns);
+    *hdr = curl_slist_append(*hdr, auth);
 }
 
 void replica_kill(struct replica *r, int sig)
@@ -304,6 +367,9 @@ void replica_free(struct replica *r, const char *profile)
     if (r->has_slot)
         runs_slot_release(profile, r->gpus);
     exec_service_free(r->svc);
+    if (r->netns >= 0)
+        close(r->netns);
+    explicit_bzero(r->key, sizeof(r->key));
     free(r);
 }
 
@@ -311,6 +377,8 @@ struct replica *replica_new(struct deployment *d, char *why, size_t wn, int *ful
 {
     struct replica *r = xcalloc(1, sizeof(*r));
     int err = runs_slot_take(d->profile, r->gpus);
+
+    r->netns = -1;
 
     *full = err == LY_EUNAVAIL;
     if (*full) {

@@ -35,7 +35,7 @@ def config(idle_seconds=3600, **extra):
         [{"hardware_profile": "cpu", "price_per_hour": "0.36", "max_concurrent": 8}],
         meter_window_seconds=1,
         inference={"commands": {"cpu": f"{server_bin} -m {{model_path}} --host 127.0.0.1 "
-                                       "--port {port} -t 1 -np 4 -c 4096 "
+                                       "--port {port} --api-key {api_key} -t 1 -np 4 -c 4096 "
                                        "--alias {deployment_id}"},
                    "idle_seconds": idle_seconds, "tick_ms": 50, "wake_timeout_seconds": 30,
                    **extra})

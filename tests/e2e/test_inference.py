@@ -135,7 +135,7 @@ def test_a_call_no_replica_can_take_is_503():
     OpenAI's error shape (the plain call and the streamed one alike)."""
     s = Server(["--config", runs_util.write_config(
         [{"hardware_profile": "cpu", "price_per_hour": "0.36", "max_concurrent": 8}],
-        inference={"commands": {"cpu": "/bin/sleep 600 {port}"}, "tick_ms": 50,
+        inference={"commands": {"cpu": "/usr/bin/env KEY={api_key} /bin/sleep 600 {port}"}, "tick_ms": 50,
                    "wake_timeout_seconds": 1})])
     try:
         iu.add_model(s)
@@ -294,7 +294,7 @@ def test_replicas_and_runs_share_a_profiles_slots():
     s = Server(["--config", runs_util.write_config(
         [{"hardware_profile": "cpu", "price_per_hour": "0.36", "max_concurrent": 1}],
         inference={"commands": {"cpu": f"{server_bin} -m {{model_path}} --host 127.0.0.1 "
-                                       "--port {port} -t 1 -np 1 -c 512"},
+                                       "--port {port} --api-key {api_key} -t 1 -np 1 -c 512"},
                    "tick_ms": 50})])
     try:
         iu.add_model(s)
@@ -342,8 +342,10 @@ def fake_config(machine_type=None, **extra):
     mt = dict(hardware_profile="cpu", price_per_hour="0.36", max_concurrent=8)
     mt.update(machine_type or {})
     fake = fake_server()
+    extra.setdefault("sandbox_ro_paths", [os.path.dirname(fake)])
     return runs_util.write_config(
-        [mt], inference={"commands": {"cpu": f"{sys.executable} {fake} {{port}} {{model_path}}"},
+        [mt], inference={"commands": {"cpu": f"/usr/bin/python3 {fake} {{port}} {{model_path}} "
+                                             "--api-key {api_key}"},
                          "tick_ms": 50}, **extra)
 
 
@@ -428,7 +430,8 @@ def test_replicas_run_in_the_sandbox_with_the_profiles_limits():
     """A replica sees neither the database nor anything else of the data directory but its
     home (writable) and its model file (read-only, though the file lies in the data
     directory), runs in its own pid namespace and in control groups of its own with the
-    profile's limits, keeps the network (lyceumd reaches its port), and is ended with its
+    profile's limits, as an unprivileged uid, reached by lyceumd in its own network, and is
+    ended with its
     control groups and home when the deployment stops. With "sandbox": false it sees all."""
     s = Server(["--config", fake_config({"pids_max": 300, "memory_gb": 2, "vcpus": 1})])
     try:
@@ -443,7 +446,10 @@ def test_replicas_run_in_the_sandbox_with_the_profiles_limits():
         p = probe(s, dep, rep)
         assert not p["db_visible"], p
         assert "lyceumd.db" not in p["data_entries"] and "master.key" not in p["data_entries"], p
-        assert p["home"] == os.path.join(s.data, "inference", dep, "home") and p["home_writable"]
+        home = os.path.join(s.data, "inference", dep, "home")
+        assert p["home"] == "/home/lyceum" and p["home_writable"], p  # its home, seen there
+        assert os.path.exists(os.path.join(home, "probe"))  # what it wrote is in the real one
+        assert 1800000000 <= p["uid"] < 1800000000 + 65536, p  # an unprivileged uid
         assert p["model_head"] == "GGUF fake weights" and not p["model_writable"], p
         assert p["cuda_visible_devices"] == "", p
         fakes = descendants(s.proc.pid, "python3")
@@ -460,9 +466,9 @@ def test_replicas_run_in_the_sandbox_with_the_profiles_limits():
         assert descendants(s.proc.pid, "python3") == []
         assert cgroup_dirs(rep) == []
         deadline = time.time() + 5
-        while os.path.exists(p["home"]) and time.time() < deadline:
+        while os.path.exists(home) and time.time() < deadline:
             time.sleep(0.05)
-        assert not os.path.exists(p["home"])
+        assert not os.path.exists(home)
         assert os.path.exists(os.path.join(s.data, "inference", dep, rep + ".log"))
     finally:
         s.stop()
@@ -488,7 +494,8 @@ def runs_cgroups_writable():
 def test_a_model_server_that_is_not_installed_fails_the_deployment_at_once():
     s = Server(["--config", runs_util.write_config(
         [{"hardware_profile": "cpu", "price_per_hour": "0.36", "max_concurrent": 8}],
-        inference={"commands": {"cpu": "no-such-model-server --port {port}"}, "tick_ms": 50})])
+        inference={"commands": {"cpu": "no-such-model-server --port {port} --api-key {api_key}"},
+                   "tick_ms": 50})])
     try:
         u = s.new_user(credits=10)
         dep = iu.create(s, u["key"], model="anything")

@@ -498,7 +498,7 @@ print(json.dumps(res))
             got["10.0.2.2"] != "connected", got
         # In its own network, without and with the key.
         pid = [int(p) for p in os.listdir("/proc") if p.isdigit() and uid_of(p) == probe["uid"]
-               and "fake_model_server" in cmdline(p)][0]
+               and cmdline(p).startswith("/usr/bin/python3")][0]  # not bubblewrap's
         url = f"http://127.0.0.1:{port}/v1/models"
 
         def curl(*extra):
