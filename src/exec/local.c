@@ -351,7 +351,7 @@ static int spawn(struct lrun *r, struct cmd *c, const char *work)
     pid = exec_fork(c, &cs);
     close(out[1]);
     close(err[1]);
-    if (pid > 0 && r->uid && sandbox_started(&r->sb, pid, why, sizeof(why)) != 0) {
+    if (pid > 0 && r->uid && sandbox_started(&r->sb, why, sizeof(why)) != 0) {
         char said[200];
         ssize_t got;
 

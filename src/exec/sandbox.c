@@ -672,12 +672,11 @@ out:
     return err;
 }
 
-int sandbox_started(struct sandbox *sb, pid_t pid, char *why, size_t n)
+int sandbox_started(struct sandbox *sb, char *why, size_t n)
 {
     char path[64];
     pid_t child;
 
-    (void)pid;
     close_keep(sb);
     if (sb->info_r < 0)
         return 0;
@@ -785,7 +784,7 @@ static int probe(char *why, size_t n)
         sandbox_end(&sb);
         goto out;
     }
-    if (sandbox_started(&sb, pid, why, n)) {
+    if (sandbox_started(&sb, why, n)) {
         kill(-pid, SIGKILL);
         waitpid(pid, &st, 0);
         sandbox_end(&sb);

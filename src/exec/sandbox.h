@@ -96,10 +96,10 @@ int sandbox_prepare(struct sandbox *sb, struct cmd *c, const struct sandbox_view
 /* In the forked child, before its uid changes (async-signal-safe): a mount namespace of its
  * own with the staged binds of sb (a const struct sandbox *). 0, or -1. */
 int sandbox_child(const void *sb);
-/* After the fork of bubblewrap (pid): closes the child's descriptors, waits for its
+/* After the fork of bubblewrap: closes the child's descriptors, waits for its
  * namespaces, attaches the network, and lets the command start. 0, or -1 with why set (the
- * caller kills pid's group and calls sandbox_end). */
-int sandbox_started(struct sandbox *sb, pid_t pid, char *why, size_t n);
+ * caller kills bubblewrap's group and calls sandbox_end). */
+int sandbox_started(struct sandbox *sb, char *why, size_t n);
 /* Stops the network helper and closes every descriptor left. Safe to call twice. */
 void sandbox_end(struct sandbox *sb);
 

@@ -161,7 +161,7 @@ struct service *exec_service_start(const struct service_spec *spec, char *why, s
     s->pid = exec_fork(&c, &cs);
     if (s->pid < 0)
         snprintf(why, n, "cannot fork: %s", strerror(errno));
-    else if (s->uid && sandbox_started(&s->sb, s->pid, why, n) != 0) {
+    else if (s->uid && sandbox_started(&s->sb, why, n) != 0) {
         kill(-s->pid, SIGKILL);
         kill(s->pid, SIGKILL);
         waitpid(s->pid, NULL, 0);

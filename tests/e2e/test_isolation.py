@@ -530,3 +530,20 @@ def cmdline(pid):
             return f.read().decode(errors="replace")
     except OSError:
         return ""
+
+
+def test_a_sandbox_the_host_cannot_give_stops_the_server_with_the_reason():
+    """The sandbox is proven at start-up: a config it cannot honour is refused loudly, never
+    run unconfined."""
+    for extra, reason in [({"sandbox_ro_paths": ["/nonexistent-lyceumd"]},
+                           "cannot show /nonexistent-lyceumd in the sandbox"),
+                          ({"sandbox_network_allow": ["10.0.0.0/33"]},
+                           "is not an IPv4 address or CIDR")]:
+        cfg = write_config([{"hardware_profile": "cpu", "price_per_hour": "0.10"}], **extra)
+        try:
+            with pytest.raises(RuntimeError) as e:
+                Server(["--config", cfg])
+            assert reason in str(e.value) and "the sandbox cannot be set up" in str(e.value), \
+                str(e.value)[-1000:]
+        finally:
+            os.unlink(cfg)
