@@ -28,6 +28,7 @@
 #include <grp.h>
 #include <limits.h>
 #include <linux/nsfs.h>
+#include <net/if.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -625,6 +626,26 @@ static pid_t net_helper(struct sandbox *sb, int netns, int userns, int ready_w, 
     return pid;
 }
 
+/* Waits until bubblewrap has brought the sandbox's loopback up (it adds 127.0.0.1, then sets
+ * the link up): slirp4netns sets lo up too, and had it come first, bubblewrap's own address
+ * request would fail as a duplicate and end the sandbox. 0, or -1 after READY_TIMEOUT_MS. */
+static int loopback_up(int netns)
+{
+    int fd = exec_netns_socket(netns, AF_INET, SOCK_DGRAM, 0), up = 0;
+
+    for (int ms = 0; fd >= 0 && ms < READY_TIMEOUT_MS && !up; ms++) {
+        struct ifreq ifr = {0};
+
+        snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+        up = ioctl(fd, SIOCGIFFLAGS, &ifr) == 0 && (ifr.ifr_flags & IFF_UP);
+        if (!up)
+            usleep(1000);
+    }
+    if (fd >= 0)
+        close(fd);
+    return up ? 0 : -1;
+}
+
 /* Attaches the network of the sandbox whose first process is child. 0 or -1 (why set). */
 static int attach_network(struct sandbox *sb, char *why, size_t n)
 {
@@ -634,6 +655,10 @@ static int attach_network(struct sandbox *sb, char *why, size_t n)
 
     if (userns < 0 || pipe2(ready, O_CLOEXEC) || pipe2(ex, O_CLOEXEC)) {
         snprintf(why, n, "cannot set the run's network up: %s", strerror(errno));
+        goto out;
+    }
+    if (loopback_up(sb->netns)) {
+        snprintf(why, n, "the sandbox's loopback did not come up");
         goto out;
     }
     fcntl(userns, F_SETFD, FD_CLOEXEC);

@@ -547,3 +547,19 @@ def test_a_sandbox_the_host_cannot_give_stops_the_server_with_the_reason():
                 str(e.value)[-1000:]
         finally:
             os.unlink(cfg)
+
+
+def test_runs_started_together_each_get_a_sandbox_and_uid_of_their_own(iso, key):
+    """Sandboxes made at the same moment do not trip over each other (their network setup
+    once raced bubblewrap's own), and no two runs going at once share a uid."""
+    s = iso[0]
+    code = "import os, time\nprint(os.getuid(), flush=True)\ntime.sleep(1)"
+    runs = [start(s, key, code, timeout=60) for _ in range(16)]
+    uids = []
+    for run in runs:
+        st = wait_end(s, key, run["execution_id"], timeout=120)
+        out = output_of(follow(run["streaming_url"]))
+        assert st["status"] == "completed", (st, out)
+        uids.append(int(out.split()[0]))
+    assert all(in_range(u) for u in uids)
+    assert len(set(uids)) == len(uids), uids  # four at once at most here, all distinct anyway
