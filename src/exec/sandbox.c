@@ -1,8 +1,9 @@
 /*
  * See sandbox.h. Three parts:
  *   - the uid pool: a bitmap over the config's range, taken round-robin so that a uid is
- *     reused as late as possible, and swept (every process still running as it is killed)
- *     before it goes back;
+ *     reused as late as possible; every process still running as a uid is killed before it
+ *     goes back (by the uid itself: kill(-1) as that uid), and at start-up what a killed
+ *     lyceumd left running in its slice of the range is;
  *   - bubblewrap's command line: the root it builds (system directories read-only, data files
  *     of its own for passwd, group and hosts, tmpfs where the host keeps sockets), the binds
  *     from descriptors, the namespaces, and the seccomp filter compiled once at start-up by
@@ -144,13 +145,30 @@ uid_t sandbox_uid_take(void)
     return uid;
 }
 
+/* Kills every process of uid, as uid itself: kill(-1) reaches exactly the processes the
+ * sender may signal, those whose real or saved uid is its own. */
+static void kill_uid(uid_t uid)
+{
+    pid_t pid = fork();
+
+    if (pid == 0) {
+        if (setresgid(uid, uid, uid) == 0 && setresuid(uid, uid, uid) == 0)
+            kill(-1, SIGKILL);
+        _exit(0);
+    }
+    if (pid > 0)
+        waitpid(pid, NULL, 0);
+    else
+        sweep(uid, 1);
+}
+
 void sandbox_uid_give(uid_t uid)
 {
     uint32_t k = uid - uid_base;
 
     if (!uid || uid < uid_base || k >= uid_count)
         return;
-    sweep(uid, 1);
+    kill_uid(uid);
     pthread_mutex_lock(&pool_mu);
     uid_used[k / 8] &= (unsigned char)~(1u << (k % 8));
     pthread_mutex_unlock(&pool_mu);
