@@ -25,7 +25,7 @@ LIB_OBJ  := $(filter-out $(B)/obj/main.o,$(OBJ))
 UNIT_SRC := $(sort $(wildcard tests/unit/*.c))
 UNIT_BIN := $(patsubst tests/unit/%.c,$(B)/test/unit/%,$(UNIT_SRC))
 
-.PHONY: all deps run test unit e2e tiny-llm fuzz format format-check bench clean
+.PHONY: all deps run test unit e2e tiny-llm fuzz format format-check bench clean mutants
 
 all: $(B)/lyceumd
 
@@ -85,6 +85,12 @@ tiny-llm:
 	@sh scripts/tiny-llm.sh >/dev/null
 	@test -d tests/e2e/openai/node_modules/openai || \
 		(cd tests/e2e/openai && npm ci --no-audit --no-fund >/dev/null)
+
+# Mutation testing (not part of make test: it takes a while): every tests/mutants/*.patch must
+# be caught by the tests it names. See scripts/mutants.sh.
+mutants: deps
+	$(MAKE) tiny-llm
+	sh scripts/mutants.sh
 
 fuzz: $(B)/fuzz/fuzz_api
 	sh tests/fuzz/run.sh $(B)/fuzz/fuzz_api
