@@ -135,6 +135,36 @@ class Server:
         return r.json()
 
 
+# Skips that may happen on a machine CI runs on. Any other skip fails the run (pytest's
+# status), so that a green run never hides a whole area that did not run. Today only the test
+# of real GPU readings may skip: it needs an NVIDIA driver.
+ALLOWED_SKIPS = ("no NVIDIA driver (NVML) on this machine",)
+_unexpected_skips = []
+_DOCKERD_PIDFILE = "/tmp/lyceumd-dockerd.pid"
+_dockerd_ours = not os.path.exists(_DOCKERD_PIDFILE)
+
+
+def pytest_runtest_logreport(report):
+    if report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        if not any(a in reason for a in ALLOWED_SKIPS):
+            _unexpected_skips.append(f"{report.nodeid}: {reason}")
+
+
+def pytest_terminal_summary(terminalreporter):
+    for line in _unexpected_skips:
+        terminalreporter.write_line(f"UNEXPECTED SKIP (not in ALLOWED_SKIPS): {line}", red=True)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _unexpected_skips and exitstatus == 0:
+        session.exitstatus = 1
+    # A Docker engine this run started (scripts/dockerd.sh, from test_docker.py) is stopped.
+    if _dockerd_ours and os.path.exists(_DOCKERD_PIDFILE):
+        subprocess.run(["sh", os.path.join(os.path.dirname(__file__), "..", "..", "scripts",
+                                           "dockerd.sh"), "stop"], capture_output=True)
+
+
 @pytest.fixture(scope="session")
 def server():
     s = Server()
