@@ -563,3 +563,17 @@ def test_runs_started_together_each_get_a_sandbox_and_uid_of_their_own(iso, key)
         uids.append(int(out.split()[0]))
     assert all(in_range(u) for u in uids)
     assert len(set(uids)) == len(uids), uids  # four at once at most here, all distinct anyway
+
+
+def test_the_data_directory_is_made_private():
+    """Runs execute as other users of the host: the data directory (database, keys, buckets)
+    must not be open to them, even when an operator created it open."""
+    s = Server()
+    try:
+        s.stop()
+        os.chmod(s.data, 0o755)
+        s.start()
+        assert os.stat(s.data).st_mode & 0o777 == 0o700
+        assert os.stat(os.path.join(s.data, "buckets")).st_mode & 0o777 == 0o700
+    finally:
+        s.stop()
