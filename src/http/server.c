@@ -11,6 +11,15 @@
  * it starts and uncounts it when it closes. Two threads accepting at the same moment may both
  * pass the check, so a limit can be passed by at most one connection per HTTP thread. Idle
  * connections are closed by MHD after connection_timeout_s.
+ *
+ * A client's end of input (it shut down its sending side, or went away): MHD 0.9.75 in epoll
+ * mode stops watching a socket for reading after a read shorter than its buffer, so when the
+ * last bytes and the FIN were both waiting by then, no new event comes and the connection
+ * (junk, half a request, or idle after an answer) would wait for the timeout. Each connection's
+ * descriptor is therefore also in its loop's epoll set for EPOLLRDHUP; once MHD has read every
+ * byte before the end, the loop shuts the socket's reading side (a no-op for data: nothing more
+ * can come), which wakes MHD: it reads the end and closes the connection, or, when it is still
+ * answering a complete request, once the answer is sent.
  */
 #include "http/server.h"
 #include "core/arena.h"
@@ -43,8 +52,13 @@
  * each request): headers past about half of it answer 431. */
 #define CONN_MEMORY (16u * 1024)
 
+/* What an event of a loop's epoll set is about, besides MHD's own set (NULL) and the loop's
+ * eventfd (the loop itself): the first member of both kinds below. */
+enum loop_ev { EV_SRC, EV_SOCK };
+
 /* A source of work on a loop besides MHD (see server.h). */
 struct loop_src {
+    enum loop_ev kind; /* EV_SRC */
     int fd;
     void (*run)(void *arg);
     int (*timeout)(void *arg);
@@ -64,6 +78,7 @@ struct http_loop {
     pthread_t thread;
     int running;
     struct loop_src *srcs;
+    struct sock *ended; /* connections whose client ended its input, until MHD is woken */
 };
 
 /* Open connections from one client address (an IPv4 one as IPv4-mapped IPv6): a node of
@@ -71,6 +86,18 @@ struct http_loop {
 struct ip_count {
     unsigned char a[16];
     unsigned n;
+};
+
+/* One open connection (MHD's socket context): its address's count, and its descriptor, watched
+ * in its loop's epoll set for the client's end of input (see the comment atop). */
+struct sock {
+    enum loop_ev kind; /* EV_SOCK */
+    struct ip_count *ip;
+    struct http_loop *lp;
+    int fd;
+    int watched;                /* in lp->ep */
+    int ended;                  /* in lp->ended */
+    struct sock *next, **pprev; /* in lp->ended */
 };
 
 struct conn_limits {
@@ -490,23 +517,6 @@ static enum MHD_Result send_response(struct http_server *srv, struct conn *c)
     return ret;
 }
 
-/*
- * Whether the client has closed its side with nothing left to read, while its body is still
- * coming in. MHD (0.9.75, epoll) stops watching a socket for reading after a read shorter than
- * its buffer; when the client's last bytes and its close were both waiting by then, no new
- * event comes, and the connection with its half-written upload would wait for the timeout.
- * Asked once per piece of body, that is where it is noticed: MHD_NO then ends the request
- * as a client abort.
- */
-static int peer_gone(struct MHD_Connection *mhd)
-{
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(mhd, MHD_CONNECTION_INFO_CONNECTION_FD);
-    char b;
-
-    return ci && recv(ci->connect_fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
-}
-
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *mhd, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -531,8 +541,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mhd, const c
     }
     if (c->deferring)
         return send_response(srv, c); /* woken: is the status known now? */
-    if (*upload_data_size && peer_gone(mhd))
-        return MHD_NO; /* see peer_gone() */
     if (*upload_data_size && c->req.begun) {
         /* A streamed body goes to the handler's sink; after an error it is read and dropped. */
         struct req *r = &c->req;
@@ -653,28 +661,93 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen
     return ok;
 }
 
-/* Counts a connection in when it starts and out when it closes; *ctx holds its address's node
- * (which lives while its count, this connection included, is above 0). */
+/* ---- the client's end of input (see the comment atop) ---- */
+
+static void sock_watch(struct sock *k)
+{
+    struct epoll_event ev = {.events = EPOLLRDHUP, .data.ptr = k};
+
+    if (k->lp && k->fd >= 0 && epoll_ctl(k->lp->ep, EPOLL_CTL_ADD, k->fd, &ev) == 0)
+        k->watched = 1;
+}
+
+static void sock_unwatch(struct sock *k)
+{
+    if (k->watched)
+        epoll_ctl(k->lp->ep, EPOLL_CTL_DEL, k->fd, NULL);
+    k->watched = 0;
+}
+
+static void ended_remove(struct sock *k)
+{
+    if (!k->ended)
+        return;
+    *k->pprev = k->next;
+    if (k->next)
+        k->next->pprev = k->pprev;
+    k->ended = 0;
+}
+
+/* The loop saw EPOLLRDHUP (or an error) on k: no need to watch it any more. */
+static void sock_ended(struct sock *k)
+{
+    struct http_loop *lp = k->lp;
+
+    sock_unwatch(k);
+    if (k->ended)
+        return;
+    k->ended = 1;
+    k->next = lp->ended;
+    k->pprev = &lp->ended;
+    if (lp->ended)
+        lp->ended->pprev = &k->next;
+    lp->ended = k;
+}
+
+/* After MHD_run(): each ended connection whose bytes MHD has all read is woken, so that MHD
+ * reads the end; one with bytes still waiting is left for MHD to read them first. */
+static void ended_wake(struct http_loop *lp)
+{
+    for (struct sock *k = lp->ended, *next; k; k = next) {
+        char b;
+
+        next = k->next;
+        if (recv(k->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0)
+            continue;
+        shutdown(k->fd, SHUT_RD);
+        ended_remove(k);
+    }
+}
+
+/* Counts a connection in when it starts and out when it closes (*ctx is its struct sock, which
+ * holds its address's node: that lives while its count, this connection included, is above 0),
+ * and watches its descriptor. Called on the connection's loop (by MHD_run), or on the thread
+ * that stops the daemons. */
 static void on_connection(void *cls, struct MHD_Connection *mhd, void **ctx,
                           enum MHD_ConnectionNotificationCode code)
 {
     struct http_server *srv = cls;
     struct conn_limits *lim = &srv->lim;
 
-    pthread_mutex_lock(&lim->mu);
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(mhd, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
         const struct sockaddr *sa = ci ? ci->client_addr : NULL;
-        struct ip_count k, *node = NULL, **slot;
+        struct sock *k = xcalloc(1, sizeof(*k));
+        struct ip_count key, *node = NULL, **slot;
 
+        k->kind = EV_SOCK;
+        k->lp = loop_self;
+        ci = MHD_get_connection_info(mhd, MHD_CONNECTION_INFO_CONNECTION_FD);
+        k->fd = ci ? ci->connect_fd : -1;
+        pthread_mutex_lock(&lim->mu);
         lim->total++;
         if (sa && ip_key(sa,
                          sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
                                                    : sizeof(struct sockaddr_in),
-                         &k) == 0) {
+                         &key) == 0) {
             node = xmalloc(sizeof(*node));
-            *node = k;
+            *node = key;
             slot = tsearch(node, &lim->per_ip, ip_cmp);
             if (!slot) {
                 log_error("out of memory counting connections");
@@ -685,18 +758,26 @@ static void on_connection(void *cls, struct MHD_Connection *mhd, void **ctx,
             node = *slot;
             node->n++;
         }
-        *ctx = node;
-    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
-        struct ip_count *node = *ctx;
+        pthread_mutex_unlock(&lim->mu);
+        k->ip = node;
+        sock_watch(k);
+        *ctx = k;
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED && *ctx) {
+        struct sock *k = *ctx;
 
+        /* MHD closes the descriptor after this: it is still k's. */
+        sock_unwatch(k);
+        ended_remove(k);
+        pthread_mutex_lock(&lim->mu);
         lim->total--;
-        if (node && --node->n == 0) {
-            tdelete(node, &lim->per_ip, ip_cmp);
-            free(node);
+        if (k->ip && --k->ip->n == 0) {
+            tdelete(k->ip, &lim->per_ip, ip_cmp);
+            free(k->ip);
         }
+        pthread_mutex_unlock(&lim->mu);
+        free(k);
         *ctx = NULL;
     }
-    pthread_mutex_unlock(&lim->mu);
 }
 
 static int parse_listen(const char *listen, struct sockaddr_in *sa)
@@ -736,6 +817,7 @@ int http_loop_add(struct http_loop *lp, int fd, void (*run)(void *arg), int (*ti
     struct loop_src *src = xcalloc(1, sizeof(*src));
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = src};
 
+    src->kind = EV_SRC;
     src->fd = fd;
     src->run = run;
     src->timeout = timeout;
@@ -775,6 +857,8 @@ static void *loop_main(void *arg)
             if (evs[i].data.ptr == lp) {
                 if (read(lp->evfd, &v, sizeof(v)) < 0)
                     v = 0;
+            } else if (evs[i].data.ptr && *(enum loop_ev *)evs[i].data.ptr == EV_SOCK) {
+                sock_ended(evs[i].data.ptr);
             } else if (evs[i].data.ptr) {
                 ((struct loop_src *)evs[i].data.ptr)->fired = 1;
             }
@@ -785,6 +869,8 @@ static void *loop_main(void *arg)
                 src->run(src->arg);
         lp->again = 0; /* connections resumed so far are seen by this MHD_run() */
         MHD_run(lp->d);
+        if (lp->ended)
+            ended_wake(lp);
     }
     return NULL;
 }
