@@ -12,7 +12,15 @@
  * PutObject and UploadPart bodies stream to disk (s3_begin sets up the sink once the headers
  * are in and the signature holds); a declared payload SHA-256 is checked as the bytes pass,
  * and aws-chunked bodies (STREAMING-AWS4-HMAC-SHA256-PAYLOAD: each chunk's signature checked;
- * STREAMING-UNSIGNED-PAYLOAD-TRAILER) are decoded on the way.
+ * STREAMING-UNSIGNED-PAYLOAD-TRAILER) are decoded on the way. An additional checksum
+ * (x-amz-checksum-crc32, -crc32c, -crc64nvme, -sha1 or -sha256, as newer AWS SDKs send with
+ * every upload), in a header or as the trailer an aws-chunked body declares in x-amz-trailer,
+ * is computed over the decoded bytes and must match (BadDigest otherwise): nothing is stored
+ * until the payload hash, the chunk signatures and the checksum all hold.
+ *
+ * The credential scope must name the request's date, this endpoint's region (us-east-1, what
+ * /storage/credentials says) and s3; a presigned URL is valid from its X-Amz-Date (15 minutes
+ * of clock skew allowed) for X-Amz-Expires seconds, at most 7 days.
  */
 #include "api/api.h"
 #include "core/err.h"
@@ -20,6 +28,7 @@
 #include "core/util.h"
 #include "secrets/secrets.h"
 #include "storage/bucket.h"
+#include "storage/checksum.h"
 #include "storage/range.h"
 #include "storage/sigv4.h"
 #include "store/storage.h"
@@ -35,6 +44,7 @@
 
 #define XMLNS     "http://s3.amazonaws.com/doc/2006-03-01/"
 #define SKEW_US   (15LL * 60 * 1000000)
+#define REGION    "us-east-1"
 #define MAX_KV    64
 #define XML_HEAD  "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
 #define EMPTY_SHA "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -134,6 +144,7 @@ struct s3 {
     const char *payload;
     int status;
     const char *code, *msg;
+    const char *region; /* for <Region> in the error: the one expected */
 
     /* A streamed PUT. */
     struct bucket_put put;
@@ -147,6 +158,9 @@ struct s3 {
     int64_t cleft;
     EVP_MD_CTX *csha;
     char chunk_sig[72], prev[72];
+    struct checksum sum;                 /* the additional checksum, when one was given */
+    const char *sum_trailer;             /* its trailer's name (x-amz-trailer), or NULL */
+    char sum_want[CHECKSUM_B64_MAX + 1]; /* the value the client gave ("" until the trailer) */
 };
 
 static int s3_fail(struct s3 *x, int status, const char *code, const char *msg)
@@ -168,6 +182,8 @@ static void s3_error_reply(struct s3 *x)
     xb_str(&b, XML_HEAD "<Error>");
     xb_tag(&b, "Code", x->code);
     xb_tag(&b, "Message", x->msg);
+    if (x->region)
+        xb_tag(&b, "Region", x->region);
     xb_tag(&b, "Resource", req->path);
     xb_tag(&b, "RequestId", req->request_id);
     xb_str(&b, "</Error>");
@@ -240,6 +256,36 @@ static int parse_amz_date(const char *s, int64_t *us)
     return 0;
 }
 
+/* The credential scope against the request: its date, this endpoint's region and S3, with
+ * AWS's answers (AuthorizationQueryParametersError for a presigned URL; a wrong region names
+ * the right one in <Region>, which AWS's SDKs follow). */
+static int scope_check(struct s3 *x, const struct sigv4_auth *a, const char *date, int presigned)
+{
+    const char *code =
+        presigned ? "AuthorizationQueryParametersError" : "AuthorizationHeaderMalformed";
+    const char *head = presigned ? "Error parsing the X-Amz-Credential parameter"
+                                 : "The authorization header is malformed";
+    struct arena *ar = &x->req->arena;
+
+    if (strncmp(date, a->date, 8) != 0)
+        return s3_fail(
+            x, 400, code,
+            arena_sprintf(ar, "%s; Invalid credential date. Date is not the same as X-Amz-Date.",
+                          head));
+    if (strcmp(a->region, REGION) != 0) {
+        x->region = REGION;
+        return s3_fail(x, 400, code,
+                       arena_sprintf(ar, "%s; the region '%s' is wrong; expecting '%s'", head,
+                                     a->region, REGION));
+    }
+    if (strcmp(a->service, "s3") != 0)
+        return s3_fail(x, 400, code,
+                       arena_sprintf(ar,
+                                     "%s; incorrect service '%s'. This endpoint belongs to 's3'.",
+                                     head, a->service));
+    return 0;
+}
+
 /* Verifies the request's signature and credentials; fills x->owner. 0 or -1 (x->code). */
 static int s3_auth(struct s3 *x)
 {
@@ -270,7 +316,13 @@ static int s3_auth(struct s3 *x)
         snprintf(a.signature, sizeof(a.signature), "%s", sg);
         if (parse_amz_date(date, &t))
             return s3_fail(x, 400, "AuthorizationQueryParametersError", "Bad X-Amz-Date");
-        if (!ex || range_u64(ex, 604800, &exp) || exp < 1 || now > t + (int64_t)exp * 1000000)
+        /* Dated ahead, it would outlive X-Amz-Expires. */
+        if (t > now + SKEW_US)
+            return s3_fail(x, 403, "AccessDenied", "Request is not valid yet");
+        if (!ex || range_u64(ex, 604800, &exp) || exp < 1)
+            return s3_fail(x, 400, "AuthorizationQueryParametersError",
+                           "X-Amz-Expires must be a number of seconds from 1 to 604800 (a week)");
+        if (now > t + (int64_t)exp * 1000000)
             return s3_fail(x, 403, "AccessDenied", "Request has expired");
         token = req_query(req, "X-Amz-Security-Token");
         x->payload = "UNSIGNED-PAYLOAD";
@@ -292,9 +344,8 @@ static int s3_auth(struct s3 *x)
                            "Missing required header: "
                            "x-amz-content-sha256");
     }
-    if (strncmp(date, a.date, 8) != 0 || strcmp(a.service, "s3") != 0)
-        return s3_fail(x, 403, "SignatureDoesNotMatch",
-                       "The credential scope does not match the request date or service");
+    if (scope_check(x, &a, date, presigned))
+        return -1;
     err = s3cred_get(a.access_key, &cred);
     if (err == LY_ENOTFOUND)
         return s3_fail(x, 403, "InvalidAccessKeyId",
@@ -368,6 +419,7 @@ static int put_data(struct s3 *x, const char *buf, size_t n)
         return s3_fail(x, 500, "InternalError", "Writing the object failed");
     if (x->sha)
         EVP_DigestUpdate(x->sha, buf, n);
+    checksum_update(&x->sum, buf, n);
     return 0;
 }
 
@@ -395,14 +447,55 @@ static int chunk_check(struct s3 *x)
     return 0;
 }
 
-enum { C_HEADER, C_DATA, C_CRLF, C_TRAILER };
+enum { C_HEADER, C_DATA, C_CRLF, C_TRAILER, C_END };
 
-/* aws-chunked: "<hex size>[;chunk-signature=<sig>]\r\n<data>\r\n" ... "0...\r\n" [trailers]. */
+/* One trailer line "name:value" (x->line): the declared checksum's value is kept; others are
+ * ignored. */
+static int trailer_line(struct s3 *x)
+{
+    char *colon = strchr(x->line, ':'), *v;
+    size_t n;
+
+    if (!colon)
+        return s3_fail(x, 400, "MalformedTrailerError",
+                       "The request contained trailing data that was not well-formed");
+    *colon = '\0';
+    if (!x->sum_trailer || strcasecmp(x->line, x->sum_trailer) != 0)
+        return 0;
+    for (v = colon + 1; *v == ' ' || *v == '\t'; v++)
+        ;
+    n = strcspn(v, " \t");
+    if (n != checksum_b64_len(x->sum.alg))
+        return s3_fail(x, 400, "InvalidRequest",
+                       arena_sprintf(&x->req->arena, "Value for %s trailing header is invalid.",
+                                     x->sum_trailer));
+    memcpy(x->sum_want, v, n);
+    x->sum_want[n] = '\0';
+    return 0;
+}
+
+/* aws-chunked: "<hex size>[;chunk-signature=<sig>]\r\n<data>\r\n" ... "0...\r\n", then the
+ * trailer's lines "name:value\r\n" and an empty line. */
 static int chunked_feed(struct s3 *x, const char *buf, size_t n)
 {
     while (n) {
-        if (x->cstate == C_TRAILER)
-            return 0;
+        if (x->cstate == C_END)
+            return s3_fail(x, 400, "IncompleteBody", "Data after the end of the aws-chunked body");
+        if (x->cstate == C_TRAILER) {
+            if (x->llen + 1 >= sizeof(x->line))
+                return s3_fail(x, 400, "MalformedTrailerError", "A trailer line is too long");
+            x->line[x->llen++] = *buf++;
+            n--;
+            if (x->llen < 2 || x->line[x->llen - 2] != '\r' || x->line[x->llen - 1] != '\n')
+                continue;
+            x->line[x->llen - 2] = '\0';
+            x->llen = 0;
+            if (!x->line[0])
+                x->cstate = C_END;
+            else if (trailer_line(x))
+                return -1;
+            continue;
+        }
         if (x->cstate == C_HEADER) {
             const char *sig;
             uint64_t size;
@@ -426,7 +519,9 @@ static int chunked_feed(struct s3 *x, const char *buf, size_t n)
             if (x->cleft == 0) {
                 x->last_seen = 1;
                 x->cstate = C_TRAILER;
-                return chunk_check(x);
+                if (chunk_check(x))
+                    return -1;
+                continue;
             }
             x->cstate = C_DATA;
             continue;
@@ -484,6 +579,7 @@ static void s3_sink_release(void *ctx)
     if (x->csha)
         EVP_MD_CTX_free(x->csha);
     x->sha = x->csha = NULL;
+    checksum_free(&x->sum);
 }
 
 static int is_hex64(const char *s)
@@ -494,6 +590,58 @@ static int is_hex64(const char *s)
         if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
             return 0;
     return 1;
+}
+
+/* The additional checksum a PutObject / UploadPart gives: one x-amz-checksum-<alg> header, or
+ * the trailer x-amz-trailer names (an aws-chunked body's). */
+static int checksum_begin(struct s3 *x)
+{
+    struct req *req = x->req;
+    const char *trailer = req_header(req, "x-amz-trailer"), *v = NULL;
+    enum checksum_alg alg = SUM_NONE;
+    int given = 0;
+
+    for (int a = SUM_CRC32; a <= SUM_SHA256; a++) {
+        const char *h =
+            req_header(req, arena_sprintf(&req->arena, "x-amz-checksum-%s", checksum_name(a)));
+
+        if (h) {
+            given++;
+            alg = (enum checksum_alg)a;
+            v = h;
+        }
+    }
+    if (trailer) {
+        if (!x->chunked)
+            return s3_fail(x, 400, "InvalidRequest",
+                           "x-amz-trailer needs an aws-chunked body "
+                           "(STREAMING-UNSIGNED-PAYLOAD-TRAILER)");
+        if (strncasecmp(trailer, "x-amz-checksum-", 15) != 0 ||
+            checksum_alg(trailer + 15) == SUM_NONE)
+            return s3_fail(x, 400, "InvalidRequest",
+                           arena_sprintf(&req->arena,
+                                         "The value specified in the x-amz-trailer header is not "
+                                         "supported: '%.80s' (use x-amz-checksum-crc32, -crc32c, "
+                                         "-crc64nvme, -sha1 or -sha256)",
+                                         trailer));
+        given++;
+        alg = checksum_alg(trailer + 15);
+        x->sum_trailer = trailer;
+    }
+    if (given > 1)
+        return s3_fail(x, 400, "InvalidRequest",
+                       "Expecting a single x-amz-checksum- header. Multiple checksum Types are not "
+                       "allowed.");
+    if (v) {
+        if (strlen(v) != checksum_b64_len(alg))
+            return s3_fail(x, 400, "InvalidRequest",
+                           arena_sprintf(&req->arena,
+                                         "Value for x-amz-checksum-%s header is invalid.",
+                                         checksum_name(alg)));
+        snprintf(x->sum_want, sizeof(x->sum_want), "%s", v);
+    }
+    checksum_init(&x->sum, alg);
+    return 0;
 }
 
 /* Sets up the upload of a PutObject / UploadPart. */
@@ -539,8 +687,14 @@ static int put_begin(struct s3 *x)
         EVP_DigestInit_ex(x->sha, EVP_sha256(), NULL);
     } else if (strcmp(x->payload, "UNSIGNED-PAYLOAD") != 0) {
         return s3_fail(x, 501, "NotImplemented",
-                       "This x-amz-content-sha256 payload mode is not supported");
+                       arena_sprintf(&req->arena,
+                                     "x-amz-content-sha256 '%.80s' is not supported: sign the "
+                                     "payload, its chunks, or use UNSIGNED-PAYLOAD or "
+                                     "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+                                     x->payload));
     }
+    if (checksum_begin(x))
+        return -1;
     err = x->part ? bucket_put_begin_part(&x->put, x->owner, x->upload_id, x->part, expect, &why)
                   : bucket_put_begin(&x->put, x->owner, expect, 1, &why);
     if (err == LY_ENOTFOUND)
@@ -550,6 +704,46 @@ static int put_begin(struct s3 *x)
     if (err)
         return s3_fail(x, 500, "InternalError", "Cannot start the upload");
     x->put_open = 1;
+    return 0;
+}
+
+/* The additional checksum, once every byte is in: 0 when none was given or it matches. */
+static int checksum_end(struct s3 *x)
+{
+    enum checksum_alg alg = x->sum.alg;
+    char got[CHECKSUM_B64_MAX];
+
+    if (alg == SUM_NONE)
+        return 0;
+    if (x->sum_trailer && x->cstate == C_TRAILER && x->llen) {
+        /* The last trailer line, without its CRLF. */
+        x->line[x->llen] = '\0';
+        x->llen = 0;
+        if (trailer_line(x))
+            return -1;
+    }
+    if (!x->sum_want[0])
+        return s3_fail(x, 400, "MalformedTrailerError",
+                       arena_sprintf(&x->req->arena,
+                                     "The trailer %s that x-amz-trailer declares is missing",
+                                     x->sum_trailer));
+    checksum_final(&x->sum, got);
+    if (strcmp(got, x->sum_want) != 0) {
+        const char *name = checksum_name(alg);
+        char upper[16];
+        size_t i;
+
+        for (i = 0; name[i] && i + 1 < sizeof(upper); i++)
+            upper[i] = (char)(name[i] >= 'a' && name[i] <= 'z' ? name[i] - 32 : name[i]);
+        upper[i] = '\0';
+        return s3_fail(x, 400, "BadDigest",
+                       arena_sprintf(&x->req->arena,
+                                     "The %s you specified did not match the calculated "
+                                     "checksum.",
+                                     upper));
+    }
+    req_add_header(x->req, arena_sprintf(&x->req->arena, "x-amz-checksum-%s", checksum_name(alg)),
+                   arena_strdup(&x->req->arena, got));
     return 0;
 }
 
@@ -567,6 +761,8 @@ static int put_end(struct s3 *x)
     }
     if (x->chunked && (!x->last_seen || (x->declared >= 0 && x->decoded != x->declared)))
         return s3_fail(x, 400, "IncompleteBody", "The aws-chunked body ended early");
+    if (checksum_end(x))
+        return -1;
     x->put_open = 0;
     if (x->part)
         err = bucket_put_commit_part(&x->put, x->upload_id, x->part, etag);

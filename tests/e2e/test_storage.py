@@ -3,13 +3,18 @@ download with Range, delete, delete a folder), hostile keys and symlinks that mu
 outside the bucket, the bucket quota, a 1 GiB upload and download through the file API with
 the server's memory watched, and the S3 endpoint driven by Debian's AWS CLI: cp both ways, ls,
 rm, a 100 MiB multipart upload, a presigned URL, another user's bucket, a wrong secret and
-expired credentials.
+expired credentials; and each way S3 refuses a request, signed by hand: a clock 20 minutes
+off, presigned URLs out of their time (GET and PUT), a body that is not the signed payload,
+an unknown access key, a credential scope of another date, region or service, and the
+additional checksums of newer SDKs (a header, or an aws-chunked trailer) that do not match.
 
 LYCEUMD_BIG_BYTES sets the size of the big transfer (default 1 GiB)."""
 
+import base64
 import hashlib
 import json
 import http.client
+import zlib
 import os
 import shutil
 import subprocess
@@ -21,7 +26,7 @@ import requests
 
 from conftest import Server, assert_422, assert_detail
 from runs_util import write_config
-from s3_util import AWS, Aws, credentials, signed_request
+from s3_util import AWS, Aws, credentials, presign, signed_request
 
 BIG = int(os.environ.get("LYCEUMD_BIG_BYTES", str(1 << 30)))
 
@@ -654,3 +659,222 @@ def test_ranges_and_lengths_that_overflow_are_refused(server, user):
                                                                    "max-keys": mk})
         assert status == 400 and b"<Code>InvalidArgument</Code>" in body, (mk, status, body)
     assert server.alive()
+
+
+# ---- S3's refusals, signed by hand ------------------------------------------------------
+
+def s3_error(status_body, status, code):
+    """The S3 error's XML: the status and <Code> wanted; returns the body as text."""
+    got, body = status_body
+    assert got == status and f"<Code>{code}</Code>".encode() in body, (got, body[:400])
+    return body.decode()
+
+
+def s3_get(server, creds, key):
+    """The object's bytes through S3, or None when there is none."""
+    status, body = signed_request(server, creds, "GET", key)
+    assert status in (200, 404), (status, body)
+    return body if status == 200 else None
+
+
+def test_a_request_dated_20_minutes_off_is_request_time_too_skewed(s3):
+    server, u, creds, _ = s3
+    assert signed_request(server, creds, "PUT", "skew/k.txt", body=b"mine")[0] == 200
+    for skew in (-1200, 1200):
+        s3_error(signed_request(server, creds, "GET", "skew/k.txt", skew=skew), 403,
+                 "RequestTimeTooSkewed")
+        s3_error(signed_request(server, creds, "PUT", "skew/k.txt", body=b"late", skew=skew),
+                 403, "RequestTimeTooSkewed")
+        s3_error(signed_request(server, creds, "PUT", "skew/new.txt", body=b"late", skew=skew),
+                 403, "RequestTimeTooSkewed")
+    # Within the 15 minutes S3 allows, a clock off by 10 is fine.
+    assert signed_request(server, creds, "GET", "skew/k.txt", skew=-600) == (200, b"mine")
+    assert signed_request(server, creds, "GET", "skew/k.txt", skew=600) == (200, b"mine")
+    assert s3_get(server, creds, "skew/k.txt") == b"mine"
+    assert s3_get(server, creds, "skew/new.txt") is None
+
+
+def test_a_presigned_url_is_refused_outside_its_time(s3):
+    server, u, creds, aws = s3
+    assert signed_request(server, creds, "PUT", "pre/k.txt", body=b"presigned")[0] == 200
+    # Made two minutes ago: for 60 seconds it has expired, for 600 it still works.
+    r = requests.get(presign(server, creds, "GET", "pre/k.txt", 60, skew=-120), timeout=10)
+    assert "expired" in s3_error((r.status_code, r.content), 403, "AccessDenied")
+    r = requests.get(presign(server, creds, "GET", "pre/k.txt", 600, skew=-120), timeout=10)
+    assert r.status_code == 200 and r.content == b"presigned"
+    # Dated an hour ahead it is not valid yet (else it would outlive its X-Amz-Expires).
+    r = requests.get(presign(server, creds, "GET", "pre/k.txt", 60, skew=3600), timeout=10)
+    assert "not valid yet" in s3_error((r.status_code, r.content), 403, "AccessDenied")
+    # At most a week, as S3.
+    r = requests.get(presign(server, creds, "GET", "pre/k.txt", 604801), timeout=10)
+    s3_error((r.status_code, r.content), 400, "AuthorizationQueryParametersError")
+    # The AWS CLI's own presigned URL, for one second, is refused once the second is over.
+    url = aws.run("s3", "presign", f"s3://{creds['bucket_name']}/pre/k.txt",
+                  "--expires-in", "1").stdout.strip()
+    time.sleep(2.5)
+    r = requests.get(url, timeout=10)
+    s3_error((r.status_code, r.content), 403, "AccessDenied")
+
+
+def test_a_presigned_put_works_within_its_time_and_not_after(s3):
+    server, u, creds, _ = s3
+    r = requests.put(presign(server, creds, "PUT", "pre/put.txt", 600), data=b"put in time",
+                     timeout=10)
+    assert r.status_code == 200, r.content
+    assert s3_get(server, creds, "pre/put.txt") == b"put in time"
+    assert server.get("/storage/download/pre/put.txt", u["key"]).content == b"put in time"
+    r = requests.put(presign(server, creds, "PUT", "pre/put.txt", 60, skew=-120),
+                     data=b"too late", timeout=10)
+    s3_error((r.status_code, r.content), 403, "AccessDenied")
+    r = requests.put(presign(server, creds, "PUT", "pre/late.txt", 60, skew=-120),
+                     data=b"too late", timeout=10)
+    s3_error((r.status_code, r.content), 403, "AccessDenied")
+    # The signature binds the key: the URL for one key does not write another.
+    url = presign(server, creds, "PUT", "pre/one.txt", 600)
+    r = requests.put(url.replace("pre/one.txt", "pre/other.txt"), data=b"x", timeout=10)
+    s3_error((r.status_code, r.content), 403, "SignatureDoesNotMatch")
+    assert s3_get(server, creds, "pre/put.txt") == b"put in time"
+    assert s3_get(server, creds, "pre/late.txt") is None
+    assert s3_get(server, creds, "pre/other.txt") is None
+
+
+def test_a_body_that_is_not_the_signed_payload_is_refused(s3):
+    """x-amz-content-sha256 is signed; a body that does not hash to it (a small one, and a
+    large one changed in its last byte, after the server has written most of it) is refused
+    and stores nothing: an existing object keeps its bytes."""
+    server, u, creds, _ = s3
+    assert signed_request(server, creds, "PUT", "sha/k.bin", body=b"good")[0] == 200
+    good = hashlib.sha256(b"good").hexdigest()
+    s3_error(signed_request(server, creds, "PUT", "sha/k.bin", body=b"evil", payload=good),
+             400, "XAmzContentSHA256Mismatch")
+    big = os.urandom(3 << 20)
+    bad = big[:-1] + bytes([big[-1] ^ 1])
+    s3_error(signed_request(server, creds, "PUT", "sha/k.bin", body=bad,
+                            payload=hashlib.sha256(big).hexdigest()),
+             400, "XAmzContentSHA256Mismatch")
+    s3_error(signed_request(server, creds, "PUT", "sha/new.bin", body=bad,
+                            payload=hashlib.sha256(big).hexdigest()),
+             400, "XAmzContentSHA256Mismatch")
+    assert s3_get(server, creds, "sha/k.bin") == b"good"
+    assert s3_get(server, creds, "sha/new.bin") is None
+    assert signed_request(server, creds, "PUT", "sha/new.bin", body=big)[0] == 200
+    assert s3_get(server, creds, "sha/new.bin") == big
+
+
+def test_an_unknown_access_key_is_invalid_access_key_id(s3):
+    server, u, creds, _ = s3
+    for method, key, body in (("GET", "k.txt", b""), ("PUT", "ak/new.txt", b"x"),
+                              ("GET", None, b"")):
+        s3_error(signed_request(server, creds, method, key, body=body,
+                                access_key="AKIA" + "Z" * 16), 403, "InvalidAccessKeyId")
+    assert s3_get(server, creds, "ak/new.txt") is None
+
+
+def test_a_credential_scope_of_another_date_region_or_service_is_refused(s3):
+    """The scope is signed with the rest, so a client could sign any: each part must be the
+    request's date, this endpoint's region (us-east-1, named in the error as S3 does) and s3."""
+    server, u, creds, _ = s3
+    assert signed_request(server, creds, "PUT", "scope/k.txt", body=b"mine")[0] == 200
+    for scope, says in (("20200101/us-east-1/s3/aws4_request", "date"),
+                        ("{date}/eu-west-1/s3/aws4_request", "region 'eu-west-1' is wrong"),
+                        ("{date}/us-east-1/ec2/aws4_request", "service 'ec2'")):
+        body = s3_error(signed_request(server, creds, "GET", "scope/k.txt", scope=scope), 400,
+                        "AuthorizationHeaderMalformed")
+        assert says in body.replace("&apos;", "'"), body
+        s3_error(signed_request(server, creds, "PUT", "scope/k.txt", body=b"evil", scope=scope),
+                 400, "AuthorizationHeaderMalformed")
+        r = requests.get(presign(server, creds, "GET", "scope/k.txt", 600, scope=scope),
+                         timeout=10)
+        s3_error((r.status_code, r.content), 400, "AuthorizationQueryParametersError")
+    body = s3_error(signed_request(server, creds, "GET", "scope/k.txt",
+                                   scope="{date}/eu-west-1/s3/aws4_request"),
+                    400, "AuthorizationHeaderMalformed")
+    assert "<Region>us-east-1</Region>" in body
+    assert s3_get(server, creds, "scope/k.txt") == b"mine"
+
+
+def crc(data, poly, width):
+    """A reflected CRC (init and xorout all ones), bit by bit: CRC-32C and CRC-64/NVME."""
+    mask = (1 << width) - 1
+    c = mask
+    for b in data:
+        c ^= b
+        for _ in range(8):
+            c = (c >> 1) ^ poly if c & 1 else c >> 1
+    return c ^ mask
+
+
+def checksum(alg, data):
+    """S3's x-amz-checksum-<alg> value of data (base64)."""
+    raw = {"crc32": lambda: zlib.crc32(data).to_bytes(4, "big"),
+           "crc32c": lambda: crc(data, 0x82F63B78, 32).to_bytes(4, "big"),
+           "crc64nvme": lambda: crc(data, 0x9A6C9329AC4BC9B5, 64).to_bytes(8, "big"),
+           "sha1": lambda: hashlib.sha1(data).digest(),
+           "sha256": lambda: hashlib.sha256(data).digest()}[alg]()
+    return base64.b64encode(raw).decode()
+
+
+def trailer_put(server, creds, key, data, alg="crc32", value=None, trailer=True, chunk=65536):
+    """PutObject as newer AWS SDKs send it: STREAMING-UNSIGNED-PAYLOAD-TRAILER, aws-chunked
+    (unsigned chunks of chunk bytes), x-amz-trailer naming the checksum that follows the last
+    chunk (value: its value, the right one by default; trailer False leaves it out)."""
+    name = f"x-amz-checksum-{alg}"
+    value = value if value is not None else checksum(alg, data)
+    body = b"".join(b"%x\r\n" % len(data[i:i + chunk]) + data[i:i + chunk] + b"\r\n"
+                    for i in range(0, len(data), chunk))
+    body += b"0\r\n" + (f"{name}:{value}\r\n".encode() if trailer else b"") + b"\r\n"
+    return signed_request(server, creds, "PUT", key, body=body,
+                          payload="STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+                          headers={"content-encoding": "aws-chunked",
+                                   "x-amz-decoded-content-length": str(len(data)),
+                                   "x-amz-trailer": name,
+                                   "x-amz-sdk-checksum-algorithm": alg.upper(),
+                                   "content-length": str(len(body))})
+
+
+def test_streaming_unsigned_payload_trailer_is_stored_and_its_checksum_checked(s3):
+    """aws-chunked with a trailing checksum, as newer AWS SDKs send every upload: stored as
+    sent when the checksum matches, with every algorithm S3 offers; refused with BadDigest
+    (nothing stored, an existing object intact) when it does not; a declared trailer that
+    never comes, or one S3 does not know, is refused too."""
+    server, u, creds, _ = s3
+    data = os.urandom(150_000)
+    for alg in ("crc32", "crc32c", "crc64nvme", "sha1", "sha256"):
+        status, body = trailer_put(server, creds, f"trailer/{alg}.bin", data, alg)
+        assert status == 200, (alg, body)
+        assert s3_get(server, creds, f"trailer/{alg}.bin") == data, alg
+    r = server.get("/storage/download/trailer/crc32.bin", u["key"])
+    assert r.status_code == 200 and r.content == data
+    other = os.urandom(150_000)
+    for alg in ("crc32", "crc32c", "crc64nvme", "sha1", "sha256"):
+        body = s3_error(trailer_put(server, creds, f"trailer/{alg}.bin", other, alg,
+                                    value=checksum(alg, data)), 400, "BadDigest")
+        assert alg.upper() in body, body
+        assert s3_get(server, creds, f"trailer/{alg}.bin") == data, alg
+    s3_error(trailer_put(server, creds, "trailer/new.bin", other, value=checksum("crc32", data)),
+             400, "BadDigest")
+    s3_error(trailer_put(server, creds, "trailer/new.bin", data, trailer=False), 400,
+             "MalformedTrailerError")
+    s3_error(trailer_put(server, creds, "trailer/new.bin", data, alg="md5", value="x" * 24),
+             400, "InvalidRequest")
+    assert s3_get(server, creds, "trailer/new.bin") is None
+
+
+def test_a_checksum_header_is_checked(s3):
+    """x-amz-checksum-<alg> as a header (what newer SDKs send over plain HTTP): checked against
+    the bytes; a malformed value, or two checksums, are refused."""
+    server, u, creds, _ = s3
+    data = os.urandom(100_000)
+    status, _ = signed_request(server, creds, "PUT", "sumhdr/k.bin", body=data,
+                               headers={"x-amz-checksum-crc32c": checksum("crc32c", data)})
+    assert status == 200
+    s3_error(signed_request(server, creds, "PUT", "sumhdr/k.bin", body=b"other",
+                            headers={"x-amz-checksum-crc32c": checksum("crc32c", data)}),
+             400, "BadDigest")
+    s3_error(signed_request(server, creds, "PUT", "sumhdr/k.bin", body=b"other",
+                            headers={"x-amz-checksum-sha256": "short"}), 400, "InvalidRequest")
+    s3_error(signed_request(server, creds, "PUT", "sumhdr/k.bin", body=b"other",
+                            headers={"x-amz-checksum-crc32": checksum("crc32", b"other"),
+                                     "x-amz-checksum-sha1": checksum("sha1", b"other")}),
+             400, "InvalidRequest")
+    assert s3_get(server, creds, "sumhdr/k.bin") == data
