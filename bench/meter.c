@@ -57,11 +57,11 @@ int main(int argc, char **argv)
     }
     store_commit();
     t0 = cpu_seconds();
-    billing_meter_pass(now, broke);
+    billing_meter_pass(now, broke, NULL);
     t1 = cpu_seconds();
     json_decref(broke);
     broke = json_array();
-    billing_meter_pass(now + 1000000, broke); /* nothing new to charge: the steady state */
+    billing_meter_pass(now + 1000000, broke, NULL); /* nothing new to charge: the steady state */
     t2 = cpu_seconds();
     printf("metering pass over %d running runs: %.3f s CPU charging %d windows; %.3f s CPU "
            "when nothing is due (target <= 1 s)\n",

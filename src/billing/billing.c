@@ -57,12 +57,73 @@ static int64_t price_of(const char *profile)
     return p ? p->price_micro : 0;
 }
 
-int billing_meter_pass(int64_t now, json_t *broke)
+/* Fills broke with the runs of the orgs whose balance, less what their running runs have used
+ * since their last charge, is at or below zero; *zero_at (when not NULL) becomes the first
+ * instant at which another org's balance will reach zero at the rate its runs use it. */
+static int find_broke(json_t *list, int64_t now, json_t *broke, int64_t *zero_at)
+{
+    json_t *orgs = json_object(), *r, *o;
+    const char *k;
+    size_t i;
+    int err = 0;
+
+    if (zero_at)
+        *zero_at = INT64_MAX;
+    json_array_foreach(list, i, r)
+    {
+        const char *org = json_string_value(json_object_get(r, "org_id"));
+        int64_t price = price_of(json_string_value(json_object_get(r, "profile")));
+        int64_t t0 = json_integer_value(json_object_get(r, "running_at"));
+        int64_t from = t0 + (now - t0) / meter_window_us * meter_window_us;
+
+        o = json_object_get(orgs, org);
+        if (!o) {
+            int64_t bal = 0;
+
+            if (ledger_balance(org, &bal)) {
+                err = LY_EDB;
+                break;
+            }
+            o = json_pack("{s:I,s:I,s:[]}", "left", (json_int_t)bal, "rate", (json_int_t)0, "runs");
+            json_object_set_new(orgs, org, o);
+        }
+        json_object_set_new(o, "left",
+                            json_integer(json_integer_value(json_object_get(o, "left")) -
+                                         billing_charge(price, t0, from, now)));
+        json_object_set_new(o, "rate",
+                            json_integer(json_integer_value(json_object_get(o, "rate")) + price));
+        json_array_append(json_object_get(o, "runs"), json_object_get(r, "id"));
+    }
+    json_object_foreach(orgs, k, o)
+    {
+        int64_t left = json_integer_value(json_object_get(o, "left"));
+        int64_t rate = json_integer_value(json_object_get(o, "rate"));
+
+        if (err)
+            break;
+        if (left <= 0) {
+            json_array_extend(broke, json_object_get(o, "runs"));
+        } else if (zero_at && rate > 0) {
+            /* left micro-credits last left * 3600e6 / rate µs (rounded up). */
+            __int128 us = ((__int128)left * 3600000000LL + rate - 1) / rate;
+            int64_t at = us > INT64_MAX - now ? INT64_MAX : now + (int64_t)us;
+
+            if (at < *zero_at)
+                *zero_at = at;
+        }
+    }
+    json_decref(orgs);
+    return err;
+}
+
+int billing_meter_pass(int64_t now, json_t *broke, int64_t *zero_at)
 {
     json_t *list = json_array(), *r;
     size_t i;
     int err, charged = 0;
 
+    if (zero_at)
+        *zero_at = INT64_MAX;
     err = bill_running(list);
     if (err)
         goto out;
@@ -101,43 +162,8 @@ int billing_meter_pass(int64_t now, json_t *broke)
         else
             err = store_commit();
     }
-    if (!err && broke) {
-        /* An org is broke when its balance cannot cover what its running runs have used
-         * since their last charge. */
-        json_t *orgs = json_object();
-
-        json_array_foreach(list, i, r)
-        {
-            const char *org = json_string_value(json_object_get(r, "org_id"));
-            const char *profile = json_string_value(json_object_get(r, "profile"));
-            int64_t t0 = json_integer_value(json_object_get(r, "running_at"));
-            int64_t from = t0 + (now - t0) / meter_window_us * meter_window_us;
-            json_t *o = json_object_get(orgs, org);
-
-            if (!o) {
-                int64_t bal = 0;
-
-                if (ledger_balance(org, &bal)) {
-                    err = LY_EDB;
-                    break;
-                }
-                o = json_pack("{s:I,s:[]}", "left", (json_int_t)bal, "runs");
-                json_object_set_new(orgs, org, o);
-            }
-            json_object_set_new(o, "left",
-                                json_integer(json_integer_value(json_object_get(o, "left")) -
-                                             billing_charge(price_of(profile), t0, from, now)));
-            json_array_append(json_object_get(o, "runs"), json_object_get(r, "id"));
-        }
-        {
-            const char *k;
-            json_t *o;
-
-            json_object_foreach(orgs, k, o) if (json_integer_value(json_object_get(o, "left")) <= 0)
-                json_array_extend(broke, json_object_get(o, "runs"));
-        }
-        json_decref(orgs);
-    }
+    if (!err && broke)
+        err = find_broke(list, now, broke, zero_at);
 out:
     if (err)
         log_error("metering pass failed: %s", err_str(err));
@@ -219,28 +245,57 @@ static int64_t month_start(int64_t t, int delta, char *name, size_t n)
     return (int64_t)s * 1000000;
 }
 
-void billing_touch(const char *org_id)
+/* The bounds [*start, *end) of the month named "YYYY-MM"; -1 when it names none. */
+static int month_bounds(const char *name, int64_t *start, int64_t *end)
 {
-    char this_month[16], last_month[16];
-    int64_t now = now_us(), start, prev;
-    int64_t granted = 0;
+    struct tm tm = {0};
+    int y, m;
+    char extra;
+
+    if (!name || sscanf(name, "%4d-%2d%c", &y, &m, &extra) != 2 || m < 1 || m > 12)
+        return -1;
+    tm.tm_year = y - 1900;
+    tm.tm_mon = m - 1;
+    tm.tm_mday = 1;
+    *start = (int64_t)timegm(&tm) * 1000000;
+    *end = month_start(*start, 1, NULL, 0);
+    return 0;
+}
+
+void billing_touch_at(const char *org_id, int64_t now)
+{
+    char this_month[16];
+    json_t *old;
+    size_t i;
+    json_t *g;
 
     if (monthly_free <= 0 || !org_id || !*org_id)
         return;
-    start = month_start(now, 0, this_month, sizeof(this_month));
-    prev = month_start(now, -1, last_month, sizeof(last_month));
+    month_start(now, 0, this_month, sizeof(this_month));
     if (store_begin())
         return;
-    /* Last month's free grant, if there was one, expires before this month's comes. */
-    if (q_int(&granted,
-              "SELECT coalesce(sum(amount), 0) FROM ledger WHERE org_id = ? AND kind = 'free' "
-              "AND ref = ?",
-              "ss", org_id, last_month) == 0 &&
-        granted > 0)
-        bill_free_expire(org_id, last_month, prev, start, granted);
+    /* Every earlier month's grant not yet expired expires before this month's comes, oldest
+     * first: an org that made no request for months still loses them. */
+    old = json_array();
+    if (bill_free_unexpired(org_id, this_month, old) == 0) {
+        json_array_foreach(old, i, g)
+        {
+            const char *month = json_string_value(json_object_get(g, "ref"));
+            int64_t granted = json_integer_value(json_object_get(g, "amount")), from, to;
+
+            if (month_bounds(month, &from, &to) == 0 && granted > 0)
+                bill_free_expire(org_id, month, from, to, granted);
+        }
+    }
+    json_decref(old);
     bill_free_grant(org_id, this_month, monthly_free);
     if (store_commit())
         store_rollback();
+}
+
+void billing_touch(const char *org_id)
+{
+    billing_touch_at(org_id, now_us());
 }
 
 void billing_invoice_token(const char *org_id, const char *month, char *out)

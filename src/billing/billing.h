@@ -27,9 +27,12 @@ int64_t billing_charge(int64_t price_micro_h, int64_t t0, int64_t from, int64_t 
 
 /* One metering pass over every running run: charges the complete windows up to now. Fills
  * broke (if not NULL) with the ids of running runs whose org's balance, less what its running
- * runs have used but not yet been charged, is at or below zero.
- * Returns 0 or LY_EDB. Called by the scheduler about once a second. */
-int billing_meter_pass(int64_t now, json_t *broke);
+ * runs have used but not yet been charged, is at or below zero, and sets *zero_at (if not NULL)
+ * to the first instant (µs) at which another org's balance will reach zero at the rate its
+ * running runs use it (INT64_MAX when none will), so that the caller can make its next pass
+ * then: a run is stopped when its balance reaches zero, not up to a pass later.
+ * Returns 0 or LY_EDB. Called by the scheduler once a second and at those instants. */
+int billing_meter_pass(int64_t now, json_t *broke, int64_t *zero_at);
 
 /* The final charge of a run that ended at end (from its metered_until), in its own
  * transaction unless in_tx. */
@@ -39,8 +42,12 @@ int billing_charge_final(const char *run_id, int64_t end, int in_tx);
  * one name), else LY_EPAYMENT. */
 int billing_admit(const char *org_id, const char *profile, int count);
 
-/* Grants this month's free credits and expires last month's unused ones (when configured). */
+/* Grants this month's free credits and expires the unused ones of earlier months (when
+ * configured): what a month's charges did not use of its grant (free credits are spent first),
+ * never more than the org holds. Each grant and expiry is written once. billing_touch_at does it
+ * as of now (µs), for the month now falls in. */
 void billing_touch(const char *org_id);
+void billing_touch_at(const char *org_id, int64_t now);
 int billing_free_enabled(void);
 int64_t billing_monthly_free(void);
 

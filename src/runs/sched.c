@@ -500,13 +500,15 @@ static int64_t enforce(int64_t now)
     return next;
 }
 
-/* Charges the running runs and stops those whose org ran out of credits. */
-static void meter(void)
+/* Charges the running runs and stops those whose org ran out of credits; returns in how many
+ * µs the next org will run out at the rate its runs use credits (INT64_MAX: none will). */
+static int64_t meter(void)
 {
     json_t *broke = json_array(), *id;
+    int64_t now = now_us(), zero_at = INT64_MAX;
     size_t i;
 
-    if (billing_meter_pass(now_us(), broke) == 0) {
+    if (billing_meter_pass(now, broke, &zero_at) == 0) {
         pthread_mutex_lock(&mu);
         json_array_foreach(broke, i, id)
         {
@@ -520,6 +522,7 @@ static void meter(void)
         pthread_mutex_unlock(&mu);
     }
     json_decref(broke);
+    return zero_at == INT64_MAX ? INT64_MAX : zero_at - now;
 }
 
 static void *sched_main(void *arg)
@@ -533,10 +536,15 @@ static void *sched_main(void *arg)
         int64_t next;
 
         if (now_mono_us() >= next_meter) {
+            int64_t zero_in;
+
             next_meter = now_mono_us() + 1000000;
             pthread_mutex_unlock(&mu);
-            meter();
+            zero_in = meter();
             pthread_mutex_lock(&mu);
+            /* The next pass comes when an org's balance reaches zero, if that is sooner. */
+            if (zero_in < next_meter - now_mono_us())
+                next_meter = now_mono_us() + zero_in;
             continue;
         }
 

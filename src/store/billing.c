@@ -93,9 +93,20 @@ int bill_free_grant(const char *org_id, const char *month, int64_t amount)
 {
     int n = q_exec("INSERT OR IGNORE INTO ledger (org_id, kind, amount, description, ref, "
                    "created_at) VALUES (?, 'free', ?, 'Monthly free credits', ?, ?)",
-                   "siss", org_id, amount, month, now_us());
+                   "sisi", org_id, amount, month, now_us());
 
     return n < 0 ? n : 0;
+}
+
+int bill_free_unexpired(const char *org_id, const char *month, json_t *out)
+{
+    return q_rows_json(
+        q_prepare("SELECT ref, sum(amount) AS amount FROM ledger g WHERE org_id = ?1 AND "
+                  "kind = 'free' AND ref < ?2 AND NOT EXISTS (SELECT 1 FROM ledger e WHERE "
+                  "e.org_id = ?1 AND e.kind = 'free_expiry' AND e.ref = g.ref) "
+                  "GROUP BY ref ORDER BY ref",
+                  "ss", org_id, month),
+        out, 0);
 }
 
 int bill_free_expire(const char *org_id, const char *month, int64_t month_start, int64_t month_end,
@@ -120,7 +131,7 @@ int bill_free_expire(const char *org_id, const char *month, int64_t month_start,
         unused = 0;
     n = q_exec("INSERT OR IGNORE INTO ledger (org_id, kind, amount, description, ref, "
                "created_at) VALUES (?, 'free_expiry', ?, 'Unused free credits expired', ?, ?)",
-               "siss", org_id, -unused, month, now_us());
+               "sisi", org_id, -unused, month, now_us());
     return n < 0 ? n : 0;
 }
 

@@ -26,8 +26,11 @@ json_t *voucher_get(const char *code, int *err);
 /* Adds the voucher's credits to org once: LY_ECONFLICT when org redeemed it already. */
 int voucher_redeem(const char *org_id, const char *code, int64_t credits, const char *user_id);
 
-/* Free credits: this month's grant and last month's expiry, each written at most once. */
+/* Free credits: a month's grant and its expiry, each written at most once. */
 int bill_free_grant(const char *org_id, const char *month, int64_t amount);
+/* The org's free grants of months before month ("YYYY-MM") with no expiry yet, oldest first:
+ * ref (the month), amount. */
+int bill_free_unexpired(const char *org_id, const char *month, json_t *out);
 int bill_free_expire(const char *org_id, const char *month, int64_t month_start, int64_t month_end,
                      int64_t granted);
 
