@@ -10,7 +10,7 @@ libssl-dev libcmocka-dev libacl1-dev libseccomp-dev slirp4netns oathtool curl py
 wrk nginx-light libcurl4-openssl-dev bubblewrap python3-venv docker.io docker-compose
 libyaml-dev docker-registry apache2-utils
 slurmctld slurmd slurm-client munge slurmrestd slurm-wlm-jwt-plugin slurm-wlm-basic-plugins
-busybox-static awscli prometheus"
+busybox-static awscli prometheus faketime"
 
 missing=""
 for p in $PKGS; do

@@ -29,7 +29,8 @@ def free_port():
 class Server:
     """A running lyceumd and helpers to reach it."""
 
-    def __init__(self, extra_args=(), relative_data=False):
+    def __init__(self, extra_args=(), relative_data=False, env=None):
+        self.env = dict(env or {})  # more environment for the server (e.g. a faked clock)
         self.data = tempfile.mkdtemp(prefix="lyceumd-e2e-")
         self.relative_data = relative_data  # --data given relative to the server's cwd
         self.port = free_port()
@@ -43,6 +44,7 @@ class Server:
         self.log = open(self.log_path, "ab")
         env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0",
                    UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
+        env.update(self.env)
         cwd, data = ((os.path.dirname(self.data), os.path.basename(self.data))
                      if self.relative_data else (None, self.data))
         self.proc = subprocess.Popen(
