@@ -12,6 +12,12 @@
  *
  * A run submitted before a restart is adopted by its job id (stored in runs.backend_ref): its
  * output files are read on from what output.log already holds.
+ *
+ * A job is named after its run, which is how a run whose job id was never stored is found: a
+ * crash between the submission and the store, or a submission whose answer was lost (a
+ * timeout), may have left a job in Slurm. Such a run (its directory already there when it
+ * starts, or its last submission failed) is looked for by name before it is submitted; a job
+ * found is followed, never submitted again.
  */
 #include "core/arena.h"
 #include "core/config.h"
@@ -49,6 +55,7 @@ struct sjob {
     int64_t off[3]; /* bytes of stdout (1) and stderr (2) already copied */
     int64_t submit_after_us;
     int told_down;
+    int lookup; /* Slurm may hold a job of this run already: look for it before submitting */
     struct sjob *next;
 };
 
@@ -399,8 +406,10 @@ static json_t *poll_states(CURL *c, char *why, size_t wn)
             snprintf(id, sizeof(id), "%lld",
                      (long long)json_integer_value(json_object_get(jb, "job_id")));
             json_object_set_new(out, id,
-                                json_pack("{s:O,s:O}", "state", json_object_get(jb, "job_state"),
-                                          "exit", json_object_get(jb, "exit_code")));
+                                json_pack("{s:O,s:O,s:O}", "state",
+                                          json_object_get(jb, "job_state"), "exit",
+                                          json_object_get(jb, "exit_code"), "name",
+                                          json_object_get(jb, "name") ?: json_null()));
         }
         json_decref(ans);
     } else {
@@ -415,8 +424,8 @@ static json_t *poll_states(CURL *c, char *why, size_t wn)
         }
         for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
             char *id = strstr(line, "JobId="), *st = strstr(line, " JobState=");
-            char *ex = strstr(line, " ExitCode=");
-            char jid[32], state[32];
+            char *ex = strstr(line, " ExitCode="), *nm = strstr(line, " JobName=");
+            char jid[32], state[32], name[64] = "";
             int code = 0, sig = 0;
 
             if (!id || !st || sscanf(id, "JobId=%31s", jid) != 1 ||
@@ -424,9 +433,11 @@ static json_t *poll_states(CURL *c, char *why, size_t wn)
                 continue;
             if (ex)
                 sscanf(ex, " ExitCode=%d:%d", &code, &sig);
-            json_object_set_new(
-                out, jid,
-                json_pack("{s:s,s:i}", "state", state, "exit", sig ? 128 + sig : code << 8));
+            if (nm)
+                sscanf(nm, " JobName=%63s", name);
+            json_object_set_new(out, jid,
+                                json_pack("{s:s,s:i,s:s}", "state", state, "exit",
+                                          sig ? 128 + sig : code << 8, "name", name));
         }
         free(text);
     }
@@ -493,6 +504,60 @@ static void finish(struct sjob *j, const char *state, int64_t wait_status)
     }
 }
 
+/* The id of the newest job of states named after j's run, or NULL. */
+static const char *job_named(json_t *states, struct sjob *j)
+{
+    const char *id, *best = NULL;
+    json_t *st;
+
+    json_object_foreach(states, id, st)
+    {
+        const char *name = json_string_value(json_object_get(st, "name"));
+
+        if (name && strcmp(name, j->l->id) == 0 && (!best || atoll(id) > atoll(best)))
+            best = id;
+    }
+    return best;
+}
+
+/* A run that Slurm may hold a job of already (see the top), looked for in *known (the jobs
+ * Slurm holds, read once per round into *known when NULL): 1 when its job was found, and is
+ * followed from now on, or when it must not be submitted again; 0 when it may be submitted;
+ * -1 (why set) when Slurm does not answer. */
+static int look_for_job(CURL *c, struct sjob *j, json_t **known, char *why, size_t wn)
+{
+    const char *id;
+    char path[PATH_MAX + 16];
+
+    if (!*known)
+        *known = poll_states(c, why, wn);
+    if (!*known)
+        return -1; /* submit nothing meanwhile: ask again later */
+    id = job_named(*known, j);
+    if (id) {
+        snprintf(j->job_id, sizeof(j->job_id), "%s", id);
+        runs_set_backend_ref(j->l->id, j->job_id);
+        runs_mark_queued(j->l->id);
+        log_info("run %s: found its Slurm job %s, submitted before; following it", j->l->id, id);
+        return 1;
+    }
+    /* Not known to Slurm, yet its output files are there: it ran, and Slurm forgot it
+     * (MinJobAge) while lyceumd was down. Running it again is not ours to decide. */
+    snprintf(path, sizeof(path), "%s/stdout.txt", j->dir);
+    if (access(path, F_OK) == 0) {
+        pthread_mutex_lock(&mu);
+        j->done = 1;
+        pthread_mutex_unlock(&mu);
+        tail(j);
+        live_exited(j->l, -1,
+                    "The Slurm job of this run ended while lyceumd was down, and Slurm no "
+                    "longer knows how");
+        return 1;
+    }
+    j->lookup = 0;
+    return 0;
+}
+
 static void *slurm_main(void *arg)
 {
     CURL *c = curl_easy_init();
@@ -503,7 +568,7 @@ static void *slurm_main(void *arg)
         struct sjob *todo[64];
         int n = 0, budget;
         char why[256] = "";
-        json_t *states = NULL;
+        json_t *states = NULL, *known = NULL;
         int any_submitted = 0;
 
         pthread_mutex_lock(&mu);
@@ -521,15 +586,20 @@ static void *slurm_main(void *arg)
         pthread_mutex_unlock(&mu);
         for (int i = 0; i < n; i++) {
             struct sjob *j = todo[i];
+            int found = j->lookup ? look_for_job(c, j, &known, why, sizeof(why)) : 0;
 
-            if (j->cancel_sig == SIGKILL) {
+            if (found == 1) {
+                any_submitted = 1;
+                continue;
+            }
+            if (found == 0 && j->cancel_sig == SIGKILL) {
                 pthread_mutex_lock(&mu);
                 j->done = 1;
                 pthread_mutex_unlock(&mu);
                 live_exited(j->l, 137, NULL);
                 continue;
             }
-            if (submit(c, j, why, sizeof(why)) == 0) {
+            if (found == 0 && submit(c, j, why, sizeof(why)) == 0) {
                 runs_set_backend_ref(j->l->id, j->job_id);
                 runs_mark_queued(j->l->id);
                 any_submitted = 1;
@@ -546,9 +616,12 @@ static void *slurm_main(void *arg)
                 snprintf(down_why, sizeof(down_why), "%s", why);
                 runs_set_waiting_reason(j->l->id, why);
                 j->submit_after_us = now_mono_us() + 2000000;
+                /* Its answer may be what was lost: the job may be there. */
+                j->lookup = 1;
                 log_error("run %s: cannot submit to Slurm: %s", j->l->id, why);
             }
         }
+        json_decref(known);
         if (now_mono_us() >= next_poll || any_submitted) {
             int have = 0;
 
@@ -645,9 +718,13 @@ static int slurm_start(struct live *l)
         return LY_EUNAVAIL;
     }
     snprintf(j->dir, sizeof(j->dir), "%s/%s", cfg->slurm_shared_dir, l->id);
-    if (mkdir(j->dir, 0755) != 0 && errno != EEXIST) {
-        snprintf(l->errbuf, sizeof(l->errbuf), "cannot create %.300s: %s", j->dir, strerror(errno));
-        return LY_EIO;
+    if (mkdir(j->dir, 0755) != 0) {
+        if (errno != EEXIST) {
+            snprintf(l->errbuf, sizeof(l->errbuf), "cannot create %.300s: %s", j->dir,
+                     strerror(errno));
+            return LY_EIO;
+        }
+        j->lookup = 1; /* started before a restart: it may have been submitted then */
     }
     if (exec_prepare_python(l, j->dir, work, sizeof(work), why, sizeof(why))) {
         snprintf(l->errbuf, sizeof(l->errbuf), "%s", why);

@@ -862,16 +862,18 @@ static void recover(void)
         /* A Docker run's containers and Compose project go, whether it ends or is queued. */
         if (json_integer_value(json_object_get(row, "kind")) != RUN_PYTHON)
             docker_forget(id);
-        if (strcmp(status, "starting") == 0 && !pid && json_is_null(json_object_get(row, "gpus"))) {
-            /* It never began: back to the queue. */
-            q_exec("UPDATE runs SET status = 'pending', started_at = NULL WHERE id = ?", "s", id);
-            continue;
-        }
         if (json_is_string(json_object_get(row, "backend_ref")) &&
             strcmp(json_string_value(json_object_get(row, "backend")) ?: "", "slurm") == 0) {
-            /* Slurm kept the job going: follow it again. */
+            /* Slurm kept the job going: follow it again (even if the crash came before the
+             * run was marked queued). */
             if (adopt_run(row) == 0)
                 continue;
+        }
+        if (strcmp(status, "starting") == 0 && !pid && json_is_null(json_object_get(row, "gpus"))) {
+            /* It never began: back to the queue (a Slurm run whose job id was not stored yet
+             * is looked for by name before it is submitted again: exec/slurm.c). */
+            q_exec("UPDATE runs SET status = 'pending', started_at = NULL WHERE id = ?", "s", id);
+            continue;
         }
         if (pid > 0 && proc_start(pid) == start && start >= 0) {
             kill(-(pid_t)pid, SIGKILL);
