@@ -436,7 +436,13 @@ static void start_run(struct profile *p, const char *id)
     if (err) {
         why = l->errbuf[0] ? l->errbuf : err_str(err);
         live_exited(l, -1, why);
+        return;
     }
+    /* An abort or stop that came while it was being started had nothing to signal yet. */
+    pthread_mutex_lock(&mu);
+    if (!ls->exited && ls->stop_mode != STOP_NONE)
+        l->ops->signal(l, ls->stop_mode == STOP_STOP ? SIGTERM : SIGKILL);
+    pthread_mutex_unlock(&mu);
     return;
 undo:
     json_decref(l->spec);
@@ -642,25 +648,36 @@ int runs_control(const char *org_id, const char *id, int mode, char *status, siz
         snprintf(status, n, "%s", mode == STOP_ABORT ? "aborted" : "cancelled");
         return 0;
     }
-    /* It started meanwhile: try once more against the live list. */
-    pthread_mutex_lock(&mu);
-    for (struct live_sched *ls = lives; ls; ls = ls->next)
-        if (strcmp(ls->l->id, id) == 0 && !ls->exited) {
-            ls->stop_mode = mode;
-            ls->l->ops->signal(ls->l, mode == STOP_ABORT ? SIGKILL : SIGTERM);
-            if (mode == STOP_STOP)
-                ls->kill_at_us = now_mono_us() + (int64_t)ls->l->graceful_s * 1000000;
-            found = 1;
+    /* It started meanwhile: the scheduler marks a run starting a moment before it is in the
+     * live list, so one the store says is going is looked for until it is there. */
+    for (int t = 0; t < 250; t++) {
+        int going;
+
+        pthread_mutex_lock(&mu);
+        for (struct live_sched *ls = lives; ls; ls = ls->next)
+            if (strcmp(ls->l->id, id) == 0 && !ls->exited) {
+                ls->stop_mode = mode;
+                ls->l->ops->signal(ls->l, mode == STOP_ABORT ? SIGKILL : SIGTERM);
+                if (mode == STOP_STOP)
+                    ls->kill_at_us = now_mono_us() + (int64_t)ls->l->graceful_s * 1000000;
+                found = 1;
+            }
+        pthread_mutex_unlock(&mu);
+        if (found) {
+            runs_set_stop_mode(id, mode);
+            snprintf(status, n, "%s", mode == STOP_ABORT ? "cancelling" : "stopping");
+            return 0;
         }
-    pthread_mutex_unlock(&mu);
-    if (found) {
-        snprintf(status, n, "%s", mode == STOP_ABORT ? "cancelling" : "stopping");
-        return 0;
+        row = runs_get(org_id, id, &err);
+        st = row ? json_string_value(json_object_get(row, "status")) : NULL;
+        if (st)
+            snprintf(status, n, "%s", st);
+        going = st && !run_is_terminal(st) && strcmp(st, "pending") != 0;
+        json_decref(row);
+        if (!going)
+            break;
+        usleep(20000);
     }
-    row = runs_get(org_id, id, &err);
-    if (row)
-        snprintf(status, n, "%s", json_string_value(json_object_get(row, "status")));
-    json_decref(row);
     return LY_ECONFLICT;
 }
 

@@ -9,13 +9,15 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import threading
 import time
 
 import pytest
 
 from conftest import Server
-from runs_util import follow, output_of, start, status, wait_end, wait_status, write_config
+from runs_util import (follow, output_of, processes_of, start, status, wait_end,
+                       wait_processes_gone, wait_status, write_config)
 
 
 @pytest.fixture
@@ -56,34 +58,94 @@ def test_fifty_runs_on_two_slots_never_overlap_more_than_two(two_slots):
     assert peak == 2, peak  # both slots were used, and never more
 
 
-def test_kill_9_then_restart_leaves_every_run_known(two_slots):
+@pytest.mark.parametrize("sandbox", [True, False], ids=["sandboxed", "unsandboxed"])
+def test_kill_9_then_restart_leaves_every_run_known(sandbox):
+    # Sandboxed, a run's processes end with lyceumd (bubblewrap's pid namespace goes with it);
+    # unsandboxed, what a run started outlives it, and the restart's kill of each run's process
+    # group is what ends it.
+    cfg = write_config([{"hardware_profile": "cpu", "price_per_hour": "0.10",
+                         "max_concurrent": 2}], sandbox=sandbox)
+    s = Server(["--config", cfg])
+    try:
+        u = s.new_user(credits=10)
+        # A child of its own too, in its process group: the kernel kills the run's first process
+        # with lyceumd (its parent-death signal), not what that process started.
+        code = ("import os, time\nif os.fork() == 0:\n    time.sleep(120)\n"
+                "print(os.getpid(), flush=True)\ntime.sleep(120)")
+        running = [start(s, u["key"], code) for _ in range(2)]
+        queued = start(s, u["key"], "print('queued one ran')")
+        for r in running:
+            wait_status(s, u["key"], r["execution_id"], "running")
+        assert status(s, u["key"], queued["execution_id"])["status"] == "pending"
+        # Each running run's processes are found (so that "none is left" below means it).
+        for r in running:
+            assert processes_of(r["execution_id"]), f"no process of {r['execution_id']} found"
+        time.sleep(0.3)
+        s.proc.send_signal(signal.SIGKILL)
+        s.proc.wait()
+        s.log.close()
+        if not sandbox:
+            # The runs' children outlive lyceumd (the parent-death signal reached only their
+            # first processes): the restart must end them.
+            for r in running:
+                assert processes_of(r["execution_id"]), "nothing of the run outlived lyceumd"
+        s.start()
+        for r in running:
+            st = wait_end(s, u["key"], r["execution_id"], timeout=20)
+            assert st["status"] == "system_failure" and st["reason"] == "restart", st
+            assert "restarted" in st["errors"]
+            events = follow(r["streaming_url"])
+            assert "restarted" in output_of(events)
+            assert events[-1]["jobFinished"]["job"]["result"]["error"]
+            # No process of the old runs is left.
+            wait_processes_gone(r["execution_id"])
+        st = wait_end(s, u["key"], queued["execution_id"], timeout=30)
+        assert st["status"] == "completed"
+        assert output_of(follow(queued["streaming_url"])) == "queued one ran\n"
+    finally:
+        s.stop()
+        shutil.rmtree(s.data, ignore_errors=True)
+        os.unlink(cfg)
+
+
+def test_abort_or_stop_right_after_submit_never_leaves_a_run_going(two_slots):
+    """Abort or stop comes right after the start, racing the scheduler's start of the run, 60
+    times (from 6 clients at once): each is accepted and each run ends, aborted (abort), or
+    cancelled or stopped (stop); none keeps a process, and none is charged past its end."""
     s = two_slots
     u = s.new_user(credits=10)
-    code = "import os, time\nprint(os.getpid(), flush=True)\ntime.sleep(120)"
-    running = [start(s, u["key"], code) for _ in range(2)]
-    queued = start(s, u["key"], "print('queued one ran')")
-    for r in running:
-        wait_status(s, u["key"], r["execution_id"], "running")
-    assert status(s, u["key"], queued["execution_id"])["status"] == "pending"
-    time.sleep(0.3)
-    s.proc.send_signal(signal.SIGKILL)
-    s.proc.wait()
-    s.log.close()
-    s.start()
-    for r in running:
-        st = wait_end(s, u["key"], r["execution_id"], timeout=20)
-        assert st["status"] == "system_failure" and st["reason"] == "restart", st
-        assert "restarted" in st["errors"]
-        events = follow(r["streaming_url"])
-        assert "restarted" in output_of(events)
-        assert events[-1]["jobFinished"]["job"]["result"]["error"]
-    # No process of the old runs is left.
-    time.sleep(0.3)
-    for line in os.popen("ps -eo args").read().splitlines():
-        assert "time.sleep(120)" not in line or "python" not in line, line
-    st = wait_end(s, u["key"], queued["execution_id"], timeout=30)
-    assert st["status"] == "completed"
-    assert output_of(follow(queued["streaming_url"])) == "queued one ran\n"
+    code = "import time\nprint('up', flush=True)\ntime.sleep(60)"
+
+    def race(i):
+        run = start(s, u["key"], code)
+        mode = "abort" if i % 2 == 0 else "stop"
+        r = s.post(f"/workloads/{mode}/{run['execution_id']}", u["key"])
+        assert r.status_code == 200, (mode, r.text)
+        return run["execution_id"], mode
+
+    with concurrent.futures.ThreadPoolExecutor(6) as ex:
+        runs = list(ex.map(race, range(60)))
+    for rid, mode in runs:
+        st = wait_end(s, u["key"], rid, timeout=30)
+        if mode == "abort":
+            assert st["status"] == "aborted", st
+        else:
+            assert st["status"] == "cancelled" or (
+                st["status"] == "completed" and st["reason"] == "stopped"), st
+    db = sqlite3.connect(f"file:{s.data}/lyceumd.db?mode=ro", uri=True)
+    try:
+        for rid, mode in runs:
+            wait_processes_gone(rid)
+            began, ended = db.execute("SELECT running_at, finished_at FROM runs WHERE id = ?",
+                                      (rid,)).fetchone()
+            wins = db.execute("SELECT window_start, window_end FROM ledger WHERE ref = ? AND "
+                              "kind = 'run'", (rid,)).fetchall()
+            if began is None:
+                assert wins == [], (rid, wins)  # it never ran: nothing charged
+            for a, b in wins:
+                assert began <= a < b <= ended, (rid, a, b, began, ended)
+    finally:
+        db.close()
 
 
 class Receiver(http.server.BaseHTTPRequestHandler):
