@@ -8,11 +8,22 @@ directory is found from HOME when that is DATA/inference/<dep>/home, else from a
 kept at DATA/<dir>/<file>), whether HOME is writable and whether the model file can be read and
 written. Then it serves, on 127.0.0.1:PORT until it is killed, GET /health with 200 to anyone
 and GET /v1/models with 200 only with "Authorization: Bearer KEY" (401 otherwise), as
-llama-server and vLLM do with --api-key."""
+llama-server and vLLM do with --api-key, and POST /v1/chat/completions (the same key) with a
+one-token completion.
+
+Options for tests of limits and of timing-free races:
+  --forks N     before serving, fork up to N children at once; the probe's "forks" says how
+                many the kernel allowed (all end before it serves).
+  --alloc MB    before serving, a child allocates MB MiB; the probe's "alloc" says how it
+                ended: "exit 0", "exit 1" (MemoryError) or "signal 9" (killed).
+  --gate        completions are held: the k-th one (from 0) to arrive is answered only once
+                the file HOME/release holds a number above k."""
 
 import json
 import os
 import sys
+import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -54,38 +65,116 @@ def probe(model):
     return out
 
 
+def limits(forks, alloc_mb):
+    """Tries the process and memory limits it runs under (see --forks and --alloc)."""
+    out = {}
+    if forks:
+        r, w = os.pipe()
+        kids = []
+        for _ in range(forks):
+            try:
+                pid = os.fork()
+            except OSError:
+                break
+            if pid == 0:
+                os.close(w)
+                os.read(r, 1)  # until the parent closes its end
+                os._exit(0)
+            kids.append(pid)
+        os.close(w)
+        os.close(r)
+        for k in kids:
+            os.waitpid(k, 0)
+        out["forks"] = len(kids)
+    if alloc_mb:
+        pid = os.fork()
+        if pid == 0:
+            try:
+                b = bytearray(alloc_mb << 20)
+                b[::4096] = b"x" * len(b[::4096])
+                os._exit(0)
+            except MemoryError:
+                os._exit(1)
+        _, st = os.waitpid(pid, 0)
+        out["alloc"] = (f"signal {os.WTERMSIG(st)}" if os.WIFSIGNALED(st)
+                        else f"exit {os.WEXITSTATUS(st)}")
+    return out
+
+
 KEY = None
+GATE = False
+ARRIVED = 0
+ARRIVED_LOCK = threading.Lock()
+
+
+def released():
+    try:
+        with open(os.path.join(os.environ.get("HOME", "."), "release")) as f:
+            return int(f.read().strip() or 0)
+    except (OSError, ValueError):
+        return 0
 
 
 class Handler(BaseHTTPRequestHandler):
-    def do_GET(self):
-        if self.path == "/health":
-            code, body = 200, b'{"status":"ok"}'
-        elif self.headers.get("Authorization") != f"Bearer {KEY}":
-            code, body = 401, b'{"error":"Invalid API Key"}'
-        elif self.path == "/v1/models":
-            code, body = 200, b'{"object":"list","data":[]}'
-        else:
-            code, body = 404, b'{"error":"not found"}'
+    def reply(self, code, body):
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
 
+    def do_GET(self):
+        if self.path == "/health":
+            self.reply(200, b'{"status":"ok"}')
+        elif self.headers.get("Authorization") != f"Bearer {KEY}":
+            self.reply(401, b'{"error":"Invalid API Key"}')
+        elif self.path == "/v1/models":
+            self.reply(200, b'{"object":"list","data":[]}')
+        else:
+            self.reply(404, b'{"error":"not found"}')
+
+    def do_POST(self):
+        global ARRIVED
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.headers.get("Authorization") != f"Bearer {KEY}":
+            return self.reply(401, b'{"error":"Invalid API Key"}')
+        if self.path != "/v1/chat/completions":
+            return self.reply(404, b'{"error":"not found"}')
+        with ARRIVED_LOCK:
+            k = ARRIVED
+            ARRIVED += 1
+        while GATE and released() <= k:
+            time.sleep(0.02)
+        self.reply(200, json.dumps({
+            "id": f"chatcmpl-{k}", "object": "chat.completion", "created": int(time.time()),
+            "model": "fake", "choices": [{"index": 0, "finish_reason": "stop", "message": {
+                "role": "assistant", "content": "ok"}}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}).encode())
+
     def log_message(self, *args):
         pass
 
 
+def option(args, name, has_value=True):
+    if name not in args:
+        return None
+    i = args.index(name)
+    value = args[i + 1] if has_value else True
+    del args[i:i + (2 if has_value else 1)]
+    return value
+
+
 def main():
-    global KEY
+    global KEY, GATE
     args = sys.argv[1:]
-    if "--api-key" in args:
-        i = args.index("--api-key")
-        KEY = args[i + 1]
-        del args[i:i + 2]
+    KEY = option(args, "--api-key")
+    forks = int(option(args, "--forks") or 0)
+    alloc = int(option(args, "--alloc") or 0)
+    GATE = bool(option(args, "--gate", has_value=False))
     port = int(args[0])
-    print("probe: " + json.dumps(probe(args[1] if len(args) > 1 else None)), flush=True)
+    p = probe(args[1] if len(args) > 1 else None)
+    p.update(limits(forks, alloc))
+    print("probe: " + json.dumps(p), flush=True)
     ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
 
 

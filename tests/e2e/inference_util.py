@@ -4,6 +4,7 @@ OpenAI SDK client (tests/e2e/openai/client.mjs) run with node."""
 
 import json
 import os
+import shutil
 import subprocess
 import time
 
@@ -39,6 +40,28 @@ def config(idle_seconds=3600, **extra):
                                        "--alias {deployment_id}"},
                    "idle_seconds": idle_seconds, "tick_ms": 50, "wake_timeout_seconds": 30,
                    **extra})
+
+
+def fake_server():
+    """fake_model_server.py where a sandboxed replica can read it: beside the cached
+    llama-server (a checkout under /tmp is hidden by the sandbox's private /tmp)."""
+    dst = os.path.join(os.path.dirname(tiny()[0]), "fake_model_server.py")
+    shutil.copyfile(os.path.join(os.path.dirname(__file__), "fake_model_server.py"), dst)
+    return dst
+
+
+def fake_config(machine_type=None, args="", inference=None, **extra):
+    """A config whose cpu replicas are fake_model_server.py (given the model's path and args,
+    its options); inference adds to the config's inference object."""
+    mt = dict(hardware_profile="cpu", price_per_hour="0.36", max_concurrent=8)
+    mt.update(machine_type or {})
+    fake = fake_server()
+    extra.setdefault("sandbox_ro_paths", [os.path.dirname(fake)])
+    inf = {"commands": {"cpu": f"/usr/bin/python3 {fake} {{port}} {{model_path}} "
+                               f"--api-key {{api_key}} {args}".rstrip()},
+           "tick_ms": 50}
+    inf.update(inference or {})
+    return runs_util.write_config([mt], inference=inf, **extra)
 
 
 def add_model(server, name="tiny"):

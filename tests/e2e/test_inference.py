@@ -130,6 +130,38 @@ def test_a_plain_call_answers_the_model_servers_status(inf):
     assert not set(killed) & set(descendants(s.proc.pid, "llama-server"))
 
 
+def test_a_replica_dying_mid_stream_ends_the_stream_with_an_error(inf):
+    """The model server is killed while it streams a long completion: the client's stream
+    ends at once with an error event in OpenAI's shape (no hang, no [DONE]), and the next call
+    is answered by a replacement."""
+    s, u, dep = inf
+    url = s.base + "/openai/v1/chat/completions"
+    auth = {"Authorization": "Bearer " + u["key"]}
+    body = {"model": dep, "stream": True, "max_tokens": 3000,
+            "messages": [{"role": "user", "content": "x"}]}
+    data, killed = [], []
+    # A read that waits 20 s for a byte fails the test (requests raises): no hang.
+    with requests.post(url, json=body, headers=auth, stream=True, timeout=(5, 20)) as resp:
+        assert resp.status_code == 200, resp.text
+        for line in resp.iter_lines(chunk_size=None, decode_unicode=True):
+            if not line.startswith("data: "):
+                continue
+            data.append(line[6:])
+            if len(data) == 5:
+                killed = descendants(s.proc.pid, "llama-server")
+                assert killed, "no llama-server under lyceumd"
+                for pid in killed:
+                    os.kill(pid, signal.SIGKILL)
+    assert len(data) > 5 and "[DONE]" not in data, data[-3:]
+    last = json.loads(data[-1])
+    assert set(last) == {"error"} and last["error"]["message"], last
+    assert len(data) < 2000, "the stream went on after its model server was killed"
+    # The next call is answered, by another model server.
+    r = requests.post(url, json=dict(body, stream=False, max_tokens=2), headers=auth, timeout=60)
+    assert r.status_code == 200 and r.json()["object"] == "chat.completion", r.text
+    assert not set(killed) & set(descendants(s.proc.pid, "llama-server"))
+
+
 def test_a_call_no_replica_can_take_is_503():
     """Replicas that never become ready: after the wake time-out the call answers 503 in
     OpenAI's error shape (the plain call and the streamed one alike)."""
@@ -329,24 +361,8 @@ def test_unknown_model_fails_the_deployment(inf):
     assert r.status_code == 422
 
 
-def fake_server():
-    """fake_model_server.py where a sandboxed replica can read it: beside the cached
-    llama-server (a checkout under /tmp is hidden by the sandbox's private /tmp)."""
-    dst = os.path.join(os.path.dirname(iu.tiny()[0]), "fake_model_server.py")
-    shutil.copyfile(os.path.join(os.path.dirname(__file__), "fake_model_server.py"), dst)
-    return dst
-
-
-def fake_config(machine_type=None, **extra):
-    """A config whose cpu replicas are fake_model_server.py (given the model's path)."""
-    mt = dict(hardware_profile="cpu", price_per_hour="0.36", max_concurrent=8)
-    mt.update(machine_type or {})
-    fake = fake_server()
-    extra.setdefault("sandbox_ro_paths", [os.path.dirname(fake)])
-    return runs_util.write_config(
-        [mt], inference={"commands": {"cpu": f"/usr/bin/python3 {fake} {{port}} {{model_path}} "
-                                             "--api-key {api_key}"},
-                         "tick_ms": 50}, **extra)
+fake_server = iu.fake_server
+fake_config = iu.fake_config
 
 
 def replica_of(s, key, dep):
@@ -425,15 +441,21 @@ def cgroup_dirs(rep):
     return [d for d in (os.path.join(r, "lyceumd", rep) for r in roots) if os.path.isdir(d)]
 
 
-@pytest.mark.skipif(not shutil.which("bwrap"), reason="bubblewrap is not installed")
 def test_replicas_run_in_the_sandbox_with_the_profiles_limits():
     """A replica sees neither the database nor anything else of the data directory but its
     home (writable) and its model file (read-only, though the file lies in the data
     directory), runs in its own pid namespace and in control groups of its own with the
     profile's limits, as an unprivileged uid, reached by lyceumd in its own network, and is
     ended with its
-    control groups and home when the deployment stops. With "sandbox": false it sees all."""
-    s = Server(["--config", fake_config({"pids_max": 300, "memory_gb": 2, "vcpus": 1})])
+    control groups and home when the deployment stops. The limits bind: its forks stop short
+    of pids_max and a child that takes more than memory_gb is killed. With "sandbox": false it
+    sees all."""
+    assert shutil.which("bwrap"), "bubblewrap must be installed (scripts/deps.sh installs it)"
+    assert runs_cgroups_writable(), (
+        "cgroups are not writable on this machine (/sys/fs/cgroup): a replica's limits cannot "
+        "be enforced. The tests run as root with cgroups writable (CI has them)")
+    s = Server(["--config", fake_config({"pids_max": 300, "memory_gb": 1, "vcpus": 1},
+                                        args="--forks 400 --alloc 1536")])
     try:
         models = os.path.join(s.data, "own-models")
         os.mkdir(models)
@@ -454,13 +476,23 @@ def test_replicas_run_in_the_sandbox_with_the_profiles_limits():
         assert p["cuda_visible_devices"] == "", p
         fakes = descendants(s.proc.pid, "python3")
         assert len(fakes) == 1 and p["pid"] != fakes[0], (fakes, p)
-        if runs_cgroups_writable():
-            with open(f"/proc/{fakes[0]}/cgroup") as f:
-                assert f"/lyceumd/{rep}\n" in f.read()
-            dirs = cgroup_dirs(rep)
-            pids = [d for d in dirs if os.path.exists(os.path.join(d, "pids.max"))]
-            with open(os.path.join(pids[0], "pids.max")) as f:
-                assert f.read().strip() == "300"
+        with open(f"/proc/{fakes[0]}/cgroup") as f:
+            assert f"/lyceumd/{rep}\n" in f.read()
+        dirs = cgroup_dirs(rep)
+        limits = {}
+        for d in dirs:
+            for name in ("pids.max", "memory.max", "memory.limit_in_bytes"):
+                if os.path.exists(os.path.join(d, name)):
+                    with open(os.path.join(d, name)) as f:
+                        limits[name] = f.read().strip()
+        assert limits.get("pids.max") == "300", limits
+        assert str(1 << 30) in (limits.get("memory.max"), limits.get("memory.limit_in_bytes")), \
+            limits
+        # 400 forks at once: the kernel stops them at the group's 300 processes (less the
+        # sandbox's own); 1.5 GiB in a child: killed (an address-space rlimit would have made
+        # a MemoryError instead).
+        assert 250 < p["forks"] < 300, p
+        assert p["alloc"] == "signal 9", p
         assert s.post(f"/inference/{dep}/stop", u["key"]).status_code == 200
         iu.wait_status(s, u["key"], dep, "stopped")
         assert descendants(s.proc.pid, "python3") == []
