@@ -132,25 +132,35 @@ def test_no_credits_is_402_and_a_run_stops_at_zero(bs):
 
 
 def test_a_run_at_ten_cents_an_hour_is_billed_exactly(bs):
-    """At 0.10/h a second is 27.78 micro-credits: the run's charges, window by window and the
+    """At 0.10/h a second is 27.78 micro-credits: each run's charges, window by window and the
     last partial one, add up to the rule's figure for its whole time from start_time to
     end_time (a window rounded on its own would make at least one micro-credit more over the
-    five or more whole windows of this run)."""
+    five or more whole windows of a run). Three runs started a third of a second apart: the
+    last part of at least one of them is shorter than a window whatever the phase of the
+    meter's passes."""
     u = bs.new_user(credits=1)
-    run = start(bs, u["key"], "import time\ntime.sleep(7.5)", execution_type="cpu.dime")
-    st = wait_end(bs, u["key"], run["execution_id"])
-    assert st["status"] == "completed", st
+    runs = []
+    for _ in range(3):
+        runs.append(start(bs, u["key"], "import time\ntime.sleep(7.5)",
+                          execution_type="cpu.dime")["execution_id"])
+        time.sleep(0.33)
+    total = 0
+    for rid in runs:
+        st = wait_end(bs, u["key"], rid)
+        assert st["status"] == "completed", st
     hist = bs.get("/billing/history", u["key"]).json()
-    row = [e for e in hist["executions"] if e["execution_id"] == run["execution_id"]][0]
-    dt = us(row["end_time"]) - us(row["start_time"])
-    assert dt > 7500000, row
-    want = cost(100000, dt)  # 0.10/h = 100000 micro-credits per hour
-    charges = [micro(t["amount"]) for t in transactions(bs, u)
-               if t["type"] == "run" and t["reference"] == run["execution_id"]]
-    assert len(charges) >= 6, charges  # charged while it ran, then its last part
-    assert -sum(charges) == want, (charges, dt, want)
-    assert micro(row["billed"]) == want
-    assert micro(balance(bs, u)) == 1000000 - want
+    tx = transactions(bs, u)
+    for rid in runs:
+        row = [e for e in hist["executions"] if e["execution_id"] == rid][0]
+        dt = us(row["end_time"]) - us(row["start_time"])
+        assert dt > 7500000, row
+        want = cost(100000, dt)  # 0.10/h = 100000 micro-credits per hour
+        charges = [micro(t["amount"]) for t in tx if t["type"] == "run" and t["reference"] == rid]
+        assert len(charges) >= 6, charges  # charged while it ran, then its last part
+        assert -sum(charges) == want, (charges, dt, want)
+        assert micro(row["billed"]) == want
+        total += want
+    assert micro(balance(bs, u)) == 1000000 - total
 
 
 def test_vouchers(bs):
