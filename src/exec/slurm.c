@@ -170,14 +170,21 @@ static json_t *rest(CURL *c, const char *method, const char *path, json_t *body,
 }
 
 /* Runs a Slurm command; its stdout into out (capped). Returns the exit status, -1 if it did
- * not run. */
+ * not run. The command gets an environment of its own, not lyceumd's: sbatch hands the one it
+ * runs in to the job (--export=ALL), and a tenant's job must not read the operator's
+ * settings or credentials there (its own variables are exported by its script). */
 static int run_cmd(char *const argv[], char *out, size_t n)
 {
+    char conf[PATH_MAX + 16];
+    char *envp[] = {"PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", conf, NULL};
     int p[2], st = 0;
     size_t k = 0;
     ssize_t r;
     pid_t pid;
 
+    snprintf(conf, sizeof(conf), "SLURM_CONF=%s", cfg->slurm_conf);
+    if (!cfg->slurm_conf[0])
+        envp[2] = NULL;
     if (pipe2(p, O_CLOEXEC))
         return -1;
     pid = fork();
@@ -187,9 +194,7 @@ static int run_cmd(char *const argv[], char *out, size_t n)
         dup2(devnull, 0);
         dup2(p[1], 1);
         dup2(p[1], 2);
-        if (cfg->slurm_conf[0])
-            setenv("SLURM_CONF", cfg->slurm_conf, 1);
-        execvp(argv[0], argv);
+        execvpe(argv[0], argv, envp);
         _exit(127);
     }
     close(p[1]);

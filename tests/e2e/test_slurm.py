@@ -44,7 +44,7 @@ def cluster():
     subprocess.run(["sh", os.path.join(SLURM, "stop.sh")], capture_output=True)
 
 
-def make_server(shared, rest_url="http://127.0.0.1:6820"):
+def make_server(shared, rest_url="http://127.0.0.1:6820", env=None):
     """A lyceumd with two Slurm profiles, through slurmrestd at rest_url, or, when rest_url is
     None, through sbatch, scontrol and scancel."""
     slurm = {"user": "root", "shared_dir": shared, "poll_ms": 200}
@@ -59,7 +59,7 @@ def make_server(shared, rest_url="http://127.0.0.1:6820"):
         {"hardware_profile": "slurm.gpu", "backend": "slurm", "gres": "gpu:1",
          "gpu_model": "fake", "gpu_count": 1, "price_per_hour": "1"},
     ], meter_window_seconds=1, slurm=slurm)
-    return Server(["--config", cfg])
+    return Server(["--config", cfg], env=env)
 
 
 @pytest.fixture(scope="module")
@@ -195,14 +195,17 @@ def test_kill_9_then_restart_follows_the_jobs_and_bills_once(cluster):
 
 def test_without_rest_url_sbatch_scontrol_and_scancel(cluster):
     """Without rest_url lyceumd submits with sbatch, follows with scontrol and cancels with
-    scancel: a run streams and completes, one fails with its code, one is aborted."""
+    scancel: a run streams and completes, one fails with its code, one is aborted. The job
+    sees its run's variables, and nothing of lyceumd's own environment (which sbatch would
+    hand it)."""
     shared = tempfile.mkdtemp(prefix="lyceumd-slurm-")
-    s = make_server(shared, rest_url=None)
+    s = make_server(shared, rest_url=None, env={"OPERATOR_SECRET": "s3cr3t"})
     try:
         u = s.new_user(credits=10)
         code = ("import os, sys, time\nprint('job', os.environ['SLURM_JOB_ID'], "
-                "os.environ['LYCEUM_EXECUTION_ID'], flush=True)\ntime.sleep(1)\n"
-                "print('to stderr', file=sys.stderr)\nprint('done')\n")
+                "os.environ['LYCEUM_EXECUTION_ID'], flush=True)\n"
+                "print('operator secret:', os.environ.get('OPERATOR_SECRET'), flush=True)\n"
+                "time.sleep(1)\nprint('to stderr', file=sys.stderr)\nprint('done')\n")
         run = start(s, u["key"], code, execution_type="slurm.cpu")
         rid = run["execution_id"]
         events = follow(run["streaming_url"])
@@ -210,6 +213,7 @@ def test_without_rest_url_sbatch_scontrol_and_scancel(cluster):
         assert job and jobs_named(rid) == [job]
         out = output_of(events)
         assert out.startswith(f"job {job} {rid}\n") and "to stderr\n" in out and "done\n" in out
+        assert "operator secret: None\n" in out, out
         assert events[-1]["jobFinished"]["job"]["result"] == {"returnCode": 0, "error": None}
         assert status(s, u["key"], rid)["status"] == "completed"
         assert job_state(job) == "COMPLETED"
