@@ -58,6 +58,33 @@ def test_fifty_runs_on_two_slots_never_overlap_more_than_two(two_slots):
     assert peak == 2, peak  # both slots were used, and never more
 
 
+def test_queued_runs_start_in_the_order_they_were_submitted():
+    """One slot, held by a run until the test lets it end; five runs queued behind it start
+    one at a time in the order they came."""
+    cfg = write_config([{"hardware_profile": "cpu", "price_per_hour": "0.10",
+                         "max_concurrent": 1}])
+    s = Server(["--config", cfg])
+    try:
+        u = s.new_user(credits=10)
+        hold = start(s, u["key"], "import os, time\nwhile not os.path.exists('go'):\n"
+                                  "    time.sleep(0.02)\n")
+        wait_status(s, u["key"], hold["execution_id"], "running")
+        queued = [start(s, u["key"], f"print({i})") for i in range(5)]
+        for r in queued:
+            assert status(s, u["key"], r["execution_id"])["status"] == "pending"
+        open(os.path.join(s.data, "runs", hold["execution_id"], "work", "go"), "w").close()
+        started = []
+        for r in queued:
+            assert wait_end(s, u["key"], r["execution_id"])["status"] == "completed"
+            t = s.get(f"/execution/{r['execution_id']}/timing", u["key"]).json()["timing"]
+            started.append(t["start_time"])
+        assert started == sorted(started), started
+    finally:
+        s.stop()
+        shutil.rmtree(s.data, ignore_errors=True)
+        os.unlink(cfg)
+
+
 @pytest.mark.parametrize("sandbox", [True, False], ids=["sandboxed", "unsandboxed"])
 def test_kill_9_then_restart_leaves_every_run_known(sandbox):
     # Sandboxed, a run's processes end with lyceumd (bubblewrap's pid namespace goes with it);
@@ -110,18 +137,26 @@ def test_kill_9_then_restart_leaves_every_run_known(sandbox):
 
 def test_abort_or_stop_right_after_submit_never_leaves_a_run_going(two_slots):
     """Abort or stop comes right after the start, racing the scheduler's start of the run, 60
-    times (from 6 clients at once): each is accepted and each run ends, aborted (abort), or
-    cancelled or stopped (stop); none keeps a process, and none is charged past its end."""
+    times (from 6 clients at once): half of them at once, half as soon as the run is seen
+    leaving the queue (while lyceumd starts it). Each is accepted and each run ends, aborted
+    (abort), or cancelled or stopped (stop); none keeps a process, and none is charged past
+    its end. (A stop's SIGTERM that comes while bubblewrap is still making the sandbox reaches
+    no process of the run: the SIGKILL after the grace period ends it, 1 s here.)"""
     s = two_slots
     u = s.new_user(credits=10)
     code = "import time\nprint('up', flush=True)\ntime.sleep(60)"
 
     def race(i):
-        run = start(s, u["key"], code)
+        run = start(s, u["key"], code, graceful_timeout=1)
+        rid = run["execution_id"]
         mode = "abort" if i % 2 == 0 else "stop"
-        r = s.post(f"/workloads/{mode}/{run['execution_id']}", u["key"])
+        if i % 4 >= 2:
+            deadline = time.time() + 30
+            while status(s, u["key"], rid)["status"] == "pending":
+                assert time.time() < deadline, "the run never left the queue"
+        r = s.post(f"/workloads/{mode}/{rid}", u["key"])
         assert r.status_code == 200, (mode, r.text)
-        return run["execution_id"], mode
+        return rid, mode
 
     with concurrent.futures.ThreadPoolExecutor(6) as ex:
         runs = list(ex.map(race, range(60)))
