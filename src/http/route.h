@@ -39,6 +39,10 @@ struct field {
 #define R_RESP_ARRAY    0x8  /* the response is a JSON array of objects with the response fields */
 #define R_RAW_BODY      0x10 /* the handler reads the body itself (not JSON) */
 #define R_STREAM_BODY   0x20 /* the handler takes the body as it arrives (req.h: req_sink) */
+/* Matches only a path that ends in a slash (the pattern ends in one too), and is preferred
+ * there to a route that matches with the slash ignored; the path without the slash goes to
+ * that other route. FastAPI's two declared routes "/models" and "/models/" (router.h). */
+#define R_SLASH_ONLY 0x40
 
 typedef int (*handler_fn)(struct req *req);
 

@@ -2,6 +2,12 @@
  * The router walks each mount whose prefix starts the path, then each route of its table,
  * comparing segment by segment. Tables are small (tens of routes), so a linear scan costs
  * less than building an index and keeps the tables the single source of truth.
+ *
+ * A trailing slash is ignored on both sides, except for routes flagged R_SLASH_ONLY: a path
+ * with a trailing slash is first matched against those alone (a first pass), then against
+ * every other route with the slash ignored (a second pass, which never sees them). So a
+ * slash-only route takes its slashed path from any route that ignores the slash, wherever
+ * its table is mounted, and the unslashed path, or a method it lacks, goes on to the others.
  */
 #include "http/router.h"
 #include "core/arena.h"
@@ -59,10 +65,11 @@ static int match_pattern(const char *pattern, const char *path, size_t plen, str
     return 1;
 }
 
-int router_match(const struct mount *mounts, const char *method, const char *path,
-                 struct arena *arena, struct route_match *m)
+/* One pass over the mounts: the slash pass looks only at R_SLASH_ONLY routes and only at a
+ * path that ends in a slash, the other pass only at the rest. 0 when a route matched. */
+static int scan(const struct mount *mounts, const char *method, const char *path,
+                struct arena *arena, struct route_match *m, int slash_pass)
 {
-    memset(m, 0, sizeof(*m));
     for (const struct mount *mt = mounts; mt->routes; mt++) {
         size_t pre = strlen(mt->prefix);
         const char *rest;
@@ -72,9 +79,13 @@ int router_match(const struct mount *mounts, const char *method, const char *pat
             continue;
         rest = path + pre;
         rlen = trimmed_len(rest, strlen(rest));
+        if (slash_pass && rlen == strlen(rest))
+            continue; /* no trailing slash (or the lone "/") */
         for (const struct route *r = mt->routes; r->method; r++) {
             struct route_match tmp;
 
+            if (!(r->flags & R_SLASH_ONLY) != !slash_pass)
+                continue;
             memset(&tmp, 0, sizeof(tmp));
             if (!match_pattern(r->path, rest, rlen, NULL, &tmp))
                 continue;
@@ -92,5 +103,19 @@ int router_match(const struct mount *mounts, const char *method, const char *pat
             return 0;
         }
     }
+    return 1;
+}
+
+int router_match(const struct mount *mounts, const char *method, const char *path,
+                 struct arena *arena, struct route_match *m)
+{
+    size_t n = strlen(path);
+
+    memset(m, 0, sizeof(*m));
+    /* A path with a trailing slash goes first to the routes declared only with one. */
+    if (n > 1 && path[n - 1] == '/' && scan(mounts, method, path, arena, m, 1) == 0)
+        return 0;
+    if (scan(mounts, method, path, arena, m, 0) == 0)
+        return 0;
     return m->path_matched ? LY_EMETHOD : LY_ENOTFOUND;
 }

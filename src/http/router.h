@@ -23,9 +23,11 @@ struct route_match {
 
 /*
  * Finds the route for method and path among the mounts (an array ended by a NULL routes).
- * A trailing slash on either side is ignored. Returns 0 and fills m->route, or LY_ENOTFOUND
- * (no such path) or LY_EMETHOD (the path exists with other methods). Captured values are
- * copied into the arena.
+ * A trailing slash on either side is ignored, with one exception: a route flagged R_SLASH_ONLY
+ * matches only a path with the slash, and wins there over routes that ignore it, whatever the
+ * order of the mounts (so "/models" and "/models/" can be two routes). Returns 0 and fills
+ * m->route, or LY_ENOTFOUND (no such path) or LY_EMETHOD (the path exists with other
+ * methods). Captured values are copied into the arena.
  */
 int router_match(const struct mount *mounts, const char *method, const char *path,
                  struct arena *arena, struct route_match *m);

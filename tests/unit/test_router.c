@@ -1,6 +1,7 @@
 /*
- * Unit tests for src/http/router.c: path parameters, trailing slashes, 404 against 405 (with
- * the Allow list), mount prefixes, and the order-dependent traps of a linear route scan. A
+ * Unit tests for src/http/router.c: path parameters, trailing slashes (and R_SLASH_ONLY routes,
+ * the one exception), 404 against 405 (with the Allow list), mount prefixes, and the
+ * order-dependent traps of a linear route scan. A
  * table written for the tests pins the rules; the real api_mounts pins the routes that
  * clients of API.md depend on (/auth/api-keys/validate against /auth/api-keys/{id}).
  */
@@ -280,6 +281,47 @@ static void test_many_params_refused(void **state)
     assert_string_equal(m->values[7], "8");
 }
 
+/* R_SLASH_ONLY: "/models" and "/models/" as two routes (FastAPI's two declared routes). The
+ * slash-only table is mounted after the other, so order alone cannot make it win. */
+static const struct route openai_like[] = {
+    {"GET", "/models", h_plain, 0, NULL, NULL, NULL},
+    {"POST", "/models", h_create, 0, NULL, NULL, NULL},
+    {0},
+};
+static const struct route catalogue_like[] = {
+    {"GET", "/models/", h_list, R_SLASH_ONLY, NULL, NULL, NULL},
+    {"GET", "/models/{model_id}", h_get, 0, NULL, NULL, NULL},
+    {0},
+};
+static const struct mount slash_mounts[] = {
+    {"/v", openai_like},
+    {"/v", catalogue_like},
+    {"/w", openai_like},
+    {NULL, NULL},
+};
+
+static void test_slash_only_routes(void **state)
+{
+    struct route_match *m;
+
+    /* Without the slash: the other route; with it: the slash-only one. */
+    expect_route(state, slash_mounts, "GET", "/v/models", h_plain);
+    expect_route(state, slash_mounts, "GET", "/v/models/", h_list);
+    /* Where no slash-only route is mounted, the slash changes nothing. */
+    expect_route(state, slash_mounts, "GET", "/w/models/", h_plain);
+    /* A method the slash-only route lacks goes on to the route that ignores the slash. */
+    expect_route(state, slash_mounts, "POST", "/v/models/", h_create);
+    expect_405(state, slash_mounts, "PUT", "/v/models/", "GET, POST");
+    expect_405(state, slash_mounts, "PUT", "/v/models", "GET, POST");
+    /* The routes below keep ignoring the slash; still only one slash is forgiven. */
+    m = expect_route(state, slash_mounts, "GET", "/v/models/x", h_get);
+    assert_string_equal(m->values[0], "x");
+    m = expect_route(state, slash_mounts, "GET", "/v/models/x/", h_get);
+    assert_string_equal(m->values[0], "x");
+    expect_404(state, slash_mounts, "GET", "/v/models//");
+    expect_404(state, slash_mounts, "GET", "/w/models//");
+}
+
 /* The real tables: what API.md's clients call. */
 static void test_api_keys_routes(void **state)
 {
@@ -320,6 +362,42 @@ static void test_api_keys_routes(void **state)
     expect_404(state, api_mounts, "GET", API_PREFIX "/auth/api-keys/abc/toggle/x");
 }
 
+static void test_api_models_routes(void **state)
+{
+    static const char *const openai[] = {API_PREFIX "/models",
+                                         API_PREFIX "/serverless/models",
+                                         API_PREFIX "/serverless/models/",
+                                         "/openai/v1/models",
+                                         "/openai/v1/models/",
+                                         NULL};
+    struct fixture *f = *state;
+
+    /* OpenAI's list at every prefix, but the catalogue array on /api/v2/external/models/. */
+    for (int i = 0; openai[i]; i++) {
+        assert_int_equal(router_match(api_mounts, "GET", openai[i], &f->arena, &f->m), 0);
+        assert_string_equal(f->m.route->path, "/models");
+        assert_false(f->m.route->flags & R_SLASH_ONLY);
+    }
+    assert_int_equal(router_match(api_mounts, "GET", API_PREFIX "/models/", &f->arena, &f->m), 0);
+    assert_string_equal(f->m.route->path, "/models/");
+    assert_true(f->m.route->flags & R_SLASH_ONLY);
+    assert_int_equal(router_match(api_mounts, "GET", API_PREFIX "/models/sync", &f->arena, &f->m),
+                     0);
+    assert_string_equal(f->m.route->path, "/models/sync");
+    assert_int_equal(
+        router_match(api_mounts, "GET", API_PREFIX "/models/abc/instances/", &f->arena, &f->m), 0);
+    assert_string_equal(f->m.route->path, "/models/{model_id}/instances");
+    for (int slash = 0; slash < 2; slash++) {
+        assert_int_equal(router_match(api_mounts, "POST",
+                                      slash ? API_PREFIX "/sync/" : API_PREFIX "/sync", &f->arena,
+                                      &f->m),
+                         0);
+        assert_string_equal(f->m.route->path, "/sync/");
+    }
+    expect_405(state, api_mounts, "POST", API_PREFIX "/models/", "GET");
+    expect_404(state, api_mounts, "GET", "/openai/v1/models/sync");
+}
+
 static void test_api_mounts(void **state)
 {
     struct fixture *f = *state;
@@ -353,6 +431,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_prefixes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_params_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_api_keys_routes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_slash_only_routes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_api_models_routes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_api_mounts, setup, teardown),
     };
 
