@@ -26,6 +26,7 @@ extern const struct route api_storage_routes[];
 extern const struct route api_envvars_routes[];
 extern const struct route api_inference_routes[];
 extern const struct route api_openai_routes[];
+extern const struct route api_models_routes[];
 extern const struct route api_batches_routes[];
 extern const struct route api_logs_routes[];
 extern const struct route api_metrics_routes[];

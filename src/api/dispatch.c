@@ -43,6 +43,7 @@ const struct mount api_mounts[] = {
     {API_PREFIX, api_openai_routes},
     {API_PREFIX "/serverless", api_openai_routes},
     {"/openai/v1", api_openai_routes},
+    {API_PREFIX, api_models_routes},
     {API_PREFIX, api_batches_routes},
     {API_PREFIX, api_logs_routes},
     {API_PREFIX, api_metrics_routes},

@@ -5,7 +5,11 @@
  * hf_model_id) and passed to a replica by a worker thread; the answer streams back chunk by
  * chunk as the model server writes it (inference/call.c). Errors on these paths have OpenAI's
  * shape, {"error": {"message", "type", "param", "code"}}: api_openai_error() rewrites what the
- * dispatcher's error table made.
+ * dispatcher's error table made (on the Files and Batch API's paths it adds "error" beside
+ * "detail": the OpenAI SDK reads the one, Lyceum's clients the other).
+ *
+ * GET /models is the OpenAI SDK's list at every prefix; under /api/v2/external the same path
+ * with a trailing slash is the lyceum CLI's catalogue (api/models.c, an R_SLASH_ONLY route).
  */
 #include "api/api.h"
 #include "core/err.h"
@@ -69,19 +73,40 @@ static int api_openai_models(struct req *req)
     return req_reply(req, inference_models(req->caller.org_id));
 }
 
+/* The Files and Batch API (api/batches.c), which the OpenAI SDK drives under /api/v2/external:
+ * its errors carry OpenAI's "error" beside the "detail" every Lyceum client reads. */
+static int files_batches_path(const char *path)
+{
+    static const char *const groups[] = {API_PREFIX "/files", API_PREFIX "/batches", NULL};
+
+    while (path[0] == '/' && path[1] == '/')
+        path++;
+    for (int i = 0; groups[i]; i++) {
+        size_t n = strlen(groups[i]);
+
+        if (strncmp(path, groups[i], n) == 0 && (path[n] == 0 || path[n] == '/'))
+            return 1;
+    }
+    return 0;
+}
+
+/* Under /api/v2/external, /models is OpenAI's only without a trailing slash or more segments:
+ * /models/, /models/{id} and the rest are the lyceum CLI's catalogue (api/models.c), whose
+ * errors are {"detail"} as everywhere else. */
 int api_openai_path(const char *path)
 {
     static const char *const tails[] = {"/chat/completions", "/completions", "/models", NULL};
 
     if (strncmp(path, "/openai/v1/", 11) == 0 || strcmp(path, "/openai/v1") == 0 ||
-        strncmp(path, API_PREFIX "/serverless/", sizeof(API_PREFIX "/serverless/") - 1) == 0)
+        strncmp(path, API_PREFIX "/serverless/", sizeof(API_PREFIX "/serverless/") - 1) == 0 ||
+        files_batches_path(path))
         return 1;
     for (int i = 0; tails[i]; i++) {
         size_t n = strlen(API_PREFIX) + strlen(tails[i]);
 
         if (strncmp(path, API_PREFIX, strlen(API_PREFIX)) == 0 &&
             strncmp(path + strlen(API_PREFIX), tails[i], strlen(tails[i])) == 0 &&
-            (path[n] == 0 || path[n] == '/'))
+            (path[n] == 0 || (path[n] == '/' && strcmp(tails[i], "/models") != 0)))
             return 1;
     }
     return 0;
@@ -102,7 +127,8 @@ void api_openai_error(struct req *req, int err)
         type = "permission_error";
         break;
     case LY_ENOTFOUND:
-        code = req->match.route ? "model_not_found" : "not_found";
+        if (!files_batches_path(req->path))
+            code = req->match.route ? "model_not_found" : "not_found";
         break;
     case LY_EPAYMENT:
         type = "insufficient_quota";
@@ -140,6 +166,12 @@ void api_openai_error(struct req *req, int err)
                   type, "param", "code", code);
     if (!json_object_get(json_object_get(e, "error"), "code"))
         json_object_set_new(json_object_get(e, "error"), "code", json_null());
+    if (files_batches_path(req->path) && json_is_object(req->resp)) {
+        /* Both shapes: the error goes beside the detail. */
+        json_object_set(req->resp, "error", json_object_get(e, "error"));
+        json_decref(e);
+        return;
+    }
     json_decref(req->resp);
     req->resp = e;
 }
