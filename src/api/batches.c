@@ -1,6 +1,7 @@
 /*
  * Files and batches (API.md 12), in OpenAI's shapes: upload (multipart: file, purpose), get,
- * list, delete and content of files; create, get, list (after, limit) and cancel of batches.
+ * list, delete and content of files; create, get, list (after, limit) and cancel of batches
+ * (a batch that already ended cannot be cancelled: 400, as OpenAI answers).
  * The runner is batch/batch.c; a file's bytes are DATA/files/<id>.
  */
 #include "api/api.h"
@@ -321,21 +322,44 @@ static int api_batches_list(struct req *req)
     return err;
 }
 
+/* OpenAI's terminal statuses: such a batch cannot be cancelled (400, as OpenAI answers). */
+static int batch_finished(const char *status)
+{
+    static const char *const done[] = {"completed", "failed", "expired", "cancelled", NULL};
+
+    for (int i = 0; status && done[i]; i++)
+        if (strcmp(status, done[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* Cancels a validating or in-progress batch (cancelling: lines in flight end, no other
+ * starts); a cancelling or finalizing one is answered as it is. */
 static int api_batches_cancel(struct req *req)
 {
-    const char *id = req_param(req, "batch_id");
-    int err = 0;
+    const char *id = req_param(req, "batch_id"), *status;
+    int err = 0, moved;
     json_t *row = batch_get(req->caller.org_id, id, &err);
 
     if (!row)
         return err ? err : req_fail(req, LY_ENOTFOUND, "Batch not found");
     json_decref(row);
-    if (batch_move(id, "validating,in_progress", "cancelling") < 0)
+    moved = batch_move(id, "validating,in_progress", "cancelling");
+    if (moved < 0)
         return LY_EDB;
-    batch_kick();
+    if (moved)
+        batch_kick();
     row = batch_get(req->caller.org_id, id, &err);
     if (!row)
         return err ? err : LY_EDB;
+    /* Read after the move, so that a batch that ended meanwhile is refused too. */
+    status = json_string_value(json_object_get(row, "status"));
+    if (!moved && batch_finished(status)) {
+        err = req_fail(req, LY_EBADREQ, "Cannot cancel a batch with status '%s': it has already %s",
+                       status, strcmp(status, "cancelled") == 0 ? "been cancelled" : "ended");
+        json_decref(row);
+        return err;
+    }
     err = req_reply(req, batch_obj(row));
     json_decref(row);
     return err;

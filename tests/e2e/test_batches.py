@@ -1,6 +1,7 @@
 """Files and batches (API.md 12) with the OpenAI SDK against a deployment of the tiny model:
 a 100-line batch to completed with one result per custom_id, cancel mid-way, a malformed file
-failing with line-numbered errors, kill -9 of lyceumd mid-batch, and per-org isolation."""
+failing with line-numbered errors, kill -9 of lyceumd mid-batch, and per-org isolation. A
+batch that already ended (completed, failed, cancelled) cannot be cancelled: 400."""
 
 import json
 import os
@@ -69,6 +70,12 @@ def test_100_lines_with_the_sdk(bat):
     assert s.get(f"/files/{b['input_file_id']}", other["key"]).status_code == 404
     lst = s.get("/batches?limit=1", u["key"]).json()
     assert lst["data"][0]["id"] == b["id"] and lst["first_id"] == b["id"]
+    # A finished batch cannot be cancelled: 400, as OpenAI answers, and it stays as it was.
+    r = iu.sdk(s, u["key"], "cancel", id=b["id"])
+    assert r["error"]["status"] == 400, r
+    assert "Cannot cancel a batch with status 'completed'" in r["error"]["message"], r
+    after = s.get(f"/batches/{b['id']}", u["key"]).json()
+    assert after["status"] == "completed" and after["cancelling_at"] is None, after
 
 
 def test_malformed_file_fails_with_line_numbers(bat):
@@ -84,6 +91,11 @@ def test_malformed_file_fails_with_line_numbers(bat):
     assert errs == {(2, "invalid_json_line"), (3, "duplicate_custom_id"),
                     (4, "invalid_method"), (5, "invalid_url")}, b["errors"]
     assert b["failed_at"] and b["output_file_id"] is None
+    r = s.post(f"/batches/{b['id']}/cancel", u["key"])
+    assert r.status_code == 400 and "status 'failed'" in r.json()["detail"], r.text
+    assert r.json()["error"]["type"] == "invalid_request_error", r.text  # OpenAI's, beside it
+    assert r.json()["error"]["message"] == r.json()["detail"]
+    assert s.get(f"/batches/{b['id']}", u["key"]).json()["status"] == "failed"
 
 
 def test_cancel_mid_way_keeps_partial_results():
@@ -123,6 +135,11 @@ def test_cancel_mid_way_keeps_partial_results():
         assert out.status_code == 200
         ids = [json.loads(x)["custom_id"] for x in out.text.rstrip("\n").split("\n")]
         assert len(ids) == done and len(set(ids)) == done, ids
+        # Cancelled once: a second cancel is refused and changes nothing.
+        r = s.post(f"/batches/{b['id']}/cancel", u["key"])
+        assert r.status_code == 400 and "already been cancelled" in r.json()["detail"], r.text
+        assert s.get(f"/batches/{b['id']}", u["key"]).json()["request_counts"] == \
+            b["request_counts"]
     finally:
         s.stop()
         shutil.rmtree(s.data, ignore_errors=True)
