@@ -245,7 +245,7 @@ static int submit_and_reply(struct req *req, struct run_submit *subs, int n,
     if (!err && !answer)
         err = LY_EINTERNAL;
     if (!err && key) {
-        text = json_dumps(answer, JSON_COMPACT);
+        text = json_dumps(answer, JSON_WIRE);
         err = idem_put(req->caller.org_id, key, req->match.route->path, text);
         free(text);
     }
@@ -532,7 +532,9 @@ static const struct field selection_body[] = {
 };
 static const struct field image_body[] = {
     {"docker_image_ref", FT_STRING, FF_REQUIRED, 1, 1024, "e.g. python:3.11"},
-    {"docker_run_cmd", FT_ARRAY, FF_REQUIRED, 0, 0, "the command, as a list of strings"},
+    {"docker_run_cmd", FT_ARRAY, FF_NULLABLE, 0, 0,
+     "the command, as a list of strings; missing, null or empty: the image's own ENTRYPOINT and "
+     "CMD"},
     {"docker_run_env", FT_STRING, FF_NULLABLE, 0, 0, "KEY=VALUE lines"},
     {"docker_registry_credential_type", FT_STRING, FF_NULLABLE, 0, 0, "\"basic\" or \"aws\""},
     {"docker_registry_credentials", FT_STRING, FF_NULLABLE, 0, 0,

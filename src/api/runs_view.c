@@ -324,7 +324,7 @@ struct sse {
 
 static void sse_event(struct sse *s, json_t *payload)
 {
-    char *js = json_dumps(payload, JSON_COMPACT);
+    char *js = json_dumps(payload, JSON_WIRE);
     size_t n = strlen(js);
 
     json_decref(payload);
@@ -435,7 +435,13 @@ static void sse_release(void *ctx)
     free(s);
 }
 
-static int api_runs_stream(struct req *req)
+/* The SSE stream of a run's output. With credentials it is the caller's org's run; without,
+ * the streaming_url's token must match. by_id: the legacy CLI fallback (POST
+ * /api/v1/stream/{id}, which the CLI sends without credentials): there the execution id itself
+ * is the capability, as the token is elsewhere. Execution ids are v4 UUIDs drawn from
+ * getrandom(2) (122 random bits), never listed to another org, so knowing one is as good as
+ * holding the token. */
+static int runs_stream(struct req *req, int by_id)
 {
     const char *id = req_param(req, "execution_id"), *token = req_query(req, "token");
     struct sse *s;
@@ -444,12 +450,14 @@ static int api_runs_stream(struct req *req)
 
     if (req->caller.via != VIA_NONE) {
         row = runs_get(req->caller.org_id, id, &err);
-    } else if (token) {
+    } else if (token || by_id) {
         char hash[65];
 
         row = runs_get_any(id, &err);
-        run_token_hash(token, hash);
-        if (row && (strcmp(hash, json_string_value(json_object_get(row, "stream_token"))) != 0 ||
+        if (token)
+            run_token_hash(token, hash);
+        if (row && ((token &&
+                     strcmp(hash, json_string_value(json_object_get(row, "stream_token"))) != 0) ||
                     !json_is_null(json_object_get(row, "deleted_at")))) {
             json_decref(row);
             row = NULL;
@@ -485,6 +493,16 @@ static int api_runs_stream(struct req *req)
     req_add_header(req, "X-Accel-Buffering", "no");
     return req_reply_stream(req, "text/event-stream",
                             (struct req_stream){sse_read, sse_release, s});
+}
+
+static int api_runs_stream(struct req *req)
+{
+    return runs_stream(req, 0);
+}
+
+static int api_runs_stream_by_id(struct req *req)
+{
+    return runs_stream(req, 1);
 }
 
 /* ---- the route table ---- */
@@ -528,6 +546,9 @@ static const struct field timing_resp[] = {
 };
 
 #define STREAM_DOC "SSE: data: {\"output\":{\"content\"}} ... then {\"jobFinished\":...}"
+#define STREAM_BY_ID_DOC                                                                           \
+    "Legacy SSE (the CLI's fallback for docker and compose logs): no credentials needed, the "     \
+    "execution id is the capability; with credentials, the caller's org's run only"
 
 const struct route api_runs_view_routes[] = {
     {"GET", "/execution/streaming/{execution_id}/status", api_runs_status, 0, "Run status", NULL,
@@ -561,7 +582,9 @@ const struct route api_runs_legacy_v1_routes[] = {
      workload_resp},
     {"POST", "/workloads/abort/{execution_id}", api_runs_abort, 0, "Legacy: abort a run", NULL,
      control_resp},
-    {"POST", "/stream/{execution_id}", api_runs_stream, R_AUTH_OPTIONAL, STREAM_DOC, NULL, NULL},
-    {"GET", "/stream/{execution_id}", api_runs_stream, R_AUTH_OPTIONAL, STREAM_DOC, NULL, NULL},
+    {"POST", "/stream/{execution_id}", api_runs_stream_by_id, R_AUTH_OPTIONAL | R_SECRET_PATH,
+     STREAM_BY_ID_DOC, NULL, NULL},
+    {"GET", "/stream/{execution_id}", api_runs_stream_by_id, R_AUTH_OPTIONAL | R_SECRET_PATH,
+     STREAM_BY_ID_DOC, NULL, NULL},
     {0},
 };
