@@ -1,10 +1,12 @@
 /*
  * Environment variables and secrets (API.md 8): create one or a batch (an object, a JSON
- * array, or {"variables": [...]}), list, delete one, delete all. Scope (a lyceumd decision):
- * a variable belongs to the org the request acts in and, by default, to the calling user
- * alone ("scope": "user"); "scope": "org" (admins) makes it the org's, for every member's runs.
- * A run gets its org's variables and then its user's, which win on equal names. Secret values
- * are sealed before they are stored and never answered again: lists show "********".
+ * array, {"variables": [...]} or the dashboard's {"environment_variables": [...]}, each item
+ * naming its variable as "key" or, as the dashboard does, "name"), list (as
+ * {"environment_variables": [...]}, items carrying both key and name), delete one, delete all.
+ * Scope (a lyceumd decision): a variable belongs to the org the request acts in and, by default, to
+ * the calling user alone ("scope": "user"); "scope": "org" (admins) makes it the org's, for every
+ * member's runs. A run gets its org's variables and then its user's, which win on equal names.
+ * Secret values are sealed before they are stored and never answered again: lists show "********".
  */
 #include "api/api.h"
 #include "core/err.h"
@@ -23,8 +25,8 @@ static json_t *item_json(json_t *row)
     int secret = json_integer_value(json_object_get(row, "is_secret")) != 0;
     const char *uid = json_string_value(json_object_get(row, "user_id"));
 
-    return json_pack("{s:O,s:O,s:o,s:b,s:s,s:o,s:o}", "id", json_object_get(row, "id"), "key",
-                     json_object_get(row, "name"), "value",
+    return json_pack("{s:O,s:O,s:O,s:o,s:b,s:s,s:o,s:o}", "id", json_object_get(row, "id"), "key",
+                     json_object_get(row, "name"), "name", json_object_get(row, "name"), "value",
                      secret ? json_string(MASK) : json_incref(json_object_get(row, "value")),
                      "is_secret", secret, "scope", uid && *uid ? "user" : "org", "created_at",
                      json_time(json_integer_value(json_object_get(row, "created_at"))),
@@ -32,10 +34,18 @@ static json_t *item_json(json_t *row)
                      json_time(json_integer_value(json_object_get(row, "updated_at"))));
 }
 
+/* An item's name: "key" (the CLI, API.md 8) or "name" (the dashboard); NULL when neither. */
+static json_t *item_name(json_t *it)
+{
+    json_t *k = json_object_get(it, "key");
+
+    return k ? k : json_object_get(it, "name");
+}
+
 /* Checks one item of a create request; records 422s and returns 0 when it is good. */
 static int check_item(struct req *req, json_t *it, json_t *seen)
 {
-    json_t *k = json_object_get(it, "key"), *v = json_object_get(it, "value");
+    json_t *k = item_name(it), *v = json_object_get(it, "value");
     json_t *s = json_object_get(it, "is_secret"), *sc = json_object_get(it, "scope");
     int bad = 0;
 
@@ -43,6 +53,10 @@ static int check_item(struct req *req, json_t *it, json_t *seen)
         req_invalid(req, "body", NULL, "Input should be a valid dictionary", "dict_type");
         return -1;
     }
+    if (json_object_get(it, "key") && json_object_get(it, "name") &&
+        !json_equal(json_object_get(it, "key"), json_object_get(it, "name")))
+        req_invalid(req, "body", "name", "Give the name once: as key or as name", "value_error"),
+            bad = 1;
     if (!k)
         req_invalid(req, "body", "key", "Field required", "missing"), bad = 1;
     else if (!json_is_string(k))
@@ -94,6 +108,8 @@ static int api_envvars_create(struct req *req)
     items = body;
     if (json_is_object(body) && json_is_array(json_object_get(body, "variables")))
         items = json_object_get(body, "variables");
+    else if (json_is_object(body) && json_is_array(json_object_get(body, "environment_variables")))
+        items = json_object_get(body, "environment_variables");
     batch = json_is_array(items);
     if (!batch) {
         json_t *one = json_array();
@@ -125,7 +141,7 @@ static int api_envvars_create(struct req *req)
     {
         const char *sc = json_string_value(json_object_get(it, "scope"));
         const char *uid = sc && strcmp(sc, "org") == 0 ? "" : req->caller.user_id;
-        const char *name = json_string_value(json_object_get(it, "key"));
+        const char *name = json_string_value(item_name(it));
         char id[41];
 
         err = envvars_set(req->caller.org_id, uid, name,
@@ -146,13 +162,14 @@ static int api_envvars_create(struct req *req)
 
         json_array_foreach(
             rows, j, row) if (strcmp(json_string_value(json_object_get(row, "name")),
-                                     json_string_value(json_object_get(it, "key"))) == 0 &&
+                                     json_string_value(item_name(it))) == 0 &&
                               strcmp(json_string_value(json_object_get(row, "user_id")), uid) == 0)
             json_array_append_new(out, item_json(row));
     }
     json_decref(rows);
     if (!err)
-        err = batch ? req_reply(req, json_pack("{s:O,s:i}", "variables", out, "count",
+        err = batch ? req_reply(req, json_pack("{s:O,s:O,s:i}", "environment_variables", out,
+                                               "variables", out, "count",
                                                (json_int_t)json_array_size(out)))
                     : req_reply(req, json_incref(json_array_get(out, 0)));
 out_items:
@@ -176,7 +193,8 @@ static int api_envvars_list(struct req *req)
         json_decref(out);
         return err;
     }
-    return req_reply(req, out);
+    return req_reply(req, json_pack("{s:o,s:I}", "environment_variables", out, "count",
+                                    (json_int_t)json_array_size(out)));
 }
 
 static int api_envvars_delete(struct req *req)
@@ -203,16 +221,24 @@ static int api_envvars_delete_all(struct req *req)
 }
 
 static const struct field create_body[] = {
-    {"key", FT_STRING, FF_REQUIRED, 1, 255, "[A-Za-z_][A-Za-z0-9_]*"},
+    {"key", FT_STRING, 0, 1, 255, "[A-Za-z_][A-Za-z0-9_]*; required unless given as name"},
+    {"name", FT_STRING, 0, 1, 255, "the dashboard's spelling of key"},
     {"value", FT_STRING, FF_REQUIRED, 0, 65536, "the value (encrypted at rest when is_secret)"},
     {"is_secret", FT_BOOLEAN, 0, 0, 0, "secret: AES-256-GCM at rest, masked in every answer"},
     {"scope", FT_STRING, 0, 0, 0,
      "'user' (default: the caller's runs in this org) or 'org' (admins: every run of the org)"},
     {0},
 };
+static const struct field list_resp[] = {
+    {"environment_variables", FT_ARRAY, 0, 0, 0,
+     "{id, key, name, value, is_secret, scope, created_at, updated_at}, secret values masked"},
+    {"count", FT_INTEGER, 0, 0, 0, NULL},
+    {0},
+};
 static const struct field item_resp[] = {
     {"id", FT_STRING, 0, 0, 0, NULL},
     {"key", FT_STRING, 0, 0, 0, NULL},
+    {"name", FT_STRING, 0, 0, 0, "the same as key (the dashboard reads name)"},
     {"value", FT_STRING, 0, 0, 0, "\"********\" for a secret"},
     {"is_secret", FT_BOOLEAN, 0, 0, 0, NULL},
     {"scope", FT_STRING, 0, 0, 0, "user or org"},
@@ -222,10 +248,12 @@ static const struct field item_resp[] = {
 };
 
 const struct route api_envvars_routes[] = {
-    {"GET", "/environment-variables/", api_envvars_list, R_RESP_ARRAY,
-     "The org's variables and the caller's own in it (secret values masked)", NULL, item_resp},
+    {"GET", "/environment-variables/", api_envvars_list, 0,
+     "The org's variables and the caller's own in it (secret values masked)", NULL, list_resp},
     {"POST", "/environment-variables/", api_envvars_create, R_RAW_BODY,
-     "Create or replace one variable, or a batch (a JSON array or {\"variables\": [...]}); "
+     "Create or replace one variable (answered as the item), or a batch (a JSON array, "
+     "{\"variables\": [...]} or {\"environment_variables\": [...]}, answered as "
+     "{environment_variables, variables, count}); each names its variable as key or name; "
      "scope 'user' (default) or 'org' (admins); a run gets the org's, then its user's",
      create_body, item_resp},
     {"DELETE", "/environment-variables/{env_var_id}", api_envvars_delete, 0,
