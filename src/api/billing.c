@@ -263,6 +263,12 @@ static int month_range(const char *m, int64_t *from, int64_t *to)
     return 0;
 }
 
+/* Micro-credits as whole cents, rounded half away from zero. */
+static int64_t money_cents(int64_t micro)
+{
+    return micro >= 0 ? (micro + 5000) / 10000 : -((-micro + 5000) / 10000);
+}
+
 static json_t *document_url(struct req *req, const char *org_id, const char *month)
 {
     const char *base = runs_cfg && runs_cfg->public_url[0] ? runs_cfg->public_url : NULL;
@@ -301,23 +307,45 @@ static int api_invoices(struct req *req)
     json_array_foreach(months, i, m)
     {
         const char *month = json_string_value(json_object_get(m, "month"));
-        char id[16];
-        int64_t from, to;
+        int64_t spent = json_integer_value(json_object_get(m, "spent"));
+        int open = strcmp(month, this_month) == 0;
+        char id[16], number[40], desc[64];
+        int64_t from, to, created;
+        json_t *inv, *url;
+        struct tm mt;
+        time_t t;
 
         if ((long long)i < offset || (long long)json_array_size(list) >= limit)
             continue;
         month_range(month, &from, &to);
+        created = open ? now_us() : to - 1;
         snprintf(id, sizeof(id), "inv_%s", month);
-        json_array_append_new(
-            list,
-            json_pack("{s:s,s:s,s:o,s:o,s:o,s:s,s:o,s:n,s:n,s:I}", "id", id, "period", month,
-                      "created_at", json_time(strcmp(month, this_month) == 0 ? now_us() : to - 1),
-                      "amount", json_money(json_integer_value(json_object_get(m, "spent"))),
-                      "credits", json_money(json_integer_value(json_object_get(m, "added"))),
-                      "status", strcmp(month, this_month) == 0 ? "open" : "closed", "invoice_pdf",
-                      document_url(req, req->caller.org_id, month), "receipt_url",
-                      "payment_intent_id", "entries",
-                      json_integer_value(json_object_get(m, "entries"))));
+        t = (time_t)(from / 1000000);
+        gmtime_r(&t, &mt);
+        /* A Stripe-style number: the org's first id characters and the month. */
+        snprintf(number, sizeof(number), "LY-%.8s-%.4s%.2s", req->caller.org_id, month, month + 5);
+        for (char *p = number; *p; p++)
+            if (*p >= 'a' && *p <= 'z')
+                *p = (char)(*p - 'a' + 'A');
+        strftime(desc, sizeof(desc), "Usage statement for %B %Y", &mt);
+        url = document_url(req, req->caller.org_id, month);
+        inv = json_pack("{s:s,s:s,s:o,s:o,s:o,s:s,s:O,s:n,s:n,s:I}", "id", id, "period", month,
+                        "created_at", json_time(created), "amount", json_money(spent), "credits",
+                        json_money(json_integer_value(json_object_get(m, "added"))), "status",
+                        open ? "open" : "closed", "invoice_pdf", url, "receipt_url",
+                        "payment_intent_id", "entries",
+                        json_integer_value(json_object_get(m, "entries")));
+        /* The fields an older dashboard typed after Stripe's invoice object. Credits are
+         * dollars (API.md 16.4) and prepaid: each charge is paid from the balance as it is
+         * made, so what was due is what was paid. */
+        json_object_update_new(
+            inv, json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:s,s:O}", "number", number, "description",
+                           desc, "created", (json_int_t)(created / 1000000), "amount_due",
+                           (json_int_t)money_cents(spent), "amount_paid",
+                           (json_int_t)money_cents(spent), "amount_remaining", (json_int_t)0,
+                           "currency", "usd", "hosted_invoice_url", url));
+        json_decref(url);
+        json_array_append_new(list, inv);
     }
     err = req_reply(req, json_pack("{s:o,s:I}", "invoices", list, "total_invoices",
                                    (json_int_t)json_array_size(months)));
@@ -518,6 +546,15 @@ static const struct field history_resp[] = {
     {"counts_by_status", FT_OBJECT, 0, 0, 0, NULL},
     {0},
 };
+static const struct field invoices_resp[] = {
+    {"invoices", FT_ARRAY, 0, 0, 0,
+     "one statement a month, newest first: {id, period, created_at, amount, credits, status "
+     "(open|closed), invoice_pdf, receipt_url, payment_intent_id, entries} and, after Stripe's "
+     "invoice, {number, description, created (unix seconds), amount_due, amount_paid, "
+     "amount_remaining (cents), currency (usd), hosted_invoice_url}"},
+    {"total_invoices", FT_INTEGER, 0, 0, 0, NULL},
+    {0},
+};
 
 const struct route api_billing_routes[] = {
     {"GET", "/pricing", api_pricing, R_PUBLIC, "The price book (decimal strings, per second)", NULL,
@@ -528,7 +565,7 @@ const struct route api_billing_routes[] = {
     {"GET", "/billing/history", api_history, 0, "Runs with what each was billed", NULL,
      history_resp},
     {"GET", "/billing/activities", api_activities, 0, "Charges and purchases", NULL, NULL},
-    {"GET", "/billing/invoices", api_invoices, 0, "Monthly statements", NULL, NULL},
+    {"GET", "/billing/invoices", api_invoices, 0, "Monthly statements", NULL, invoices_resp},
     {"GET", "/billing/invoices/{invoice_id}/document", api_invoice_document, R_PUBLIC,
      "A statement as a printable page (the invoice_pdf link carries its token)", NULL, NULL},
     {"POST", "/billing/vouchers/validate", api_voucher_validate, 0, "Check a voucher code",

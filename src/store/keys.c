@@ -48,10 +48,11 @@ static int list_rows(sqlite3_stmt *st, json_t *out, json_t *(*row)(sqlite3_stmt 
 
 int keys_list_user(const char *user_id, json_t *out)
 {
-    return list_rows(q_prepare("SELECT " USER_KEY_COLS " FROM api_keys WHERE user_id = ? AND "
-                               "org_id IS NULL AND revoked_at IS NULL ORDER BY created_at",
-                               "s", user_id),
-                     out, user_key_obj);
+    return list_rows(
+        q_prepare("SELECT " USER_KEY_COLS " FROM api_keys WHERE user_id = ? AND "
+                  "org_id IS NULL AND revoked_at IS NULL ORDER BY created_at DESC, rowid DESC",
+                  "s", user_id),
+        out, user_key_obj);
 }
 
 static json_t *org_key_obj(sqlite3_stmt *st)
@@ -66,7 +67,7 @@ int keys_list_org(const char *org_id, json_t *out)
 {
     return list_rows(q_prepare("SELECT id, org_id, name, key_prefix, is_active, created_at, "
                                "expires_at, last_used_at, user_id FROM api_keys WHERE org_id = ? "
-                               "AND revoked_at IS NULL ORDER BY created_at",
+                               "AND revoked_at IS NULL ORDER BY created_at DESC, rowid DESC",
                                "s", org_id),
                      out, org_key_obj);
 }

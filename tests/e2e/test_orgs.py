@@ -320,7 +320,7 @@ def test_org_api_keys(server):
     assert r.status_code == 200
     body = r.json()
     assert set(body) == {"api_keys", "total"} and body["total"] == 2
-    assert [x["id"] for x in body["api_keys"]] == [k["id"], k2["id"]]
+    assert [x["id"] for x in body["api_keys"]] == [k2["id"], k["id"]]  # newest first
     for x in body["api_keys"]:
         assert "plaintext_key" not in x and x["org_id"] == org["id"]
         assert {"id", "name", "prefix", "is_active", "created_at", "expires_at"} <= set(x)
