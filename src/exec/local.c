@@ -557,6 +557,42 @@ static void unlink_run(struct lrun *r)
     pthread_mutex_unlock(&list_mu);
 }
 
+#define INSTALL_TAIL 8192
+
+/* Streams the end of install.log (pip's own error text: what it could not find or build) into
+ * the run's output as stderr, so that a client following the run sees why it failed without
+ * asking for install_log: at most its last INSTALL_TAIL bytes, from a line's start. */
+static void install_tail(struct lrun *r)
+{
+    char path[PATH_MAX], *buf = xmalloc(INSTALL_TAIL), *p;
+    struct stat st;
+    ssize_t n = 0;
+    off_t off;
+    int fd;
+
+    snprintf(path, sizeof(path), "%s/install.log", r->l->dir);
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd >= 0 && fstat(fd, &st) == 0) {
+        off = st.st_size > INSTALL_TAIL ? st.st_size - INSTALL_TAIL : 0;
+        n = pread(fd, buf, INSTALL_TAIL, off);
+        p = buf;
+        if (n > 0 && off > 0) {
+            char *nl = memchr(buf, '\n', (size_t)n);
+
+            if (nl && nl + 1 < buf + n)
+                p = nl + 1;
+        }
+        if (n > 0) {
+            live_output(r->l, OUT_STDERR, p, (size_t)(buf + n - p));
+            if (buf[n - 1] != '\n')
+                live_output(r->l, OUT_STDERR, "\n", 1);
+        }
+    }
+    if (fd >= 0)
+        close(fd);
+    free(buf);
+}
+
 /* Moves a run on when its phase is over: to the next phase, or to its end. */
 static void advance(struct lrun *r)
 {
@@ -586,6 +622,7 @@ static void advance(struct lrun *r)
             snprintf(r->l->note, sizeof(r->l->note),
                      "Installing the requirements failed (exit code %d); see install_log",
                      r->status);
+            install_tail(r);
             live_output(r->l, OUT_SYSTEM, "[lyceumd] installing the requirements failed\n", 45);
         }
     }

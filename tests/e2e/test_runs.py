@@ -264,6 +264,10 @@ def test_import_files_and_prior_imports(rs, ru):
 def test_requirements_that_cannot_install_fail_clearly(rs, ru):
     run = start(rs, ru["key"], "print('never')",
                 requirements_content="surely-not-a-real-package-lyceumd==9.9.9\n", timeout=60)
+    events = follow(run["streaming_url"], timeout=120)
+    # pip's own words reach whoever follows the run, not only install_log.
+    streamed = "".join(e["output"]["content"] for e in events if "output" in e)
+    assert "ERROR" in streamed and "surely-not-a-real-package-lyceumd" in streamed, streamed
     st = wait_end(rs, ru["key"], run["execution_id"], timeout=120)
     assert st["status"] == "failed" and "requirements" in st["errors"].lower()
     rec = rs.get(f"/execution/{run['execution_id']}", ru["key"]).json()
