@@ -256,9 +256,12 @@ def test_a_job_that_ends_while_lyceumd_is_down_ends_its_run(cluster):
         job = job_of(s, rid)
         s.stop()  # Slurm jobs go on without lyceumd
         deadline = time.time() + 30
-        while job_state(job) != "FAILED":
-            assert time.time() < deadline and job_state(job) == "RUNNING", job_state(job)
+        # One reading of the state a round: it may turn FAILED between two readings.
+        state = job_state(job)
+        while state != "FAILED":
+            assert time.time() < deadline and state == "RUNNING", state
             time.sleep(0.2)
+            state = job_state(job)
         s.start()
         st = wait_end(s, u["key"], rid, timeout=30)
         assert st["status"] == "failed" and st["return_code"] == 7, st
