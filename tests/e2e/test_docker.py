@@ -96,6 +96,32 @@ def test_stop_asks_the_container_to_end(ds):
     assert output_of(follow(run["streaming_url"])) == "up\nterm\n"
 
 
+def test_an_image_run_without_a_command_runs_the_images_own(ds):
+    """`lyceum docker run IMAGE` sends no docker_run_cmd: the image's ENTRYPOINT and CMD run."""
+    tag = "lyceumd-test/with-cmd:1"
+    cid = subprocess.run(["docker", "create", IMAGE, "true"], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    try:
+        subprocess.run(["docker", "commit", "--change",
+                        'CMD ["sh", "-c", "echo from the image on $LYCEUM_EXECUTION_ID"]', cid,
+                        tag], capture_output=True, text=True, check=True)
+    finally:
+        subprocess.run(["docker", "rm", "-f", cid], capture_output=True)
+    u = ds.new_user(credits=10)
+    for extra in ({}, {"docker_run_cmd": None}, {"docker_run_cmd": []}):
+        r = ds.post("/execution/image/start", u["key"], json=dict(docker_image_ref=tag, **extra))
+        assert r.status_code == 200, r.text
+        run = r.json()
+        events = follow(run["streaming_url"])
+        assert output_of(events) == f"from the image on {run['execution_id']}\n", extra
+        assert events[-1]["jobFinished"]["job"]["result"]["returnCode"] == 0
+    # An image with no command of its own, and none given, fails with the engine's reason.
+    r = ds.post("/execution/image/start", u["key"], json={"docker_image_ref": IMAGE})
+    assert r.status_code == 200, r.text
+    st = wait_end(ds, u["key"], r.json()["execution_id"], timeout=60)
+    assert st["status"] in ("failed", "system_failure") and "command" in st["errors"].lower(), st
+
+
 def test_an_image_that_is_not_here_fails_clearly(ds):
     u = ds.new_user(credits=10)
     run = image_run(ds, u["key"], ["true"], image=MISSING)
