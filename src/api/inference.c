@@ -114,7 +114,7 @@ static int stream_replay(struct req *req, const char *id)
     json_t *o = infres_get(req->caller.org_id, id, &err);
     const char *status = json_string_value(json_object_get(o, "status"));
     json_t *q = json_pack("{s:s,s:s}", "inference_id", id, "status", "queued");
-    char *qs = json_dumps(q, JSON_COMPACT), *es = NULL, *body;
+    char *qs = json_dumps(q, JSON_WIRE), *es = NULL, *body;
 
     json_decref(q);
     if (!o) {
@@ -122,7 +122,7 @@ static int stream_replay(struct req *req, const char *id)
         return err == LY_ENOTFOUND ? req_fail(req, err, "Inference not found") : err;
     }
     if (strcmp(status, "queued") != 0 && json_is_object(json_object_get(o, "event")))
-        es = json_dumps(json_object_get(o, "event"), JSON_COMPACT);
+        es = json_dumps(json_object_get(o, "event"), JSON_WIRE);
     body = es ? arena_sprintf(&req->arena, "event: queued\ndata: %s\n\nevent: %s\ndata: %s\n\n", qs,
                               status, es)
               : arena_sprintf(&req->arena, "event: queued\ndata: %s\n\n", qs);

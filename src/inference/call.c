@@ -19,6 +19,7 @@
  * reader under mu, so no wake comes after release.
  */
 #include "core/err.h"
+#include "core/json.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "inference/inference.h"
@@ -102,7 +103,7 @@ static void emit(struct call *c, const char *p, size_t n)
 
 static void emit_event(struct call *c, const char *event, json_t *data)
 {
-    char *js = json_dumps(data, JSON_COMPACT);
+    char *js = json_dumps(data, JSON_WIRE);
 
     /* How it ended is kept, for a stream read after the call left memory. */
     if (strcmp(event, "finished") == 0 || strcmp(event, "failed") == 0)
@@ -169,7 +170,7 @@ static void fail(struct call *c, int err, const char *msg)
         return;
     }
     if (c->stream) {
-        char *js = json_dumps(e, JSON_COMPACT);
+        char *js = json_dumps(e, JSON_WIRE);
         char *ev = xmalloc(strlen(js) + 16);
         size_t n = (size_t)sprintf(ev, "data: %s\n\n", js);
 
@@ -177,7 +178,7 @@ static void fail(struct call *c, int err, const char *msg)
         free(ev);
         free(js);
     } else {
-        char *js = json_dumps(e, JSON_COMPACT);
+        char *js = json_dumps(e, JSON_WIRE);
 
         emit(c, js, strlen(js));
         free(js);
