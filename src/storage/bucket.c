@@ -9,6 +9,7 @@
  */
 #include "storage/bucket.h"
 #include "storage/bucket_int.h"
+#include "storage/chunked.h"
 #include "core/arena.h"
 #include "core/err.h"
 #include "core/log.h"
@@ -71,7 +72,13 @@ int bucket_init(const char *data_dir, int64_t quota_bytes)
     snprintf(bk_root, sizeof(bk_root), "%s", abs_root);
     bk_root_private();
     sweep_tmp();
+    chunked_sweep(NULL, now_unix() - CHUNKED_TTL_S);
     return 0;
+}
+
+int bk_open_root(void)
+{
+    return open(bk_root, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 }
 
 void bk_root_private(void)

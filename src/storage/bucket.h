@@ -5,6 +5,7 @@
  *   DATA/buckets/<owner>/objects/<key>     the objects (what runs see at /mnt/s3)
  *   DATA/buckets/<owner>/tmp/              uploads in progress, renamed into place at the end
  *   DATA/buckets/<owner>/uploads/<id>/     S3 multipart uploads (see multipart.c)
+ *                                          and chunked uploads (see chunked.c)
  * Objects are streamed to and from disk, never held whole in memory. Keys are checked
  * (bucket_key_check) and every path is walked one component at a time with O_NOFOLLOW from
  * the bucket's own directory, so that neither a hostile key nor a symlink a run left in its
@@ -134,5 +135,10 @@ int bucket_mpu_key(const char *user_id, const char *id, char *key);
 int bucket_mpu_complete(const char *user_id, const char *id, const int *parts, int n, char etag[48],
                         const char **why);
 int bucket_mpu_abort(const char *user_id, const char *id);
+/* Which of parts 1..max of upload id are stored: have[n - 1] = 1 for part n (have holds max
+ * bytes), and their lengths summed into *bytes. Cheap: one pass over the upload's entries,
+ * no MD5 read. LY_ENOTFOUND when there is no such upload. */
+int bucket_mpu_parts(const char *user_id, const char *id, int max, unsigned char *have,
+                     int64_t *bytes);
 
 #endif

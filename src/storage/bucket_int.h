@@ -18,6 +18,8 @@
 /* Opens (creating when create) DATA/buckets/<owner>/<sub> as a directory ("" for the
  * bucket's own). A new objects/ is opened up (bk_perm_dir). -1 on failure. */
 int bk_open_sub(const char *owner, const char *sub, int create);
+/* Opens DATA/buckets as a directory (the caller closes it); -1 on failure. */
+int bk_open_root(void);
 /* The path of owner's objects/ into buf. */
 void bk_objects_path(const char *owner, char *buf, size_t n);
 /* Makes sure DATA/buckets is root's alone (0700): the boundary around every bucket. */

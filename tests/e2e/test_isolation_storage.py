@@ -99,7 +99,7 @@ def test_what_lyceumd_writes_is_open_to_any_uid_that_has_the_bucket(server, tmp_
     as_uid(OTHER_UID, od, second_run)
     r = server.get("/storage/download/run1/deep/new.txt", k)
     assert r.status_code == 200 and r.content == b"written by the first run, and the second"
-    keys = [f["key"] for f in server.get("/storage/list-files", k).json()["files"]]
+    keys = [f["key"] for f in server.get("/storage/list-files", k).json()]
     assert "run1/deep/second.txt" in keys and "api/added-by-run.txt" not in keys
     # the boundary: no host user reaches any bucket through the filesystem
     buckets = os.path.join(server.data, "buckets")
@@ -212,7 +212,7 @@ def test_what_a_run_leaves_in_its_bucket_is_never_followed(hostile_bucket):
     assert s.get("/storage/download/" + "n" * 255, k).content == b"long name"
     r = s.get("/storage/list-files", k)
     assert r.status_code == 200, r.text
-    keys = [f["key"] for f in r.json()["files"]]
+    keys = [f["key"] for f in r.json()]
     assert sorted(keys) == sorted(["real.txt", "mine.txt", "hard.txt", "n" * 255,
                                    "line\nbreak.txt", "ctl\x01.txt"]), keys
     # copies from them: nothing to copy, and nothing of the server's lands in the bucket
@@ -381,8 +381,8 @@ def test_an_org_key_reaches_the_orgs_bucket_alone(limited, tmp_path):
     # the file API
     assert_detail(s.get("/storage/download/personal.txt", ok), 404)
     assert_detail(s.get("/storage/download/org.txt", uk), 404)
-    assert [f["key"] for f in s.get("/storage/list-files", ok).json()["files"]] == ["org.txt"]
-    assert [f["key"] for f in s.get("/storage/list-files", uk).json()["files"]] == \
+    assert [f["key"] for f in s.get("/storage/list-files", ok).json()] == ["org.txt"]
+    assert [f["key"] for f in s.get("/storage/list-files", uk).json()] == \
         ["personal.txt"]
     assert s.delete("/storage/delete/personal.txt", ok).status_code == 404
     assert os.path.exists(os.path.join(s.data, "buckets", "o-" + u["org_id"], "objects",
