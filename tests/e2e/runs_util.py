@@ -86,6 +86,15 @@ def processes_of(run_id):
     return pids
 
 
+def wait_processes(run_id, timeout=10):
+    """The pids of run_id's processes once there is one: a run is 'running' from its fork,
+    a moment before its first process has exec'd with the run's environment."""
+    deadline = time.time() + timeout
+    while not processes_of(run_id) and time.time() < deadline:
+        time.sleep(0.02)
+    return processes_of(run_id)
+
+
 def wait_processes_gone(run_id, timeout=5):
     """Waits for the processes of run_id to go (a SIGKILLed process takes a moment to be
     reaped); fails naming those still there."""

@@ -13,6 +13,7 @@ import requests
 
 from conftest import Server, assert_422, assert_detail
 from runs_util import (finished, follow, output_of, processes_of, start, status, wait_end,
+                       wait_processes,
                        wait_status, write_config)
 
 MACHINES = [
@@ -427,7 +428,7 @@ def test_memory_and_process_limits_hold(rs, ru):
     hold = start(rs, ru["key"], "import time\nprint('up', flush=True)\ntime.sleep(60)",
                  execution_type="cpu.small")
     wait_status(rs, ru["key"], hold["execution_id"], "running")
-    pids = processes_of(hold["execution_id"])
+    pids = wait_processes(hold["execution_id"])
     assert pids, "no process of the run found"
     for pid in pids:
         assert cgroup_limit(pid, "memory", "memory.limit_in_bytes", "memory.max") == \

@@ -16,7 +16,7 @@ import time
 import pytest
 
 from conftest import Server
-from runs_util import (follow, output_of, processes_of, start, status, wait_end,
+from runs_util import (follow, output_of, processes_of, wait_processes, start, status, wait_end,
                        wait_processes_gone, wait_status, write_config)
 
 
@@ -106,7 +106,7 @@ def test_kill_9_then_restart_leaves_every_run_known(sandbox):
         assert status(s, u["key"], queued["execution_id"])["status"] == "pending"
         # Each running run's processes are found (so that "none is left" below means it).
         for r in running:
-            assert processes_of(r["execution_id"]), f"no process of {r['execution_id']} found"
+            assert wait_processes(r["execution_id"]), f"no process of {r['execution_id']} found"
         time.sleep(0.3)
         s.proc.send_signal(signal.SIGKILL)
         s.proc.wait()
