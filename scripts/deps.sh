@@ -6,8 +6,8 @@ set -eu
 
 PKGS="build-essential pkg-config clang libclang-rt-14-dev clang-format
 libmicrohttpd-dev libjansson-dev libsqlite3-dev libjwt-dev libargon2-dev liboath-dev
-libssl-dev libcmocka-dev libacl1-dev libseccomp-dev slirp4netns oathtool curl python3 python3-pytest python3-requests
-wrk nginx-light libcurl4-openssl-dev bubblewrap python3-venv docker.io docker-compose
+libssl-dev libcmocka-dev libacl1-dev libseccomp-dev slirp4netns oathtool curl python3 python3-pytest python3-requests python3-websocket
+wrk nginx-light libcurl4-openssl-dev libhttp-parser-dev bubblewrap python3-venv docker.io docker-compose
 libyaml-dev docker-registry apache2-utils
 slurmctld slurmd slurm-client munge slurmrestd slurm-wlm-jwt-plugin slurm-wlm-basic-plugins
 busybox-static awscli prometheus faketime"

@@ -10,6 +10,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "http/proxy.h"
 #include "http/server.h"
 #include "store/db.h"
 #include "store/ledger.h"
@@ -727,6 +728,7 @@ static int cmd_serve(struct cli *cli)
         pause();
     log_info("shutting down");
     http_server_stop(srv);
+    proxy_shutdown();
     batch_stop();
     inference_shutdown();
     upstream_shutdown();

@@ -52,6 +52,11 @@ void api_dispatch(struct req *req);
  * body arrives; api_dispatch() then finishes such a request. */
 void api_begin(struct req *req);
 
+/* The port proxy (api/ports.c): a request whose Host names a run's port under the configured
+ * port_domain ("<execution_id>-<port>.<port_domain>") is one; api_ports_serve() answers it. */
+int api_ports_request(struct req *req);
+void api_ports_serve(struct req *req);
+
 /* The S3 endpoint (api/s3.c): a request signed with SigV4 (header or presigned) is S3. */
 int s3_is_request(struct req *req);
 void s3_begin(struct req *req);

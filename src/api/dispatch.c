@@ -135,6 +135,8 @@ void api_begin(struct req *req)
 
     store_take_unavailable(); /* only what this request meets counts */
     errno = 0;
+    if (api_ports_request(req))
+        return; /* a run's port: its body is buffered, then api_dispatch() sends it on */
     if (s3_is_request(req)) {
         s3_begin(req);
         return;
@@ -160,6 +162,10 @@ void api_dispatch(struct req *req)
     if (!req->begun) {
         store_take_unavailable(); /* only what this request meets counts */
         errno = 0;
+    }
+    if (!req->begun && api_ports_request(req)) {
+        api_ports_serve(req);
+        return;
     }
     if (s3_is_request(req)) {
         s3_dispatch(req);

@@ -55,6 +55,29 @@ void config_release(struct config *c)
     c->sandbox_ro_paths = NULL;
 }
 
+/* port_domain: a host name (letters, digits, '-' and '.', no empty label), stored lower case;
+ * 0 or -1. */
+static int set_port_domain(struct config *c, json_t *v)
+{
+    const char *s = json_string_value(v);
+    size_t n = s ? strlen(s) : 0;
+
+    if (!s || n >= sizeof(c->port_domain) || s[0] == '.' || (n && s[n - 1] == '.') ||
+        strstr(s, ".."))
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+
+        if (ch >= 'A' && ch <= 'Z')
+            ch = (char)(ch - 'A' + 'a');
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '.'))
+            return -1;
+        c->port_domain[i] = ch;
+    }
+    c->port_domain[n] = '\0';
+    return 0;
+}
+
 /* callback_allow: an array of CIDRs ("10.0.0.0/8", "::1") and host names; 0 or -1. */
 static int valid_allow(json_t *v)
 {
@@ -236,6 +259,14 @@ int config_load_file(struct config *c, const char *path)
                     "another container's) network: use \"none\" or a network of the engine\n",
                     path, json_string_value(v));
             err = LY_EINVAL;
+        } else if (strcmp(key, "port_domain") == 0) {
+            if (set_port_domain(c, v)) {
+                fprintf(stderr,
+                        "lyceumd: %s: port_domain must be a host name such as "
+                        "\"port.example.com\" (no scheme, port or path)\n",
+                        path);
+                err = LY_EINVAL;
+            }
         } else if ((strcmp(key, "public_url") == 0 &&
                     !set_str(c->public_url, sizeof(c->public_url), v)) ||
                    (strcmp(key, "python") == 0 && !set_str(c->python, sizeof(c->python), v)) ||

@@ -24,6 +24,7 @@ struct config {
     /* Runs. */
     json_t *machine_types;         /* the "machine_types" array as written, or NULL (owned) */
     char public_url[256];          /* base of streaming_url; "" = from the request's Host */
+    char port_domain[200];         /* ports at "<run id>-<port>.<it>" (api/ports.c); "" = off */
     char python[256];              /* the interpreter of Python runs */
     int sandbox;                   /* 1 (default): tenants' code is sandboxed; 0: it is not */
     int sandbox_network;           /* 1: outbound only, filtered (default); 0: loopback only */
@@ -64,13 +65,13 @@ struct config {
 
 void config_defaults(struct config *c);
 /* Applies a JSON file: {"listen", "data", "threads", "max_body_bytes", "access_log",
- * "machine_types", "public_url", "python", "sandbox", "sandbox_network", "sandbox_network_allow",
- * "sandbox_ro_paths", "sandbox_uid_base", "sandbox_uid_count", "pip_index_url",
- * "docker_socket", "docker_network", "monthly_free_credits", "meter_window_seconds",
- * "storage_quota_bytes", "inference", "log_retention_hours", "log_retention_bytes",
- * "metrics_interval_seconds", "metrics_endpoint", "max_connections", "max_connections_per_ip",
- * "connection_timeout_seconds", "callback_allow"} (README.md
- * documents each). Returns 0, or LY_EINVAL after printing what is wrong. */
+ * "machine_types", "public_url", "port_domain", "python", "sandbox", "sandbox_network",
+ * "sandbox_network_allow", "sandbox_ro_paths", "sandbox_uid_base", "sandbox_uid_count",
+ * "pip_index_url", "docker_socket", "docker_network", "monthly_free_credits",
+ * "meter_window_seconds", "storage_quota_bytes", "inference", "log_retention_hours",
+ * "log_retention_bytes", "metrics_interval_seconds", "metrics_endpoint", "max_connections",
+ * "max_connections_per_ip", "connection_timeout_seconds", "callback_allow"} (README.md documents
+ * each). Returns 0, or LY_EINVAL after printing what is wrong. */
 int config_load_file(struct config *c, const char *path);
 void config_load_env(struct config *c);
 void config_release(struct config *c);

@@ -23,6 +23,7 @@ static const struct {
     {LY_EUNAVAIL, 503, "Service Unavailable"},
     {LY_EDB, 500, "Internal Server Error (database)"},
     {LY_EIO, 500, "Internal Server Error (I/O)"},
+    {LY_EGATEWAY, 502, "Bad Gateway"},
 };
 
 const char *err_str(int err)

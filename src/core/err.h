@@ -24,6 +24,7 @@ enum ly_err {
     LY_EUNAVAIL = -14,   /* 503 */
     LY_EDB = -15,        /* the store failed: 500 */
     LY_EIO = -16,        /* a file or system call failed: 500 */
+    LY_EGATEWAY = -17,   /* a server behind lyceumd failed to answer (the port proxy): 502 */
 };
 
 const char *err_str(int err);

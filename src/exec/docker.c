@@ -20,6 +20,11 @@
  * before there is a container (or a Compose project) is applied by the run's thread as soon
  * as there is one; a SIGKILL that comes first means the container is never started.
  * struct drun (docker_int.h) is shared by the run's thread and the signal threads.
+ *
+ * exec_docker_netns() gives the port proxy (api/ports.c) a running container's network
+ * namespace, found through the engine (the container named after the run, labelled with it and
+ * its org), so that lyceumd reaches the container's loopback from inside instead of publishing
+ * ports on the host.
  */
 #include "exec/docker.h"
 #include "exec/docker_int.h"
@@ -31,6 +36,7 @@
 #include "storage/bucket.h"
 
 #include <curl/curl.h>
+#include <fcntl.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <pthread.h>
@@ -38,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* The Engine API version every call names: 1.41 is Docker 20.10, and later engines accept it. */
@@ -512,6 +519,79 @@ out:
     }
     live_exited(l, why[0] ? -1 : code, why[0] ? why : NULL);
     return NULL;
+}
+
+/* ---- reaching a container's ports ---- */
+
+/* The container of run_id as the engine describes it, when it runs for that run and org:
+ * 1 with its init's pid and start time, 0 when it is not there or not running, -1 when no
+ * engine answers. */
+static int container_state(const char *run_id, const char *org_id, long long *pid, char started[64])
+{
+    char path[200], *body = NULL;
+    long st;
+    json_t *j, *state, *labels;
+    int ok = 0;
+
+    snprintf(path, sizeof(path), "/containers/lyceumd-%s/json", run_id);
+    st = docker_call("GET", path, NULL, NULL, 2000, NULL, &body);
+    j = st == 200 ? json_loads(body, 0, NULL) : NULL;
+    free(body);
+    if (!st)
+        return -1;
+    state = json_object_get(j, "State");
+    labels = json_object_get(json_object_get(j, "Config"), "Labels");
+    if (json_is_true(json_object_get(state, "Running")) &&
+        json_integer_value(json_object_get(state, "Pid")) > 0 &&
+        json_string_value(json_object_get(labels, "lyceumd.run")) &&
+        json_string_value(json_object_get(labels, "lyceumd.org")) &&
+        strcmp(json_string_value(json_object_get(labels, "lyceumd.run")), run_id) == 0 &&
+        strcmp(json_string_value(json_object_get(labels, "lyceumd.org")), org_id) == 0) {
+        *pid = json_integer_value(json_object_get(state, "Pid"));
+        snprintf(started, 64, "%s",
+                 json_string_value(json_object_get(state, "StartedAt"))
+                     ? json_string_value(json_object_get(state, "StartedAt"))
+                     : "");
+        ok = 1;
+    }
+    json_decref(j);
+    return ok;
+}
+
+int exec_docker_netns(const char *run_id, const char *org_id, char *why, size_t n)
+{
+    char path[64], started[64], again_started[64];
+    long long pid = 0, again_pid = 0;
+    struct stat ns, own;
+    int fd, rc;
+
+    rc = container_state(run_id, org_id, &pid, started);
+    if (rc <= 0) {
+        snprintf(why, n, rc < 0 ? "no Docker engine answers" : "the run has no running container");
+        return rc < 0 ? LY_EUNAVAIL : LY_ENOTFOUND;
+    }
+    snprintf(path, sizeof(path), "/proc/%lld/ns/net", pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(why, n, "the run's container has ended");
+        return LY_ENOTFOUND;
+    }
+    /* The pid could have ended and been reused between the engine's answer and open(): when
+     * the same container still runs with that pid now, it was its process all along. */
+    rc = container_state(run_id, org_id, &again_pid, again_started);
+    if (rc <= 0 || again_pid != pid || strcmp(started, again_started) != 0) {
+        close(fd);
+        snprintf(why, n, "the run's container has ended");
+        return LY_ENOTFOUND;
+    }
+    /* A container on the host's network would give the host's loopback: never that. */
+    if (fstat(fd, &ns) || stat("/proc/self/ns/net", &own) ||
+        (ns.st_ino == own.st_ino && ns.st_dev == own.st_dev)) {
+        close(fd);
+        snprintf(why, n, "the run's container has no network namespace of its own");
+        return LY_EIO;
+    }
+    return fd;
 }
 
 /* ---- what a restart left ---- */

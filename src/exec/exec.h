@@ -139,4 +139,13 @@ extern const struct exec_ops exec_slurm;
 int docker_available(const char **why);
 void docker_configure(const char *socket_path);
 
+/* The network namespace of image run run_id's container while it runs (a new descriptor the
+ * caller closes), so that lyceumd can reach the container's own loopback (exec_netns_socket)
+ * without any port of it published on the host. The engine must know a running container of
+ * that name labelled with the run and org_id, in a namespace that is not lyceumd's own.
+ * Returns the descriptor, or LY_ENOTFOUND (no such running container), LY_EUNAVAIL (no engine
+ * answers) or LY_EIO, with why set. Blocks for two Engine calls (at most about 4 s in all);
+ * thread-safe. */
+int exec_docker_netns(const char *run_id, const char *org_id, char *why, size_t n);
+
 #endif

@@ -60,6 +60,13 @@ const char *req_query(struct req *req, const char *name)
     return req->query_fn ? req->query_fn(req->conn, name) : NULL;
 }
 
+void req_header_each(struct req *req, void (*fn)(void *arg, const char *k, const char *v),
+                     void *arg)
+{
+    if (req->header_each_fn)
+        req->header_each_fn(req->conn, fn, arg);
+}
+
 int req_query_int(struct req *req, const char *name, long long def, long long min, long long max,
                   long long *out)
 {

@@ -36,18 +36,26 @@ struct caller {
     char key_id[40]; /* the API key used, if any */
 };
 
-#define REQ_MAX_HEADERS 8
+/* Response headers a handler may add (a proxied answer brings the headers of the server behind). */
+#define REQ_MAX_HEADERS 64
 
 /* Wakes a streamed response that said "nothing yet" (server.c). Thread-safe; a wake before
  * the server suspended the connection is not lost. */
 struct stream_waker;
 void stream_wake(void *waker);
 
+/* A connection handed over after a 101 answer (http/server.c): see req_stream.upgrade. */
+struct http_upgraded;
+/* Gives the connection back to the server, which closes it. Once, on the connection's loop. */
+void http_upgraded_close(struct http_upgraded *u);
+
 /*
  * A response body produced piece by piece (SSE). read() writes up to max bytes into buf and
  * returns how many, or 0 when nothing is ready yet (it has then arranged for stream_wake(w)
- * to be called once there is), or -1 at the end. release() is called once, when the
- * connection is done, and after it no wake may come. Called from the server's threads.
+ * to be called once there is), or -1 at the end, or -2 when the body cannot be completed (the
+ * connection is then closed, so that the client sees it cut short rather than complete).
+ * release() is called once, when the connection is done, and after it no wake may come.
+ * Called from the server's threads.
  */
 struct req_stream {
     long (*read)(void *ctx, char *buf, size_t max, struct stream_waker *w);
@@ -57,6 +65,12 @@ struct req_stream {
      * the status, or 0 when it is not known yet (having arranged for stream_wake(w)); the
      * response waits, unsent, until it is. It may add headers to req when it returns one. */
     int (*status)(void *ctx, struct stream_waker *w, struct req *req);
+    /* Optional, with status: when status() answers 101, the server sends the 101 (with req's
+     * headers; content_type "" sends none) and then hands the client's socket over: fd (not to
+     * be closed: http_upgraded_close(u) gives it back), and extra, n bytes the client sent past
+     * the request that the server had read already. Called on the connection's loop; release()
+     * still comes, before or after. */
+    void (*upgrade)(void *ctx, struct http_upgraded *u, int fd, const char *extra, size_t n);
 };
 
 /*
@@ -78,6 +92,7 @@ struct req {
     struct arena arena;
     const char *method;
     const char *path;
+    const char *target; /* the request target as sent: path and query, not decoded (or NULL) */
     struct route_match match;
     const char *body;
     size_t body_len;
@@ -93,6 +108,9 @@ struct req {
     /* Calls fn for every query parameter, decoded (value NULL when it has no '='). */
     void (*query_each_fn)(void *conn, void (*fn)(void *arg, const char *k, const char *v),
                           void *arg);
+    /* Calls fn for every request header, in the order they came. */
+    void (*header_each_fn)(void *conn, void (*fn)(void *arg, const char *k, const char *v),
+                           void *arg);
 
     /* A streamed request body (R_STREAM_BODY): see struct req_sink. */
     enum req_phase phase;
@@ -123,6 +141,9 @@ void req_release(struct req *req);
 const char *req_param(struct req *req, const char *name);
 const char *req_header(struct req *req, const char *name);
 const char *req_query(struct req *req, const char *name);
+/* Calls fn(arg, name, value) for every request header, in order (nothing without a server). */
+void req_header_each(struct req *req, void (*fn)(void *arg, const char *k, const char *v),
+                     void *arg);
 
 /* Reads integer query parameter name (default def, bounds inclusive); a bad value records a
  * 422 error and returns LY_EINVAL. */

@@ -20,10 +20,16 @@
  * byte before the end, the loop shuts the socket's reading side (a no-op for data: nothing more
  * can come), which wakes MHD: it reads the end and closes the connection, or, when it is still
  * answering a complete request, once the answer is sent.
+ *
+ * Protocol switches (a WebSocket relayed by the port proxy): a stream whose status() answers
+ * 101 and that has upgrade() gets MHD's upgrade response; once the 101 is sent, MHD hands the
+ * socket over (on_upgrade) and keeps the connection suspended, and counted, until the stream
+ * gives it back with http_upgraded_close().
  */
 #include "http/server.h"
 #include "core/arena.h"
 #include "core/err.h"
+#include "core/json.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "http/alog.h"
@@ -208,6 +214,8 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
     n = c->req.stream.read(c->req.stream.ctx, buf, max, w);
     if (n > 0)
         return n;
+    if (n == -2)
+        return MHD_CONTENT_READER_END_WITH_ERROR; /* cut short: the connection is closed */
     if (n < 0)
         return MHD_CONTENT_READER_END_OF_STREAM;
     waker_sleep(w);
@@ -265,6 +273,14 @@ static void conn_query_each(void *c, void (*fn)(void *arg, const char *k, const 
     struct query_iter it = {fn, arg};
 
     MHD_get_connection_values(((struct conn *)c)->mhd, MHD_GET_ARGUMENT_KIND, query_one, &it);
+}
+
+static void conn_header_each(void *c, void (*fn)(void *arg, const char *k, const char *v),
+                             void *arg)
+{
+    struct query_iter it = {fn, arg};
+
+    MHD_get_connection_values(((struct conn *)c)->mhd, MHD_HEADER_KIND, query_one, &it);
 }
 
 /* Percent-decoding of the path and query, except "%00": a NUL would cut the string short and
@@ -331,13 +347,30 @@ static void request_id_new(char out[37])
     *o = '\0';
 }
 
-static struct conn *conn_new(struct MHD_Connection *mhd, const char *method, const char *url)
+/* MHD's URI log callback: the first thing MHD tells of a request is its target as sent (not
+ * yet decoded), before the headers; the connection's state starts here (conn_new). */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *mhd)
 {
     struct conn *c = xcalloc(1, sizeof(*c));
+
+    (void)cls;
+    (void)mhd;
+    req_init(&c->req);
+    c->req.target = arena_strdup(&c->req.arena, uri);
+    return c;
+}
+
+/* Once the headers are in: c from on_uri(), or NULL (then it is made here). */
+static struct conn *conn_new(struct conn *c, struct MHD_Connection *mhd, const char *method,
+                             const char *url)
+{
     const char *rid;
 
+    if (!c) {
+        c = xcalloc(1, sizeof(*c));
+        req_init(&c->req);
+    }
     c->mhd = mhd;
-    req_init(&c->req);
     c->req.start_us = now_mono_us();
     c->req.method = arena_strdup(&c->req.arena, method);
     c->req.path = arena_strdup(&c->req.arena, url);
@@ -345,6 +378,7 @@ static struct conn *conn_new(struct MHD_Connection *mhd, const char *method, con
     c->req.header_fn = conn_header;
     c->req.query_fn = conn_query;
     c->req.query_each_fn = conn_query_each;
+    c->req.header_each_fn = conn_header_each;
     rid = conn_header(c, "X-Request-ID");
     if (rid && valid_request_id(rid)) {
         snprintf(c->req.request_id, sizeof(c->req.request_id), "%s", rid);
@@ -467,6 +501,38 @@ static int deferred_status(struct conn *c)
     }
 }
 
+static void sock_unwatch(struct sock *k);
+static void ended_remove(struct sock *k);
+
+/* After a 101 was sent for a stream with upgrade(): the connection stops being HTTP. Its
+ * descriptor leaves the watch for the client's end (the stream reads it now) and the list of
+ * streams woken at shutdown; MHD keeps it suspended until http_upgraded_close(). */
+static void on_upgrade(void *cls, struct MHD_Connection *mhd, void *con_cls, const char *extra,
+                       size_t n, MHD_socket fd, struct MHD_UpgradeResponseHandle *urh)
+{
+    struct conn *c = cls;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(mhd, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+    (void)con_cls;
+    if (ci && ci->socket_context) {
+        struct sock *k = ci->socket_context;
+
+        sock_unwatch(k);
+        ended_remove(k);
+    }
+    if (c->waker_on)
+        stream_track(&c->waker, 0);
+    c->req.stream.upgrade(c->req.stream.ctx, (struct http_upgraded *)urh, fd, extra, n);
+}
+
+void http_upgraded_close(struct http_upgraded *u)
+{
+    MHD_upgrade_action((struct MHD_UpgradeResponseHandle *)u, MHD_UPGRADE_ACTION_CLOSE);
+    if (loop_self)
+        loop_self->again = 1; /* MHD closes it in its next run */
+}
+
 static enum MHD_Result send_response(struct http_server *srv, struct conn *c)
 {
     struct req *r = &c->req;
@@ -481,7 +547,16 @@ static enum MHD_Result send_response(struct http_server *srv, struct conn *c)
     }
     if (r->stream.read && r->stream.status && !deferred_status(c))
         return MHD_YES; /* suspended: MHD calls on_request() again once woken */
-    if (r->stream.read) {
+    if (r->stream.read && (r->detail || r->verrs)) {
+        /* The stream failed before its status (it recorded the error): answer that. */
+        r->stream.release(r->stream.ctx);
+        memset(&r->stream, 0, sizeof(r->stream));
+    }
+    if (r->stream.read && r->stream.upgrade && r->status == 101) {
+        /* A protocol switch the stream agreed to: the socket is its own after the 101. */
+        resp = MHD_create_response_for_upgrade(on_upgrade, c);
+        ctype = r->content_type ? r->content_type : "";
+    } else if (r->stream.read) {
         waker_on(c);
         resp =
             MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, stream_reader, c, NULL);
@@ -506,7 +581,8 @@ static enum MHD_Result send_response(struct http_server *srv, struct conn *c)
     }
     if (!resp)
         return MHD_NO;
-    MHD_add_response_header(resp, "Content-Type", ctype);
+    if (ctype[0])
+        MHD_add_response_header(resp, "Content-Type", ctype);
     MHD_add_response_header(resp, "X-Request-ID", r->request_id);
     for (int i = 0; i < r->nheaders; i++)
         MHD_add_response_header(resp, r->hname[i], r->hvalue[i]);
@@ -525,10 +601,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mhd, const c
     struct conn *c = *con_cls;
 
     (void)version;
-    if (!c) {
+    if (!c || !c->mhd) {
         const char *expect;
 
-        *con_cls = c = conn_new(mhd, method, url);
+        *con_cls = c = conn_new(c, mhd, method, url);
         if (srv->opt.begin)
             srv->opt.begin(&c->req);
         /* Refused before its body: a client waiting for "100 Continue" hears why now. */
@@ -878,8 +954,8 @@ static void *loop_main(void *arg)
 static struct MHD_Daemon *daemon_start(struct http_server *srv, const struct sockaddr_in *sa,
                                        int listen_fd)
 {
-    const unsigned flags =
-        MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
+    const unsigned flags = MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG |
+                           MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE;
     unsigned timeout = srv->opt.connection_timeout_s ? srv->opt.connection_timeout_s : 120;
     /* MHD's own per-daemon limit (FD_SETSIZE - 4 by default) would bind first otherwise. */
     unsigned limit = srv->opt.max_connections ? srv->opt.max_connections : 1000000;
@@ -887,17 +963,17 @@ static struct MHD_Daemon *daemon_start(struct http_server *srv, const struct soc
     if (listen_fd >= 0)
         return MHD_start_daemon(
             flags, 0, on_accept, srv, on_request, srv, MHD_OPTION_LISTEN_SOCKET, listen_fd,
-            MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION,
-            on_connection, srv, MHD_OPTION_CONNECTION_TIMEOUT, timeout, MHD_OPTION_CONNECTION_LIMIT,
-            limit, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-            (size_t)CONN_MEMORY, MHD_OPTION_END);
-    return MHD_start_daemon(flags, 0, on_accept, srv, on_request, srv, MHD_OPTION_SOCK_ADDR,
-                            (const struct sockaddr *)sa, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-                            srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
-                            MHD_OPTION_CONNECTION_TIMEOUT, timeout, MHD_OPTION_CONNECTION_LIMIT,
-                            limit, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
-                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY,
-                            MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_END);
+            MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_URI_LOG_CALLBACK, on_uri,
+            srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv, MHD_OPTION_CONNECTION_TIMEOUT,
+            timeout, MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_UNESCAPE_CALLBACK, unescape,
+            NULL, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY, MHD_OPTION_END);
+    return MHD_start_daemon(
+        flags, 0, on_accept, srv, on_request, srv, MHD_OPTION_SOCK_ADDR,
+        (const struct sockaddr *)sa, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+        MHD_OPTION_URI_LOG_CALLBACK, on_uri, srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
+        MHD_OPTION_CONNECTION_TIMEOUT, timeout, MHD_OPTION_CONNECTION_LIMIT, limit,
+        MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)CONN_MEMORY, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_END);
 }
 
 /* Sets up loop i (its daemon: the first binds the address, the others share its socket). */
