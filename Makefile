@@ -25,12 +25,16 @@ LIB_OBJ  := $(filter-out $(B)/obj/main.o,$(OBJ))
 UNIT_SRC := $(sort $(wildcard tests/unit/*.c))
 UNIT_BIN := $(patsubst tests/unit/%.c,$(B)/test/unit/%,$(UNIT_SRC))
 
-.PHONY: all deps run test unit e2e docker-driver tiny-llm fuzz format format-check bench clean mutants
+.PHONY: all deps deps-serve run test unit e2e docker-driver tiny-llm fuzz format format-check bench clean mutants
 
 all: $(B)/lyceumd
 
+# What serving needs (make run), and that with what the tests need (make test).
+deps-serve:
+	@sh scripts/deps.sh serve
+
 deps:
-	@sh scripts/deps.sh
+	@sh scripts/deps.sh test
 
 $(GEN): $(MIGRATIONS) scripts/embed-sql.sh
 	@mkdir -p $(dir $@)
@@ -70,7 +74,7 @@ $(B)/fuzz/fuzz_api: $(FUZZ_SRC) $(HDRS)
 	clang -O1 -g -fsanitize=fuzzer,address,undefined $(WARN) $(PKG_CFLAGS) -o $@ \
 		$(FUZZ_SRC) $(PKG_LIBS)
 
-run: deps $(B)/lyceumd
+run: deps-serve $(B)/lyceumd
 	./$(B)/lyceumd serve --listen 127.0.0.1:8000 --data ./var --demo
 
 unit: $(UNIT_BIN)

@@ -1,16 +1,38 @@
 #!/bin/sh
-# Installs the Debian packages that lyceumd's build, tests and benchmarks need, when any is
-# missing. Run as root on Debian 12 (make run and make test call it first). Idempotent and
-# quiet when everything is there already.
+# Installs the Debian packages lyceumd needs, when any is missing. Run as root on Debian 12.
+#   scripts/deps.sh serve    what building and serving need (make run): the compiler, the
+#                            libraries, and the tools runs use (bubblewrap, slirp4netns, venv)
+#   scripts/deps.sh [test]   that and what the tests and benchmarks need (make test): the test
+#                            clients and the services they drive (Docker, Slurm, nginx,
+#                            Prometheus, the AWS CLI, ...)
+#   scripts/deps.sh --list serve|test    prints the packages of a set, one a line
+# Idempotent and quiet when everything is there already.
 set -eu
 
-PKGS="build-essential pkg-config clang libclang-rt-14-dev clang-format
+SERVE="build-essential pkg-config
 libmicrohttpd-dev libjansson-dev libsqlite3-dev libjwt-dev libargon2-dev liboath-dev
-libssl-dev libcmocka-dev libacl1-dev libseccomp-dev slirp4netns oathtool curl python3 python3-pytest python3-requests python3-websocket
-wrk nginx-light libcurl4-openssl-dev libhttp-parser-dev bubblewrap python3-venv docker.io docker-compose
-libyaml-dev docker-registry apache2-utils
-slurmctld slurmd slurm-client munge slurmrestd slurm-wlm-jwt-plugin slurm-wlm-basic-plugins
-busybox-static awscli prometheus faketime"
+libssl-dev libacl1-dev libseccomp-dev libcurl4-openssl-dev libyaml-dev libhttp-parser-dev
+bubblewrap slirp4netns python3 python3-venv"
+
+TEST="$SERVE clang libclang-rt-14-dev clang-format libcmocka-dev oathtool curl
+python3-pytest python3-requests python3-websocket wrk nginx-light docker.io docker-compose docker-registry
+acl apache2-utils slurmctld slurmd slurm-client munge slurmrestd slurm-wlm-jwt-plugin
+slurm-wlm-basic-plugins busybox-static awscli prometheus faketime"
+
+list=0
+if [ "${1:-}" = --list ]; then
+    list=1
+    shift
+fi
+case "${1:-test}" in
+serve) PKGS=$SERVE ;;
+test) PKGS=$TEST ;;
+*) echo "usage: $0 [--list] [serve|test]" >&2; exit 2 ;;
+esac
+if [ $list = 1 ]; then
+    for p in $PKGS; do echo "$p"; done
+    exit 0
+fi
 
 missing=""
 for p in $PKGS; do

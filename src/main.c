@@ -425,7 +425,7 @@ static int cmd_voucher_add(struct cli *cli)
     {
         json_t *o = json_pack("{s:s,s:o,s:o}", "code", code, "credits", json_money(credits),
                               "expires_at", expires ? json_time(expires) : json_null());
-        char *out = json_dumps(o, JSON_COMPACT);
+        char *out = json_dumps(o, JSON_WIRE);
 
         printf("%s\n", out);
         free(out);
@@ -480,7 +480,7 @@ static int cmd_quota_set(struct cli *cli)
         json_t *o = json_pack("{s:s,s:O,s:b}", "email", cli->argv[2], "allowed_profiles", now,
                               "all_profiles", json_array_size(now) == 0);
 
-        out = json_dumps(o, JSON_COMPACT);
+        out = json_dumps(o, JSON_WIRE);
         printf("%s\n", out);
         free(out);
         json_decref(o);

@@ -54,6 +54,19 @@ const struct mount api_mounts[] = {
     {NULL, NULL},
 };
 
+/* The path routes are matched on: a run of slashes at its start counts as one, so that a
+ * client whose base URL was saved with a trailing slash ("http://host/" + "/api/...") is
+ * served as if it had not been. Slashes further on are left alone (they are part of storage
+ * keys, which refuse empty segments themselves); S3 requests never come here. */
+static const char *route_path(const struct req *req)
+{
+    const char *p = req->path;
+
+    while (p[0] == '/' && p[1] == '/')
+        p++;
+    return p;
+}
+
 static int has_body(const char *method)
 {
     return strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
@@ -142,7 +155,7 @@ void api_begin(struct req *req)
         return;
     }
     if ((strcmp(req->method, "POST") != 0 && strcmp(req->method, "PUT") != 0) ||
-        router_match(api_mounts, req->method, req->path, &req->arena, &req->match) ||
+        router_match(api_mounts, req->method, route_path(req), &req->arena, &req->match) ||
         !(req->match.route->flags & R_STREAM_BODY))
         return; /* everything else is answered once its body is in */
     req->begun = 1;
@@ -181,7 +194,7 @@ void api_dispatch(struct req *req)
         }
         goto out;
     }
-    err = router_match(api_mounts, req->method, req->path, &req->arena, &req->match);
+    err = router_match(api_mounts, req->method, route_path(req), &req->arena, &req->match);
     if (err == LY_EMETHOD) {
         req_add_header(req, "Allow", req->match.allow);
         req_fail(req, err, "Method Not Allowed");
@@ -220,7 +233,7 @@ out:
     }
     if (err < 0)
         req_set_error(req, err);
-    if (err < 0 && api_openai_path(req->path))
+    if (err < 0 && api_openai_path(route_path(req)))
         api_openai_error(req, err);
     if (err == LY_EINTERNAL || err == LY_EDB || err == LY_EIO)
         log_error("request %s failed: %s", req->request_id, req->detail ? req->detail : "");

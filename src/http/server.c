@@ -573,7 +573,7 @@ static enum MHD_Result send_response(struct http_server *srv, struct conn *c)
         if (r->content_type)
             ctype = r->content_type;
     } else {
-        char *s = r->resp ? json_dumps(r->resp, JSON_COMPACT) : NULL;
+        char *s = r->resp ? json_dumps(r->resp, JSON_WIRE) : NULL;
 
         if (!s)
             s = xstrdup("{}");
