@@ -23,6 +23,7 @@ extern const struct route api_runs_legacy_v1_routes[];
 extern const struct route api_machines_routes[];
 extern const struct route api_billing_routes[];
 extern const struct route api_storage_routes[];
+extern const struct route api_storage_chunk_routes[];
 extern const struct route api_envvars_routes[];
 extern const struct route api_inference_routes[];
 extern const struct route api_openai_routes[];

@@ -38,6 +38,7 @@ const struct mount api_mounts[] = {
     {API_PREFIX, api_runs_routes},
     {API_PREFIX, api_runs_view_routes},
     {API_PREFIX, api_storage_routes},
+    {API_PREFIX, api_storage_chunk_routes},
     {API_PREFIX, api_envvars_routes},
     {API_PREFIX, api_inference_routes},
     {API_PREFIX, api_openai_routes},
