@@ -37,17 +37,27 @@
 
 extern const char *const store_migrations[];
 
-#define STMT_CACHE 128
+/* Statements kept per thread: more than the SQL sites there are (about 190), so that a busy
+ * thread does not prepare the same ones again and again. */
+#define STMT_CACHE 256
 
 /* SQLite's own auto-checkpoint threshold, which our WAL hook replaces (pages). */
 #define WAL_CHECKPOINT_PAGES 1000
 
+/* A thread's connection and its statements. An entry is in use from q_prepare() to q_done():
+ * such an entry is never handed out again nor evicted (a caller may still be stepping it);
+ * the least recently used idle one makes room. A statement that finds no room, or whose SQL
+ * is in use already (a query run inside the loop over its own rows), is prepared uncached
+ * and finalized by q_done(). */
 struct conn {
     sqlite3 *db;
     int identity_dirty; /* the open write transaction changed an identity table */
     int n;
+    uint64_t clock; /* counts uses, for least recently used */
     const char *sql[STMT_CACHE];
     sqlite3_stmt *st[STMT_CACHE];
+    uint64_t used_at[STMT_CACHE];
+    unsigned char busy[STMT_CACHE];
 };
 
 static char *db_path;
@@ -329,31 +339,52 @@ static int bind_args(sqlite3_stmt *st, const char *types, va_list ap)
     return 0;
 }
 
+/* The slot a new statement may take: a free one, else the least recently used idle one
+ * (finalized here), else -1 (every entry is in use). */
+static int cache_room(struct conn *c)
+{
+    int best = -1;
+
+    if (c->n < STMT_CACHE)
+        return c->n++;
+    for (int i = 0; i < c->n; i++)
+        if (!c->busy[i] && (best < 0 || c->used_at[i] < c->used_at[best]))
+            best = i;
+    if (best >= 0)
+        sqlite3_finalize(c->st[best]);
+    return best;
+}
+
 static sqlite3_stmt *prepare_cached(const char *sql)
 {
     struct conn *c = conn_get();
     sqlite3_stmt *st;
+    int nested = 0, slot;
 
     if (!c)
         return NULL; /* no connection now (logged when the open failed) */
     for (int i = 0; i < c->n; i++)
-        if (c->sql[i] == sql)
+        if (c->sql[i] == sql) {
+            if (c->busy[i]) {
+                nested = 1;
+                break;
+            }
+            c->busy[i] = 1;
+            c->used_at[i] = ++c->clock;
             return c->st[i];
-    if (sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
+        }
+    if (sqlite3_prepare_v3(c->db, sql, -1, nested ? 0 : SQLITE_PREPARE_PERSISTENT, &st, NULL) !=
+        SQLITE_OK) {
         note_failure(c->db);
         log_error("SQL prepare failed: %s", sqlite3_errmsg(c->db));
         return NULL;
     }
-    if (c->n < STMT_CACHE) {
-        c->sql[c->n] = sql;
-        c->st[c->n++] = st;
-    } else {
-        /* The cache is full: evict the oldest entry. */
-        sqlite3_finalize(c->st[0]);
-        memmove(c->sql, c->sql + 1, sizeof(c->sql[0]) * (STMT_CACHE - 1));
-        memmove(c->st, c->st + 1, sizeof(c->st[0]) * (STMT_CACHE - 1));
-        c->sql[STMT_CACHE - 1] = sql;
-        c->st[STMT_CACHE - 1] = st;
+    slot = nested ? -1 : cache_room(c);
+    if (slot >= 0) {
+        c->sql[slot] = sql;
+        c->st[slot] = st;
+        c->busy[slot] = 1;
+        c->used_at[slot] = ++c->clock;
     }
     return st;
 }
@@ -385,10 +416,18 @@ sqlite3_stmt *q_prepare(const char *sql, const char *types, ...)
 
 void q_done(sqlite3_stmt *st)
 {
+    struct conn *c = pthread_getspecific(conn_key);
+
     if (!st)
         return;
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
+    for (int i = 0; c && i < c->n; i++)
+        if (c->st[i] == st) {
+            sqlite3_reset(st);
+            sqlite3_clear_bindings(st);
+            c->busy[i] = 0;
+            return;
+        }
+    sqlite3_finalize(st); /* one prepared uncached */
 }
 
 int q_exec(const char *sql, const char *types, ...)

@@ -4,8 +4,10 @@
  * per-connection cache of prepared statements keyed by the SQL string's address, so a query
  * written as a string literal is prepared once per thread.
  *
- * A statement from q_prepare() belongs to the calling thread's cache: step it, then call
- * q_done(). Do not hold one across calls that may run the same SQL.
+ * A statement from q_prepare() belongs to the calling thread: step it, then give it back
+ * with q_done() (which resets it into the cache, or finalizes it). Until then it is the
+ * caller's alone: the cache neither evicts it nor hands it out again, however many other
+ * statements are prepared meanwhile, the same SQL included.
  */
 #ifndef LYCEUMD_STORE_DB_H
 #define LYCEUMD_STORE_DB_H
