@@ -242,13 +242,16 @@ static int api_runs_timing(struct req *req)
 
     if (err)
         return err;
-    t = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "created_at",
-                  time_or_null(row, "created_at"), "queued_at", time_or_null(row, "created_at"),
-                  "start_time", time_or_null(row, "running_at"), "end_time",
-                  time_or_null(row, "ended_at"), "finish_time", time_or_null(row, "finished_at"),
-                  "queue_seconds", seconds_between(row, "created_at", "started_at"), "run_seconds",
-                  seconds_between(row, "running_at", "ended_at"), "total_seconds",
-                  seconds_between(row, "created_at", "finished_at"));
+    t = json_pack(
+        "{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "created_at", time_or_null(row, "created_at"),
+        "queued_at", time_or_null(row, "created_at"), "start_time", time_or_null(row, "running_at"),
+        "end_time", time_or_null(row, "ended_at"), "finish_time", time_or_null(row, "finished_at"),
+        "queue_seconds",
+        seconds_between(row, "created_at",
+                        json_is_integer(json_object_get(row, "running_at")) ? "running_at"
+                                                                            : "started_at"),
+        "run_seconds", seconds_between(row, "running_at", "ended_at"), "total_seconds",
+        seconds_between(row, "created_at", "finished_at"));
     err = req_reply(
         req, json_pack("{s:O,s:o}", "execution_id", json_object_get(row, "id"), "timing", t));
     json_decref(row);
@@ -540,8 +543,8 @@ static const struct field workload_resp[] = {
 static const struct field timing_resp[] = {
     {"execution_id", FT_STRING, 0, 0, 0, NULL},
     {"timing", FT_OBJECT, 0, 0, 0,
-     "created_at, queued_at, start_time, end_time, finish_time, queue_seconds, run_seconds, "
-     "total_seconds"},
+     "created_at, queued_at, start_time, end_time, finish_time, queue_seconds (until it began "
+     "running, a Slurm job's PENDING time included), run_seconds, total_seconds"},
     {0},
 };
 

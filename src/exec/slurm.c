@@ -55,9 +55,14 @@ struct sjob {
     int64_t off[3]; /* bytes of stdout (1) and stderr (2) already copied */
     int64_t submit_after_us;
     int told_down;
-    int lookup; /* Slurm may hold a job of this run already: look for it before submitting */
+    int lookup;  /* Slurm may hold a job of this run already: look for it before submitting */
+    int missing; /* polls in a row whose answer did not know its job */
     struct sjob *next;
 };
+
+/* Polls in a row that must not know a job before its run is ended as lost (one answer could
+ * come from a controller still loading its state). */
+#define LOST_POLLS 3
 
 static const struct config *cfg;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -449,6 +454,57 @@ static json_t *poll_states(CURL *c, char *why, size_t wn)
     return out;
 }
 
+#define STEPD "slurmstepd" /* then ": " or "-<node>: " */
+
+/* Slurm's own line on a job it ends ("slurmstepd-node: error: *** JOB 7 ON node CANCELLED AT
+ * 2026-12-07T21:00:00 DUE TO TIME LIMIT ***") is said in lyceumd's words instead: 1 when the
+ * n bytes at p are such a line (a newline included), after saying so. */
+static int stepd_line(struct sjob *j, const char *p, size_t n)
+{
+    static const char said_abort[] = "[lyceumd] Slurm ended the job: the run was stopped\n";
+    static const char said_time[] = "[lyceumd] Slurm ended the job: the run reached its timeout\n";
+
+    if (n < sizeof(STEPD) - 1 || memcmp(p, STEPD, sizeof(STEPD) - 1) != 0 ||
+        !memmem(p, n, ": error: *** JOB ", 17) || !memmem(p, n, " CANCELLED AT ", 14))
+        return 0;
+    if (memmem(p, n, "TIME LIMIT", 10))
+        live_output(j->l, OUT_SYSTEM, said_time, sizeof(said_time) - 1);
+    else
+        live_output(j->l, OUT_SYSTEM, said_abort, sizeof(said_abort) - 1);
+    return 1;
+}
+
+/* Passes n bytes of stderr on, but for Slurm's own lines (stepd_line). Returns how many were
+ * used: a last line without its newline that may still become such a line is kept back (at
+ * most a line of STEPD_MAX), unless done. */
+#define STEPD_MAX 512
+static size_t stderr_out(struct sjob *j, const char *buf, size_t n, int done)
+{
+    size_t at = 0, from = 0;
+
+    while (at < n) {
+        const char *nl = memchr(buf + at, '\n', n - at);
+        size_t end = nl ? (size_t)(nl - buf) + 1 : n;
+        size_t len = end - at;
+        int maybe = memcmp(buf + at, STEPD, len < sizeof(STEPD) - 1 ? len : sizeof(STEPD) - 1) == 0;
+
+        if (!nl && maybe && !done && len < STEPD_MAX) {
+            if (at > from)
+                live_output(j->l, OUT_STDERR, buf + from, at - from);
+            return at; /* the rest comes again with what follows it */
+        }
+        if (nl && maybe && stepd_line(j, buf + at, len)) {
+            if (at > from)
+                live_output(j->l, OUT_STDERR, buf + from, at - from);
+            from = end;
+        }
+        at = end;
+    }
+    if (n > from)
+        live_output(j->l, OUT_STDERR, buf + from, n - from);
+    return n;
+}
+
 /* Copies what the job's output files gained since last time into the run's output. */
 static void tail(struct sjob *j)
 {
@@ -464,8 +520,15 @@ static void tail(struct sjob *j)
         if (fd < 0)
             continue;
         while ((r = pread(fd, buf, sizeof(buf), j->off[s])) > 0) {
-            live_output(j->l, s == 1 ? OUT_STDOUT : OUT_STDERR, buf, (size_t)r);
-            j->off[s] += r;
+            size_t used = (size_t)r;
+
+            if (s == 1)
+                live_output(j->l, OUT_STDOUT, buf, used);
+            else
+                used = stderr_out(j, buf, used, j->done);
+            j->off[s] += (int64_t)used;
+            if (used < (size_t)r)
+                break; /* a partial line kept back */
         }
         close(fd);
     }
@@ -639,6 +702,15 @@ static void *slurm_main(void *arg)
             next_poll = now_mono_us() + (int64_t)cfg->slurm_poll_ms * 1000;
         }
         if (states) {
+            /* Slurm answered: a job it does not know, in LOST_POLLS answers in a row, is
+             * lost. Its controller lost its state (a restart without it), or forgot a job
+             * that ended (MinJobAge) while lyceumd was down: nothing will say how it ended,
+             * so its run ends now instead of at its timeout. */
+            pthread_mutex_lock(&mu);
+            for (struct sjob *j = jobs; j; j = j->next)
+                if (j->job_id[0] && !j->done)
+                    j->missing = json_object_get(states, j->job_id) ? 0 : j->missing + 1;
+            pthread_mutex_unlock(&mu);
             for (;;) {
                 struct sjob *hit = NULL;
                 json_t *st = NULL;
@@ -649,6 +721,11 @@ static void *slurm_main(void *arg)
                         continue;
                     st = json_object_get(states, j->job_id);
                     if (j->cancel_sig && !j->cancelled) {
+                        hit = j;
+                        break;
+                    }
+                    if (j->missing >= LOST_POLLS) {
+                        j->done = 1;
                         hit = j;
                         break;
                     }
@@ -667,6 +744,18 @@ static void *slurm_main(void *arg)
                 if (hit->cancel_sig && !hit->cancelled) {
                     cancel(c, hit, hit->cancel_sig);
                     hit->cancelled = 1;
+                    continue;
+                }
+                if (hit->done && !st) {
+                    char lost[160];
+
+                    snprintf(lost, sizeof(lost),
+                             "Slurm no longer knows job %s (its controller lost the job, or "
+                             "forgot it after it ended): how the run ended is unknown",
+                             hit->job_id);
+                    log_error("run %s: %s", hit->l->id, lost);
+                    tail(hit);
+                    live_exited(hit->l, -1, lost);
                     continue;
                 }
                 if (hit->done) {

@@ -148,6 +148,13 @@ def test_abort_cancels_the_job_in_slurm(ss):
     st = wait_end(ss, u["key"], run["execution_id"], timeout=15)
     assert st["status"] == "aborted"
     assert job_state(job) == "CANCELLED"
+    # Slurm's own "slurmstepd: error: *** JOB n ON localhost CANCELLED AT ..." is not the
+    # user's stderr: lyceumd says it in its words.
+    time.sleep(1)
+    rec = ss.get(f"/execution/{run['execution_id']}", u["key"]).json()
+    assert "slurmstepd" not in rec["stderr"] and "CANCELLED AT" not in rec["stderr"], rec
+    out = output_of(follow(run["streaming_url"]))
+    assert "slurmstepd" not in out and out.startswith("up\n"), out
 
 
 def test_gpu_runs_get_different_gpus_and_a_third_waits(ss):
@@ -162,6 +169,12 @@ def test_gpu_runs_get_different_gpus_and_a_third_waits(ss):
     assert sorted(first_two) == ["0", "1"], outs
     for r in runs:
         assert status(ss, u["key"], r["execution_id"])["status"] == "completed"
+    # The one Slurm held PENDING: its queue time counts that wait (it was handed to Slurm at
+    # once, and waited there about 4 s for a GPU), and queue + run make the total.
+    waited = next(r for r, s in zip(runs, states) if s == "queued")
+    t = ss.get(f"/execution/{waited['execution_id']}/timing", u["key"]).json()["timing"]
+    assert t["queue_seconds"] >= 3.0, t
+    assert abs(t["queue_seconds"] + t["run_seconds"] - t["total_seconds"]) < 1.0, t
 
 
 def test_kill_9_then_restart_follows_the_jobs_and_bills_once(cluster):
@@ -402,5 +415,55 @@ def test_a_submission_whose_answer_is_lost_is_not_made_twice(cluster):
     finally:
         s.stop()
         proxy.close()
+        shutil.rmtree(s.data, ignore_errors=True)
+        shutil.rmtree(shared, ignore_errors=True)
+
+
+def restart_slurmctld_without_its_state():
+    """Stops slurmctld and starts it again clearing its saved state (-c): it forgets every job,
+    as a controller whose state was lost does. Waits until the node is back."""
+    subprocess.run(["pkill", "-x", "slurmctld"], capture_output=True)
+    deadline = time.time() + 30
+    while subprocess.run(["pgrep", "-x", "slurmctld"], capture_output=True).returncode == 0:
+        assert time.time() < deadline, "slurmctld did not stop"
+        time.sleep(0.2)
+    subprocess.run(["slurmctld", "-f", CONF, "-c"], env=ENV, check=True, capture_output=True)
+    deadline = time.time() + 60
+    while True:
+        out = subprocess.run(["sinfo", "-h", "-o", "%T"], env=ENV, capture_output=True,
+                             text=True).stdout
+        if "idle" in out or "mixed" in out or "alloc" in out:
+            return
+        assert time.time() < deadline, f"the node did not come back: {out!r}"
+        time.sleep(0.5)
+
+
+def test_a_job_slurm_lost_ends_its_run_at_once(cluster):
+    """slurmctld restarts without its state while a run's job is running: Slurm no longer
+    knows the job, and the run ends system_failure saying so, long before its timeout (the
+    old server left it running until then)."""
+    shared = tempfile.mkdtemp(prefix="lyceumd-slurm-")
+    s = make_server(shared)
+    try:
+        u = s.new_user(credits=100)
+        run = start(s, u["key"], "import time\nprint('up', flush=True)\ntime.sleep(600)",
+                    execution_type="slurm.cpu", timeout=600)
+        rid = run["execution_id"]
+        wait_status(s, u["key"], rid, "running", timeout=30)
+        job = job_of(s, rid)
+        restart_slurmctld_without_its_state()
+        assert "JobState=" not in subprocess.run(
+            ["scontrol", "show", "job", "-o", str(job)], env=ENV, capture_output=True,
+            text=True).stdout, "the restarted controller still knows the job"
+        st = wait_end(s, u["key"], rid, timeout=60)
+        assert st["status"] == "system_failure", st
+        assert f"no longer knows job {job}" in st["errors"], st
+        # Slurm runs the next run as usual.
+        run2 = start(s, u["key"], "print('after')", execution_type="slurm.cpu")
+        st2 = wait_end(s, u["key"], run2["execution_id"], timeout=60)
+        assert st2["status"] == "completed", st2
+        assert output_of(follow(run2["streaming_url"])) == "after\n"
+    finally:
+        s.stop()
         shutil.rmtree(s.data, ignore_errors=True)
         shutil.rmtree(shared, ignore_errors=True)
