@@ -225,6 +225,7 @@ static int valid_loc(json_t *loc)
 static void check_response(const struct req *req)
 {
     json_t *detail;
+    const char *path;
     char *body;
     int allow = 0;
 
@@ -263,7 +264,10 @@ static void check_response(const struct req *req)
     free(body);
     if (req->status < 400)
         return;
-    if (api_openai_path(req->path)) {
+    path = req->path;
+    while (path[0] == '/' && path[1] == '/')
+        path++; /* routed as one slash, as api/dispatch.c does */
+    if (api_openai_path(path)) {
         /* The OpenAI-compatible paths answer errors in OpenAI's shape. */
         json_t *e = json_object_get(req->resp, "error");
 
