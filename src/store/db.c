@@ -1,7 +1,10 @@
 /*
  * See db.h. The migrations are the numbered files in src/store/migrations/, embedded into the
- * binary at build time (build/gen/migrations.c); PRAGMA user_version records how many have
- * been applied, and each is applied in its own transaction.
+ * binary at build time (build/gen/migrations.c, store/migrations.h). The database records
+ * each one applied by its number (schema_migrations; a database from before that table
+ * recorded a count in PRAGMA user_version, read once as "the first N"); each is applied in its
+ * own transaction with its record, and a database that records a number this binary does not
+ * carry is refused, unchanged.
  *
  * The generations: each connection's update hook notes a row change in one of the tables that
  * say who a caller is (users, orgs, memberships, api_keys), and its WAL hook, which SQLite
@@ -19,7 +22,9 @@
  * dispatcher turns into 503 with Retry-After (store_take_unavailable()).
  */
 #include "store/db.h"
+#include "store/migrations.h"
 #include "core/arena.h"
+#include "core/buf.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -34,8 +39,6 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-extern const char *const store_migrations[];
 
 /* Statements kept per thread: more than the SQL sites there are (about 190), so that a busy
  * thread does not prepare the same ones again and again. */
@@ -234,39 +237,129 @@ int store_take_unavailable(void)
     return was;
 }
 
-static int migrate(sqlite3 *db)
+/* Runs sql in its own transaction; 0 or LY_EDB (logged with what). */
+static int exec_tx(sqlite3 *db, const char *sql, const char *what)
+{
+    char *err = NULL;
+
+    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &err) != SQLITE_OK ||
+        sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK ||
+        sqlite3_exec(db, "COMMIT", NULL, NULL, &err) != SQLITE_OK) {
+        log_error("%s failed: %s", what, err ? err : "?");
+        sqlite3_free(err);
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        return LY_EDB;
+    }
+    return 0;
+}
+
+static int pragma_int(sqlite3 *db, const char *sql, int *out)
 {
     sqlite3_stmt *st;
-    int version = 0, n;
 
-    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+    *out = 0;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
         return LY_EDB;
     if (sqlite3_step(st) == SQLITE_ROW)
-        version = sqlite3_column_int(st, 0);
+        *out = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
-    for (n = 0; store_migrations[n]; n++)
+    return 0;
+}
+
+static const struct store_migration *known(int number)
+{
+    for (const struct store_migration *m = store_migrations; m->sql; m++)
+        if (m->number == number)
+            return m;
+    return NULL;
+}
+
+/* Makes schema_migrations, in one transaction with the record of what a database from before
+ * it had applied: its first user_version migrations by position, in the order the binary
+ * carries them (numbers and positions agreed while positions were what counted). */
+static int make_record(sqlite3 *db, int version)
+{
+    int n = 0, err;
+    struct buf sql = BUF_INIT(1 << 20);
+
+    for (; store_migrations[n].sql; n++)
         ;
     if (version > n) {
-        log_error("the database is at migration %d but this lyceumd knows only %d: "
-                  "it was written by a newer version",
+        log_error("the database is at migration %d but this lyceumd knows only %d: it was "
+                  "written by a newer version (run that version, or restore a backup)",
                   version, n);
         return LY_EDB;
     }
-    for (int i = version; i < n; i++) {
-        char *err = NULL;
-        char pragma[64];
+    buf_adds(&sql, "CREATE TABLE schema_migrations (number INTEGER PRIMARY KEY, "
+                   "name TEXT NOT NULL, applied_at INTEGER NOT NULL);\n");
+    for (int i = 0; i < version; i++)
+        buf_printf(&sql,
+                   "INSERT INTO schema_migrations (number, name, applied_at) "
+                   "VALUES (%d, '%s', 0);\n",
+                   store_migrations[i].number, store_migrations[i].name);
+    err = exec_tx(db, sql.p, "creating schema_migrations");
+    buf_free(&sql);
+    return err;
+}
 
-        snprintf(pragma, sizeof(pragma), "PRAGMA user_version=%d", i + 1);
-        if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, &err) != SQLITE_OK ||
-            sqlite3_exec(db, store_migrations[i], NULL, NULL, &err) != SQLITE_OK ||
-            sqlite3_exec(db, pragma, NULL, NULL, &err) != SQLITE_OK ||
-            sqlite3_exec(db, "COMMIT", NULL, NULL, &err) != SQLITE_OK) {
-            log_error("migration %03d failed: %s", i + 1, err ? err : "?");
-            sqlite3_free(err);
-            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-            return LY_EDB;
+/* Brings the schema up to date: every migration the binary carries and the database has not
+ * recorded is applied, in ascending number, each in its own transaction with its record (and
+ * PRAGMA user_version = the highest applied, for tools that read it). A database that records
+ * a migration this binary does not carry was written by a newer lyceumd: refused, unchanged. */
+static int migrate(sqlite3 *db)
+{
+    sqlite3_stmt *st;
+    int version, had_table, top = 0, err = 0;
+
+    if (pragma_int(db,
+                   "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
+                   "name = 'schema_migrations'",
+                   &had_table) < 0 ||
+        pragma_int(db, "PRAGMA user_version", &version) < 0)
+        return LY_EDB;
+    if (!had_table && make_record(db, version) < 0)
+        return LY_EDB;
+    if (sqlite3_prepare_v2(db, "SELECT number, name FROM schema_migrations ORDER BY number", -1,
+                           &st, NULL) != SQLITE_OK)
+        return LY_EDB;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        int number = sqlite3_column_int(st, 0);
+        top = number > top ? number : top;
+        if (!known(number)) {
+            log_error("the database has migration %03d (%s), which this lyceumd does not know: "
+                      "it was written by a newer version (run that version, or restore a "
+                      "backup)",
+                      number, (const char *)sqlite3_column_text(st, 1));
+            err = LY_EDB;
+            break;
         }
-        log_info("applied migration %03d", i + 1);
+    }
+    sqlite3_finalize(st);
+    if (err)
+        return err;
+    for (const struct store_migration *m = store_migrations; m->sql; m++) {
+        int done;
+        char sql[64], *script;
+        size_t len;
+
+        snprintf(sql, sizeof(sql), "SELECT count(*) FROM schema_migrations WHERE number = %d",
+                 m->number);
+        if (pragma_int(db, sql, &done) < 0)
+            return LY_EDB;
+        if (done)
+            continue;
+        len = strlen(m->sql) + strlen(m->name) + 200;
+        script = xmalloc(len);
+        snprintf(script, len,
+                 "%s;\nINSERT INTO schema_migrations (number, name, applied_at) "
+                 "VALUES (%d, '%s', strftime('%%s', 'now'));\nPRAGMA user_version = %d;",
+                 m->sql, m->number, m->name, m->number > top ? m->number : top);
+        snprintf(sql, sizeof(sql), "migration %03d", m->number);
+        err = exec_tx(db, script, sql);
+        free(script);
+        if (err)
+            return err;
+        log_info("applied migration %s", m->name);
     }
     return 0;
 }
