@@ -3,7 +3,7 @@
 
 # B: the build directory (a second checkout's parallel builds can use another).
 B        ?= build
-PKGS     := libmicrohttpd jansson sqlite3 libjwt libargon2 liboath libcrypto libcurl libseccomp libacl yaml-0.1
+PKGS     := libmicrohttpd jansson sqlite3 libjwt libargon2 liboath libcrypto libcurl libseccomp libacl yaml-0.1 libarchive
 CC       ?= cc
 CFLAGS   ?= -O2 -g
 WARN     := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \

@@ -11,7 +11,7 @@ set -eu
 
 SERVE="build-essential pkg-config
 libmicrohttpd-dev libjansson-dev libsqlite3-dev libjwt-dev libargon2-dev liboath-dev
-libssl-dev libacl1-dev libseccomp-dev libcurl4-openssl-dev libyaml-dev libhttp-parser-dev
+libssl-dev libacl1-dev libarchive-dev libseccomp-dev libcurl4-openssl-dev libyaml-dev libhttp-parser-dev
 bubblewrap slirp4netns python3 python3-venv"
 
 TEST="$SERVE clang libclang-rt-14-dev clang-format libcmocka-dev oathtool curl

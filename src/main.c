@@ -2,6 +2,7 @@
  * lyceumd: the server and the operator's tool in one binary. This file parses the command
  * line and wires the parts together; it holds no logic of its own.
  */
+#include "admin/backup.h"
 #include "api/api.h"
 #include "auth/accounts.h"
 #include "auth/mfa.h"
@@ -60,6 +61,8 @@ static const char usage_main[] =
     "  quota set EMAIL [PROFILE...] limit a user to hardware profiles (none: all)\n"
     "  voucher add CODE CREDITS     create a voucher (--expires DATE, --note TEXT)\n"
     "  model add ID PATH            register a model file for deployments of hf_model_id ID\n"
+    "  backup FILE                  write a backup archive of the data (while serving)\n"
+    "  restore FILE                 replace the data with a backup's (server stopped)\n"
     "\n"
     "options (before or after the command; each also has an environment variable):\n"
     "  --data DIR      data directory: database, keys (LYCEUMD_DATA, default ./var)\n"
@@ -83,6 +86,21 @@ static const char usage_serve[] =
     "  --no-access-log      do not log one line per request (LYCEUMD_ACCESS_LOG=off)\n"
     "  --demo               on first start create the user " DEMO_EMAIL " with 100\n"
     "                       credits and an API key, and print them (kept in DATA/demo.txt)\n";
+
+static const char usage_backup[] =
+    "usage: lyceumd backup FILE\n"
+    "\n"
+    "Writes a backup of the data directory to FILE (a .tar.gz): a consistent copy of the\n"
+    "database, taken while the server serves (SQLite's online backup), and the keys it needs\n"
+    "(jwt.key, master.key, invoice.key). Buckets' files are not in it: copy <data>/buckets\n"
+    "as files. Prints {\"backup\": FILE, \"bytes\": N} as JSON.\n";
+
+static const char usage_restore[] =
+    "usage: lyceumd restore FILE\n"
+    "\n"
+    "Replaces the data directory's database and keys with those of the backup FILE, after\n"
+    "checking it whole. What was there is moved to <data>/pre-restore-<time>/. Refused\n"
+    "while a server serves the data directory: stop it first.\n";
 
 static const char usage_user_add[] =
     "usage: lyceumd user add EMAIL [--password-stdin] [--name NAME] [--credits N] [--admin]\n"
@@ -674,6 +692,13 @@ static int cmd_serve(struct cli *cli)
         return 2;
     }
     nofile = raise_nofile();
+    /* One server per data directory, held for its life (a restore waits for it to stop). */
+    char why[600];
+    int lock = backup_lock_data(cli->cfg.data_dir, why, sizeof(why));
+    if (lock < 0) {
+        fprintf(stderr, "lyceumd: %s\n", why);
+        return 1;
+    }
     if (open_data(cli))
         return 1;
     opt.listen = cli->cfg.listen;
@@ -720,6 +745,7 @@ static int cmd_serve(struct cli *cli)
              cli->cfg.data_dir, cli->cfg.threads);
     if (cli->demo)
         demo_account(cli);
+    backup_periodic_start(&cli->cfg);
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
@@ -727,6 +753,7 @@ static int cmd_serve(struct cli *cli)
     while (!stopping)
         pause();
     log_info("shutting down");
+    backup_periodic_stop();
     http_server_stop(srv);
     proxy_shutdown();
     batch_stop();
@@ -738,6 +765,46 @@ static int cmd_serve(struct cli *cli)
     store_close();
     config_release(&cli->cfg);
     curl_global_cleanup();
+    close(lock);
+    return 0;
+}
+
+static int cmd_backup(struct cli *cli)
+{
+    char why[600];
+    struct stat sb;
+
+    if (cli->argc != 2) {
+        fputs(usage_backup, stderr);
+        return 2;
+    }
+    if (open_data(cli))
+        return 1;
+    if (backup_create(cli->cfg.data_dir, cli->argv[1], why, sizeof(why))) {
+        fprintf(stderr, "lyceumd: backup: %s\n", why);
+        return 1;
+    }
+    json_t *out = json_pack("{s:s, s:I}", "backup", cli->argv[1], "bytes",
+                            (json_int_t)(stat(cli->argv[1], &sb) == 0 ? sb.st_size : 0));
+    json_dumpf(out, stdout, JSON_WIRE);
+    json_decref(out);
+    putchar('\n');
+    return 0;
+}
+
+static int cmd_restore(struct cli *cli)
+{
+    char why[600];
+
+    if (cli->argc != 2) {
+        fputs(usage_restore, stderr);
+        return 2;
+    }
+    if (backup_restore(cli->argv[1], cli->cfg.data_dir, why, sizeof(why))) {
+        fprintf(stderr, "lyceumd: restore: %s\n", why);
+        return 1;
+    }
+    printf("restored %s into %s\n", cli->argv[1], cli->cfg.data_dir);
     return 0;
 }
 
@@ -763,6 +830,10 @@ static int run(struct cli *cli, int argc, char **argv)
         return help ? fputs(usage_voucher_add, stdout) < 0 : cmd_voucher_add(cli);
     if (strcmp(cmd, "model") == 0 && strcmp(sub, "add") == 0)
         return help ? fputs(usage_model_add, stdout) < 0 : cmd_model_add(cli);
+    if (strcmp(cmd, "backup") == 0)
+        return help ? fputs(usage_backup, stdout) < 0 : cmd_backup(cli);
+    if (strcmp(cmd, "restore") == 0)
+        return help ? fputs(usage_restore, stdout) < 0 : cmd_restore(cli);
     if (strcmp(cmd, "quota") == 0 && strcmp(sub, "set") == 0)
         return help ? fputs(usage_quota_set, stdout) < 0 : cmd_quota_set(cli);
     if (help) {

@@ -31,6 +31,7 @@ void config_defaults(struct config *c)
     c->run_output_max_bytes = 256LL << 20;
     c->run_dir_max_bytes = 20LL << 30;
     c->log_retention_hours = 720;
+    c->backup_keep = 7;
     c->log_retention_bytes = 20LL << 30;
     c->metrics_interval_s = 5;
     c->metrics_endpoint = 1;
@@ -227,6 +228,15 @@ int config_load_file(struct config *c, const char *path)
         } else if (strcmp(key, "metrics_interval_seconds") == 0 && json_is_integer(v) &&
                    json_integer_value(v) >= 1 && json_integer_value(v) <= 3600) {
             c->metrics_interval_s = (int)json_integer_value(v);
+        } else if (strcmp(key, "backup_dir") == 0 && json_is_string(v) &&
+                   json_string_length(v) < sizeof(c->backup_dir)) {
+            snprintf(c->backup_dir, sizeof(c->backup_dir), "%s", json_string_value(v));
+        } else if (strcmp(key, "backup_interval_hours") == 0 && json_is_number(v) &&
+                   json_number_value(v) >= 0 && json_number_value(v) <= 24 * 365) {
+            c->backup_interval_hours = json_number_value(v);
+        } else if (strcmp(key, "backup_keep") == 0 && json_is_integer(v) &&
+                   json_integer_value(v) >= 1 && json_integer_value(v) <= 10000) {
+            c->backup_keep = (int)json_integer_value(v);
         } else if (strcmp(key, "metrics_endpoint") == 0 && json_is_boolean(v)) {
             c->metrics_endpoint = json_is_true(v);
         } else if (strcmp(key, "sandbox_network") == 0 && json_is_boolean(v)) {

@@ -61,6 +61,12 @@ struct config {
     long long log_retention_bytes; /* the oldest runs' logs go beyond this total (0: no cap) */
     int metrics_interval_s;        /* how often running runs are sampled (default 5) */
     int metrics_endpoint;          /* GET /metrics served (default 1) */
+
+    /* Backups (admin/backup.c): every backup_interval_hours (0: never) an archive into
+     * backup_dir ("": <data>/backups), the newest backup_keep kept. */
+    char backup_dir[1024];
+    double backup_interval_hours;
+    int backup_keep;
 };
 
 void config_defaults(struct config *c);
@@ -70,7 +76,8 @@ void config_defaults(struct config *c);
  * "pip_index_url", "docker_socket", "docker_network", "monthly_free_credits",
  * "meter_window_seconds", "storage_quota_bytes", "inference", "log_retention_hours",
  * "log_retention_bytes", "metrics_interval_seconds", "metrics_endpoint", "max_connections",
- * "max_connections_per_ip", "connection_timeout_seconds", "callback_allow"} (README.md documents
+ * "max_connections_per_ip", "connection_timeout_seconds", "callback_allow", "backup_dir",
+ * "backup_interval_hours", "backup_keep"} (README.md documents
  * each). Returns 0, or LY_EINVAL after printing what is wrong. */
 int config_load_file(struct config *c, const char *path);
 void config_load_env(struct config *c);

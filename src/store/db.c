@@ -394,6 +394,85 @@ int store_open(const char *path)
     return migrate(db);
 }
 
+int store_backup(const char *dest, char *why, size_t n)
+{
+    sqlite3 *src = store_db(), *dst = NULL;
+    sqlite3_backup *b;
+    sqlite3_stmt *st;
+    int rc, ok = 0;
+
+    if (!src) {
+        snprintf(why, n, "the database does not open");
+        return LY_EDB;
+    }
+    if (sqlite3_open_v2(dest, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+        SQLITE_OK) {
+        snprintf(why, n, "%s: %s", dest, dst ? sqlite3_errmsg(dst) : "cannot open");
+        sqlite3_close(dst);
+        return LY_EIO;
+    }
+    b = sqlite3_backup_init(dst, "main", src, "main");
+    if (!b) {
+        snprintf(why, n, "%s", sqlite3_errmsg(dst));
+        sqlite3_close(dst);
+        return LY_EDB;
+    }
+    /* Every page in one step: one read transaction, so the copy is the database as one commit
+     * left it, while writers go on (WAL readers do not block them). */
+    do
+        rc = sqlite3_backup_step(b, -1);
+    while (rc == SQLITE_BUSY || rc == SQLITE_LOCKED);
+    sqlite3_backup_finish(b);
+    if (rc != SQLITE_DONE) {
+        snprintf(why, n, "copying the database: %s", sqlite3_errstr(rc));
+        sqlite3_close(dst);
+        return LY_EDB;
+    }
+    if (sqlite3_exec(dst, "PRAGMA journal_mode = DELETE", NULL, NULL, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(dst, "PRAGMA integrity_check", -1, &st, NULL) == SQLITE_OK) {
+        ok = sqlite3_step(st) == SQLITE_ROW &&
+             strcmp((const char *)sqlite3_column_text(st, 0), "ok") == 0;
+        sqlite3_finalize(st);
+    }
+    sqlite3_close(dst);
+    if (!ok) {
+        snprintf(why, n, "the copy does not pass PRAGMA integrity_check");
+        return LY_EDB;
+    }
+    return 0;
+}
+
+int store_check_file(const char *path, int *schema, char *why, size_t n)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st;
+    int ok = 0;
+
+    *schema = 0;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        snprintf(why, n, "%s: %s", path, db ? sqlite3_errmsg(db) : "cannot open");
+        sqlite3_close(db);
+        return LY_EDB;
+    }
+    if (sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL) == SQLITE_OK) {
+        ok = sqlite3_step(st) == SQLITE_ROW &&
+             strcmp((const char *)sqlite3_column_text(st, 0), "ok") == 0;
+        sqlite3_finalize(st);
+    }
+    if (ok && sqlite3_prepare_v2(db, "SELECT max(number) FROM schema_migrations", -1, &st, NULL) ==
+                  SQLITE_OK) {
+        if (sqlite3_step(st) == SQLITE_ROW)
+            *schema = sqlite3_column_int(st, 0);
+        sqlite3_finalize(st);
+    }
+    sqlite3_close(db);
+    if (!ok) {
+        snprintf(why, n, "%s is not a sound SQLite database (PRAGMA integrity_check)", path);
+        return LY_EDB;
+    }
+    return 0;
+}
+
 void store_close(void)
 {
     struct conn *c;
