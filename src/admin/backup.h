@@ -23,8 +23,9 @@
 
 struct config;
 
-/* Takes data_dir's server lock (non-blocking; makes data_dir when missing): a descriptor to keep open for as long as the
- * lock is to be held, or LY_ECONFLICT (another process holds it: why names its pid) or LY_EIO. */
+/* Takes data_dir's server lock (non-blocking; makes data_dir when missing): a descriptor to
+ * keep open for as long as the lock is to be held, or LY_ECONFLICT (another process holds it:
+ * why names its pid) or LY_EIO. */
 int backup_lock_data(const char *data_dir, char *why, size_t n);
 /* Writes the backup archive of data_dir (whose database the store has open) to out, made
  * whole under a temporary name and renamed into place. 0, or LY_E* with why set. */
