@@ -3,7 +3,7 @@
 
 # B: the build directory (a second checkout's parallel builds can use another).
 B        ?= build
-PKGS     := libmicrohttpd jansson sqlite3 libjwt libargon2 liboath libcrypto libcurl libseccomp libacl yaml-0.1 libarchive
+PKGS     := libmicrohttpd jansson sqlite3 libjwt libargon2 liboath libcrypto libcurl libseccomp libacl yaml-0.1 libarchive libsystemd
 CC       ?= cc
 CFLAGS   ?= -O2 -g
 WARN     := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
@@ -25,7 +25,7 @@ LIB_OBJ  := $(filter-out $(B)/obj/main.o,$(OBJ))
 UNIT_SRC := $(sort $(wildcard tests/unit/*.c))
 UNIT_BIN := $(patsubst tests/unit/%.c,$(B)/test/unit/%,$(UNIT_SRC))
 
-.PHONY: all deps deps-serve run test unit e2e docker-driver tiny-llm fuzz format format-check bench clean mutants
+.PHONY: all deps deps-serve run test unit e2e docker-driver tiny-llm fuzz format format-check bench clean mutants deb
 
 all: $(B)/lyceumd
 
@@ -129,6 +129,10 @@ bench: deps $(B)/lyceumd $(B)/bench/meter
 	sh bench/storage.sh
 	/usr/bin/python3 bench/runs.py $(B)/lyceumd
 	/usr/bin/python3 bench/logs.py $(B)/lyceumd
+
+# The Debian package (scripts/deb.sh): $(B)/lyceumd_VERSION_ARCH.deb; DEB_VERSION overrides.
+deb: $(B)/lyceumd
+	@B=$(B) sh scripts/deb.sh
 
 clean:
 	rm -rf build

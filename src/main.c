@@ -3,6 +3,7 @@
  * line and wires the parts together; it holds no logic of its own.
  */
 #include "admin/backup.h"
+#include "admin/service.h"
 #include "api/api.h"
 #include "auth/accounts.h"
 #include "auth/mfa.h"
@@ -746,6 +747,7 @@ static int cmd_serve(struct cli *cli)
     if (cli->demo)
         demo_account(cli);
     backup_periodic_start(&cli->cfg);
+    service_ready(cli->cfg.listen);
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
@@ -753,6 +755,7 @@ static int cmd_serve(struct cli *cli)
     while (!stopping)
         pause();
     log_info("shutting down");
+    service_stopping();
     backup_periodic_stop();
     http_server_stop(srv);
     proxy_shutdown();
