@@ -3,6 +3,7 @@
  * line and wires the parts together; it holds no logic of its own.
  */
 #include "admin/backup.h"
+#include "admin/doctor.h"
 #include "admin/service.h"
 #include "api/api.h"
 #include "auth/accounts.h"
@@ -64,6 +65,7 @@ static const char usage_main[] =
     "  model add ID PATH            register a model file for deployments of hf_model_id ID\n"
     "  backup FILE                  write a backup archive of the data (while serving)\n"
     "  restore FILE                 replace the data with a backup's (server stopped)\n"
+    "  doctor                       check what this host offers and say what to fix\n"
     "\n"
     "options (before or after the command; each also has an environment variable):\n"
     "  --data DIR      data directory: database, keys (LYCEUMD_DATA, default ./var)\n"
@@ -102,6 +104,14 @@ static const char usage_restore[] =
     "Replaces the data directory's database and keys with those of the backup FILE, after\n"
     "checking it whole. What was there is moved to <data>/pre-restore-<time>/. Refused\n"
     "while a server serves the data directory: stop it first.\n";
+
+static const char usage_doctor[] =
+    "usage: lyceumd doctor [--config FILE] [--data DIR]\n"
+    "\n"
+    "Checks what this host offers lyceumd with the config given: the data directory's disk,\n"
+    "the listen address, the sandbox (bubblewrap, namespaces, slirp4netns), cgroups, Python,\n"
+    "Docker, NVML and the GPUs, KVM, Slurm, the clock. Prints one line each (ok, warn or\n"
+    "FAIL, with what to do) and exits 1 when any failed.\n";
 
 static const char usage_user_add[] =
     "usage: lyceumd user add EMAIL [--password-stdin] [--name NAME] [--credits N] [--admin]\n"
@@ -835,6 +845,10 @@ static int run(struct cli *cli, int argc, char **argv)
         return help ? fputs(usage_model_add, stdout) < 0 : cmd_model_add(cli);
     if (strcmp(cmd, "backup") == 0)
         return help ? fputs(usage_backup, stdout) < 0 : cmd_backup(cli);
+    if (strcmp(cmd, "doctor") == 0)
+        return help             ? fputs(usage_doctor, stdout) < 0
+               : cli->argc != 1 ? (fputs(usage_doctor, stderr), 2)
+                                : doctor_run(&cli->cfg, stdout);
     if (strcmp(cmd, "restore") == 0)
         return help ? fputs(usage_restore, stdout) < 0 : cmd_restore(cli);
     if (strcmp(cmd, "quota") == 0 && strcmp(sub, "set") == 0)

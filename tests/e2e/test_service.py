@@ -240,3 +240,61 @@ def test_package_install_upgrade_remove_purge():
         shutil.rmtree("/var/lib/lyceumd", ignore_errors=True)
         for d in (prev, cur):
             os.unlink(d)
+
+
+# --- lyceumd doctor -------------------------------------------------------------------------
+
+def doctor(*args, config=None):
+    data = tempfile.mkdtemp(prefix="lyceumd-doctor-")
+    argv = [conftest.BIN, "--data", data]
+    if config is not None:
+        fd, path = tempfile.mkstemp(suffix=".json")
+        with os.fdopen(fd, "w") as f:
+            json.dump(config, f)
+        argv += ["--config", path]
+    r = subprocess.run(argv + ["doctor", *args], capture_output=True, text=True, timeout=120)
+    shutil.rmtree(data, ignore_errors=True)
+    lines = {}
+    for line in r.stdout.splitlines():
+        m = re.match(r"^  (ok|warn|FAIL)\s+(\S+)\s+(.*)$", line)
+        if m:
+            lines[m.group(2)] = (m.group(1), m.group(3))
+    return r, lines
+
+
+def test_doctor_says_what_works_and_what_to_fix():
+    r = subprocess.run(["sh", os.path.join(ROOT, "scripts", "dockerd.sh"), "start"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r, lines = doctor()
+    assert r.returncode == 0, r.stdout + r.stderr
+    for check in ("disk", "listen", "bubblewrap", "slirp4netns", "cgroups", "python", "docker",
+                  "nvml", "kvm", "slurm", "clock"):
+        assert check in lines, (check, r.stdout)
+    # What this machine has, as the tests themselves rely on it.
+    for check in ("bubblewrap", "slirp4netns", "cgroups", "python", "docker"):
+        assert lines[check][0] == "ok", (check, lines[check])
+    # The disk figure is the data directory's filesystem's.
+    st = os.statvfs(tempfile.gettempdir())
+    free = float(re.search(r"([\d.]+) GiB free", lines["disk"][1]).group(1))
+    assert abs(free - st.f_bavail * st.f_frsize / 2**30) < 1.0
+    assert ("driver" in lines["nvml"][1]) or lines["nvml"][0] == "ok"
+
+    # What is configured but does not work is a failure, with what to do.
+    port = conftest.free_port()
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", port))
+        busy.listen(1)
+        r, lines = doctor(config={
+            "listen": f"127.0.0.1:{port}",
+            "docker_socket": "/nonexistent/docker.sock",
+            "python": "/nonexistent/python3",
+            "slurm": {"rest_url": f"http://127.0.0.1:{conftest.free_port()}",
+                      "jwt_key": "/nonexistent/jwt_hs256.key",
+                      "shared_dir": tempfile.gettempdir()}})
+    assert r.returncode == 1, r.stdout
+    assert lines["listen"][0] == "warn" and "in use" in lines["listen"][1]
+    assert lines["docker"][0] == "warn" and "docker_socket" in lines["docker"][1]
+    assert lines["python"][0] == "FAIL" and "apt install" in lines["python"][1]
+    assert lines["slurm"][0] == "FAIL" and "does not answer" in lines["slurm"][1]
+    assert re.search(r"\d+ ok, \d+ to look at, [1-9]\d* to fix", r.stdout)
