@@ -75,6 +75,12 @@ int api_expires_at(struct req *req, int64_t *out);
 int api_openai_path(const char *path);
 void api_openai_error(struct req *req, int err);
 
+/* Counts one answered request in /metrics (api/prom.c, over metrics/prom.h's prom_count()):
+ * by its route (mount and route NULL for a path no route matched), or by label ("s3",
+ * "ports") when label is not NULL. Any thread. */
+void prom_request(const struct mount *mount, const struct route *route, const char *label,
+                  const char *method, int status, int64_t duration_us);
+
 /* This machine's name, as logs and metrics report it (api/logs.c). */
 const char *api_hostname(void);
 

@@ -13,6 +13,9 @@
 #include "exec/exec.h"
 #include "logs/index.h"
 #include "runs/output.h"
+#include "store/metrics.h"
+
+#include <jansson.h>
 
 #include <dirent.h>
 #include <errno.h>
@@ -374,4 +377,30 @@ uint64_t logs_janitor(int64_t max_age_s, uint64_t max_bytes)
     atomic_store(&scanned_bytes, total);
     atomic_store(&written_at_scan, written);
     return total;
+}
+
+int logs_runs_of_user(struct arena *a, const char *org_id, const char *user_id, int64_t since_us,
+                      int max, struct log_runs *out)
+{
+    json_t *rows = json_array();
+    size_t n;
+    int err = logs_user_runs(org_id, user_id, since_us, max, rows);
+
+    memset(out, 0, sizeof(*out));
+    if (err) {
+        json_decref(rows);
+        return err;
+    }
+    n = json_array_size(rows);
+    out->ids = arena_alloc(a, (n ? n : 1) * sizeof(*out->ids));
+    out->profiles = arena_alloc(a, (n ? n : 1) * sizeof(*out->profiles));
+    for (size_t i = 0; i < n; i++) {
+        json_t *r = json_array_get(rows, i);
+
+        out->ids[i] = arena_strdup(a, json_string_value(json_object_get(r, "id")));
+        out->profiles[i] = arena_strdup(a, json_string_value(json_object_get(r, "profile")) ?: "");
+    }
+    out->n = n;
+    json_decref(rows);
+    return 0;
 }

@@ -1,8 +1,8 @@
 /*
  * See prom.h. Request counters live in a fixed open-addressing table of slots keyed by
- * (mount, route, label, method, status); a slot is claimed once with a compare-and-swap and
+ * (prefix, path, label, method, status); a slot is claimed once with a compare-and-swap and
  * counted into with relaxed atomic adds, so the hot path is a hash, a probe and a few adds.
- * Routes and mounts are static tables, so their addresses are stable keys.
+ * The strings are static (route tables' literals), so their addresses are stable keys.
  */
 #include "metrics/prom.h"
 #include "core/arena.h"
@@ -30,8 +30,7 @@ enum { FREE = 0, CLAIMING, READY };
 
 struct slot {
     _Atomic int state;
-    const struct mount *mount;
-    const struct route *route;
+    const char *prefix, *path;
     const char *label;
     int method, status;
     _Atomic uint64_t count, sum_us, bucket[NBUCKETS + 1]; /* the last one: +Inf only */
@@ -61,18 +60,18 @@ static int method_index(const char *m)
     return 7;
 }
 
-static int same(const struct slot *s, const struct mount *m, const struct route *r,
-                const char *label, int method, int status)
+static int same(const struct slot *s, const char *prefix, const char *path, const char *label,
+                int method, int status)
 {
-    return s->mount == m && s->route == r && s->label == label && s->method == method &&
+    return s->prefix == prefix && s->path == path && s->label == label && s->method == method &&
            s->status == status;
 }
 
-void prom_request(const struct mount *m, const struct route *r, const char *label,
-                  const char *method, int status, int64_t us)
+void prom_count(const char *prefix, const char *path, const char *label, const char *method,
+                int status, int64_t us)
 {
     int mi = method_index(method);
-    uint64_t h = (uint64_t)(uintptr_t)r * 31 + (uint64_t)(uintptr_t)m * 17 +
+    uint64_t h = (uint64_t)(uintptr_t)path * 31 + (uint64_t)(uintptr_t)prefix * 17 +
                  (uint64_t)(uintptr_t)label * 13 + (uint64_t)mi * 7 + (uint64_t)status;
     struct slot *s = NULL;
     double secs = (double)(us > 0 ? us : 0) / 1e6;
@@ -88,8 +87,8 @@ void prom_request(const struct mount *m, const struct route *r, const char *labe
             int expect = FREE;
 
             if (atomic_compare_exchange_strong(&c->state, &expect, CLAIMING)) {
-                c->mount = m;
-                c->route = r;
+                c->prefix = prefix;
+                c->path = path;
                 c->label = label;
                 c->method = mi;
                 c->status = status;
@@ -101,7 +100,7 @@ void prom_request(const struct mount *m, const struct route *r, const char *labe
         }
         while (st == CLAIMING)
             st = atomic_load_explicit(&c->state, memory_order_acquire);
-        if (same(c, m, r, label, mi, status)) {
+        if (same(c, prefix, path, label, mi, status)) {
             s = c;
             break;
         }
@@ -178,8 +177,8 @@ static const char *route_label(const struct slot *s, char *out, size_t n)
 
     if (s->label)
         snprintf(raw, sizeof(raw), "%s", s->label);
-    else if (s->route)
-        snprintf(raw, sizeof(raw), "%s%s", s->mount ? s->mount->prefix : "", s->route->path);
+    else if (s->path)
+        snprintf(raw, sizeof(raw), "%s%s", s->prefix ? s->prefix : "", s->path);
     else
         snprintf(raw, sizeof(raw), "unmatched");
     return esc(raw, out, n);
