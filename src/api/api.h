@@ -5,6 +5,7 @@
 #ifndef LYCEUMD_API_API_H
 #define LYCEUMD_API_API_H
 
+#include "core/config.h"
 #include "core/json.h"
 #include "http/req.h"
 #include "http/route.h"
@@ -44,6 +45,13 @@ struct api_settings {
     const char *version;
 };
 extern struct api_settings api_settings;
+
+/* Starts the HTTP server on cfg's address with the handlers below (api/serve.c), its
+ * connection limits fitted to nofile, the descriptor limit in force: 0, or LY_EIO when the
+ * address cannot be bound (logged). Once, from main. */
+int api_serve_start(const struct config *cfg, unsigned long long nofile);
+/* Stops the server, then the port proxy's relays still open. Nothing when it never started. */
+void api_serve_stop(void);
 
 /* Routes a request, resolves its caller and org, and runs the handler (http_options.dispatch). */
 void api_dispatch(struct req *req);
