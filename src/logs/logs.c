@@ -15,8 +15,6 @@
 #include "runs/output.h"
 #include "store/metrics.h"
 
-#include <jansson.h>
-
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -379,28 +377,31 @@ uint64_t logs_janitor(int64_t max_age_s, uint64_t max_bytes)
     return total;
 }
 
+/* What logs_runs_of_user() fills, row by row. */
+struct runs_fill {
+    struct arena *a;
+    struct log_runs *out;
+    size_t cap;
+};
+
+static void runs_fill_one(void *arg, const char *id, const char *profile)
+{
+    struct runs_fill *f = arg;
+
+    if (f->out->n == f->cap)
+        return; /* the store's LIMIT keeps to cap */
+    f->out->ids[f->out->n] = arena_strdup(f->a, id ? id : "");
+    f->out->profiles[f->out->n] = arena_strdup(f->a, profile ? profile : "");
+    f->out->n++;
+}
+
 int logs_runs_of_user(struct arena *a, const char *org_id, const char *user_id, int64_t since_us,
                       int max, struct log_runs *out)
 {
-    json_t *rows = json_array();
-    size_t n;
-    int err = logs_user_runs(org_id, user_id, since_us, max, rows);
+    struct runs_fill f = {a, out, max > 0 ? (size_t)max : 0};
 
     memset(out, 0, sizeof(*out));
-    if (err) {
-        json_decref(rows);
-        return err;
-    }
-    n = json_array_size(rows);
-    out->ids = arena_alloc(a, (n ? n : 1) * sizeof(*out->ids));
-    out->profiles = arena_alloc(a, (n ? n : 1) * sizeof(*out->profiles));
-    for (size_t i = 0; i < n; i++) {
-        json_t *r = json_array_get(rows, i);
-
-        out->ids[i] = arena_strdup(a, json_string_value(json_object_get(r, "id")));
-        out->profiles[i] = arena_strdup(a, json_string_value(json_object_get(r, "profile")) ?: "");
-    }
-    out->n = n;
-    json_decref(rows);
-    return 0;
+    out->ids = arena_alloc(a, (f.cap ? f.cap : 1) * sizeof(*out->ids));
+    out->profiles = arena_alloc(a, (f.cap ? f.cap : 1) * sizeof(*out->profiles));
+    return db_logs_user_runs(org_id, user_id, since_us, max, runs_fill_one, &f);
 }

@@ -236,20 +236,22 @@ static void render_requests(struct pbuf *b)
               (unsigned long long)atomic_load(&dropped));
 }
 
+static void run_count(void *arg, const char *status, const char *profile, int64_t n)
+{
+    char e1[200], e2[200];
+
+    pb_printf(arg, "lyceumd_runs{status=\"%s\",profile=\"%s\"} %lld\n", esc(status, e1, sizeof(e1)),
+              esc(profile, e2, sizeof(e2)), (long long)n);
+}
+
 static void render_runs(struct pbuf *b)
 {
-    json_t *rows = json_array(), *row, *cap = runs_capacity_json(), *v;
+    json_t *cap = runs_capacity_json(), *v;
     const char *name;
-    char e1[200], e2[200];
-    size_t i;
+    char e1[200];
 
     head(b, "lyceumd_runs", "gauge", "Runs in the store, by status and hardware profile.");
-    if (metrics_run_counts(rows) == 0)
-        json_array_foreach(rows, i, row)
-            pb_printf(b, "lyceumd_runs{status=\"%s\",profile=\"%s\"} %lld\n",
-                      esc(json_string_value(json_object_get(row, "status")), e1, sizeof(e1)),
-                      esc(json_string_value(json_object_get(row, "profile")), e2, sizeof(e2)),
-                      (long long)json_integer_value(json_object_get(row, "n")));
+    db_metrics_run_counts(run_count, b);
     head(b, "lyceumd_queue_depth", "gauge", "Runs waiting for a slot (pending), by profile.");
     json_object_foreach(cap, name, v)
         pb_printf(b, "lyceumd_queue_depth{profile=\"%s\"} %lld\n", esc(name, e1, sizeof(e1)),
@@ -263,23 +265,21 @@ static void render_runs(struct pbuf *b)
         pb_printf(b, "lyceumd_capacity_slots{profile=\"%s\"} %lld\n", esc(name, e1, sizeof(e1)),
                   (long long)json_integer_value(json_object_get(v, "max_concurrent")));
     json_decref(cap);
-    json_decref(rows);
+}
+
+static void ledger_total(void *arg, const char *kind, int64_t total)
+{
+    char e1[200];
+
+    pb_printf(arg, "lyceumd_ledger_credits{kind=\"%s\"} %.6f\n", esc(kind, e1, sizeof(e1)),
+              (double)total / 1e6);
 }
 
 static void render_money_and_logs(struct pbuf *b)
 {
-    json_t *rows = json_array(), *row;
-    char e1[200];
-    size_t i;
-
     head(b, "lyceumd_ledger_credits", "gauge",
          "The sum of the credits ledger's entries, by kind (spending is negative).");
-    if (metrics_ledger_totals(rows) == 0)
-        json_array_foreach(rows, i, row)
-            pb_printf(b, "lyceumd_ledger_credits{kind=\"%s\"} %.6f\n",
-                      esc(json_string_value(json_object_get(row, "kind")), e1, sizeof(e1)),
-                      (double)json_integer_value(json_object_get(row, "total")) / 1e6);
-    json_decref(rows);
+    db_metrics_ledger_totals(ledger_total, b);
     head(b, "lyceumd_log_stored_bytes", "gauge", "Bytes of run logs kept on disk, with indexes.");
     pb_printf(b, "lyceumd_log_stored_bytes %llu\n", (unsigned long long)logs_bytes_stored());
     head(b, "process_start_time_seconds", "gauge", "When lyceumd started (Unix time).");
