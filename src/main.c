@@ -36,8 +36,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define VERSION    "0.1.0"
-#define DEMO_EMAIL "demo@lyceumd.local"
+#define VERSION "0.1.0"
 
 static const char usage_main[] =
     "usage: lyceumd [--data DIR] [--config FILE] COMMAND [ARGS]\n"
@@ -74,7 +73,7 @@ static const char usage_serve[] =
     "  --threads N          HTTP worker threads (LYCEUMD_THREADS, default 4)\n"
     "  --max-body BYTES     largest request body accepted (LYCEUMD_MAX_BODY_BYTES, 1 MiB)\n"
     "  --no-access-log      do not log one line per request (LYCEUMD_ACCESS_LOG=off)\n"
-    "  --demo               on first start create the user " DEMO_EMAIL " with 100\n"
+    "  --demo               on first start create the user " ADMIN_DEMO_EMAIL " with 100\n"
     "                       credits and an API key, and print them (kept in DATA/demo.txt)\n";
 
 static const char usage_user_add[] =
@@ -506,55 +505,6 @@ static int cmd_credits_grant(struct cli *cli)
     return 0;
 }
 
-/* The demo account of `make run`: created on the first start, its credentials kept in
- * DATA/demo.txt (mode 0600) and printed at every start. */
-static void demo_account(struct cli *cli)
-{
-    char path[1100], password[21], line[512];
-    struct new_account acct;
-    struct new_key k;
-    struct arena a;
-    const char *why = NULL;
-    FILE *f;
-
-    snprintf(path, sizeof(path), "%s/demo.txt", cli->cfg.data_dir);
-    f = fopen(path, "r");
-    if (!f) {
-        arena_init(&a);
-        random_base62(password, 20);
-        if (accounts_create(&a, DEMO_EMAIL, password, "Demo User", 0, 100 * MICRO, 0, &acct,
-                            &why) ||
-            accounts_key_create(acct.user_id, NULL, "demo", 0, &k)) {
-            log_error("cannot create the demo account: %s (delete %s to start afresh)",
-                      why ? why : "database error", cli->cfg.data_dir);
-            arena_release(&a);
-            return;
-        }
-        umask(077);
-        f = fopen(path, "w");
-        if (f) {
-            fprintf(f,
-                    "Demo account (100 credits):\n"
-                    "  email:    %s\n"
-                    "  password: %s\n"
-                    "  API key:  %s\n"
-                    "Try it:\n"
-                    "  curl -s -H 'Authorization: Bearer %s' "
-                    "http://%s/api/v2/external/user/status\n",
-                    DEMO_EMAIL, password, k.key, k.key, cli->cfg.listen);
-            fclose(f);
-        }
-        arena_release(&a);
-        f = fopen(path, "r");
-    }
-    if (!f)
-        return;
-    while (fgets(line, sizeof(line), f))
-        fputs(line, stdout);
-    fclose(f);
-    fflush(stdout);
-}
-
 /* RLIMIT_NOFILE raised to its hard limit (every connection, every run's pipes, every file
  * served takes a descriptor, and a default soft limit of 1,024 runs out first); logged.
  * Returns the soft limit now in force. */
@@ -726,7 +676,7 @@ static int cmd_serve(struct cli *cli)
     log_info("lyceumd %s serving on %s (data %s, %u threads)", VERSION, cli->cfg.listen,
              cli->cfg.data_dir, cli->cfg.threads);
     if (cli->demo)
-        demo_account(cli);
+        admin_demo_account(cli->cfg.data_dir, cli->cfg.listen);
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);

@@ -6,6 +6,8 @@
 #include "admin/admin.h"
 #include "core/arena.h"
 #include "core/err.h"
+#include "core/log.h"
+#include "core/util.h"
 #include "store/billing.h"
 #include "store/db.h"
 #include "store/ledger.h"
@@ -14,6 +16,7 @@
 #include "store/users.h"
 
 #include <stdio.h>
+#include <sys/stat.h>
 
 /* The id of the user email, into id. */
 static int user_id_by_email(const char *email, char id[40])
@@ -71,4 +74,51 @@ int admin_credits_grant(const char *org_slug, int64_t amount, const char *note, 
     if (!err)
         err = ledger_balance(org_id, balance);
     return store_end(err);
+}
+
+void admin_demo_account(const char *data_dir, const char *listen)
+{
+    char path[1100], password[21], line[512];
+    struct new_account acct;
+    struct new_key k;
+    struct arena a;
+    const char *why = NULL;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/demo.txt", data_dir);
+    f = fopen(path, "r");
+    if (!f) {
+        arena_init(&a);
+        random_base62(password, 20);
+        if (accounts_create(&a, ADMIN_DEMO_EMAIL, password, "Demo User", 0, 100 * MICRO, 0, &acct,
+                            &why) ||
+            accounts_key_create(acct.user_id, NULL, "demo", 0, &k)) {
+            log_error("cannot create the demo account: %s (delete %s to start afresh)",
+                      why ? why : "database error", data_dir);
+            arena_release(&a);
+            return;
+        }
+        umask(077);
+        f = fopen(path, "w");
+        if (f) {
+            fprintf(f,
+                    "Demo account (100 credits):\n"
+                    "  email:    %s\n"
+                    "  password: %s\n"
+                    "  API key:  %s\n"
+                    "Try it:\n"
+                    "  curl -s -H 'Authorization: Bearer %s' "
+                    "http://%s/api/v2/external/user/status\n",
+                    ADMIN_DEMO_EMAIL, password, k.key, k.key, listen);
+            fclose(f);
+        }
+        arena_release(&a);
+        f = fopen(path, "r");
+    }
+    if (!f)
+        return;
+    while (fgets(line, sizeof(line), f))
+        fputs(line, stdout);
+    fclose(f);
+    fflush(stdout);
 }
