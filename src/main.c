@@ -2,6 +2,7 @@
  * lyceumd: the server and the operator's tool in one binary. This file parses the command
  * line and wires the parts together; it holds no logic of its own.
  */
+#include "admin/admin.h"
 #include "admin/backup.h"
 #include "admin/doctor.h"
 #include "admin/service.h"
@@ -9,32 +10,24 @@
 #include "auth/accounts.h"
 #include "auth/mfa.h"
 #include "auth/token.h"
+#include "batch/batch.h"
+#include "billing/billing.h"
 #include "core/config.h"
 #include "core/err.h"
+#include "core/json.h"
 #include "core/log.h"
 #include "core/util.h"
-#include "http/proxy.h"
-#include "http/server.h"
-#include "store/db.h"
-#include "store/ledger.h"
-#include "store/orgs.h"
-#include "store/billing.h"
-#include "store/runs.h"
-#include "billing/billing.h"
-#include "core/json.h"
-#include "store/users.h"
-#include "runs/runs.h"
-#include "secrets/secrets.h"
-#include "storage/bucket.h"
 #include "inference/inference.h"
 #include "metrics/prom.h"
 #include "metrics/sampler.h"
-#include "batch/batch.h"
 #include "runs/callbacks.h"
+#include "runs/runs.h"
+#include "secrets/secrets.h"
+#include "storage/bucket.h"
+#include "store/db.h" /* store_open() and store_close() only */
 
 #include <curl/curl.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -46,8 +39,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define VERSION    "0.1.0"
-#define DEMO_EMAIL "demo@lyceumd.local"
+#define VERSION "0.1.0"
 
 static const char usage_main[] =
     "usage: lyceumd [--data DIR] [--config FILE] COMMAND [ARGS]\n"
@@ -87,7 +79,7 @@ static const char usage_serve[] =
     "  --threads N          HTTP worker threads (LYCEUMD_THREADS, default 4)\n"
     "  --max-body BYTES     largest request body accepted (LYCEUMD_MAX_BODY_BYTES, 1 MiB)\n"
     "  --no-access-log      do not log one line per request (LYCEUMD_ACCESS_LOG=off)\n"
-    "  --demo               on first start create the user " DEMO_EMAIL " with 100\n"
+    "  --demo               on first start create the user " ADMIN_DEMO_EMAIL " with 100\n"
     "                       credits and an API key, and print them (kept in DATA/demo.txt)\n";
 
 static const char usage_backup[] =
@@ -164,6 +156,7 @@ struct cli {
     int demo;
     int password_stdin, admin;
     const char *name, *credits, *note, *expires;
+    unsigned long long nofile; /* serve: the descriptor limit in force */
     int argc;
     char **argv; /* positional arguments */
 };
@@ -341,6 +334,16 @@ static int read_password(char *buf, size_t n)
     return 0;
 }
 
+/* Prints o (which it takes) on one line, as the API would answer it. */
+static void print_json(json_t *o)
+{
+    char *out = json_dumps(o, JSON_WIRE);
+
+    printf("%s\n", out ? out : "null");
+    free(out);
+    json_decref(o);
+}
+
 static int cmd_user_add(struct cli *cli)
 {
     struct new_account acct;
@@ -348,6 +351,7 @@ static int cmd_user_add(struct cli *cli)
     char password[1100] = "";
     int64_t credits = 0;
     const char *why = NULL;
+    json_t *o;
     int err, generated = 0;
 
     if (cli->argc != 3) {
@@ -377,20 +381,18 @@ static int cmd_user_add(struct cli *cli)
         arena_release(&a);
         return 1;
     }
-    printf("{\"user_id\": \"%s\", \"org_id\": \"%s\", \"org_slug\": \"%s\"", acct.user_id,
-           acct.org_id, acct.org_slug);
+    o = json_pack("{s:s,s:s,s:s}", "user_id", acct.user_id, "org_id", acct.org_id, "org_slug",
+                  acct.org_slug);
     if (generated)
-        printf(", \"password\": \"%s\"", password);
-    printf("}\n");
+        json_object_set_new(o, "password", json_string(password));
+    print_json(o);
     arena_release(&a);
     return 0;
 }
 
 static int cmd_key_add(struct cli *cli)
 {
-    struct user_row u;
     struct new_key k;
-    struct arena a;
     int err;
 
     if (cli->argc != 4) {
@@ -399,11 +401,7 @@ static int cmd_key_add(struct cli *cli)
     }
     if (open_data(cli))
         return 1;
-    arena_init(&a);
-    err = users_get_by_email(&a, cli->argv[2], &u);
-    if (!err)
-        err = accounts_key_create(u.id, NULL, cli->argv[3], 0, &k);
-    arena_release(&a);
+    err = admin_key_add(cli->argv[2], cli->argv[3], &k);
     if (err) {
         fprintf(stderr, "lyceumd: cannot create key: %s\n",
                 err == LY_ENOTFOUND ? "no such user" : err_str(err));
@@ -445,31 +443,21 @@ static int cmd_voucher_add(struct cli *cli)
     }
     if (open_data(cli))
         return 1;
-    err = voucher_add(code, credits, expires, cli->note);
+    err = admin_voucher_add(code, credits, expires, cli->note);
     if (err) {
         fprintf(stderr, "lyceumd: cannot create the voucher: %s\n",
                 err == LY_ECONFLICT ? "a voucher with that code exists" : err_str(err));
         return 1;
     }
-    {
-        json_t *o = json_pack("{s:s,s:o,s:o}", "code", code, "credits", json_money(credits),
-                              "expires_at", expires ? json_time(expires) : json_null());
-        char *out = json_dumps(o, JSON_WIRE);
-
-        printf("%s\n", out);
-        free(out);
-        json_decref(o);
-    }
+    print_json(json_pack("{s:s,s:o,s:o}", "code", code, "credits", json_money(credits),
+                         "expires_at", expires ? json_time(expires) : json_null()));
     return 0;
 }
 
 static int cmd_quota_set(struct cli *cli)
 {
-    struct user_row u;
-    struct arena a;
     json_t *list = json_array(), *now = json_array();
     int err;
-    char *out;
 
     if (cli->argc < 3) {
         fputs(usage_quota_set, stderr);
@@ -490,13 +478,7 @@ static int cmd_quota_set(struct cli *cli)
     }
     if (open_data(cli))
         return 1;
-    arena_init(&a);
-    err = users_get_by_email(&a, cli->argv[2], &u);
-    if (!err)
-        err = quota_set(u.id, list);
-    if (!err)
-        err = quota_list(u.id, now);
-    arena_release(&a);
+    err = admin_quota_set(cli->argv[2], list, now);
     json_decref(list);
     if (err) {
         json_decref(now);
@@ -504,17 +486,10 @@ static int cmd_quota_set(struct cli *cli)
                 err == LY_ENOTFOUND ? "no such user" : err_str(err));
         return 1;
     }
-    {
-        /* An empty list means every profile. */
-        json_t *o = json_pack("{s:s,s:O,s:b}", "email", cli->argv[2], "allowed_profiles", now,
-                              "all_profiles", json_array_size(now) == 0);
-
-        out = json_dumps(o, JSON_WIRE);
-        printf("%s\n", out);
-        free(out);
-        json_decref(o);
-        json_decref(now);
-    }
+    /* An empty list means every profile. */
+    print_json(json_pack("{s:s,s:O,s:b}", "email", cli->argv[2], "allowed_profiles", now,
+                         "all_profiles", json_array_size(now) == 0));
+    json_decref(now);
     return 0;
 }
 
@@ -528,13 +503,13 @@ static int cmd_model_add(struct cli *cli)
         return 1;
     if (inference_model_add(cli->cfg.data_dir, cli->argv[2], cli->argv[3]))
         return 1;
-    printf("{\"model\": \"%s\"}\n", cli->argv[2]);
+    print_json(json_pack("{s:s}", "model", cli->argv[2]));
     return 0;
 }
 
 static int cmd_credits_grant(struct cli *cli)
 {
-    char org_id[40], bal[32];
+    char bal[32];
     int64_t amount, balance;
     int err;
 
@@ -548,74 +523,16 @@ static int cmd_credits_grant(struct cli *cli)
     }
     if (open_data(cli))
         return 1;
-    err = orgs_id_by_slug(cli->argv[2], org_id);
-    if (!err)
-        err = ledger_append(org_id, "grant", amount, cli->note ? cli->note : "Operator grant", NULL,
-                            "operator");
-    if (!err)
-        err = ledger_balance(org_id, &balance);
+    err = admin_credits_grant(cli->argv[2], amount, cli->note, &balance);
     if (err) {
         fprintf(stderr, "lyceumd: cannot grant: %s\n",
                 err == LY_ENOTFOUND ? "no such organization" : err_str(err));
         return 1;
     }
     micro_format(balance, bal, sizeof(bal));
-    printf("{\"org_slug\": \"%s\", \"balance\": \"%s\"}\n", cli->argv[2], bal);
+    print_json(json_pack("{s:s,s:s}", "org_slug", cli->argv[2], "balance", bal));
     return 0;
 }
-
-/* The demo account of `make run`: created on the first start, its credentials kept in
- * DATA/demo.txt (mode 0600) and printed at every start. */
-static void demo_account(struct cli *cli)
-{
-    char path[1100], password[21], line[512];
-    struct new_account acct;
-    struct new_key k;
-    struct arena a;
-    const char *why = NULL;
-    FILE *f;
-
-    snprintf(path, sizeof(path), "%s/demo.txt", cli->cfg.data_dir);
-    f = fopen(path, "r");
-    if (!f) {
-        arena_init(&a);
-        random_base62(password, 20);
-        if (accounts_create(&a, DEMO_EMAIL, password, "Demo User", 0, 100 * MICRO, 0, &acct,
-                            &why) ||
-            accounts_key_create(acct.user_id, NULL, "demo", 0, &k)) {
-            log_error("cannot create the demo account: %s (delete %s to start afresh)",
-                      why ? why : "database error", cli->cfg.data_dir);
-            arena_release(&a);
-            return;
-        }
-        umask(077);
-        f = fopen(path, "w");
-        if (f) {
-            fprintf(f,
-                    "Demo account (100 credits):\n"
-                    "  email:    %s\n"
-                    "  password: %s\n"
-                    "  API key:  %s\n"
-                    "Try it:\n"
-                    "  curl -s -H 'Authorization: Bearer %s' "
-                    "http://%s/api/v2/external/user/status\n",
-                    DEMO_EMAIL, password, k.key, k.key, cli->cfg.listen);
-            fclose(f);
-        }
-        arena_release(&a);
-        f = fopen(path, "r");
-    }
-    if (!f)
-        return;
-    while (fgets(line, sizeof(line), f))
-        fputs(line, stdout);
-    fclose(f);
-    fflush(stdout);
-}
-
-/* Descriptors the server keeps for itself beyond its connections: the database connections
- * of threads that have not opened theirs yet, runs' pipes, files being served, logs. */
-#define FD_RESERVE 64
 
 /* RLIMIT_NOFILE raised to its hard limit (every connection, every run's pipes, every file
  * served takes a descriptor, and a default soft limit of 1,024 runs out first); logged.
@@ -643,46 +560,6 @@ static rlim_t raise_nofile(void)
     return was;
 }
 
-/* How many descriptors the process holds now. */
-static unsigned open_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    struct dirent *e;
-    unsigned n = 0;
-
-    if (!d)
-        return 64;
-    while ((e = readdir(d)))
-        n += e->d_name[0] != '.';
-    closedir(d);
-    return n ? n - 1 : 0; /* not the directory's own */
-}
-
-/* The connection limits: the config's (default 4,096 in all), within what the descriptor limit
- * leaves once the server's own are counted (a connection may hold two: its socket, and a
- * file or an upstream socket it is served from). */
-static void connection_limits(const struct config *cfg, rlim_t nofile, struct http_options *opt)
-{
-    long long spare = (long long)nofile - open_fds() - FD_RESERVE - 8LL * cfg->threads;
-    unsigned fit = spare > 32 ? (unsigned)(spare / 2) : 16;
-
-    opt->max_connections = cfg->max_connections ? cfg->max_connections : 4096;
-    if (opt->max_connections > fit) {
-        if (cfg->max_connections)
-            log_warn("max_connections %u lowered to %u: the descriptor limit (%llu) has room "
-                     "for no more",
-                     cfg->max_connections, fit, (unsigned long long)nofile);
-        opt->max_connections = fit;
-    }
-    opt->max_connections_per_ip = cfg->max_connections_per_ip < opt->max_connections
-                                      ? cfg->max_connections_per_ip
-                                      : opt->max_connections;
-    opt->connection_timeout_s = cfg->connection_timeout_s;
-    log_info("connections: at most %u at once, %u from one client address; idle ones closed "
-             "after %u s",
-             opt->max_connections, opt->max_connections_per_ip, opt->connection_timeout_s);
-}
-
 static volatile sig_atomic_t stopping;
 
 static void on_signal(int sig)
@@ -691,18 +568,142 @@ static void on_signal(int sig)
     stopping = 1;
 }
 
+/* ---- serving: the subsystems ---- */
+
+static int start_prom(struct cli *cli)
+{
+    prom_set_enabled(cli->cfg.metrics_endpoint);
+    return 0;
+}
+
+static int start_callbacks(struct cli *cli)
+{
+    return callbacks_allow(cli->cfg.callback_allow);
+}
+
+static int start_secrets(struct cli *cli)
+{
+    return secrets_init(cli->cfg.data_dir);
+}
+
+static int start_buckets(struct cli *cli)
+{
+    return bucket_init(cli->cfg.data_dir, (int64_t)cli->cfg.storage_quota_bytes);
+}
+
+static int start_curl(struct cli *cli)
+{
+    (void)cli;
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    return 0;
+}
+
+static int start_billing(struct cli *cli)
+{
+    return billing_init(cli->cfg.data_dir, cli->cfg.monthly_free_micro, cli->cfg.meter_window_s);
+}
+
+static int start_runs(struct cli *cli)
+{
+    return runs_init(&cli->cfg);
+}
+
+static int start_sampler(struct cli *cli)
+{
+    return sampler_start(&cli->cfg);
+}
+
+static int start_inference(struct cli *cli)
+{
+    return inference_init(&cli->cfg);
+}
+
+static int start_batch(struct cli *cli)
+{
+    return batch_init(cli->cfg.data_dir, inference_batch_concurrency(&cli->cfg));
+}
+
+static int start_http(struct cli *cli)
+{
+    return api_serve_start(&cli->cfg, cli->nofile);
+}
+
+static int start_backups(struct cli *cli)
+{
+    return backup_periodic_start(&cli->cfg);
+}
+
+/*
+ * The server's parts, started in this order and stopped in the reverse one, at shutdown and
+ * when a later part refuses to start (a bad config section). start NULL: nothing to start,
+ * the entry only places its stop; stop NULL: nothing to stop. The order of the stops is the
+ * point of the entries without a start: the HTTP server (then the port proxy's relays) first,
+ * so that no request comes in; the batch runner is told to stop before inference shuts its
+ * replicas down and the upstream transfers end, and waited for after, when its lines in
+ * flight end quickly; then the sampler, then the scheduler.
+ */
+static const struct subsystem {
+    const char *name;
+    int (*start)(struct cli *cli);
+    void (*stop)(void);
+} subsystems[] = {
+    {"metrics endpoint", start_prom, NULL},
+    {"callbacks", start_callbacks, NULL},
+    {"secrets", start_secrets, NULL},
+    {"buckets", start_buckets, NULL},
+    {"libcurl", start_curl, curl_global_cleanup},
+    {"billing", start_billing, NULL},
+    {"runs", start_runs, runs_shutdown},
+    {"sampler", start_sampler, sampler_stop},
+    {"batch lines", NULL, batch_shutdown},
+    {"upstreams", NULL, upstream_shutdown},
+    {"inference", start_inference, inference_shutdown},
+    {"batch runner", start_batch, batch_stop},
+    {"http", start_http, api_serve_stop},
+    {"periodic backups", start_backups, backup_periodic_stop},
+};
+
+#define NSUBSYSTEMS (sizeof(subsystems) / sizeof(subsystems[0]))
+
+/* Stops the first n subsystems, the last one first. */
+static void subsystems_stop(size_t n)
+{
+    while (n--) {
+        if (subsystems[n].stop) {
+            log_debug("stopping %s", subsystems[n].name);
+            subsystems[n].stop();
+        }
+    }
+}
+
+/* Starts every subsystem in order; when one refuses, stops those before it and returns its
+ * error. */
+static int subsystems_start(struct cli *cli)
+{
+    for (size_t i = 0; i < NSUBSYSTEMS; i++) {
+        int err;
+
+        if (!subsystems[i].start)
+            continue;
+        log_debug("starting %s", subsystems[i].name);
+        err = subsystems[i].start(cli);
+        if (err) {
+            subsystems_stop(i);
+            return err;
+        }
+    }
+    return 0;
+}
+
 static int cmd_serve(struct cli *cli)
 {
-    struct http_options opt = {0};
-    struct http_server *srv;
     struct sigaction sa = {0};
-    rlim_t nofile;
 
     if (cli->argc != 1) {
         fputs(usage_serve, stderr);
         return 2;
     }
-    nofile = raise_nofile();
+    cli->nofile = raise_nofile();
     /* One server per data directory, held for its life (a restore waits for it to stop). */
     char why[600];
     int lock = backup_lock_data(cli->cfg.data_dir, why, sizeof(why));
@@ -712,51 +713,12 @@ static int cmd_serve(struct cli *cli)
     }
     if (open_data(cli))
         return 1;
-    opt.listen = cli->cfg.listen;
-    opt.threads = cli->cfg.threads;
-    opt.max_body = cli->cfg.max_body;
-    opt.access_log = cli->cfg.access_log;
-    opt.dispatch = api_dispatch;
-    opt.begin = api_begin;
-    prom_set_enabled(cli->cfg.metrics_endpoint);
-    if (callbacks_allow(cli->cfg.callback_allow) || secrets_init(cli->cfg.data_dir) ||
-        bucket_init(cli->cfg.data_dir, (int64_t)cli->cfg.storage_quota_bytes))
+    if (subsystems_start(cli))
         return 1;
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    if (billing_init(cli->cfg.data_dir, cli->cfg.monthly_free_micro, cli->cfg.meter_window_s) ||
-        runs_init(&cli->cfg))
-        return 1;
-    /* What started is stopped again when a later part refuses (a bad config section). */
-    if (sampler_start(&cli->cfg)) {
-        runs_shutdown();
-        return 1;
-    }
-    if (inference_init(&cli->cfg)) {
-        sampler_stop();
-        runs_shutdown();
-        return 1;
-    }
-    if (batch_init(cli->cfg.data_dir, inference_batch_concurrency(&cli->cfg))) {
-        inference_shutdown();
-        sampler_stop();
-        runs_shutdown();
-        return 1;
-    }
-    connection_limits(&cli->cfg, nofile, &opt);
-    srv = http_server_start(&opt);
-    if (!srv) {
-        batch_stop();
-        inference_shutdown();
-        batch_shutdown();
-        sampler_stop();
-        runs_shutdown();
-        return 1;
-    }
     log_info("lyceumd %s serving on %s (data %s, %u threads)", VERSION, cli->cfg.listen,
              cli->cfg.data_dir, cli->cfg.threads);
     if (cli->demo)
-        demo_account(cli);
-    backup_periodic_start(&cli->cfg);
+        admin_demo_account(cli->cfg.data_dir, cli->cfg.listen);
     service_ready(cli->cfg.listen);
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
@@ -766,18 +728,9 @@ static int cmd_serve(struct cli *cli)
         pause();
     log_info("shutting down");
     service_stopping();
-    backup_periodic_stop();
-    http_server_stop(srv);
-    proxy_shutdown();
-    batch_stop();
-    inference_shutdown();
-    upstream_shutdown();
-    batch_shutdown();
-    sampler_stop();
-    runs_shutdown();
+    subsystems_stop(NSUBSYSTEMS);
     store_close();
     config_release(&cli->cfg);
-    curl_global_cleanup();
     close(lock);
     return 0;
 }
@@ -797,11 +750,8 @@ static int cmd_backup(struct cli *cli)
         fprintf(stderr, "lyceumd: backup: %s\n", why);
         return 1;
     }
-    json_t *out = json_pack("{s:s, s:I}", "backup", cli->argv[1], "bytes",
-                            (json_int_t)(stat(cli->argv[1], &sb) == 0 ? sb.st_size : 0));
-    json_dumpf(out, stdout, JSON_WIRE);
-    json_decref(out);
-    putchar('\n');
+    print_json(json_pack("{s:s, s:I}", "backup", cli->argv[1], "bytes",
+                         (json_int_t)(stat(cli->argv[1], &sb) == 0 ? sb.st_size : 0)));
     return 0;
 }
 

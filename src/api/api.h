@@ -5,6 +5,7 @@
 #ifndef LYCEUMD_API_API_H
 #define LYCEUMD_API_API_H
 
+#include "core/config.h"
 #include "core/json.h"
 #include "http/req.h"
 #include "http/route.h"
@@ -45,6 +46,13 @@ struct api_settings {
 };
 extern struct api_settings api_settings;
 
+/* Starts the HTTP server on cfg's address with the handlers below (api/serve.c), its
+ * connection limits fitted to nofile, the descriptor limit in force: 0, or LY_EIO when the
+ * address cannot be bound (logged). Once, from main. */
+int api_serve_start(const struct config *cfg, unsigned long long nofile);
+/* Stops the server, then the port proxy's relays still open. Nothing when it never started. */
+void api_serve_stop(void);
+
 /* Routes a request, resolves its caller and org, and runs the handler (http_options.dispatch). */
 void api_dispatch(struct req *req);
 
@@ -74,6 +82,12 @@ int api_expires_at(struct req *req, int64_t *out);
  * one; api_openai_error() rewrites the error response req_set_error() made. */
 int api_openai_path(const char *path);
 void api_openai_error(struct req *req, int err);
+
+/* Counts one answered request in /metrics (api/prom.c, over metrics/prom.h's prom_count()):
+ * by its route (mount and route NULL for a path no route matched), or by label ("s3",
+ * "ports") when label is not NULL. Any thread. */
+void prom_request(const struct mount *mount, const struct route *route, const char *label,
+                  const char *method, int status, int64_t duration_us);
 
 /* This machine's name, as logs and metrics report it (api/logs.c). */
 const char *api_hostname(void);

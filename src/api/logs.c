@@ -10,8 +10,7 @@
 #include "exec/exec.h"
 #include "logs/logs.h"
 #include "runs/output.h"
-#include "store/metrics.h"
-#include "store/runs.h"
+#include "runs/query.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -73,7 +72,7 @@ static int api_logs_execution(struct req *req)
 
     if (err)
         return err;
-    row = runs_get(req->caller.org_id, req_param(req, "execution_id"), &err);
+    row = runq_get(req->caller.org_id, req_param(req, "execution_id"), &err);
     if (!row)
         return err ? err : req_fail(req, LY_ENOTFOUND, "Execution not found");
     id = json_string_value(json_object_get(row, "id"));
@@ -96,35 +95,22 @@ static int api_logs_user(struct req *req)
     long long limit;
     int64_t since;
     struct log_tail t;
-    json_t *rows = json_array(), *logs;
-    const char **ids, **profiles;
-    size_t n;
+    struct log_runs runs;
+    json_t *logs;
     int err = window(req, 100, 5000, 1, 24, &limit, &since);
 
     if (!err)
-        err = logs_user_runs(req->caller.org_id, req->caller.user_id, since, USER_RUNS_MAX, rows);
-    if (err) {
-        json_decref(rows);
+        err = logs_runs_of_user(&req->arena, req->caller.org_id, req->caller.user_id, since,
+                                USER_RUNS_MAX, &runs);
+    if (err)
         return err;
-    }
-    n = json_array_size(rows);
-    ids = arena_alloc(&req->arena, (n ? n : 1) * sizeof(*ids));
-    profiles = arena_alloc(&req->arena, (n ? n : 1) * sizeof(*profiles));
-    for (size_t i = 0; i < n; i++) {
-        json_t *r = json_array_get(rows, i);
-
-        ids[i] = arena_strdup(&req->arena, json_string_value(json_object_get(r, "id")));
-        profiles[i] =
-            arena_strdup(&req->arena, json_string_value(json_object_get(r, "profile")) ?: "");
-    }
-    json_decref(rows);
-    err = logs_tail_many(&req->arena, ids, n, since, (int)limit, &t);
+    err = logs_tail_many(&req->arena, runs.ids, runs.n, since, (int)limit, &t);
     if (err)
         return req_fail(req, err, "The logs cannot be read");
     logs = json_array();
     for (size_t i = 0; i < t.n; i++)
-        json_array_append_new(logs, item(&t.lines[i], ids[t.lines[i].run], req->caller.user_id,
-                                         profiles[t.lines[i].run]));
+        json_array_append_new(logs, item(&t.lines[i], runs.ids[t.lines[i].run], req->caller.user_id,
+                                         runs.profiles[t.lines[i].run]));
     return req_reply(req, json_pack("{s:o,s:I}", "logs", logs, "total", (json_int_t)t.total));
 }
 

@@ -5,8 +5,7 @@
 #include "api/api.h"
 #include "core/err.h"
 #include "runs/profiles.h"
-#include "runs/runs.h"
-#include "store/runs.h"
+#include "runs/query.h"
 
 #include <string.h>
 
@@ -23,7 +22,7 @@ static int api_machine_types(struct req *req)
 static int allowed(struct req *req, json_t **out)
 {
     json_t *rows = json_array();
-    int err = quota_list(req->caller.user_id, rows);
+    int err = runq_quota(req->caller.user_id, rows);
 
     if (err) {
         json_decref(rows);

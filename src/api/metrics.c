@@ -8,8 +8,8 @@
 #include "core/err.h"
 #include "core/util.h"
 #include "metrics/prom.h"
-#include "store/metrics.h"
-#include "store/runs.h"
+#include "metrics/series.h"
+#include "runs/query.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -123,7 +123,7 @@ static int api_metrics_execution(struct req *req)
     err = req_check_valid(req);
     if (err)
         return err;
-    row = runs_get(req->caller.org_id, req_param(req, "execution_id"), &err);
+    row = runq_get(req->caller.org_id, req_param(req, "execution_id"), &err);
     if (!row)
         return err ? err : req_fail(req, LY_ENOTFOUND, "Execution not found");
     if (!qs)
@@ -144,8 +144,8 @@ static int api_metrics_execution(struct req *req)
     }
     for (int k = 0; k < MS_COUNT; k++)
         out.arr[k] = json_array();
-    err = metrics_series(json_string_value(json_object_get(row, "id")), start, end, step, add_point,
-                         &out);
+    err = series_read(json_string_value(json_object_get(row, "id")), start, end, step, add_point,
+                      &out);
     time_iso(start, a, sizeof(a));
     time_iso(end, b, sizeof(b));
     o = json_pack("{s:O,s:s,s:{s:s,s:s},s:s}", "executionId", json_object_get(row, "id"),

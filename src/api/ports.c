@@ -29,10 +29,8 @@
 #include "core/util.h"
 #include "exec/exec.h"
 #include "http/proxy.h"
-#include "metrics/prom.h"
+#include "runs/query.h"
 #include "runs/runs.h"
-#include "store/orgs.h"
-#include "store/runs.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -269,8 +267,7 @@ static int check_caller(struct req *req, const char *run_org, int *bearer)
 {
     const char *auth = req_header(req, "Authorization"), *why = NULL;
     struct caller c = {0};
-    char role[8];
-    int is_default, err;
+    int err;
 
     *bearer = auth && strncasecmp(auth, "Bearer ", 7) == 0;
     if (!*bearer)
@@ -284,7 +281,7 @@ static int check_caller(struct req *req, const char *run_org, int *bearer)
     if (c.via == VIA_ORG_KEY)
         err = strcmp(c.org_id, run_org) == 0 ? 0 : LY_ENOTFOUND;
     else
-        err = members_get(run_org, c.user_id, role, &is_default);
+        err = runq_member(run_org, c.user_id);
     if (err == LY_ENOTFOUND)
         return req_fail(req, LY_ENOTFOUND, "Execution not found");
     return err ? req_fail(req, err, "Cannot check the caller's organization") : 0;
@@ -310,7 +307,7 @@ static int serve(struct req *req)
                        runs_cfg->port_domain);
         goto out;
     }
-    row = runs_get_any(id, &err);
+    row = runq_get_any(id, &err);
     if (!row || !json_is_null(json_object_get(row, "deleted_at"))) {
         err = err ? err : req_fail(req, LY_ENOTFOUND, "Execution not found");
         goto out;

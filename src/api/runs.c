@@ -15,16 +15,13 @@
 #include "exec/exec.h"
 #include "runs/callbacks.h"
 #include "runs/profiles.h"
+#include "runs/query.h"
 #include "runs/runs.h"
 #include "storage/bucket.h"
-#include "store/db.h"
-#include "store/runs.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define IDEM_MAX_AGE_US (24LL * 3600 * 1000000)
 
 static int valid_profile_syntax(const char *s)
 {
@@ -55,7 +52,7 @@ static int check_profile(struct req *req, const char *field, const char *profile
         return req_fail(req, LY_EBADREQ, "Unknown hardware_profile '%s'. Valid options: %s",
                         profile, profiles_names());
     allowed = json_array();
-    if (quota_list(req->caller.user_id, allowed)) {
+    if (runq_quota(req->caller.user_id, allowed)) {
         json_decref(allowed);
         return LY_EDB;
     }
@@ -199,7 +196,7 @@ static int check_python(struct req *req)
 static int idempotent_replay(struct req *req, int *err)
 {
     const char *key = req_header(req, "Idempotency-Key");
-    json_t *row, *answer;
+    json_t *answer;
 
     *err = 0;
     if (!key)
@@ -209,61 +206,62 @@ static int idempotent_replay(struct req *req, int *err)
         *err = LY_EINVAL;
         return 1;
     }
-    row = idem_get(req->caller.org_id, key, IDEM_MAX_AGE_US, err);
-    if (!row)
-        return *err != 0;
-    answer = json_loads(json_string_value(json_object_get(row, "answer")), 0, NULL);
-    if (strcmp(json_string_value(json_object_get(row, "route")), req->match.route->path) != 0) {
-        json_decref(answer);
-        json_decref(row);
+    *err = runq_replay(req->caller.org_id, key, req->match.route->path, &answer);
+    if (*err == LY_ECONFLICT) {
         *err = req_fail(req, LY_ECONFLICT,
                         "This Idempotency-Key was used for another kind of request");
         return 1;
     }
-    json_decref(row);
+    if (*err || !answer)
+        return *err != 0;
     req_add_header(req, "Idempotent-Replayed", "true");
-    *err = req_reply(req, answer ? answer : json_object());
+    *err = req_reply(req, answer);
     return 1;
 }
 
-/* Submits the runs in subs (one transaction, with the idempotency key), then answers make().
- */
-static int submit_and_reply(struct req *req, struct run_submit *subs, int n,
+/* What an answer is made of: the request (for the streaming URLs) and the maker's own arg. */
+struct answer_ctx {
+    struct req *req;
+    json_t *(*make)(struct req *, struct run_submit *, int, void *);
+    void *arg;
+};
+
+static json_t *make_answer(struct run_submit *subs, int n, void *arg)
+{
+    struct answer_ctx *c = arg;
+
+    return c->make(c->req, subs, n, c->arg);
+}
+
+/* Starts the runs in subs (one transaction, with the idempotency key and the registry secrets
+ * creds), then answers make(). */
+static int submit_and_reply(struct req *req, struct run_submit *subs, int n, const char *creds,
                             json_t *(*make)(struct req *, struct run_submit *, int, void *),
                             void *arg)
 {
-    const char *key = req_header(req, "Idempotency-Key");
+    struct answer_ctx c = {req, make, arg};
+    struct runq_start st = {
+        .org_id = req->caller.org_id,
+        .idem_key = req_header(req, "Idempotency-Key"),
+        .route = req->match.route->path,
+        .subs = subs,
+        .n = n,
+        .docker_creds = creds,
+        .answer = make_answer,
+        .arg = &c,
+    };
     json_t *answer;
-    char *text;
-    int err = store_begin();
+    int err = runq_start(&st, &answer);
 
+    if (err == LY_ECONFLICT && st.idem_key) {
+        /* Another request with the same key won the race: answer what it answered. */
+        int e2;
+
+        if (idempotent_replay(req, &e2))
+            return e2;
+    }
     if (err)
         return err;
-    for (int i = 0; i < n && !err; i++)
-        err = runs_submit(&subs[i], 1);
-    answer = err ? NULL : make(req, subs, n, arg);
-    if (!err && !answer)
-        err = LY_EINTERNAL;
-    if (!err && key) {
-        text = json_dumps(answer, JSON_WIRE);
-        err = idem_put(req->caller.org_id, key, req->match.route->path, text);
-        free(text);
-    }
-    if (!err)
-        err = store_commit();
-    if (err) {
-        store_rollback();
-        json_decref(answer);
-        if (err == LY_ECONFLICT && key) {
-            /* Another request with the same key won the race: answer what it answered. */
-            int e2;
-
-            if (idempotent_replay(req, &e2))
-                return e2;
-        }
-        return err;
-    }
-    runs_kick();
     return req_reply(req, answer);
 }
 
@@ -278,18 +276,12 @@ static json_t *one_answer(struct req *req, struct run_submit *s, int n, void *ar
     return o;
 }
 
-/* The answer of a Docker start, once its registry secrets (their JSON text in arg, NULL when
- * none) are stored sealed beside the run's row: NULL when they cannot be. */
-static json_t *docker_answer(struct req *req, struct run_submit *s, int n, void *arg)
-{
-    return docker_creds_save(s->id, arg) == 0 ? one_answer(req, s, n, NULL) : NULL;
-}
-
-/* Submits a Docker run whose registry secrets never reach the stored spec. */
+/* Submits a Docker run whose registry secrets never reach the stored spec: they are stored
+ * sealed beside the run's row. */
 static int docker_submit(struct req *req, struct run_submit *s)
 {
     char *creds = docker_creds_take(req->json);
-    int err = submit_and_reply(req, s, 1, docker_answer, creds);
+    int err = submit_and_reply(req, s, 1, creds, one_answer, NULL);
 
     if (creds)
         explicit_bzero(creds, strlen(creds));
@@ -336,7 +328,7 @@ static int api_runs_start_python(struct req *req)
     if (err)
         return err;
     fill_submit(req, &s, RUN_PYTHON, profile, cbs);
-    return submit_and_reply(req, &s, 1, one_answer, req);
+    return submit_and_reply(req, &s, 1, NULL, one_answer, req);
 }
 
 static int docker_ready(struct req *req)
@@ -492,7 +484,7 @@ static int api_runs_start_selection(struct req *req)
     }
     for (int k = 0; k < n; k++)
         subs[k].parent_id = parent;
-    return submit_and_reply(req, subs, n, selection_answer, parent);
+    return submit_and_reply(req, subs, n, NULL, selection_answer, parent);
 }
 
 /* ---- the route table ---- */

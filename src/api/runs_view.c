@@ -9,8 +9,8 @@
 #include "core/json.h"
 #include "core/util.h"
 #include "runs/output.h"
+#include "runs/query.h"
 #include "runs/runs.h"
-#include "store/runs.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -61,7 +61,7 @@ static int find_run(struct req *req, json_t **row)
 {
     int err;
 
-    *row = runs_get(req->caller.org_id, req_param(req, "execution_id"), &err);
+    *row = runq_get(req->caller.org_id, req_param(req, "execution_id"), &err);
     if (!*row)
         return err ? err : req_fail(req, LY_ENOTFOUND, "Execution not found");
     return 0;
@@ -260,7 +260,7 @@ static int api_runs_timing(struct req *req)
 
 static int api_runs_delete(struct req *req)
 {
-    int n = runs_delete(req->caller.org_id, req_param(req, "execution_id"));
+    int n = runq_delete(req->caller.org_id, req_param(req, "execution_id"));
 
     if (n == LY_ECONFLICT)
         return req_fail(req, LY_ECONFLICT,
@@ -277,7 +277,7 @@ static int api_workloads_list(struct req *req)
 {
     json_t *rows = json_array(), *row, *out = json_array();
     size_t i;
-    int err = runs_list_active(req->caller.org_id, req->caller.user_id, rows);
+    int err = runq_active(req->caller.org_id, req->caller.user_id, rows);
 
     if (err) {
         json_decref(rows);
@@ -302,7 +302,7 @@ static int api_webhook_secret(struct req *req)
 
     if (err)
         return err;
-    err = org_webhook_secret(req->caller.org_id, secret, sizeof(secret));
+    err = runq_webhook_secret(req->caller.org_id, secret, sizeof(secret));
     if (err)
         return err;
     return req_reply(req, json_pack("{s:s,s:s,s:s}", "org_id", req->caller.org_id, "secret", secret,
@@ -344,7 +344,7 @@ static void sse_event(struct sse *s, json_t *payload)
 static void sse_finish(struct sse *s)
 {
     int err;
-    json_t *row = runs_get_any(s->id, &err), *rc, *result;
+    json_t *row = runq_get_any(s->id, &err), *rc, *result;
     const char *status = row ? json_string_value(json_object_get(row, "status")) : "unknown";
     const char *errors = row ? json_string_value(json_object_get(row, "errors")) : NULL;
 
@@ -452,11 +452,11 @@ static int runs_stream(struct req *req, int by_id)
     int err = 0;
 
     if (req->caller.via != VIA_NONE) {
-        row = runs_get(req->caller.org_id, id, &err);
+        row = runq_get(req->caller.org_id, id, &err);
     } else if (token || by_id) {
         char hash[65];
 
-        row = runs_get_any(id, &err);
+        row = runq_get_any(id, &err);
         if (token)
             run_token_hash(token, hash);
         if (row && ((token &&
@@ -483,7 +483,7 @@ static int runs_stream(struct req *req, int by_id)
         json_t *again;
 
         s->out = output_get(id);
-        again = runs_get_any(id, &err);
+        again = runq_get_any(id, &err);
         if (again && run_is_terminal(json_string_value(json_object_get(again, "status")))) {
             output_end(s->out);
             output_put(s->out);

@@ -13,6 +13,7 @@
 #include "exec/exec.h"
 #include "logs/index.h"
 #include "runs/output.h"
+#include "store/metrics.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -374,4 +375,33 @@ uint64_t logs_janitor(int64_t max_age_s, uint64_t max_bytes)
     atomic_store(&scanned_bytes, total);
     atomic_store(&written_at_scan, written);
     return total;
+}
+
+/* What logs_runs_of_user() fills, row by row. */
+struct runs_fill {
+    struct arena *a;
+    struct log_runs *out;
+    size_t cap;
+};
+
+static void runs_fill_one(void *arg, const char *id, const char *profile)
+{
+    struct runs_fill *f = arg;
+
+    if (f->out->n == f->cap)
+        return; /* the store's LIMIT keeps to cap */
+    f->out->ids[f->out->n] = arena_strdup(f->a, id ? id : "");
+    f->out->profiles[f->out->n] = arena_strdup(f->a, profile ? profile : "");
+    f->out->n++;
+}
+
+int logs_runs_of_user(struct arena *a, const char *org_id, const char *user_id, int64_t since_us,
+                      int max, struct log_runs *out)
+{
+    struct runs_fill f = {a, out, max > 0 ? (size_t)max : 0};
+
+    memset(out, 0, sizeof(*out));
+    out->ids = arena_alloc(a, (f.cap ? f.cap : 1) * sizeof(*out->ids));
+    out->profiles = arena_alloc(a, (f.cap ? f.cap : 1) * sizeof(*out->profiles));
+    return db_logs_user_runs(org_id, user_id, since_us, max, runs_fill_one, &f);
 }

@@ -40,6 +40,17 @@ int logs_tail(struct arena *a, const char *run_id, int64_t since_us, int limit,
 int logs_tail_many(struct arena *a, const char *const *ids, size_t n, int64_t since_us, int limit,
                    struct log_tail *out);
 
+/* The runs whose lines /logs/user merges: user's runs in org (not deleted) that were going at
+ * some time since since_us, newest first, at most max. ids[i] and profiles[i] ("" when it has
+ * none) live in the arena. */
+struct log_runs {
+    const char **ids, **profiles;
+    size_t n;
+};
+/* Returns 0 or LY_EDB. */
+int logs_runs_of_user(struct arena *a, const char *org_id, const char *user_id, int64_t since_us,
+                      int max, struct log_runs *out);
+
 /* Deletes the logs of runs that are over and older than max_age_s (0: no age limit), then
  * the oldest until the logs take at most max_bytes (0: no limit). Returns the bytes of logs
  * kept (of every run, going or not). Called by the sampler thread. */

@@ -1,8 +1,8 @@
 /*
  * See prom.h. Request counters live in a fixed open-addressing table of slots keyed by
- * (mount, route, label, method, status); a slot is claimed once with a compare-and-swap and
+ * (prefix, path, label, method, status); a slot is claimed once with a compare-and-swap and
  * counted into with relaxed atomic adds, so the hot path is a hash, a probe and a few adds.
- * Routes and mounts are static tables, so their addresses are stable keys.
+ * The strings are static (route tables' literals), so their addresses are stable keys.
  */
 #include "metrics/prom.h"
 #include "core/arena.h"
@@ -30,8 +30,7 @@ enum { FREE = 0, CLAIMING, READY };
 
 struct slot {
     _Atomic int state;
-    const struct mount *mount;
-    const struct route *route;
+    const char *prefix, *path;
     const char *label;
     int method, status;
     _Atomic uint64_t count, sum_us, bucket[NBUCKETS + 1]; /* the last one: +Inf only */
@@ -61,18 +60,18 @@ static int method_index(const char *m)
     return 7;
 }
 
-static int same(const struct slot *s, const struct mount *m, const struct route *r,
-                const char *label, int method, int status)
+static int same(const struct slot *s, const char *prefix, const char *path, const char *label,
+                int method, int status)
 {
-    return s->mount == m && s->route == r && s->label == label && s->method == method &&
+    return s->prefix == prefix && s->path == path && s->label == label && s->method == method &&
            s->status == status;
 }
 
-void prom_request(const struct mount *m, const struct route *r, const char *label,
-                  const char *method, int status, int64_t us)
+void prom_count(const char *prefix, const char *path, const char *label, const char *method,
+                int status, int64_t us)
 {
     int mi = method_index(method);
-    uint64_t h = (uint64_t)(uintptr_t)r * 31 + (uint64_t)(uintptr_t)m * 17 +
+    uint64_t h = (uint64_t)(uintptr_t)path * 31 + (uint64_t)(uintptr_t)prefix * 17 +
                  (uint64_t)(uintptr_t)label * 13 + (uint64_t)mi * 7 + (uint64_t)status;
     struct slot *s = NULL;
     double secs = (double)(us > 0 ? us : 0) / 1e6;
@@ -88,8 +87,8 @@ void prom_request(const struct mount *m, const struct route *r, const char *labe
             int expect = FREE;
 
             if (atomic_compare_exchange_strong(&c->state, &expect, CLAIMING)) {
-                c->mount = m;
-                c->route = r;
+                c->prefix = prefix;
+                c->path = path;
                 c->label = label;
                 c->method = mi;
                 c->status = status;
@@ -101,7 +100,7 @@ void prom_request(const struct mount *m, const struct route *r, const char *labe
         }
         while (st == CLAIMING)
             st = atomic_load_explicit(&c->state, memory_order_acquire);
-        if (same(c, m, r, label, mi, status)) {
+        if (same(c, prefix, path, label, mi, status)) {
             s = c;
             break;
         }
@@ -178,8 +177,8 @@ static const char *route_label(const struct slot *s, char *out, size_t n)
 
     if (s->label)
         snprintf(raw, sizeof(raw), "%s", s->label);
-    else if (s->route)
-        snprintf(raw, sizeof(raw), "%s%s", s->mount ? s->mount->prefix : "", s->route->path);
+    else if (s->path)
+        snprintf(raw, sizeof(raw), "%s%s", s->prefix ? s->prefix : "", s->path);
     else
         snprintf(raw, sizeof(raw), "unmatched");
     return esc(raw, out, n);
@@ -237,20 +236,22 @@ static void render_requests(struct pbuf *b)
               (unsigned long long)atomic_load(&dropped));
 }
 
+static void run_count(void *arg, const char *status, const char *profile, int64_t n)
+{
+    char e1[200], e2[200];
+
+    pb_printf(arg, "lyceumd_runs{status=\"%s\",profile=\"%s\"} %lld\n", esc(status, e1, sizeof(e1)),
+              esc(profile, e2, sizeof(e2)), (long long)n);
+}
+
 static void render_runs(struct pbuf *b)
 {
-    json_t *rows = json_array(), *row, *cap = runs_capacity_json(), *v;
+    json_t *cap = runs_capacity_json(), *v;
     const char *name;
-    char e1[200], e2[200];
-    size_t i;
+    char e1[200];
 
     head(b, "lyceumd_runs", "gauge", "Runs in the store, by status and hardware profile.");
-    if (metrics_run_counts(rows) == 0)
-        json_array_foreach(rows, i, row)
-            pb_printf(b, "lyceumd_runs{status=\"%s\",profile=\"%s\"} %lld\n",
-                      esc(json_string_value(json_object_get(row, "status")), e1, sizeof(e1)),
-                      esc(json_string_value(json_object_get(row, "profile")), e2, sizeof(e2)),
-                      (long long)json_integer_value(json_object_get(row, "n")));
+    db_metrics_run_counts(run_count, b);
     head(b, "lyceumd_queue_depth", "gauge", "Runs waiting for a slot (pending), by profile.");
     json_object_foreach(cap, name, v)
         pb_printf(b, "lyceumd_queue_depth{profile=\"%s\"} %lld\n", esc(name, e1, sizeof(e1)),
@@ -264,23 +265,21 @@ static void render_runs(struct pbuf *b)
         pb_printf(b, "lyceumd_capacity_slots{profile=\"%s\"} %lld\n", esc(name, e1, sizeof(e1)),
                   (long long)json_integer_value(json_object_get(v, "max_concurrent")));
     json_decref(cap);
-    json_decref(rows);
+}
+
+static void ledger_total(void *arg, const char *kind, int64_t total)
+{
+    char e1[200];
+
+    pb_printf(arg, "lyceumd_ledger_credits{kind=\"%s\"} %.6f\n", esc(kind, e1, sizeof(e1)),
+              (double)total / 1e6);
 }
 
 static void render_money_and_logs(struct pbuf *b)
 {
-    json_t *rows = json_array(), *row;
-    char e1[200];
-    size_t i;
-
     head(b, "lyceumd_ledger_credits", "gauge",
          "The sum of the credits ledger's entries, by kind (spending is negative).");
-    if (metrics_ledger_totals(rows) == 0)
-        json_array_foreach(rows, i, row)
-            pb_printf(b, "lyceumd_ledger_credits{kind=\"%s\"} %.6f\n",
-                      esc(json_string_value(json_object_get(row, "kind")), e1, sizeof(e1)),
-                      (double)json_integer_value(json_object_get(row, "total")) / 1e6);
-    json_decref(rows);
+    db_metrics_ledger_totals(ledger_total, b);
     head(b, "lyceumd_log_stored_bytes", "gauge", "Bytes of run logs kept on disk, with indexes.");
     pb_printf(b, "lyceumd_log_stored_bytes %llu\n", (unsigned long long)logs_bytes_stored());
     head(b, "process_start_time_seconds", "gauge", "When lyceumd started (Unix time).");

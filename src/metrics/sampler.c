@@ -227,7 +227,7 @@ static struct prev *prev_find(const char *id)
 
 static void tick(void)
 {
-    json_t *rows = json_array(), *row;
+    struct db_local_run *rows;
     struct target *t;
     struct metric_sample *s;
     struct prev *next;
@@ -235,8 +235,8 @@ static void tick(void)
     int64_t now = now_us();
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 
-    if (metrics_running_local(rows) != 0 || !(n = json_array_size(rows))) {
-        json_decref(rows);
+    if (db_metrics_running_local(&rows, &n) != 0 || !n) {
+        free(rows);
         free(prevs);
         prevs = NULL;
         nprev = 0;
@@ -245,22 +245,18 @@ static void tick(void)
     t = xcalloc(n, sizeof(*t));
     s = xcalloc(n, sizeof(*s));
     next = xcalloc(n, sizeof(*next));
-    json_array_foreach(rows, i, row)
-    {
-        struct profile *p = profile_find(json_string_value(json_object_get(row, "profile")));
-        int64_t pid = json_integer_value(json_object_get(row, "pid"));
+    for (i = 0; i < n; i++) {
+        const struct db_local_run *row = &rows[i];
+        struct profile *p = profile_find(row->profile);
 
-        snprintf(t[i].id, sizeof(t[i].id), "%s", json_string_value(json_object_get(row, "id")));
-        snprintf(t[i].gpus, sizeof(t[i].gpus), "%s",
-                 json_string_value(json_object_get(row, "gpus")) ?: "");
-        t[i].running_at = json_integer_value(json_object_get(row, "running_at"));
+        snprintf(t[i].id, sizeof(t[i].id), "%s", row->id);
+        snprintf(t[i].gpus, sizeof(t[i].gpus), "%s", row->gpus);
+        t[i].running_at = row->running_at;
         t[i].mem_limit = p ? p->mem_bytes : 0;
         /* A pid the run no longer has (it ended, the number was reused) is not read. */
-        t[i].pid = runs_proc_start(pid) == json_integer_value(json_object_get(row, "pid_start"))
-                       ? pid
-                       : -1;
+        t[i].pid = runs_proc_start(row->pid) == row->pid_start ? row->pid : -1;
     }
-    json_decref(rows);
+    free(rows);
     proc_scan(t, n);
     for (i = 0; i < n; i++) {
         struct metric_sample *m = &s[ns];
@@ -300,7 +296,7 @@ static void tick(void)
         next[ns].at_us = now;
         ns++;
     }
-    if (metrics_insert(s, (int)ns) != 0)
+    if (db_metrics_insert(s, (int)ns) != 0)
         log_error("metrics: cannot store %zu samples", ns);
     free(prevs);
     prevs = next;
@@ -312,7 +308,7 @@ static void tick(void)
 static void janitor(void)
 {
     logs_janitor(max_age_s, max_bytes);
-    if (max_age_s > 0 && metrics_prune(now_us() - max_age_s * 1000000) != 0)
+    if (max_age_s > 0 && db_metrics_prune(now_us() - max_age_s * 1000000) != 0)
         log_error("metrics: cannot delete old samples");
 }
 

@@ -6,7 +6,7 @@
 #ifndef LYCEUMD_STORE_METRICS_H
 #define LYCEUMD_STORE_METRICS_H
 
-#include <jansson.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* Series of a sample, in the order of run_metrics' value columns. */
@@ -33,27 +33,39 @@ struct metric_sample {
     unsigned have; /* bit i: v[i] is known (else stored as NULL) */
 };
 
-/* Sampler: runs going on this machine with a process group (rows: id, pid, pid_start, gpus,
- * profile, running_at). */
-int metrics_running_local(json_t *out);
+/* Sampler: a run going on this machine with a process group. */
+struct db_local_run {
+    char id[40];
+    int64_t pid, pid_start;
+    char gpus[64];    /* "" without GPUs */
+    char profile[64]; /* its hardware profile */
+    int64_t running_at;
+};
+/* Sampler: every such run (every org's), into *out (malloc'd; the caller frees it; NULL when
+ * there is none) and *n. 0 or LY_EDB. */
+int db_metrics_running_local(struct db_local_run **out, size_t *n);
 /* Sampler: stores samples in one transaction. */
-int metrics_insert(const struct metric_sample *s, int n);
+int db_metrics_insert(const struct metric_sample *s, int n);
 /* Sampler: deletes samples older than before_us. */
-int metrics_prune(int64_t before_us);
+int db_metrics_prune(int64_t before_us);
 
 /* The samples of run_id between start and end (µs) averaged into buckets of step_us, the
  * first starting at start: calls fn once per bucket that has a sample, in time order, with
  * the bucket's start and the averages (have: which are known). 0 or LY_EDB. */
-int metrics_series(const char *run_id, int64_t start_us, int64_t end_us, int64_t step_us,
-                   void (*fn)(void *arg, int64_t ts_us, const double *v, unsigned have), void *arg);
+int db_metrics_series(const char *run_id, int64_t start_us, int64_t end_us, int64_t step_us,
+                      void (*fn)(void *arg, int64_t ts_us, const double *v, unsigned have),
+                      void *arg);
 
-/* The rows {id, profile} of user's runs in org (not deleted) that were going at some time
- * since since_us, newest first, at most limit. */
-int logs_user_runs(const char *org_id, const char *user_id, int64_t since_us, int limit,
-                   json_t *rows);
+/* The runs of user in org (not deleted) that were going at some time since since_us, newest
+ * first, at most limit: fn is called once for each, with its id and profile (valid during the
+ * call only). 0 or LY_EDB. */
+int db_logs_user_runs(const char *org_id, const char *user_id, int64_t since_us, int limit,
+                      void (*fn)(void *arg, const char *id, const char *profile), void *arg);
 
-/* For /metrics: rows {status, profile, n} of every run; rows {kind, total} of the ledger. */
-int metrics_run_counts(json_t *out);
-int metrics_ledger_totals(json_t *out);
+/* For /metrics: fn once per (status, profile) of the runs with their count, in that order;
+ * fn once per kind of ledger entry with the sum of its amounts (micro-credits). 0 or LY_EDB. */
+int db_metrics_run_counts(void (*fn)(void *arg, const char *status, const char *profile, int64_t n),
+                          void *arg);
+int db_metrics_ledger_totals(void (*fn)(void *arg, const char *kind, int64_t total), void *arg);
 
 #endif
