@@ -16,6 +16,8 @@
 #include "runs/callbacks.h"
 #include "runs/profiles.h"
 #include "runs/runs.h"
+#include "runs/sched.h"
+#include "runs/submit.h"
 #include "storage/bucket.h"
 #include "store/db.h"
 #include "store/runs.h"

@@ -9,7 +9,9 @@
 #include "core/json.h"
 #include "core/util.h"
 #include "runs/output.h"
+#include "runs/control.h"
 #include "runs/runs.h"
+#include "runs/submit.h"
 #include "store/runs.h"
 
 #include <fcntl.h>
