@@ -10,8 +10,9 @@
  * the cluster's jwt_key (HS256 over {iat, exp, sun}); without rest_url it uses sbatch,
  * scontrol and scancel.
  *
- * A run submitted before a restart is adopted by its job id (stored in runs.backend_ref): its
- * output files are read on from what output.log already holds.
+ * The job id is reported through live_reference() (the scheduler stores it); after a restart
+ * adopt() follows the run by it again, its output files read on from the bytes of each stream
+ * that output.log already holds (exec_prior.logged).
  *
  * A job is named after its run, which is how a run whose job id was never stored is found: a
  * crash between the submission and the store, or a submission whose answer was lost (a
