@@ -17,6 +17,8 @@
 #include "runs/profiles.h"
 #include "runs/query.h"
 #include "runs/runs.h"
+#include "runs/sched.h"
+#include "runs/submit.h"
 #include "storage/bucket.h"
 
 #include <stdio.h>

@@ -9,8 +9,10 @@
 #include "core/json.h"
 #include "core/util.h"
 #include "runs/output.h"
+#include "runs/control.h"
 #include "runs/query.h"
 #include "runs/runs.h"
+#include "runs/submit.h"
 
 #include <fcntl.h>
 #include <stdio.h>

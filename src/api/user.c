@@ -6,7 +6,7 @@
 #include "api/api.h"
 #include "core/err.h"
 #include "core/util.h"
-#include "runs/runs.h"
+#include "runs/control.h"
 #include "store/db.h"
 #include "store/runs.h"
 #include "store/storage.h"

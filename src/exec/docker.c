@@ -33,7 +33,6 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "exec/exec.h"
-#include "storage/bucket.h"
 
 #include <curl/curl.h>
 #include <fcntl.h>
@@ -337,7 +336,7 @@ static json_t *container_spec(struct drun *d, const char *image_id)
     /* The owner's bucket (image runs default to enable_s3_mount true, API.md 4.3). */
     s3 = arena_alloc(&d->pool, PATH_MAX);
     if ((!s3_flag || json_is_true(s3_flag)) && l->bucket[0] &&
-        bucket_prepare_mount(l->bucket, s3, PATH_MAX) == 0)
+        exec_host->bucket_mount(l->bucket, s3, PATH_MAX) == 0)
         json_object_set_new(host, "Binds",
                             json_pack("[s]", arena_sprintf(&d->pool, "%s:/mnt/s3", s3)));
 
@@ -676,12 +675,12 @@ static int docker_start(struct live *l)
     project_of(l->id, d->project, sizeof(d->project));
     snprintf(d->file, sizeof(d->file), "%.1000s/docker-compose.yml", l->dir);
     l->exec_priv = d;
-    if (l->kind != RUN_IMAGE_KIND && l->kind != RUN_COMPOSE_KIND) {
+    if (l->kind != RUN_IMAGE && l->kind != RUN_COMPOSE) {
         snprintf(l->errbuf, sizeof(l->errbuf), "the Docker executor runs images and Compose only");
         return LY_EBADREQ;
     }
-    if (pthread_create(&d->thread, NULL,
-                       l->kind == RUN_COMPOSE_KIND ? docker_compose_main : image_main, d) != 0) {
+    if (pthread_create(&d->thread, NULL, l->kind == RUN_COMPOSE ? docker_compose_main : image_main,
+                       d) != 0) {
         snprintf(l->errbuf, sizeof(l->errbuf), "cannot start a thread for the run");
         return LY_EINTERNAL;
     }
@@ -701,7 +700,7 @@ static void *signal_main(void *arg)
     struct sigjob *j = arg;
     struct drun *d = j->d;
 
-    if (d->l->kind == RUN_COMPOSE_KIND)
+    if (d->l->kind == RUN_COMPOSE)
         docker_compose_signal(d, j->sig);
     else
         send_signal(d);
@@ -763,9 +762,27 @@ static void docker_release(struct live *l)
     l->exec_priv = NULL;
 }
 
+/* A Docker run cannot be followed across a restart: its containers, and a Compose project's
+ * networks and volumes, are removed (whether the run ends now or goes back to the queue). */
+static int docker_adopt(struct live *l, const struct exec_prior *prior)
+{
+    (void)prior;
+    docker_forget(l->id);
+    return LY_ENOTFOUND;
+}
+
+/* Image and Compose runs, on whichever profile they ask for: the GPUs they get are handed
+ * out as the profile's own backend says (l->gpus). */
+static void docker_capacity(struct exec_capacity *cap)
+{
+    cap->kinds = 1 << RUN_IMAGE | 1 << RUN_COMPOSE;
+}
+
 const struct exec_ops exec_docker = {
     .name = "docker",
     .start = docker_start,
     .signal = docker_signal,
     .release = docker_release,
+    .adopt = docker_adopt,
+    .capacity = docker_capacity,
 };

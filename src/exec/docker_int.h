@@ -16,8 +16,6 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-enum { RUN_IMAGE_KIND = 2, RUN_COMPOSE_KIND = 3 }; /* RUN_IMAGE, RUN_COMPOSE of runs/runs.h */
-
 /* A Docker run, shared by the run's thread and the signal threads: mu guards the fields
  * marked so; release() joins the run's thread and waits for the signal threads. */
 struct drun {

@@ -1,16 +1,31 @@
 /*
- * The executors: one interface, several backends (local processes, Docker, later Slurm), so
- * the scheduler never knows which one runs a job.
+ * The executors: one interface, several backends (local processes, Docker, Slurm), so the
+ * scheduler never knows which one runs a job. Backends are registered by name (registry.c);
+ * the scheduler looks one up by its profile's backend name and the run's kind, and learns
+ * what differs between them (whether runs draw on this machine's GPUs, whether jobs outlive
+ * lyceumd) from the backend's capacity().
  *
- * The scheduler (src/runs/sched.c) owns every struct live. It calls an executor's start()
- * once the run holds a slot; from then on the executor reports, from any thread it likes:
+ * The scheduler (src/runs/) owns every struct live and is the only one that records a run's
+ * state. It hands the executor a table of events (l->ev) before start(); from then on the
+ * executor reports through it, from any thread it likes (the live_*() helpers below call it):
  *   live_output(l, stream, bytes, n)   every byte the run writes, in order per stream;
  *   live_running(l)                    once the user's code is running (after installs);
  *   live_exited(l, code, error)        exactly once, when nothing of the run is left running:
  *                                      error NULL and code = the exit status, or error = why
- *                                      the platform failed it (a system failure).
+ *                                      the platform failed it (a system failure);
+ *   live_reference(l, ref)             the backend's own id of the job (a Slurm job id), once
+ *                                      it has one: handed back to adopt() after a restart;
+ *   live_queued(l)                     the backend queued the job itself (Slurm accepted it);
+ *   live_waiting(l, reason)            why the job waits (Slurm down or refusing it);
+ *   live_pid(l, pid, start)            the process group leader and its start time (clock
+ *                                      ticks since boot, exec_proc_start), for adopt();
+ *   live_install_rc(l, rc)             the exit status of the requirements' install.
  * After live_exited() the executor must not touch l again, except in release().
  * signal() may be called at any time before live_exited() returned, from any thread.
+ *
+ * This layer includes only core/ and its own headers: whatever of the domain an executor
+ * needs (a bucket's directory, the sealed registry secrets, the image cache's records) comes
+ * through the struct exec_host table the domain sets once at start-up (exec_set_host).
  */
 #ifndef LYCEUMD_EXEC_EXEC_H
 #define LYCEUMD_EXEC_EXEC_H
@@ -24,8 +39,33 @@ struct live;
 
 enum { OUT_STDOUT = 1, OUT_STDERR = 2, OUT_SYSTEM = 3 };
 
+/* What a run is: Python code, a Docker image, a Compose project. */
+enum run_kind { RUN_PYTHON = 1, RUN_IMAGE = 2, RUN_COMPOSE = 3 };
+
+/* What a backend says of itself (exec_ops.capacity). */
+struct exec_capacity {
+    int kinds;      /* the run kinds it runs: a bit (1 << kind) each */
+    int local_gpus; /* runs of its profiles draw on this machine's GPUs, which the scheduler
+                       hands out by index (l->gpus); else the backend places GPUs itself */
+    int outlives;   /* its jobs go on when lyceumd stops (they are not ended at shutdown, and
+                       adopt() follows them again at the next start) */
+};
+
+/* What the executor knew of a run before a restart (as recorded through the events). */
+struct exec_prior {
+    const char *ref;   /* live_reference()'s, or NULL: none, or the run cannot be followed */
+    int64_t pid;       /* live_pid()'s, 0 when none */
+    int64_t pid_start; /* its start time */
+    int64_t logged[4]; /* bytes of each stream (OUT_STDOUT, OUT_STDERR) its log holds */
+};
+
 struct exec_ops {
     const char *name;
+    /* Starts the backend's threads, at start-up before any run; used: a profile names this
+     * backend. NULL: nothing to start. 0 or LY_E*. */
+    int (*init)(const struct config *cfg, int used);
+    /* Stops them (outliving backends first, before their runs are let go; the others last). */
+    void (*shutdown)(void);
     /* Starts the run. Returns 0 (and later calls live_exited), or a negative LY_E* code with
      * *why set (static or malloc'd into l->errbuf) when it could not start at all. */
     int (*start)(struct live *l);
@@ -33,6 +73,23 @@ struct exec_ops {
     void (*signal)(struct live *l, int sig);
     /* Frees what the executor hung on l->exec_priv (called once, after live_exited). */
     void (*release)(struct live *l);
+    /* After a restart, for a run this backend had going: 0 when it follows the run again (it
+     * then reports through l->ev as after start()); else LY_ENOTFOUND, once nothing of the
+     * run is left (what remained, a process group, containers, was ended and removed). */
+    int (*adopt)(struct live *l, const struct exec_prior *prior);
+    void (*capacity)(struct exec_capacity *cap);
+};
+
+/* The events, passed in by the scheduler through l->ev (see the top). */
+struct exec_events {
+    void (*output)(struct live *l, int stream, const char *buf, size_t n);
+    void (*running)(struct live *l);
+    void (*exited)(struct live *l, int code, const char *error);
+    void (*reference)(struct live *l, const char *ref);
+    void (*queued)(struct live *l);
+    void (*waiting)(struct live *l, const char *reason);
+    void (*pid)(struct live *l, int64_t pid, int64_t start);
+    void (*install_rc)(struct live *l, int rc);
 };
 
 /* What a run is, as the executor needs it. Set by the scheduler before start(); read-only
@@ -41,7 +98,7 @@ struct live {
     char id[40], org_id[40], user_id[40];
     char bucket[48]; /* whose bucket the run sees at /mnt/s3 (a bucket owner id; "" for none) */
     char profile[64];
-    int kind;          /* RUN_PYTHON, RUN_IMAGE, RUN_COMPOSE (runs/runs.h) */
+    int kind;          /* enum run_kind */
     json_t *spec;      /* the start request's body as stored (owned by the scheduler) */
     json_t *env;       /* extra environment: an object of name -> value (may be empty) */
     char gpus[64];     /* "0,1": the GPU indices this run holds, or "" */
@@ -49,21 +106,92 @@ struct live {
     int64_t mem_bytes; /* memory limit (0: none) */
     int64_t pids_max;  /* process limit (0: none) */
     int timeout_s, graceful_s;
-    char dir[1024]; /* the run's own directory (created by the scheduler, empty) */
+    char partition[64]; /* a Slurm profile's partition ("" = the cluster's default) */
+    char gres[64];      /* a Slurm profile's gres, e.g. "gpu:a100:1" */
+    char dir[1024];     /* the run's own directory (created by the scheduler, empty) */
     const struct exec_ops *ops;
-    void *exec_priv;  /* the executor's own state */
-    char errbuf[512]; /* room for an executor's error text */
-    char note[256];   /* set by the executor: why a non-zero exit failed (replaces the
-                         generic "exited with code N" in the run's errors) */
-    int timed_out;    /* set by the executor when the backend ended it for its time limit */
+    const struct exec_events *ev; /* where the executor reports (set by the scheduler) */
+    void *exec_priv;              /* the executor's own state */
+    char errbuf[512];             /* room for an executor's error text */
+    char note[256];               /* set by the executor: why a non-zero exit failed (replaces the
+                                     generic "exited with code N" in the run's errors) */
+    int timed_out; /* set by the executor when the backend ended it for its time limit */
 
     /* The scheduler's own state follows (see runs/sched.c). */
     struct live_sched *sched;
 };
 
-void live_output(struct live *l, int stream, const char *buf, size_t n);
-void live_running(struct live *l);
-void live_exited(struct live *l, int code, const char *error);
+static inline void live_output(struct live *l, int stream, const char *buf, size_t n)
+{
+    l->ev->output(l, stream, buf, n);
+}
+static inline void live_running(struct live *l)
+{
+    l->ev->running(l);
+}
+static inline void live_exited(struct live *l, int code, const char *error)
+{
+    l->ev->exited(l, code, error);
+}
+static inline void live_reference(struct live *l, const char *ref)
+{
+    l->ev->reference(l, ref);
+}
+static inline void live_queued(struct live *l)
+{
+    l->ev->queued(l);
+}
+static inline void live_waiting(struct live *l, const char *reason)
+{
+    l->ev->waiting(l, reason);
+}
+static inline void live_pid(struct live *l, int64_t pid, int64_t start)
+{
+    l->ev->pid(l, pid, start);
+}
+static inline void live_install_rc(struct live *l, int rc)
+{
+    l->ev->install_rc(l, rc);
+}
+
+/* The registry (registry.c): the built-in backends (local, docker, slurm), and those
+ * registered over them. exec_register() replaces a backend of the same name (a test's fake);
+ * call it at start-up, before runs_init. */
+void exec_register(const struct exec_ops *ops);
+const struct exec_ops *exec_lookup(const char *name);
+/* The backend that runs kind for a profile whose backend is named name: that one when it runs
+ * kind, else the first registered one that does (image runs go to Docker); NULL if none. */
+const struct exec_ops *exec_for(const char *name, int kind);
+int exec_count(void);
+const struct exec_ops *exec_at(int i);
+/* ops->capacity(), or all zero without one (and kinds: Python only). */
+void exec_capacity_of(const struct exec_ops *ops, struct exec_capacity *cap);
+
+/* The start time (clock ticks since boot) of a process, from /proc, or -1 when it does not
+ * exist (proc.c). Tells a pid from a later process that reuses it. */
+int64_t exec_proc_start(int64_t pid);
+
+/* What executors need of the domain, set once at start-up (before any run) by the domain. */
+struct exec_host {
+    /* The directory of bucket's objects (for a sandbox's /mnt/s3): 0, or -1. */
+    int (*bucket_dir)(const char *bucket, char *out, size_t n);
+    /* The same, readied to be bind-mounted into a container (created, owned for it): 0/-1. */
+    int (*bucket_mount)(const char *bucket, char *out, size_t n);
+    /* A run's registry secrets (JSON text), kept sealed: stored in the caller's transaction
+     * (0 or LY_E*), read back (malloc'd plain text, the caller wipes and frees; NULL with *err
+     * 0 when there are none, else *err set and why written) and dropped (0 or LY_EDB). */
+    int (*creds_put)(const char *run_id, const char *text);
+    char *(*creds_get)(const char *run_id, int *err, char *why, size_t n);
+    int (*creds_drop)(const char *run_id);
+    /* The image cache's records (exec/images.c says what they decide): as store/docker.h. */
+    int (*pull_mark)(const char *org_id, const char *repo, const char *image_id, int private_);
+    int (*pull_unmark)(const char *org_id, const char *repo, const char *image_id);
+    int (*repo_private)(const char *org_id, const char *repo);
+    int (*image_usable)(const char *org_id, const char *image_id);
+};
+void exec_set_host(const struct exec_host *host);
+/* The table set (never NULL once set; executors call it only after start-up). */
+extern const struct exec_host *exec_host;
 
 /* Writes a Python run's files (code, import_files, requirements.txt) into base/work, which it
  * creates; work receives that path. 0, or -1 with why set. */
@@ -71,12 +199,6 @@ int exec_prepare_python(struct live *l, const char *base, char *work, size_t wn,
                         size_t n);
 /* The file name the code is written to (the client's file_name when it is a plain .py). */
 void exec_code_file(struct live *l, char *out, size_t n);
-
-/* The Slurm backend: its thread starts with the runs machinery when a profile uses it;
- * exec_slurm_adopt() follows a run submitted before a restart, by its job id. */
-int exec_slurm_init(const struct config *cfg);
-void exec_slurm_shutdown(void);
-int exec_slurm_adopt(struct live *l, const char *job_id);
 
 /* The local backend's I/O thread: started once, before any run. */
 int exec_local_init(const struct config *cfg);

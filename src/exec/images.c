@@ -22,17 +22,16 @@
  *
  * The secrets (docker_registry_credentials, docker_password, aws_secret_access_key,
  * aws_session_token) never reach the run's stored spec: the start path takes them out of the
- * request and stores them sealed (secrets.h, "run_credentials:<run id>" as AAD); the run's
- * thread opens them for its pulls and drops them once pulled (the store's trigger drops them
- * too when the run ends, whichever way).
+ * request and has the domain store them sealed (exec_host's creds_*: runs/host.c seals them
+ * with "run_credentials:<run id>" as AAD); the run's thread reads them back for its pulls and
+ * drops them once pulled (the store's trigger drops them too when the run ends, whichever
+ * way). The records of who pulled what go through exec_host too.
  */
 #include "core/arena.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "exec/docker.h"
 #include "exec/docker_int.h"
-#include "secrets/secrets.h"
-#include "store/docker.h"
 
 #include <curl/curl.h>
 #include <openssl/crypto.h>
@@ -45,11 +44,6 @@ static const char *const secret_fields[] = {"docker_registry_credentials", "dock
                                             "aws_secret_access_key", "aws_session_token", NULL};
 
 /* ---- the run's secrets ---- */
-
-static void aad_of(const char *run_id, char *aad, size_t n)
-{
-    snprintf(aad, n, "run_credentials:%s", run_id);
-}
 
 /* Overwrites the string values of o before it is freed. */
 static void wipe(json_t *o)
@@ -86,23 +80,14 @@ char *docker_creds_take(json_t *body)
 
 int docker_creds_save(const char *run_id, const char *text)
 {
-    char aad[96], *sealed;
-    int err;
-
     if (!text)
         return 0;
-    aad_of(run_id, aad, sizeof(aad));
-    sealed = secrets_seal(aad, text, strlen(text));
-    if (!sealed)
-        return LY_EINTERNAL;
-    err = docker_store_creds_put(run_id, sealed);
-    free(sealed);
-    return err;
+    return exec_host->creds_put(run_id, text);
 }
 
 int docker_secrets_load(struct drun *d, char *why, size_t n)
 {
-    char aad[96], *sealed, *plain;
+    char *plain;
     int err;
 
     d->secrets = json_object();
@@ -113,20 +98,11 @@ int docker_secrets_load(struct drun *d, char *why, size_t n)
         if (json_is_string(v))
             json_object_set(d->secrets, secret_fields[i], v);
     }
-    sealed = docker_store_creds_get(d->l->id, &err);
-    if (err) {
-        snprintf(why, n, "cannot read the run's registry credentials");
+    plain = exec_host->creds_get(d->l->id, &err, why, n);
+    if (err)
         return -1;
-    }
-    if (!sealed)
+    if (!plain)
         return 0;
-    aad_of(d->l->id, aad, sizeof(aad));
-    plain = secrets_open(aad, sealed, NULL);
-    free(sealed);
-    if (!plain) {
-        snprintf(why, n, "the run's registry credentials do not open (another master key?)");
-        return -1;
-    }
     json_t *o = json_loads(plain, 0, NULL);
 
     OPENSSL_cleanse(plain, strlen(plain));
@@ -149,7 +125,7 @@ void docker_secrets_drop(struct drun *d)
         json_decref(d->secrets);
         d->secrets = NULL;
     }
-    if (docker_store_creds_drop(d->l->id) != 0)
+    if (exec_host->creds_drop(d->l->id) != 0)
         log_error("run %s: cannot drop its registry credentials from the store", d->l->id);
 }
 
@@ -347,26 +323,26 @@ int docker_image_resolve(struct drun *d, const char *ref, const char *auth, char
         return -1;
     if (auth && !here) {
         snprintf(pending, sizeof(pending), "pending:%.40s", d->l->id);
-        if (docker_store_pull_mark(org, repo, pending, 1) != 0) {
+        if (exec_host->pull_mark(org, repo, pending, 1) != 0) {
             snprintf(why, n, "cannot record the image pull");
             return -1;
         }
         rc = pull(d, ref, auth, digest, cerr, sizeof(cerr));
         found = rc == 0 ? pulled(ref, repo, full, digest, id, why, n) : 0;
-        if (found == 1 && docker_store_pull_mark(org, repo, id, 1) != 0)
+        if (found == 1 && exec_host->pull_mark(org, repo, id, 1) != 0)
             found = -1;
-        docker_store_pull_unmark(org, repo, pending);
+        exec_host->pull_unmark(org, repo, pending);
         if (rc == 1)
             return 1;
         if (found)
             return found == 1 ? 0 : -1;
         /* Credentials that do not pull it: it may still be one any org may run. */
     }
-    others = docker_store_repo_private(org, repo);
+    others = exec_host->repo_private(org, repo);
     found = lookup(ref, full, id, why, n);
     if (found < 0 || others < 0)
         return -1;
-    usable = found && others ? docker_store_image_usable(org, id) : 1;
+    usable = found && others ? exec_host->image_usable(org, id) : 1;
     if (usable < 0)
         return -1;
     if (found && usable)
@@ -383,7 +359,7 @@ int docker_image_resolve(struct drun *d, const char *ref, const char *auth, char
         return 1;
     found = rc == 0 ? pulled(ref, repo, full, digest, id, why, n) : 0;
     if (found == 1) {
-        docker_store_pull_mark(org, repo, id, 0);
+        exec_host->pull_mark(org, repo, id, 0);
         return 0;
     }
     if (found == 0)

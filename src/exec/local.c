@@ -25,10 +25,6 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
-#include "runs/output.h"
-#include "runs/runs.h"
-#include "storage/bucket.h"
-#include "store/runs.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -384,7 +380,7 @@ static int spawn(struct lrun *r, struct cmd *c, const char *work)
     pthread_mutex_unlock(&r->mu);
     fcntl(out[0], F_SETFL, O_NONBLOCK);
     fcntl(err[0], F_SETFL, O_NONBLOCK);
-    runs_set_pid(r->l->id, pid, runs_proc_start(pid));
+    live_pid(r->l, pid, exec_proc_start(pid));
     for (int i = 0; i < 3; i++) {
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &r->ep[i]};
         int fd = i == EP_PID ? r->pidfd : r->fd[i];
@@ -604,7 +600,7 @@ static void advance(struct lrun *r)
     killed = r->killed;
     pthread_mutex_unlock(&r->mu);
     if (r->phase == 0) {
-        runs_set_install_rc(r->l->id, r->status);
+        live_install_rc(r->l, r->status);
         if (r->install_log >= 0)
             close(r->install_log);
         r->install_log = -1;
@@ -829,11 +825,42 @@ static void local_release(struct live *l)
     l->exec_priv = NULL;
 }
 
+/* A local run cannot be followed across a restart (its pipes went with the old process): its
+ * process group, if it still lives as the same process, is ended. */
+static int local_adopt(struct live *l, const struct exec_prior *prior)
+{
+    int64_t start = prior->pid > 0 ? exec_proc_start(prior->pid) : -1;
+
+    if (prior->pid > 0 && start == prior->pid_start && start >= 0) {
+        kill(-(pid_t)prior->pid, SIGKILL);
+        log_info("run %s: ended its process group %lld left from before the restart", l->id,
+                 (long long)prior->pid);
+    }
+    return LY_ENOTFOUND;
+}
+
+static void local_capacity(struct exec_capacity *cap)
+{
+    cap->kinds = 1 << RUN_PYTHON;
+    cap->local_gpus = 1;
+}
+
+/* The I/O thread starts whether a profile runs locally or not: services need it too. */
+static int local_init(const struct config *c, int used)
+{
+    (void)used;
+    return exec_local_init(c);
+}
+
 const struct exec_ops exec_local = {
     .name = "local",
+    .init = local_init,
+    .shutdown = exec_local_shutdown,
     .start = local_start,
     .signal = local_signal,
     .release = local_release,
+    .adopt = local_adopt,
+    .capacity = local_capacity,
 };
 
 int exec_local_init(const struct config *c)

@@ -21,7 +21,6 @@
 #include "exec/egress.h"
 #include "exec/exec.h"
 #include "exec/local_int.h"
-#include "storage/bucket.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -496,7 +495,7 @@ int sandbox_prepare(struct sandbox *sb, struct cmd *c, const struct sandbox_view
     arg3(c, "--tmpfs", "/run", NULL);
     arg3(c, "--symlink", "../run", "/var/run");
     fail |= bind_path(sb, c, v->rw_dir, SANDBOX_HOME, 1);
-    if (v->bucket && bucket_objects_dir(v->bucket, dir, sizeof(dir)) == 0)
+    if (v->bucket && exec_host->bucket_dir(v->bucket, dir, sizeof(dir)) == 0)
         fail |= bind_path(sb, c, dir, "/mnt/s3", 1);
     for (const char *const *p = v->ro_paths; p && *p; p++)
         fail |= bind_path(sb, c, *p, *p, 0);

@@ -10,8 +10,9 @@
  * the cluster's jwt_key (HS256 over {iat, exp, sun}); without rest_url it uses sbatch,
  * scontrol and scancel.
  *
- * A run submitted before a restart is adopted by its job id (stored in runs.backend_ref): its
- * output files are read on from what output.log already holds.
+ * The job id is reported through live_reference() (the scheduler stores it); after a restart
+ * adopt() follows the run by it again, its output files read on from the bytes of each stream
+ * that output.log already holds (exec_prior.logged).
  *
  * A job is named after its run, which is how a run whose job id was never stored is found: a
  * crash between the submission and the store, or a submission whose answer was lost (a
@@ -25,9 +26,6 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "exec/exec.h"
-#include "runs/output.h"
-#include "runs/profiles.h"
-#include "store/runs.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -289,7 +287,7 @@ static json_t *job_env(struct sjob *j)
 /* Submits one job; 0, or -1 with why (Slurm down or refusing). */
 static int submit(CURL *c, struct sjob *j, char *why, size_t wn)
 {
-    struct profile *p = profile_find(j->l->profile);
+    const struct live *p = j->l; /* the profile's limits, partition and gres */
     char work[PATH_MAX + 8], outp[PATH_MAX + 16], errp[PATH_MAX + 16], *script;
     int minutes = (j->l->timeout_s + 59) / 60;
     int rc = -1;
@@ -302,14 +300,14 @@ static int submit(CURL *c, struct sjob *j, char *why, size_t wn)
         json_t *job = json_pack("{s:s,s:s,s:s,s:s,s:o,s:i,s:i}", "name", j->l->id,
                                 "current_working_directory", work, "standard_output", outp,
                                 "standard_error", errp, "environment", job_env(j), "time_limit",
-                                minutes, "cpus_per_task", p && p->vcpus > 0 ? p->vcpus : 1);
+                                minutes, "cpus_per_task", p->cpus > 0 ? p->cpus : 1);
         json_t *ans;
 
-        if (p && p->partition[0])
+        if (p->partition[0])
             json_object_set_new(job, "partition", json_string(p->partition));
-        if (p && p->gres[0])
+        if (p->gres[0])
             json_object_set_new(job, "gres", json_string(p->gres));
-        if (p && p->mem_bytes > 0)
+        if (p->mem_bytes > 0)
             json_object_set_new(job, "memory_per_node", json_integer(p->mem_bytes >> 20));
         else
             json_object_set_new(job, "memory_per_cpu", json_integer(500));
@@ -337,9 +335,9 @@ static int submit(CURL *c, struct sjob *j, char *why, size_t wn)
         }
         close(fd);
         snprintf(tl, sizeof(tl), "--time=%d", minutes);
-        snprintf(cpus, sizeof(cpus), "--cpus-per-task=%d", p && p->vcpus > 0 ? p->vcpus : 1);
+        snprintf(cpus, sizeof(cpus), "--cpus-per-task=%d", p->cpus > 0 ? p->cpus : 1);
         snprintf(mem, sizeof(mem), "--mem=%lldM",
-                 p && p->mem_bytes > 0 ? (long long)(p->mem_bytes >> 20) : 500LL);
+                 p->mem_bytes > 0 ? (long long)(p->mem_bytes >> 20) : 500LL);
         argv[a++] = "sbatch";
         argv[a++] = "--parsable";
         argv[a++] = "-J";
@@ -351,11 +349,11 @@ static int submit(CURL *c, struct sjob *j, char *why, size_t wn)
         argv[a++] = tl;
         argv[a++] = cpus;
         argv[a++] = mem;
-        if (p && p->partition[0]) {
+        if (p->partition[0]) {
             snprintf(part, sizeof(part), "--partition=%s", p->partition);
             argv[a++] = part;
         }
-        if (p && p->gres[0]) {
+        if (p->gres[0]) {
             snprintf(gres, sizeof(gres), "--gres=%s", p->gres);
             argv[a++] = gres;
         }
@@ -604,8 +602,8 @@ static int look_for_job(CURL *c, struct sjob *j, json_t **known, char *why, size
     id = job_named(*known, j);
     if (id) {
         snprintf(j->job_id, sizeof(j->job_id), "%s", id);
-        runs_set_backend_ref(j->l->id, j->job_id);
-        runs_mark_queued(j->l->id);
+        live_reference(j->l, j->job_id);
+        live_queued(j->l);
         log_info("run %s: found its Slurm job %s, submitted before; following it", j->l->id, id);
         return 1;
     }
@@ -668,8 +666,8 @@ static void *slurm_main(void *arg)
                 continue;
             }
             if (found == 0 && submit(c, j, why, sizeof(why)) == 0) {
-                runs_set_backend_ref(j->l->id, j->job_id);
-                runs_mark_queued(j->l->id);
+                live_reference(j->l, j->job_id);
+                live_queued(j->l);
                 any_submitted = 1;
                 down_why[0] = '\0';
             } else {
@@ -682,7 +680,7 @@ static void *slurm_main(void *arg)
                     j->told_down = 1;
                 }
                 snprintf(down_why, sizeof(down_why), "%s", why);
-                runs_set_waiting_reason(j->l->id, why);
+                live_waiting(j->l, why);
                 j->submit_after_us = now_mono_us() + 2000000;
                 /* Its answer may be what was lost: the job may be there. */
                 j->lookup = 1;
@@ -828,38 +826,23 @@ static int slurm_start(struct live *l)
     return 0;
 }
 
-/* Bytes of each stream that output.log already holds (for an adopted run). */
-static void offsets_from_log(struct sjob *j)
+/* Follows a run submitted before a restart, by its job id; its output goes on from the bytes
+ * of each stream that output.log already holds. */
+static int slurm_adopt(struct live *l, const struct exec_prior *prior)
 {
-    char path[1200], *buf = xmalloc(65536);
-    struct out_record h;
-    uint64_t pos = 0;
-    struct stat st;
-    int fd;
-    long n;
+    struct sjob *j;
 
-    output_path(j->l->id, "output.log", path, sizeof(path));
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0 && fstat(fd, &st) == 0)
-        while ((n = output_read_record(fd, &pos, (uint64_t)st.st_size, &h, buf, 65536)) > 0)
-            if (h.stream == OUT_STDOUT || h.stream == OUT_STDERR)
-                j->off[h.stream] += h.len;
-    if (fd >= 0)
-        close(fd);
-    free(buf);
-}
-
-int exec_slurm_adopt(struct live *l, const char *job_id)
-{
-    struct sjob *j = xcalloc(1, sizeof(*j));
-
+    if (!prior->ref)
+        return LY_ENOTFOUND;
+    j = xcalloc(1, sizeof(*j));
     j->l = l;
     l->exec_priv = j;
     snprintf(j->dir, sizeof(j->dir), "%s/%s", cfg->slurm_shared_dir, l->id);
-    snprintf(j->job_id, sizeof(j->job_id), "%s", job_id);
-    offsets_from_log(j);
+    snprintf(j->job_id, sizeof(j->job_id), "%s", prior->ref);
+    j->off[OUT_STDOUT] = prior->logged[OUT_STDOUT];
+    j->off[OUT_STDERR] = prior->logged[OUT_STDERR];
     track(j);
-    log_info("run %s: following Slurm job %s again", l->id, job_id);
+    log_info("run %s: following Slurm job %s again", l->id, prior->ref);
     return 0;
 }
 
@@ -895,21 +878,19 @@ static void slurm_release(struct live *l)
     l->exec_priv = NULL;
 }
 
-const struct exec_ops exec_slurm = {
-    .name = "slurm",
-    .start = slurm_start,
-    .signal = slurm_signal,
-    .release = slurm_release,
-};
-
-int exec_slurm_init(const struct config *c)
+/* Slurm queues its jobs itself and places their GPUs on its nodes; its jobs go on while
+ * lyceumd is down. */
+static void slurm_capacity(struct exec_capacity *cap)
 {
-    int uses = 0;
+    cap->kinds = 1 << RUN_PYTHON;
+    cap->outlives = 1;
+}
 
+/* The thread starts only when a profile uses Slurm. */
+static int slurm_init(const struct config *c, int used)
+{
     cfg = c;
-    for (int i = 0; i < profiles_count(); i++)
-        uses |= strcmp(profile_at(i)->backend, "slurm") == 0;
-    if (!uses)
+    if (!used)
         return 0;
     snprintf(python, sizeof(python), "%s", c->python);
     if (strcmp(c->slurm_user, "root") == 0)
@@ -944,7 +925,7 @@ int exec_slurm_init(const struct config *c)
     return 0;
 }
 
-void exec_slurm_shutdown(void)
+static void slurm_shutdown(void)
 {
     if (!running)
         return;
@@ -955,3 +936,14 @@ void exec_slurm_shutdown(void)
     pthread_join(thread, NULL);
     running = 0;
 }
+
+const struct exec_ops exec_slurm = {
+    .name = "slurm",
+    .init = slurm_init,
+    .shutdown = slurm_shutdown,
+    .start = slurm_start,
+    .signal = slurm_signal,
+    .release = slurm_release,
+    .adopt = slurm_adopt,
+    .capacity = slurm_capacity,
+};

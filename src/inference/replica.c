@@ -29,7 +29,7 @@
 #include "inference/deploy_int.h"
 #include "inference/inference.h"
 #include "runs/profiles.h"
-#include "runs/runs.h"
+#include "runs/sched.h"
 #include "store/inference.h"
 
 #include <errno.h>

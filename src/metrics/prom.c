@@ -8,7 +8,7 @@
 #include "core/arena.h"
 #include "core/util.h"
 #include "logs/logs.h"
-#include "runs/runs.h"
+#include "runs/sched.h"
 #include "store/metrics.h"
 
 #include <jansson.h>

@@ -19,7 +19,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "runs/output.h"
-#include "runs/runs.h"
+#include "runs/control.h"
 #include "storage/bucket.h"
 
 #include <pthread.h>

@@ -8,6 +8,7 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "exec/exec.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -28,6 +29,21 @@ static const struct {
 };
 
 #define CPU_PRICE "0.36"
+
+/* The backends a profile may name: those registered that run Python runs ("local, slurm"). */
+static void backend_names(char *out, size_t n)
+{
+    struct fbuf b;
+
+    fbuf_init(&b, out, n);
+    for (int i = 0; i < exec_count(); i++) {
+        struct exec_capacity cap;
+
+        exec_capacity_of(exec_at(i), &cap);
+        if (cap.kinds & (1 << RUN_PYTHON))
+            fbuf_printf(&b, "%s%s", b.len ? ", " : "", exec_at(i)->name);
+    }
+}
 
 int profiles_count(void)
 {
@@ -90,6 +106,7 @@ static int from_config(json_t *arr, const struct gpu_info *gpus, int ngpu, char 
     {
         struct profile *p;
         const char *name = json_string_value(json_object_get(o, "hardware_profile"));
+        struct exec_capacity cap;
         json_t *v;
 
         if (!json_is_object(o) || !name || !valid_name(name)) {
@@ -119,9 +136,13 @@ static int from_config(json_t *arr, const struct gpu_info *gpus, int ngpu, char 
         p->pids_max = (int64_t)json_integer_value(json_object_get(o, "pids_max"));
         if ((v = json_object_get(o, "backend")) && json_is_string(v))
             snprintf(p->backend, sizeof(p->backend), "%s", json_string_value(v));
-        if (strcmp(p->backend, "local") != 0 && strcmp(p->backend, "slurm") != 0) {
-            snprintf(why, n, "machine_types[%zu]: backend '%s' is not known (local, slurm)", i,
-                     p->backend);
+        exec_capacity_of(exec_lookup(p->backend), &cap);
+        if (!exec_lookup(p->backend) || !(cap.kinds & (1 << RUN_PYTHON))) {
+            char known[200];
+
+            backend_names(known, sizeof(known));
+            snprintf(why, n, "machine_types[%zu]: backend '%s' is not known (%s)", i, p->backend,
+                     known);
             return LY_EINVAL;
         }
         if ((v = json_object_get(o, "partition")) && json_is_string(v))
@@ -147,8 +168,9 @@ static int from_config(json_t *arr, const struct gpu_info *gpus, int ngpu, char 
             }
         }
         v = json_object_get(o, "max_concurrent");
-        if (strcmp(p->backend, "slurm") == 0) {
-            /* Slurm queues and places the jobs; this bounds how many lyceumd hands it. */
+        if (!cap.local_gpus) {
+            /* The backend (Slurm) queues and places the jobs; this bounds how many lyceumd
+             * hands it. */
             p->max_concurrent = v ? (int)json_integer_value(v) : 256;
             count++;
             continue;

@@ -25,7 +25,8 @@ struct profile {
     int64_t mem_bytes;   /* per run; 0 = no limit */
     int64_t pids_max;    /* processes per run; 0 = no limit */
     int64_t price_micro; /* micro-credits per hour */
-    char backend[16];    /* "local" or "slurm" */
+    char backend[16];    /* a registered backend that runs Python (exec_lookup): "local",
+                            "slurm" */
     char partition[64];  /* slurm: the partition ("" = the cluster's default) */
     char gres[64];       /* slurm: e.g. "gpu:a100:1" */
     int max_concurrent;  /* runs at once; 0 = the profile is listed but has no capacity */

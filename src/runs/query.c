@@ -5,6 +5,7 @@
  * only after the commit, so it never looks for a run that is not there yet.
  */
 #include "runs/query.h"
+#include "runs/sched.h"
 #include "core/err.h"
 #include "core/json.h"
 #include "exec/docker.h"

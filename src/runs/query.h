@@ -11,6 +11,7 @@
 #define LYCEUMD_RUNS_QUERY_H
 
 #include "runs/runs.h"
+#include "runs/submit.h"
 
 #include <jansson.h>
 #include <stddef.h>

@@ -321,3 +321,8 @@ int org_webhook_secret(const char *org_id, char *out, size_t n)
     q_done(st);
     return err;
 }
+
+int runs_requeue(const char *id)
+{
+    return q_exec("UPDATE runs SET status = 'pending', started_at = NULL WHERE id = ?", "s", id);
+}

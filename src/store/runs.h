@@ -84,4 +84,8 @@ int callback_result(int64_t id, int ok, const char *error, int64_t next_at, int 
 /* The org's webhook secret, created on first use. */
 int org_webhook_secret(const char *org_id, char *out, size_t n);
 
+/* Puts a run that never began (found starting after a restart) back in the queue. Returns the
+ * rows changed, or LY_EDB. */
+int runs_requeue(const char *id);
+
 #endif

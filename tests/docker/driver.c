@@ -1,7 +1,7 @@
 /*
  * A standalone driver for the Docker executor (src/exec/docker.c) against a real engine: it
- * plays the scheduler's part (its own live_output, live_running and live_exited record what
- * the executor reports) and checks image runs (output per stream, environment, exit code,
+ * plays the scheduler's part (its own table of events, struct exec_events, records what the
+ * executor reports) and checks image runs (output per stream, environment, exit code,
  * limits, no network, SIGTERM, SIGKILL before and after the container started, an image that
  * cannot be pulled, ECR credentials) and Compose runs (two services, an exit code, SIGKILL,
  * the file check). Needs dockerd with the image lyceumd-test/busybox:1: tests/docker/run.sh
@@ -70,7 +70,7 @@ static double now_s(void)
 
 /* ---- the scheduler's side ---- */
 
-void live_output(struct live *l, int stream, const char *buf, size_t n)
+static void ev_output(struct live *l, int stream, const char *buf, size_t n)
 {
     struct rec *r = (struct rec *)l;
     int i = stream - 1;
@@ -91,7 +91,7 @@ void live_output(struct live *l, int stream, const char *buf, size_t n)
     pthread_mutex_unlock(&r->mu);
 }
 
-void live_running(struct live *l)
+static void ev_running(struct live *l)
 {
     struct rec *r = (struct rec *)l;
 
@@ -101,7 +101,7 @@ void live_running(struct live *l)
     pthread_mutex_unlock(&r->mu);
 }
 
-void live_exited(struct live *l, int code, const char *error)
+static void ev_exited(struct live *l, int code, const char *error)
 {
     struct rec *r = (struct rec *)l;
 
@@ -112,6 +112,44 @@ void live_exited(struct live *l, int code, const char *error)
     pthread_cond_broadcast(&r->cv);
     pthread_mutex_unlock(&r->mu);
 }
+
+/* The Docker executor reports nothing else: any other event is a defect. */
+static void ev_reference(struct live *l, const char *ref)
+{
+    CHECK(0, "run %s: a reference (%s) from the Docker executor", l->id, ref);
+}
+
+static void ev_queued(struct live *l)
+{
+    CHECK(0, "run %s: queued by the Docker executor", l->id);
+}
+
+static void ev_waiting(struct live *l, const char *reason)
+{
+    CHECK(0, "run %s: waiting (%s) in the Docker executor", l->id, reason);
+}
+
+static void ev_pid(struct live *l, int64_t pid, int64_t start)
+{
+    (void)start;
+    CHECK(0, "run %s: a pid (%lld) from the Docker executor", l->id, (long long)pid);
+}
+
+static void ev_install_rc(struct live *l, int rc)
+{
+    CHECK(0, "run %s: an install (rc %d) in the Docker executor", l->id, rc);
+}
+
+static const struct exec_events events = {
+    .output = ev_output,
+    .running = ev_running,
+    .exited = ev_exited,
+    .reference = ev_reference,
+    .queued = ev_queued,
+    .waiting = ev_waiting,
+    .pid = ev_pid,
+    .install_rc = ev_install_rc,
+};
 
 /* ---- runs ---- */
 
@@ -137,6 +175,7 @@ static struct rec *run_new(int kind, const char *spec_json)
     snprintf(r->l.dir, sizeof(r->l.dir), "%s/%s", base, r->l.id);
     mkdir(r->l.dir, 0700);
     r->l.ops = &exec_docker;
+    r->l.ev = &events;
     return r;
 }
 
