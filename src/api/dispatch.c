@@ -89,13 +89,13 @@ static int authenticate(struct req *req)
     }
     if (req->match.route->flags & R_PUBLIC)
         return 0;
-    err = identity_authenticate(&req->arena, auth, &req->caller, &why);
+    err = identity_authenticate(&req->arena, auth, req->caller, &why);
     if (err) {
         if (err == LY_EUNAUTH)
             req_add_header(req, "WWW-Authenticate", "Bearer");
         return req_fail(req, err, "%s", why ? why : err_str(err));
     }
-    err = identity_resolve_org(&req->arena, &req->caller, req_header(req, "X-Org-Slug"), &why);
+    err = identity_resolve_org(&req->arena, req->caller, req_header(req, "X-Org-Slug"), &why);
     if (err)
         return req_fail(req, err, "%s", why ? why : err_str(err));
     if (billing_free_enabled())
@@ -143,10 +143,22 @@ static void s3_busy(struct req *req)
     req_reply_raw(req, 503, "application/xml", xml, sizeof(xml) - 1);
 }
 
+/* Every request gets its caller (zeroed: anonymous) before anything can read it, so that
+ * handlers of public and optional routes, and the S3 and port paths, see a caller too. It
+ * lives in the request's arena. */
+static void caller_init(struct req *req)
+{
+    if (req->caller)
+        return;
+    req->caller = arena_alloc(&req->arena, sizeof(*req->caller));
+    memset(req->caller, 0, sizeof(*req->caller));
+}
+
 void api_begin(struct req *req)
 {
     int err;
 
+    caller_init(req);
     store_take_unavailable(); /* only what this request meets counts */
     errno = 0;
     if (api_ports_request(req))
@@ -173,6 +185,7 @@ void api_dispatch(struct req *req)
     const struct route *r;
     int err;
 
+    caller_init(req);
     if (!req->begun) {
         store_take_unavailable(); /* only what this request meets counts */
         errno = 0;
