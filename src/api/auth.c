@@ -68,11 +68,11 @@ static int api_auth_key_create(struct req *req)
     int64_t expires;
     int err;
 
-    if (req->caller.via == VIA_ORG_KEY)
+    if (req->caller->via == VIA_ORG_KEY)
         return req_fail(req, LY_EFORBIDDEN, "An organization API key cannot create user API keys");
     err = api_expires_at(req, &expires);
     if (!err)
-        err = accounts_key_create(req->caller.user_id, NULL, name, expires, &k);
+        err = accounts_key_create(req->caller->user_id, NULL, name, expires, &k);
     if (err)
         return err;
     return req_reply(req, json_pack("{s:s,s:s,s:s,s:s,s:o,s:o,s:b}", "api_key", k.key, "id", k.id,
@@ -84,7 +84,7 @@ static int api_auth_key_create(struct req *req)
 static int api_auth_key_list(struct req *req)
 {
     json_t *arr = json_array();
-    int err = keys_list_user(req->caller.user_id, arr);
+    int err = keys_list_user(req->caller->user_id, arr);
 
     if (err) {
         json_decref(arr);
@@ -96,7 +96,7 @@ static int api_auth_key_list(struct req *req)
 static int api_auth_key_delete(struct req *req)
 {
     const char *id = req_param(req, "api_key_id");
-    int err = keys_revoke_user(req->caller.user_id, id);
+    int err = keys_revoke_user(req->caller->user_id, id);
 
     if (err == LY_ENOTFOUND)
         return req_fail(req, err, "API key not found");
@@ -108,7 +108,7 @@ static int api_auth_key_delete(struct req *req)
 static int api_auth_key_toggle(struct req *req)
 {
     json_t *out = NULL;
-    int err = keys_toggle_user(req->caller.user_id, req_param(req, "api_key_id"), &out);
+    int err = keys_toggle_user(req->caller->user_id, req_param(req, "api_key_id"), &out);
 
     if (err == LY_ENOTFOUND)
         return req_fail(req, err, "API key not found");
@@ -125,7 +125,7 @@ static int api_auth_key_validate(struct req *req)
     int err;
 
     sha256_hex(key, strlen(key), hash);
-    err = keys_validate(req->caller.user_id, hash, &out);
+    err = keys_validate(req->caller->user_id, hash, &out);
     if (err)
         return err;
     return req_reply(req, out);

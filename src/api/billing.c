@@ -88,8 +88,8 @@ static int totals(struct req *req, json_t **out)
     json_t *t = json_object();
     int err;
 
-    billing_touch(req->caller.org_id);
-    err = bill_totals(req->caller.org_id, month_start_us(), t);
+    billing_touch(req->caller->org_id);
+    err = bill_totals(req->caller->org_id, month_start_us(), t);
     if (err) {
         json_decref(t);
         return err;
@@ -138,7 +138,7 @@ static int api_credits_details(struct req *req)
         req,
         json_pack(
             "{s:s,s:s,s:o,s:{s:o,s:o,s:o,s:o,s:o},s:{s:o,s:o},s:o,s:o}", "org_id",
-            req->caller.org_id, "balance", bal, "available_credits", json_money(T("balance")),
+            req->caller->org_id, "balance", bal, "available_credits", json_money(T("balance")),
             "free", "monthly_allowance", json_money(billing_monthly_free()), "granted_this_month",
             json_money(T("free_month")), "used_this_month", json_money(free_used), "remaining",
             json_money(free_left), "expired_total", json_money(T("expired")), "purchased", "total",
@@ -168,7 +168,7 @@ static int api_history(struct req *req)
         req_query_int(req, "offset", 0, 0, 1LL << 40, &offset))
         err = LY_EINVAL;
     else
-        err = bill_history(req->caller.org_id, limit, offset, rows, counts, &total, &spent);
+        err = bill_history(req->caller->org_id, limit, offset, rows, counts, &total, &spent);
     if (err) {
         json_decref(rows);
         json_decref(counts);
@@ -225,7 +225,7 @@ static int api_activities(struct req *req)
         req_query_int(req, "offset", 0, 0, 1LL << 40, &offset))
         err = LY_EINVAL;
     else
-        err = bill_activities(req->caller.org_id, limit, offset, rows, &total);
+        err = bill_activities(req->caller->org_id, limit, offset, rows, &total);
     if (err) {
         json_decref(rows);
         json_decref(list);
@@ -298,7 +298,7 @@ static int api_invoices(struct req *req)
         req_query_int(req, "offset", 0, 0, 1LL << 40, &offset))
         err = LY_EINVAL;
     else
-        err = bill_months(req->caller.org_id, months);
+        err = bill_months(req->caller->org_id, months);
     if (err) {
         json_decref(months);
         json_decref(list);
@@ -323,12 +323,12 @@ static int api_invoices(struct req *req)
         t = (time_t)(from / 1000000);
         gmtime_r(&t, &mt);
         /* A Stripe-style number: the org's first id characters and the month. */
-        snprintf(number, sizeof(number), "LY-%.8s-%.4s%.2s", req->caller.org_id, month, month + 5);
+        snprintf(number, sizeof(number), "LY-%.8s-%.4s%.2s", req->caller->org_id, month, month + 5);
         for (char *p = number; *p; p++)
             if (*p >= 'a' && *p <= 'z')
                 *p = (char)(*p - 'a' + 'A');
         strftime(desc, sizeof(desc), "Usage statement for %B %Y", &mt);
-        url = document_url(req, req->caller.org_id, month);
+        url = document_url(req, req->caller->org_id, month);
         inv = json_pack("{s:s,s:s,s:o,s:o,s:o,s:s,s:O,s:n,s:n,s:I}", "id", id, "period", month,
                         "created_at", json_time(created), "amount", json_money(spent), "credits",
                         json_money(json_integer_value(json_object_get(m, "added"))), "status",
@@ -500,14 +500,14 @@ static int api_voucher_redeem(struct req *req)
         json_decref(v);
         return req_fail(req, LY_EGONE, "This voucher has expired");
     }
-    err = voucher_redeem(req->caller.org_id, json_string_value(json_object_get(v, "code")), credits,
-                         req->caller.user_id);
+    err = voucher_redeem(req->caller->org_id, json_string_value(json_object_get(v, "code")),
+                         credits, req->caller->user_id);
     json_decref(v);
     if (err == LY_ECONFLICT)
         return req_fail(req, LY_ECONFLICT, "This organization has already redeemed this voucher");
     if (err)
         return err;
-    if (ledger_balance(req->caller.org_id, &balance))
+    if (ledger_balance(req->caller->org_id, &balance))
         return LY_EDB;
     return req_reply(req, json_pack("{s:o,s:o}", "credits_added", json_money(credits), "balance",
                                     json_money(balance)));

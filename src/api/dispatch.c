@@ -99,7 +99,7 @@ static int authenticate(struct req *req)
     if (err)
         return req_fail(req, err, "%s", why ? why : err_str(err));
     if (billing_free_enabled())
-        billing_touch(req->caller.org_id); /* this month's free credits, before any balance */
+        billing_touch(req->caller->org_id); /* this month's free credits, before any balance */
     return 0;
 }
 
@@ -257,8 +257,8 @@ out:
 
 int api_require_role(struct req *req, enum role min)
 {
-    if (req->caller.role >= min)
+    if (req->caller->role >= min)
         return 0;
     return req_fail(req, LY_EFORBIDDEN, "This action needs the %s role in organization '%s'",
-                    role_name(min), req->caller.org_slug ? req->caller.org_slug : "?");
+                    role_name(min), req->caller->org_slug ? req->caller->org_slug : "?");
 }

@@ -140,11 +140,11 @@ static int api_envvars_create(struct req *req)
     json_array_foreach(items, i, it)
     {
         const char *sc = json_string_value(json_object_get(it, "scope"));
-        const char *uid = sc && strcmp(sc, "org") == 0 ? "" : req->caller.user_id;
+        const char *uid = sc && strcmp(sc, "org") == 0 ? "" : req->caller->user_id;
         const char *name = json_string_value(item_name(it));
         char id[41];
 
-        err = envvars_set(req->caller.org_id, uid, name,
+        err = envvars_set(req->caller->org_id, uid, name,
                           json_string_value(json_object_get(it, "value")),
                           json_is_true(json_object_get(it, "is_secret")), id);
         if (err)
@@ -152,11 +152,11 @@ static int api_envvars_create(struct req *req)
     }
     /* Answer the rows as stored (masked), in the order asked. */
     rows = json_array();
-    err = envvars_store_list(req->caller.org_id, req->caller.user_id, rows);
+    err = envvars_store_list(req->caller->org_id, req->caller->user_id, rows);
     json_array_foreach(items, i, it)
     {
         const char *sc = json_string_value(json_object_get(it, "scope"));
-        const char *uid = sc && strcmp(sc, "org") == 0 ? "" : req->caller.user_id;
+        const char *uid = sc && strcmp(sc, "org") == 0 ? "" : req->caller->user_id;
         size_t j;
         json_t *row;
 
@@ -185,7 +185,7 @@ static int api_envvars_list(struct req *req)
 {
     json_t *rows = json_array(), *out = json_array(), *row;
     size_t i;
-    int err = envvars_store_list(req->caller.org_id, req->caller.user_id, rows);
+    int err = envvars_store_list(req->caller->org_id, req->caller->user_id, rows);
 
     json_array_foreach(rows, i, row) json_array_append_new(out, item_json(row));
     json_decref(rows);
@@ -199,8 +199,8 @@ static int api_envvars_list(struct req *req)
 
 static int api_envvars_delete(struct req *req)
 {
-    int n = envvars_store_delete(req->caller.org_id, req->caller.user_id,
-                                 req_param(req, "env_var_id"), req->caller.role >= ROLE_ADMIN);
+    int n = envvars_store_delete(req->caller->org_id, req->caller->user_id,
+                                 req_param(req, "env_var_id"), req->caller->role >= ROLE_ADMIN);
 
     if (n < 0)
         return n;
@@ -212,7 +212,7 @@ static int api_envvars_delete(struct req *req)
 
 static int api_envvars_delete_all(struct req *req)
 {
-    int n = envvars_store_delete_all(req->caller.org_id, req->caller.user_id);
+    int n = envvars_store_delete_all(req->caller->org_id, req->caller->user_id);
 
     if (n < 0)
         return n;

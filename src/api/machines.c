@@ -23,7 +23,7 @@ static int api_machine_types(struct req *req)
 static int allowed(struct req *req, json_t **out)
 {
     json_t *rows = json_array();
-    int err = quota_list(req->caller.user_id, rows);
+    int err = quota_list(req->caller->user_id, rows);
 
     if (err) {
         json_decref(rows);

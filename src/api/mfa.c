@@ -19,9 +19,9 @@ static int load_user(struct req *req, struct user_row *u)
 {
     int err;
 
-    if (req->caller.via == VIA_ORG_KEY)
+    if (req->caller->via == VIA_ORG_KEY)
         return req_fail(req, LY_EFORBIDDEN, "An organization API key cannot manage MFA");
-    err = users_get(&req->arena, req->caller.user_id, u);
+    err = users_get(&req->arena, req->caller->user_id, u);
     return err == LY_ENOTFOUND ? req_fail(req, LY_EUNAUTH, "User not found") : err;
 }
 

@@ -25,9 +25,9 @@
 /* Resolves {slug} to the org and the caller's membership in it (404 otherwise). */
 static int org_scope(struct req *req, struct org_row *o)
 {
-    int err = orgs_get_member(&req->arena, req->caller.user_id, req_param(req, "slug"), o);
+    int err = orgs_get_member(&req->arena, req->caller->user_id, req_param(req, "slug"), o);
 
-    if (!err && req->caller.via == VIA_ORG_KEY && strcmp(o->id, req->caller.org_id) != 0)
+    if (!err && req->caller->via == VIA_ORG_KEY && strcmp(o->id, req->caller->org_id) != 0)
         err = LY_ENOTFOUND;
     if (err == LY_ENOTFOUND)
         return req_fail(req, err, "Organization not found");
@@ -94,14 +94,14 @@ static int api_orgs_create(struct req *req)
     char *details, id[40];
     int err;
 
-    if (req->caller.via == VIA_ORG_KEY)
+    if (req->caller->via == VIA_ORG_KEY)
         return req_fail(req, LY_EFORBIDDEN, "An organization API key cannot create organizations");
     err = org_fields(req, &details);
     if (!err)
-        err = org_create(&req->arena, req->caller.user_id, slug, body_str(req, "name"),
+        err = org_create(&req->arena, req->caller->user_id, slug, body_str(req, "name"),
                          body_str(req, "billing_email"), details, id, &why);
     if (!err)
-        err = orgs_get_member(&req->arena, req->caller.user_id, slug, &o);
+        err = orgs_get_member(&req->arena, req->caller->user_id, slug, &o);
     if (err)
         return fail_why(req, err, why);
     return req_reply(req, orgs_obj(&o));
@@ -110,8 +110,8 @@ static int api_orgs_create(struct req *req)
 static int api_orgs_list(struct req *req)
 {
     json_t *arr = json_array();
-    int err = orgs_list_member(req->caller.user_id,
-                               req->caller.via == VIA_ORG_KEY ? req->caller.org_id : NULL, arr);
+    int err = orgs_list_member(req->caller->user_id,
+                               req->caller->via == VIA_ORG_KEY ? req->caller->org_id : NULL, arr);
 
     if (err) {
         json_decref(arr);
@@ -151,7 +151,7 @@ static int api_orgs_update(struct req *req)
     if (err == LY_ENOTFOUND)
         return req_fail(req, err, "Organization not found");
     if (!err)
-        err = orgs_get_member(&req->arena, req->caller.user_id, slug ? slug : o.slug, &o);
+        err = orgs_get_member(&req->arena, req->caller->user_id, slug ? slug : o.slug, &o);
     if (err)
         return err;
     return req_reply(req, orgs_obj(&o));
@@ -168,7 +168,7 @@ static int api_orgs_delete(struct req *req)
         err = need_role(req, &o, ROLE_OWNER);
     if (err)
         return err;
-    err = org_delete(o.id, req->caller.user_id, &why);
+    err = org_delete(o.id, req->caller->user_id, &why);
     if (err)
         return fail_why(req, err, why);
     return req_reply(req, json_pack("{s:s,s:s,s:s}", "message", "Organization deleted", "id", o.id,
@@ -214,7 +214,7 @@ static int api_orgs_member_update(struct req *req)
         return err;
     if (!org_role_ok(role))
         return bad_role(req, "role");
-    err = org_member_set_role(o.id, req->caller.user_id, user_id, role, &why);
+    err = org_member_set_role(o.id, req->caller->user_id, user_id, role, &why);
     if (!err)
         err = members_obj(o.id, user_id, &out);
     if (err)
@@ -232,7 +232,7 @@ static int api_orgs_member_remove(struct req *req)
     err = org_scope(req, &o);
     if (err)
         return err;
-    err = org_member_remove(o.id, req->caller.user_id, user_id, &why);
+    err = org_member_remove(o.id, req->caller->user_id, user_id, &why);
     if (err)
         return fail_why(req, err, why);
     return req_reply(req, json_pack("{s:s,s:s,s:s}", "message", "Member removed", "org_id", o.id,
@@ -255,11 +255,11 @@ static int api_orgs_key_create(struct req *req)
     if (err)
         return err;
     /* A leaked key must not be able to mint keys that outlive its revocation. */
-    if (req->caller.via == VIA_ORG_KEY)
+    if (req->caller->via == VIA_ORG_KEY)
         return req_fail(req, LY_EFORBIDDEN, "An organization API key cannot create API keys");
     err = api_expires_at(req, &expires);
     if (!err)
-        err = accounts_key_create(req->caller.user_id, o.id, name, expires, &k);
+        err = accounts_key_create(req->caller->user_id, o.id, name, expires, &k);
     if (err)
         return err;
     return req_reply(req, json_pack("{s:s,s:s,s:s,s:s,s:s,s:o,s:o,s:b}", "id", k.id, "org_id", o.id,
@@ -379,7 +379,7 @@ static int api_orgs_invite_create(struct req *req)
         err = need_role(req, &o, ROLE_ADMIN);
     if (err)
         return err;
-    err = org_invite_create(&req->arena, o.id, req->caller.user_id, email, role, &out, &why);
+    err = org_invite_create(&req->arena, o.id, req->caller->user_id, email, role, &out, &why);
     if (err)
         return fail_why(req, err, why);
     memcpy(inv.id, out.id, sizeof(out.id));
@@ -389,8 +389,8 @@ static int api_orgs_invite_create(struct req *req)
     inv.email = email;
     inv.role = role;
     inv.status = "pending";
-    inv.invited_by = req->caller.user_id;
-    inv.invited_by_email = req->caller.email;
+    inv.invited_by = req->caller->user_id;
+    inv.invited_by_email = req->caller->email;
     inv.created_at = out.created_at;
     inv.expires_at = out.expires_at;
     obj = invites_obj(&inv);

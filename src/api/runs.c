@@ -55,7 +55,7 @@ static int check_profile(struct req *req, const char *field, const char *profile
         return req_fail(req, LY_EBADREQ, "Unknown hardware_profile '%s'. Valid options: %s",
                         profile, profiles_names());
     allowed = json_array();
-    if (quota_list(req->caller.user_id, allowed)) {
+    if (quota_list(req->caller->user_id, allowed)) {
         json_decref(allowed);
         return LY_EDB;
     }
@@ -74,7 +74,7 @@ static int check_profile(struct req *req, const char *field, const char *profile
         err = req_fail(req, LY_EUNAVAIL, "No '%s' machine is available on this server", profile);
     if (!err) {
         /* Admission: the org must be able to pay for a first metering window. */
-        err = billing_admit(req->caller.org_id, profile, 1);
+        err = billing_admit(req->caller->org_id, profile, 1);
         if (err == LY_EPAYMENT)
             err = req_fail(req, LY_EPAYMENT, "Insufficient credits");
     }
@@ -209,7 +209,7 @@ static int idempotent_replay(struct req *req, int *err)
         *err = LY_EINVAL;
         return 1;
     }
-    row = idem_get(req->caller.org_id, key, IDEM_MAX_AGE_US, err);
+    row = idem_get(req->caller->org_id, key, IDEM_MAX_AGE_US, err);
     if (!row)
         return *err != 0;
     answer = json_loads(json_string_value(json_object_get(row, "answer")), 0, NULL);
@@ -246,7 +246,7 @@ static int submit_and_reply(struct req *req, struct run_submit *subs, int n,
         err = LY_EINTERNAL;
     if (!err && key) {
         text = json_dumps(answer, JSON_WIRE);
-        err = idem_put(req->caller.org_id, key, req->match.route->path, text);
+        err = idem_put(req->caller->org_id, key, req->match.route->path, text);
         free(text);
     }
     if (!err)
@@ -303,10 +303,10 @@ static void fill_submit(struct req *req, struct run_submit *s, int kind, const c
     char owner[40];
 
     memset(s, 0, sizeof(*s));
-    s->org_id = req->caller.org_id;
-    s->user_id = req->caller.user_id;
+    s->org_id = req->caller->org_id;
+    s->user_id = req->caller->user_id;
     /* An org API key's runs see the org's bucket at /mnt/s3, as its storage calls do. */
-    bucket_owner(req->caller.user_id, req->caller.org_id, req->caller.via == VIA_ORG_KEY, owner);
+    bucket_owner(req->caller->user_id, req->caller->org_id, req->caller->via == VIA_ORG_KEY, owner);
     s->bucket = arena_strdup(&req->arena, owner);
     s->kind = kind;
     s->profile = profile;

@@ -38,7 +38,7 @@ const char *storage_owner_of(struct req *req)
 {
     char owner[40];
 
-    bucket_owner(req->caller.user_id, req->caller.org_id, req->caller.via == VIA_ORG_KEY, owner);
+    bucket_owner(req->caller->user_id, req->caller->org_id, req->caller->via == VIA_ORG_KEY, owner);
     return arena_strdup(&req->arena, owner);
 }
 
@@ -468,7 +468,8 @@ static int api_storage_credentials(struct req *req)
     sha256_hex(token, strlen(token), hash);
     sealed = secrets_seal(arena_sprintf(&req->arena, "s3:%s", ak), sk, strlen(sk));
     s3cred_prune(now - 86400LL * 1000000);
-    err = s3cred_insert(ak, req->caller.user_id, storage_owner_of(req), sealed, hash, now, expires);
+    err =
+        s3cred_insert(ak, req->caller->user_id, storage_owner_of(req), sealed, hash, now, expires);
     free(sealed);
     if (err)
         return err;
