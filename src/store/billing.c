@@ -3,6 +3,7 @@
 #include "core/err.h"
 #include "core/util.h"
 #include "store/db.h"
+#include "store/ledger.h"
 #include "store/rows.h"
 
 #include <string.h>
@@ -18,9 +19,15 @@ int bill_running(json_t *out)
 int bill_charge_window(const char *run_id, const char *org_id, const char *profile, int64_t amount,
                        int64_t start, int64_t end)
 {
-    int n = q_exec("INSERT OR IGNORE INTO ledger (org_id, kind, amount, description, ref, "
-                   "created_at, window_start, window_end) VALUES (?, 'run', ?, ?, ?, ?, ?, ?)",
-                   "sissiii", org_id, -amount, profile, run_id, now_us(), start, end);
+    struct ledger_entry e = {.org_id = org_id,
+                             .kind = "run",
+                             .amount = -amount,
+                             .description = profile,
+                             .ref = run_id,
+                             .window_start = start,
+                             .window_end = end,
+                             .once = 1};
+    int n = ledger_insert(&e);
 
     if (n < 0)
         return n;
@@ -82,18 +89,18 @@ json_t *voucher_get(const char *code, int *err)
 
 int voucher_redeem(const char *org_id, const char *code, int64_t credits, const char *user_id)
 {
-    int n = q_exec("INSERT INTO ledger (org_id, kind, amount, description, ref, created_by, "
-                   "created_at) VALUES (?, 'voucher', ?, 'Voucher redeemed', ?, ?, ?)",
-                   "sissi", org_id, credits, code, user_id, now_us());
-
-    return n < 0 ? n : 0;
+    return ledger_append(org_id, "voucher", credits, "Voucher redeemed", code, user_id);
 }
 
 int bill_free_grant(const char *org_id, const char *month, int64_t amount)
 {
-    int n = q_exec("INSERT OR IGNORE INTO ledger (org_id, kind, amount, description, ref, "
-                   "created_at) VALUES (?, 'free', ?, 'Monthly free credits', ?, ?)",
-                   "sisi", org_id, amount, month, now_us());
+    struct ledger_entry e = {.org_id = org_id,
+                             .kind = "free",
+                             .amount = amount,
+                             .description = "Monthly free credits",
+                             .ref = month,
+                             .once = 1};
+    int n = ledger_insert(&e);
 
     return n < 0 ? n : 0;
 }
@@ -113,6 +120,7 @@ int bill_free_expire(const char *org_id, const char *month, int64_t month_start,
                      int64_t granted)
 {
     int64_t spent = 0, balance = 0, unused;
+    struct ledger_entry e = {0};
     int n;
 
     /* Free credits are spent first: what the month's spending did not use expires, but never
@@ -129,9 +137,13 @@ int bill_free_expire(const char *org_id, const char *month, int64_t month_start,
         unused = balance;
     if (unused <= 0)
         unused = 0;
-    n = q_exec("INSERT OR IGNORE INTO ledger (org_id, kind, amount, description, ref, "
-               "created_at) VALUES (?, 'free_expiry', ?, 'Unused free credits expired', ?, ?)",
-               "sisi", org_id, -unused, month, now_us());
+    e.org_id = org_id;
+    e.kind = "free_expiry";
+    e.amount = -unused;
+    e.description = "Unused free credits expired";
+    e.ref = month;
+    e.once = 1;
+    n = ledger_insert(&e);
     return n < 0 ? n : 0;
 }
 

@@ -5,12 +5,38 @@
 #include "core/util.h"
 #include "store/db.h"
 
+int ledger_insert(const struct ledger_entry *e)
+{
+    static const char *const sql[2][2] = {
+        {"INSERT INTO ledger (org_id, kind, amount, description, ref, created_by, created_at) "
+         "VALUES (?, ?, ?, ?, ?, ?, ?)",
+         "INSERT INTO ledger (org_id, kind, amount, description, ref, created_by, created_at, "
+         "window_start, window_end) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"},
+        {"INSERT OR IGNORE INTO ledger (org_id, kind, amount, description, ref, created_by, "
+         "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+         "INSERT OR IGNORE INTO ledger (org_id, kind, amount, description, ref, created_by, "
+         "created_at, window_start, window_end) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"},
+    };
+    int windowed = e->window_start || e->window_end;
+    const char *q = sql[e->once ? 1 : 0][windowed];
+
+    if (windowed)
+        return q_exec(q, "ssisssiii", e->org_id, e->kind, e->amount, e->description, e->ref,
+                      e->created_by, now_us(), e->window_start, e->window_end);
+    return q_exec(q, "ssisssi", e->org_id, e->kind, e->amount, e->description, e->ref,
+                  e->created_by, now_us());
+}
+
 int ledger_append(const char *org_id, const char *kind, int64_t amount, const char *description,
                   const char *ref, const char *created_by)
 {
-    int n = q_exec("INSERT INTO ledger (org_id, kind, amount, description, ref, created_by, "
-                   "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                   "ssisssi", org_id, kind, amount, description, ref, created_by, now_us());
+    struct ledger_entry e = {.org_id = org_id,
+                             .kind = kind,
+                             .amount = amount,
+                             .description = description,
+                             .ref = ref,
+                             .created_by = created_by};
+    int n = ledger_insert(&e);
 
     return n < 0 ? n : 0;
 }
