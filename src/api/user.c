@@ -1,23 +1,19 @@
 /*
- * /user: the caller's account (API.md section 2). Deleting it ends everything it holds in one
- * transaction (the user, orgs it alone was in, its keys, the S3 credentials it asked for, its
- * queued runs), then its runs that are going.
+ * /user: the caller's account (API.md section 2). Deleting it (accounts_delete) ends everything
+ * it holds in one transaction (the user, orgs it alone was in, its keys, the S3 credentials it
+ * asked for, its queued runs), then its runs that are going.
  */
 #include "api/api.h"
+#include "auth/accounts.h"
 #include "core/err.h"
 #include "core/util.h"
-#include "runs/runs.h"
-#include "store/db.h"
-#include "store/runs.h"
-#include "store/storage.h"
-#include "store/users.h"
 
 #define DELETED_WHY "The account that started this run was deleted"
 
 static int api_user_status(struct req *req)
 {
     struct user_status u;
-    int err = users_status(&req->arena, req->caller->user_id, req->caller->org_id, &u);
+    int err = accounts_status(&req->arena, req->caller->user_id, req->caller->org_id, &u);
 
     if (err)
         return err == LY_ENOTFOUND ? req_fail(req, LY_EUNAUTH, "User not found") : err;
@@ -32,27 +28,11 @@ static int api_user_status(struct req *req)
 static int api_user_delete(struct req *req)
 {
     const char *why = NULL;
-    json_t *pending = json_array();
     int err;
 
-    if (req->caller->via == VIA_ORG_KEY) {
-        json_decref(pending);
+    if (req->caller->via == VIA_ORG_KEY)
         return req_fail(req, LY_EFORBIDDEN, "An organization API key cannot delete an account");
-    }
-    err = store_begin();
-    if (err) {
-        json_decref(pending);
-        return err;
-    }
-    err = users_delete(&req->arena, req->caller->user_id, &why);
-    if (!err)
-        err = s3cred_delete_user(req->caller->user_id);
-    if (!err)
-        err = runs_end_pending_of_user(req->caller->user_id, DELETED_WHY, now_us(), pending);
-    err = store_end(err);
-    if (!err)
-        runs_end_user(req->caller->user_id, pending, DELETED_WHY);
-    json_decref(pending);
+    err = accounts_delete(&req->arena, req->caller->user_id, DELETED_WHY, &why);
     if (err)
         return why ? req_fail(req, err, "%s", why) : err;
     return req_reply(
