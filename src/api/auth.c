@@ -3,10 +3,10 @@
  */
 #include "api/api.h"
 #include "auth/accounts.h"
+#include "auth/apikeys.h"
 #include "auth/identity.h"
 #include "core/err.h"
 #include "core/util.h"
-#include "store/keys.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -84,7 +84,7 @@ static int api_auth_key_create(struct req *req)
 static int api_auth_key_list(struct req *req)
 {
     json_t *arr = json_array();
-    int err = keys_list_user(req->caller->user_id, arr);
+    int err = apikeys_list_user(req->caller->user_id, arr);
 
     if (err) {
         json_decref(arr);
@@ -96,7 +96,7 @@ static int api_auth_key_list(struct req *req)
 static int api_auth_key_delete(struct req *req)
 {
     const char *id = req_param(req, "api_key_id");
-    int err = keys_revoke_user(req->caller->user_id, id);
+    int err = apikeys_revoke_user(req->caller->user_id, id);
 
     if (err == LY_ENOTFOUND)
         return req_fail(req, err, "API key not found");
@@ -108,7 +108,7 @@ static int api_auth_key_delete(struct req *req)
 static int api_auth_key_toggle(struct req *req)
 {
     json_t *out = NULL;
-    int err = keys_toggle_user(req->caller->user_id, req_param(req, "api_key_id"), &out);
+    int err = apikeys_toggle_user(req->caller->user_id, req_param(req, "api_key_id"), &out);
 
     if (err == LY_ENOTFOUND)
         return req_fail(req, err, "API key not found");
@@ -121,11 +121,8 @@ static int api_auth_key_validate(struct req *req)
 {
     const char *key = body_str(req, "api_key");
     json_t *out = NULL;
-    char hash[65];
-    int err;
+    int err = apikeys_validate(req->caller->user_id, key, &out);
 
-    sha256_hex(key, strlen(key), hash);
-    err = keys_validate(req->caller->user_id, hash, &out);
     if (err)
         return err;
     return req_reply(req, out);

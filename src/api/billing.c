@@ -11,8 +11,6 @@
 #include "core/util.h"
 #include "runs/profiles.h"
 #include "runs/runs.h"
-#include "store/billing.h"
-#include "store/ledger.h"
 
 #include <openssl/crypto.h>
 #include <stdio.h>
@@ -89,7 +87,7 @@ static int totals(struct req *req, json_t **out)
     int err;
 
     billing_touch(req->caller->org_id);
-    err = bill_totals(req->caller->org_id, month_start_us(), t);
+    err = billing_totals(req->caller->org_id, month_start_us(), t);
     if (err) {
         json_decref(t);
         return err;
@@ -168,7 +166,7 @@ static int api_history(struct req *req)
         req_query_int(req, "offset", 0, 0, 1LL << 40, &offset))
         err = LY_EINVAL;
     else
-        err = bill_history(req->caller->org_id, limit, offset, rows, counts, &total, &spent);
+        err = billing_history(req->caller->org_id, limit, offset, rows, counts, &total, &spent);
     if (err) {
         json_decref(rows);
         json_decref(counts);
@@ -225,7 +223,7 @@ static int api_activities(struct req *req)
         req_query_int(req, "offset", 0, 0, 1LL << 40, &offset))
         err = LY_EINVAL;
     else
-        err = bill_activities(req->caller->org_id, limit, offset, rows, &total);
+        err = billing_activities(req->caller->org_id, limit, offset, rows, &total);
     if (err) {
         json_decref(rows);
         json_decref(list);
@@ -298,7 +296,7 @@ static int api_invoices(struct req *req)
         req_query_int(req, "offset", 0, 0, 1LL << 40, &offset))
         err = LY_EINVAL;
     else
-        err = bill_months(req->caller->org_id, months);
+        err = billing_months(req->caller->org_id, months);
     if (err) {
         json_decref(months);
         json_decref(list);
@@ -402,7 +400,7 @@ static int api_invoice_document(struct req *req)
         json_decref(rows);
         return req_fail(req, LY_ENOTFOUND, "Invoice not found");
     }
-    err = bill_entries(org, from, to, rows);
+    err = billing_entries(org, from, to, rows);
     if (err) {
         json_decref(rows);
         return err;
@@ -466,49 +464,27 @@ static int api_invoice_document(struct req *req)
 
 static int api_voucher_validate(struct req *req)
 {
-    int err;
-    json_t *v = voucher_get(body_str(req, "code"), &err);
-    int64_t exp;
-    int valid;
+    int64_t credits, exp;
+    int err = billing_voucher_get(body_str(req, "code"), &credits, &exp);
 
-    if (!v)
-        return err ? err : req_fail(req, LY_ENOTFOUND, "Voucher not found");
-    exp = json_is_integer(json_object_get(v, "expires_at"))
-              ? json_integer_value(json_object_get(v, "expires_at"))
-              : 0;
-    valid = !exp || exp > now_us();
-    err = req_reply(req, json_pack("{s:b,s:o,s:o}", "valid", valid, "credits",
-                                   json_money(json_integer_value(json_object_get(v, "credits"))),
-                                   "expires_at", exp ? json_time(exp) : json_null()));
-    json_decref(v);
-    return err;
+    if (err == LY_ENOTFOUND)
+        return req_fail(req, err, "Voucher not found");
+    if (err)
+        return err;
+    return req_reply(req, json_pack("{s:b,s:o,s:o}", "valid", !exp || exp > now_us(), "credits",
+                                    json_money(credits), "expires_at",
+                                    exp ? json_time(exp) : json_null()));
 }
 
 static int api_voucher_redeem(struct req *req)
 {
-    int err;
-    json_t *v = voucher_get(body_str(req, "code"), &err);
-    int64_t exp, credits, balance = 0;
+    const char *why = NULL;
+    int64_t credits = 0, balance = 0;
+    int err = billing_voucher_redeem(req->caller->org_id, req->caller->user_id,
+                                     body_str(req, "code"), &credits, &balance, &why);
 
-    if (!v)
-        return err ? err : req_fail(req, LY_ENOTFOUND, "Voucher not found");
-    exp = json_is_integer(json_object_get(v, "expires_at"))
-              ? json_integer_value(json_object_get(v, "expires_at"))
-              : 0;
-    credits = json_integer_value(json_object_get(v, "credits"));
-    if (exp && exp <= now_us()) {
-        json_decref(v);
-        return req_fail(req, LY_EGONE, "This voucher has expired");
-    }
-    err = voucher_redeem(req->caller->org_id, json_string_value(json_object_get(v, "code")),
-                         credits, req->caller->user_id);
-    json_decref(v);
-    if (err == LY_ECONFLICT)
-        return req_fail(req, LY_ECONFLICT, "This organization has already redeemed this voucher");
     if (err)
-        return err;
-    if (ledger_balance(req->caller->org_id, &balance))
-        return LY_EDB;
+        return why ? req_fail(req, err, "%s", why) : err;
     return req_reply(req, json_pack("{s:o,s:o}", "credits_added", json_money(credits), "balance",
                                     json_money(balance)));
 }

@@ -13,7 +13,6 @@
 #include "auth/identity.h"
 #include "core/err.h"
 #include "orgs/orgs.h"
-#include "store/orgs.h"
 
 #include <string.h>
 
@@ -35,7 +34,7 @@ static int api_invites_mine(struct req *req)
     if (req->caller->via == VIA_ORG_KEY)
         return req_fail(req, LY_EFORBIDDEN, "An organization API key has no invites");
     arr = json_array();
-    err = invites_list_email(req->caller->email, arr);
+    err = org_invites_to(req->caller->email, arr);
     if (err) {
         json_decref(arr);
         return err;

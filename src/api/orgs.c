@@ -10,12 +10,11 @@
  */
 #include "api/api.h"
 #include "auth/accounts.h"
+#include "auth/apikeys.h"
+#include "billing/billing.h"
 #include "core/err.h"
 #include "core/util.h"
 #include "orgs/orgs.h"
-#include "store/keys.h"
-#include "store/ledger.h"
-#include "store/orgs.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +24,7 @@
 /* Resolves {slug} to the org and the caller's membership in it (404 otherwise). */
 static int org_scope(struct req *req, struct org_row *o)
 {
-    int err = orgs_get_member(&req->arena, req->caller->user_id, req_param(req, "slug"), o);
+    int err = org_get(&req->arena, req->caller->user_id, req_param(req, "slug"), o);
 
     if (!err && req->caller->via == VIA_ORG_KEY && strcmp(o->id, req->caller->org_id) != 0)
         err = LY_ENOTFOUND;
@@ -101,17 +100,17 @@ static int api_orgs_create(struct req *req)
         err = org_create(&req->arena, req->caller->user_id, slug, body_str(req, "name"),
                          body_str(req, "billing_email"), details, id, &why);
     if (!err)
-        err = orgs_get_member(&req->arena, req->caller->user_id, slug, &o);
+        err = org_get(&req->arena, req->caller->user_id, slug, &o);
     if (err)
         return fail_why(req, err, why);
-    return req_reply(req, orgs_obj(&o));
+    return req_reply(req, org_obj(&o));
 }
 
 static int api_orgs_list(struct req *req)
 {
     json_t *arr = json_array();
-    int err = orgs_list_member(req->caller->user_id,
-                               req->caller->via == VIA_ORG_KEY ? req->caller->org_id : NULL, arr);
+    int err = org_list(req->caller->user_id,
+                       req->caller->via == VIA_ORG_KEY ? req->caller->org_id : NULL, arr);
 
     if (err) {
         json_decref(arr);
@@ -128,7 +127,7 @@ static int api_orgs_get(struct req *req)
 
     if (err)
         return err;
-    return req_reply(req, orgs_obj(&o));
+    return req_reply(req, org_obj(&o));
 }
 
 static int api_orgs_update(struct req *req)
@@ -145,16 +144,16 @@ static int api_orgs_update(struct req *req)
         err = org_fields(req, &details);
     if (err)
         return err;
-    err = orgs_update(o.id, body_str(req, "name"), slug, body_str(req, "billing_email"), details);
+    err = org_update(o.id, body_str(req, "name"), slug, body_str(req, "billing_email"), details);
     if (err == LY_ECONFLICT)
         return req_fail(req, err, "Organization slug '%s' is already taken", slug);
     if (err == LY_ENOTFOUND)
         return req_fail(req, err, "Organization not found");
     if (!err)
-        err = orgs_get_member(&req->arena, req->caller->user_id, slug ? slug : o.slug, &o);
+        err = org_get(&req->arena, req->caller->user_id, slug ? slug : o.slug, &o);
     if (err)
         return err;
-    return req_reply(req, orgs_obj(&o));
+    return req_reply(req, org_obj(&o));
 }
 
 static int api_orgs_delete(struct req *req)
@@ -186,7 +185,7 @@ static int api_orgs_members(struct req *req)
     if (err)
         return err;
     arr = json_array();
-    err = members_list(o.id, arr);
+    err = org_members(o.id, arr);
     if (err) {
         json_decref(arr);
         return err;
@@ -216,7 +215,7 @@ static int api_orgs_member_update(struct req *req)
         return bad_role(req, "role");
     err = org_member_set_role(o.id, req->caller->user_id, user_id, role, &why);
     if (!err)
-        err = members_obj(o.id, user_id, &out);
+        err = org_member_obj(o.id, user_id, &out);
     if (err)
         return fail_why(req, err, why);
     return req_reply(req, out);
@@ -280,7 +279,7 @@ static int api_orgs_key_list(struct req *req)
     if (err)
         return err;
     arr = json_array();
-    err = keys_list_org(o.id, arr);
+    err = apikeys_list_org(o.id, arr);
     if (err) {
         json_decref(arr);
         return err;
@@ -300,7 +299,7 @@ static int api_orgs_key_delete(struct req *req)
         err = need_role(req, &o, ROLE_ADMIN);
     if (err)
         return err;
-    err = keys_revoke_org(o.id, id);
+    err = apikeys_revoke_org(o.id, id);
     if (err == LY_ENOTFOUND)
         return req_fail(req, err, "API key not found");
     if (err)
@@ -318,7 +317,7 @@ static int api_orgs_balance(struct req *req)
 
     err = org_scope(req, &o);
     if (!err)
-        err = ledger_balance(o.id, &micro);
+        err = billing_balance(o.id, &micro);
     if (err)
         return err;
     return req_reply(req, json_pack("{s:s,s:o,s:b}", "org_id", o.id, "balance",
@@ -341,7 +340,7 @@ static int api_orgs_transactions(struct req *req)
     if (err)
         return err;
     arr = json_array();
-    err = ledger_list(o.id, limit, offset, arr, &total);
+    err = billing_transactions(o.id, limit, offset, arr, &total);
     if (err) {
         json_decref(arr);
         return err;
@@ -393,7 +392,7 @@ static int api_orgs_invite_create(struct req *req)
     inv.invited_by_email = req->caller->email;
     inv.created_at = out.created_at;
     inv.expires_at = out.expires_at;
-    obj = invites_obj(&inv);
+    obj = org_invite_obj(&inv);
     json_object_set_new(obj, "token", json_string(out.token));
     return req_reply(req, obj);
 }
@@ -410,7 +409,7 @@ static int api_orgs_invite_list(struct req *req)
     if (err)
         return err;
     arr = json_array();
-    err = invites_list_org(o.id, arr);
+    err = org_invites(o.id, arr);
     if (err) {
         json_decref(arr);
         return err;
@@ -431,7 +430,7 @@ static int api_orgs_invite_revoke(struct req *req)
         err = need_role(req, &o, ROLE_ADMIN);
     if (err)
         return err;
-    err = invites_revoke(&req->arena, o.id, id, now_us(), &status);
+    err = org_invite_revoke(&req->arena, o.id, id, &status);
     if (err == LY_ENOTFOUND)
         return req_fail(req, err, "Invite not found");
     if (err == LY_EGONE)

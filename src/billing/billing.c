@@ -318,3 +318,94 @@ int64_t billing_run_billed(const char *run_id)
     bill_run_billed(run_id, &v);
     return v;
 }
+
+int billing_balance(const char *org_id, int64_t *micro)
+{
+    return ledger_balance(org_id, micro);
+}
+
+int billing_transactions(const char *org_id, int64_t limit, int64_t offset, json_t *out,
+                         int64_t *total)
+{
+    return ledger_list(org_id, limit, offset, out, total);
+}
+
+int billing_totals(const char *org_id, int64_t month_start, json_t *out)
+{
+    return bill_totals(org_id, month_start, out);
+}
+
+int billing_history(const char *org_id, int64_t limit, int64_t offset, json_t *rows, json_t *counts,
+                    int64_t *total, int64_t *spent)
+{
+    return bill_history(org_id, limit, offset, rows, counts, total, spent);
+}
+
+int billing_activities(const char *org_id, int64_t limit, int64_t offset, json_t *rows,
+                       int64_t *total)
+{
+    return bill_activities(org_id, limit, offset, rows, total);
+}
+
+int billing_months(const char *org_id, json_t *rows)
+{
+    return bill_months(org_id, rows);
+}
+
+int billing_entries(const char *org_id, int64_t from, int64_t to, json_t *rows)
+{
+    return bill_entries(org_id, from, to, rows);
+}
+
+/* The voucher's row (code as stored: codes match without case), credits and expiry (0: none);
+ * NULL with *err LY_ENOTFOUND when there is no such code. */
+static json_t *voucher_row(const char *code, int64_t *credits, int64_t *expires_at, int *err)
+{
+    json_t *v, *exp;
+
+    *err = 0;
+    v = voucher_get(code, err);
+    if (!v) {
+        if (!*err)
+            *err = LY_ENOTFOUND;
+        return NULL;
+    }
+    exp = json_object_get(v, "expires_at");
+    *expires_at = json_is_integer(exp) ? json_integer_value(exp) : 0;
+    *credits = json_integer_value(json_object_get(v, "credits"));
+    return v;
+}
+
+int billing_voucher_get(const char *code, int64_t *credits, int64_t *expires_at)
+{
+    int err;
+    json_t *v = voucher_row(code, credits, expires_at, &err);
+
+    json_decref(v);
+    return err;
+}
+
+int billing_voucher_redeem(const char *org_id, const char *user_id, const char *code,
+                           int64_t *credits, int64_t *balance, const char **why)
+{
+    int64_t exp;
+    int err;
+    json_t *v = voucher_row(code, credits, &exp, &err);
+
+    if (err == LY_ENOTFOUND)
+        *why = "Voucher not found";
+    if (err)
+        return err;
+    if (exp && exp <= now_us()) {
+        json_decref(v);
+        *why = "This voucher has expired";
+        return LY_EGONE;
+    }
+    err = voucher_redeem(org_id, json_string_value(json_object_get(v, "code")), *credits, user_id);
+    json_decref(v);
+    if (err == LY_ECONFLICT)
+        *why = "This organization has already redeemed this voucher";
+    if (err)
+        return err;
+    return ledger_balance(org_id, balance) ? LY_EDB : 0;
+}

@@ -57,4 +57,32 @@ void billing_invoice_token(const char *org_id, const char *month, char *out);
 /* What a run has been billed so far, in micro-credits (positive). */
 int64_t billing_run_billed(const char *run_id);
 
+/* What an org sees of its money (the billing views and /orgs/{slug}/balance|transactions),
+ * scoped by org_id. JSON rows are the store's, owned by the caller. */
+int billing_balance(const char *org_id, int64_t *micro);
+/* Ledger entries newest first, as transaction objects; *total is the number of entries. */
+int billing_transactions(const char *org_id, int64_t limit, int64_t offset, json_t *out,
+                         int64_t *total);
+/* Sums of the org's entries into out (balance, purchased, spent, free_month, spent_month,
+ * expired), this month counted from month_start. */
+int billing_totals(const char *org_id, int64_t month_start, json_t *out);
+/* The org's runs newest first with their billed amount, and per-status counts. */
+int billing_history(const char *org_id, int64_t limit, int64_t offset, json_t *rows, json_t *counts,
+                    int64_t *total, int64_t *spent);
+/* Executions (charged runs) and purchases (grants, vouchers) newest first. */
+int billing_activities(const char *org_id, int64_t limit, int64_t offset, json_t *rows,
+                       int64_t *total);
+/* Months with entries ("YYYY-MM", newest first): added, spent, count per month. */
+int billing_months(const char *org_id, json_t *rows);
+/* The org's entries between two times, oldest first. */
+int billing_entries(const char *org_id, int64_t from, int64_t to, json_t *rows);
+
+/* A voucher's credits and expiry (0: none); LY_ENOTFOUND when there is no such code. */
+int billing_voucher_get(const char *code, int64_t *credits, int64_t *expires_at);
+/* Redeems voucher code for org_id on behalf of user_id: its credits into *credits and the
+ * org's balance after it into *balance. LY_ENOTFOUND, LY_EGONE (expired) and LY_ECONFLICT
+ * (this org redeemed it already) come with *why. */
+int billing_voucher_redeem(const char *org_id, const char *user_id, const char *code,
+                           int64_t *credits, int64_t *balance, const char **why);
+
 #endif

@@ -396,3 +396,54 @@ int org_invite_decline(struct arena *a, const char *token, const char *caller_id
         *why = "This invite was already answered";
     return err;
 }
+
+int org_get(struct arena *a, const char *user_id, const char *slug, struct org_row *o)
+{
+    return orgs_get_member(a, user_id, slug, o);
+}
+
+json_t *org_obj(const struct org_row *o)
+{
+    return orgs_obj(o);
+}
+
+int org_list(const char *user_id, const char *org_id, json_t *out)
+{
+    return orgs_list_member(user_id, org_id, out);
+}
+
+int org_members(const char *org_id, json_t *out)
+{
+    return members_list(org_id, out);
+}
+
+int org_member_obj(const char *org_id, const char *user_id, json_t **out)
+{
+    return members_obj(org_id, user_id, out);
+}
+
+int org_invites(const char *org_id, json_t *out)
+{
+    return invites_list_org(org_id, out);
+}
+
+int org_invites_to(const char *email, json_t *out)
+{
+    return invites_list_email(email, out);
+}
+
+json_t *org_invite_obj(const struct invite_row *inv)
+{
+    return invites_obj(inv);
+}
+
+int org_update(const char *org_id, const char *name, const char *slug, const char *billing_email,
+               const char *billing_details)
+{
+    return orgs_update(org_id, name, slug, billing_email, billing_details);
+}
+
+int org_invite_revoke(struct arena *a, const char *org_id, const char *id, char **status)
+{
+    return invites_revoke(a, org_id, id, now_us(), status);
+}
