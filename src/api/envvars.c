@@ -12,7 +12,6 @@
 #include "core/err.h"
 #include "core/json.h"
 #include "secrets/envvars.h"
-#include "store/envvars.h"
 
 #include <string.h>
 
@@ -152,7 +151,7 @@ static int api_envvars_create(struct req *req)
     }
     /* Answer the rows as stored (masked), in the order asked. */
     rows = json_array();
-    err = envvars_store_list(req->caller->org_id, req->caller->user_id, rows);
+    err = envvars_list(req->caller->org_id, req->caller->user_id, rows);
     json_array_foreach(items, i, it)
     {
         const char *sc = json_string_value(json_object_get(it, "scope"));
@@ -185,7 +184,7 @@ static int api_envvars_list(struct req *req)
 {
     json_t *rows = json_array(), *out = json_array(), *row;
     size_t i;
-    int err = envvars_store_list(req->caller->org_id, req->caller->user_id, rows);
+    int err = envvars_list(req->caller->org_id, req->caller->user_id, rows);
 
     json_array_foreach(rows, i, row) json_array_append_new(out, item_json(row));
     json_decref(rows);
@@ -199,8 +198,8 @@ static int api_envvars_list(struct req *req)
 
 static int api_envvars_delete(struct req *req)
 {
-    int n = envvars_store_delete(req->caller->org_id, req->caller->user_id,
-                                 req_param(req, "env_var_id"), req->caller->role >= ROLE_ADMIN);
+    int n = envvars_delete(req->caller->org_id, req->caller->user_id, req_param(req, "env_var_id"),
+                           req->caller->role >= ROLE_ADMIN);
 
     if (n < 0)
         return n;
@@ -212,7 +211,7 @@ static int api_envvars_delete(struct req *req)
 
 static int api_envvars_delete_all(struct req *req)
 {
-    int n = envvars_store_delete_all(req->caller->org_id, req->caller->user_id);
+    int n = envvars_delete_all(req->caller->org_id, req->caller->user_id);
 
     if (n < 0)
         return n;

@@ -90,3 +90,18 @@ int envvars_for_run(const char *org_id, const char *user_id, json_t *env)
     json_decref(rows);
     return err;
 }
+
+int envvars_list(const char *org_id, const char *user_id, json_t *out)
+{
+    return envvars_store_list(org_id, user_id, out);
+}
+
+int envvars_delete(const char *org_id, const char *user_id, const char *id, int org_wide_ok)
+{
+    return envvars_store_delete(org_id, user_id, id, org_wide_ok);
+}
+
+int envvars_delete_all(const char *org_id, const char *user_id)
+{
+    return envvars_store_delete_all(org_id, user_id);
+}
