@@ -17,7 +17,6 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "metrics/prom.h"
-#include "store/db.h"
 
 #include <errno.h>
 #include <string.h>
@@ -107,7 +106,7 @@ static int authenticate(struct req *req)
  * mark. errno is 0 before each handler runs, so EMFILE here is this request's. */
 static int out_of_descriptors(int err)
 {
-    int store = store_take_unavailable();
+    int store = err_take_unavailable();
 
     if (store)
         return 1;
@@ -159,7 +158,7 @@ void api_begin(struct req *req)
     int err;
 
     caller_init(req);
-    store_take_unavailable(); /* only what this request meets counts */
+    err_take_unavailable(); /* only what this request meets counts */
     errno = 0;
     if (api_ports_request(req))
         return; /* a run's port: its body is buffered, then api_dispatch() sends it on */
@@ -187,7 +186,7 @@ void api_dispatch(struct req *req)
 
     caller_init(req);
     if (!req->begun) {
-        store_take_unavailable(); /* only what this request meets counts */
+        err_take_unavailable(); /* only what this request meets counts */
         errno = 0;
     }
     if (!req->begun && api_ports_request(req)) {
