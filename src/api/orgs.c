@@ -269,20 +269,29 @@ static int api_orgs_key_create(struct req *req)
 
 static int api_orgs_key_list(struct req *req)
 {
+    struct key_row *rows;
     struct org_row o;
     json_t *arr;
-    int err;
+    int err, n;
 
     err = org_scope(req, &o);
     if (!err)
         err = need_role(req, &o, ROLE_ADMIN);
     if (err)
         return err;
+    n = apikeys_list_org(&req->arena, o.id, &rows);
+    if (n < 0)
+        return n;
     arr = json_array();
-    err = apikeys_list_org(o.id, arr);
-    if (err) {
-        json_decref(arr);
-        return err;
+    for (int i = 0; i < n; i++) {
+        const struct key_row *k = &rows[i];
+
+        json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:s,s:b,s:o,s:o,s:o,s:s}", "id", k->id,
+                                             "org_id", k->org_id, "name", k->name, "prefix",
+                                             k->prefix, "is_active", k->is_active, "created_at",
+                                             json_time(k->created_at), "expires_at",
+                                             json_time(k->expires_at), "last_used_at",
+                                             json_time(k->last_used_at), "created_by", k->user_id));
     }
     return req_reply(
         req, json_pack("{s:o,s:I}", "api_keys", arr, "total", (json_int_t)json_array_size(arr)));
