@@ -10,6 +10,7 @@
  * id when the caller is its addressee, so the answers of GET /invites/mine can be accepted.
  */
 #include "api/api.h"
+#include "api/orgs_int.h"
 #include "auth/identity.h"
 #include "core/err.h"
 #include "orgs/orgs.h"
@@ -28,17 +29,18 @@ static int invitee(struct req *req, const char **user_id)
 
 static int api_invites_mine(struct req *req)
 {
+    struct invite_row *rows;
     json_t *arr;
-    int err;
+    int n;
 
     if (req->caller->via == VIA_ORG_KEY)
         return req_fail(req, LY_EFORBIDDEN, "An organization API key has no invites");
+    n = org_invites_to(&req->arena, req->caller->email, &rows);
+    if (n < 0)
+        return n;
     arr = json_array();
-    err = org_invites_to(req->caller->email, arr);
-    if (err) {
-        json_decref(arr);
-        return err;
-    }
+    for (int i = 0; i < n; i++)
+        json_array_append_new(arr, api_invite_obj(&rows[i]));
     return req_reply(
         req, json_pack("{s:o,s:I}", "invites", arr, "total", (json_int_t)json_array_size(arr)));
 }

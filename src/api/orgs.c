@@ -9,6 +9,7 @@
  * role of the org the request acts in. The rules that span several rows live in src/orgs/.
  */
 #include "api/api.h"
+#include "api/orgs_int.h"
 #include "auth/accounts.h"
 #include "auth/apikeys.h"
 #include "billing/billing.h"
@@ -20,6 +21,34 @@
 #include <string.h>
 
 #define BILLING_DETAILS_MAX 4096
+
+/* The org object of API.md section 3. */
+static json_t *org_obj(const struct org_row *o)
+{
+    json_t *details = o->billing_details ? json_loads(o->billing_details, 0, NULL) : NULL;
+
+    return json_pack("{s:s,s:s,s:s,s:s?,s:o,s:o,s:s,s:b,s:I}", "id", o->id, "slug", o->slug, "name",
+                     o->name, "billing_email", o->billing_email, "billing_details",
+                     details ? details : json_null(), "created_at", json_time(o->created_at),
+                     "role", o->role, "is_default", o->is_default, "member_count",
+                     (json_int_t)o->member_count);
+}
+
+static json_t *member_obj(const struct member_row *m)
+{
+    return json_pack("{s:s,s:s,s:s?,s:s,s:o}", "user_id", m->user_id, "email", m->email,
+                     "full_name", m->full_name, "role", m->role, "joined_at",
+                     json_time(m->joined_at));
+}
+
+json_t *api_invite_obj(const struct invite_row *inv)
+{
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:o,s:o,s:s?,s:s?}", "id", inv->id, "org_id",
+                     inv->org_id, "org_slug", inv->org_slug, "org_name", inv->org_name, "email",
+                     inv->email, "role", inv->role, "status", inv->status, "expires_at",
+                     json_time(inv->expires_at), "created_at", json_time(inv->created_at),
+                     "invited_by", inv->invited_by, "invited_by_email", inv->invited_by_email);
+}
 
 /* Resolves {slug} to the org and the caller's membership in it (404 otherwise). */
 static int org_scope(struct req *req, struct org_row *o)
@@ -108,14 +137,16 @@ static int api_orgs_create(struct req *req)
 
 static int api_orgs_list(struct req *req)
 {
-    json_t *arr = json_array();
-    int err = org_list(req->caller->user_id,
-                       req->caller->via == VIA_ORG_KEY ? req->caller->org_id : NULL, arr);
+    struct org_row *rows;
+    json_t *arr;
+    int n = org_list(&req->arena, req->caller->user_id,
+                     req->caller->via == VIA_ORG_KEY ? req->caller->org_id : NULL, &rows);
 
-    if (err) {
-        json_decref(arr);
-        return err;
-    }
+    if (n < 0)
+        return n;
+    arr = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(arr, org_obj(&rows[i]));
     return req_reply(req, json_pack("{s:o,s:I}", "organizations", arr, "total",
                                     (json_int_t)json_array_size(arr)));
 }
@@ -178,18 +209,19 @@ static int api_orgs_delete(struct req *req)
 
 static int api_orgs_members(struct req *req)
 {
+    struct member_row *rows;
     struct org_row o;
     json_t *arr;
-    int err = org_scope(req, &o);
+    int n, err = org_scope(req, &o);
 
     if (err)
         return err;
+    n = org_members(&req->arena, o.id, &rows);
+    if (n < 0)
+        return n;
     arr = json_array();
-    err = org_members(o.id, arr);
-    if (err) {
-        json_decref(arr);
-        return err;
-    }
+    for (int i = 0; i < n; i++)
+        json_array_append_new(arr, member_obj(&rows[i]));
     return req_reply(
         req, json_pack("{s:o,s:I}", "members", arr, "total", (json_int_t)json_array_size(arr)));
 }
@@ -204,8 +236,8 @@ static int api_orgs_member_update(struct req *req)
 {
     const char *role = body_str(req, "role"), *user_id = req_param(req, "user_id");
     const char *why = NULL;
+    struct member_row m;
     struct org_row o;
-    json_t *out = NULL;
     int err;
 
     err = org_scope(req, &o);
@@ -215,10 +247,10 @@ static int api_orgs_member_update(struct req *req)
         return bad_role(req, "role");
     err = org_member_set_role(o.id, req->caller->user_id, user_id, role, &why);
     if (!err)
-        err = org_member_obj(o.id, user_id, &out);
+        err = org_member(&req->arena, o.id, user_id, &m);
     if (err)
         return fail_why(req, err, why);
-    return req_reply(req, out);
+    return req_reply(req, member_obj(&m));
 }
 
 static int api_orgs_member_remove(struct req *req)
@@ -401,28 +433,29 @@ static int api_orgs_invite_create(struct req *req)
     inv.invited_by_email = req->caller->email;
     inv.created_at = out.created_at;
     inv.expires_at = out.expires_at;
-    obj = org_invite_obj(&inv);
+    obj = api_invite_obj(&inv);
     json_object_set_new(obj, "token", json_string(out.token));
     return req_reply(req, obj);
 }
 
 static int api_orgs_invite_list(struct req *req)
 {
+    struct invite_row *rows;
     struct org_row o;
     json_t *arr;
-    int err;
+    int err, n;
 
     err = org_scope(req, &o);
     if (!err)
         err = need_role(req, &o, ROLE_ADMIN);
     if (err)
         return err;
+    n = org_invites(&req->arena, o.id, &rows);
+    if (n < 0)
+        return n;
     arr = json_array();
-    err = org_invites(o.id, arr);
-    if (err) {
-        json_decref(arr);
-        return err;
-    }
+    for (int i = 0; i < n; i++)
+        json_array_append_new(arr, api_invite_obj(&rows[i]));
     return req_reply(
         req, json_pack("{s:o,s:I}", "invites", arr, "total", (json_int_t)json_array_size(arr)));
 }

@@ -402,39 +402,29 @@ int org_get(struct arena *a, const char *user_id, const char *slug, struct org_r
     return orgs_get_member(a, user_id, slug, o);
 }
 
-json_t *org_obj(const struct org_row *o)
+int org_list(struct arena *a, const char *user_id, const char *org_id, struct org_row **rows)
 {
-    return orgs_obj(o);
+    return orgs_list_member(a, user_id, org_id, rows);
 }
 
-int org_list(const char *user_id, const char *org_id, json_t *out)
+int org_members(struct arena *a, const char *org_id, struct member_row **rows)
 {
-    return orgs_list_member(user_id, org_id, out);
+    return members_list(a, org_id, rows);
 }
 
-int org_members(const char *org_id, json_t *out)
+int org_member(struct arena *a, const char *org_id, const char *user_id, struct member_row *m)
 {
-    return members_list(org_id, out);
+    return members_row(a, org_id, user_id, m);
 }
 
-int org_member_obj(const char *org_id, const char *user_id, json_t **out)
+int org_invites(struct arena *a, const char *org_id, struct invite_row **rows)
 {
-    return members_obj(org_id, user_id, out);
+    return invites_list_org(a, org_id, rows);
 }
 
-int org_invites(const char *org_id, json_t *out)
+int org_invites_to(struct arena *a, const char *email, struct invite_row **rows)
 {
-    return invites_list_org(org_id, out);
-}
-
-int org_invites_to(const char *email, json_t *out)
-{
-    return invites_list_email(email, out);
-}
-
-json_t *org_invite_obj(const struct invite_row *inv)
-{
-    return invites_obj(inv);
+    return invites_list_email(a, email, rows);
 }
 
 int org_update(const char *org_id, const char *name, const char *slug, const char *billing_email,

@@ -20,32 +20,26 @@
 #include "core/arena.h"
 #include "store/orgs.h"
 
-#include <jansson.h>
-
 #include <stdint.h>
 
 #define INVITE_TTL_US (7 * 86400 * 1000000LL)
 
-/* Reads, scoped by the member (user_id) or the org (org_id). JSON is API.md's, the caller's. */
+/* Reads, scoped by the member (user_id) or the org (org_id). Rows are store/orgs.h's, their
+ * strings and arrays allocated from the arena given; lists return their number or LY_EDB. */
 
 /* The live org with this slug as user_id, a member, sees it; LY_ENOTFOUND when it does not
  * exist, is deleted, or user_id is not a member. */
 int org_get(struct arena *a, const char *user_id, const char *slug, struct org_row *o);
-/* The org object of API.md section 3. */
-json_t *org_obj(const struct org_row *o);
-/* Appends the org objects of every live org user_id belongs to (only org_id's when org_id is
- * not NULL), default org first. */
-int org_list(const char *user_id, const char *org_id, json_t *out);
-/* Appends member objects, oldest first. */
-int org_members(const char *org_id, json_t *out);
-/* The member object of one member; LY_ENOTFOUND when user_id is not a member. */
-int org_member_obj(const char *org_id, const char *user_id, json_t **out);
-/* Appends the invite objects (without token) of org_id's pending, unexpired invites. */
-int org_invites(const char *org_id, json_t *out);
-/* Appends the invite objects of the pending, unexpired invites to email in live orgs. */
-int org_invites_to(const char *email, json_t *out);
-/* The invite object of API.md section 3, without token. */
-json_t *org_invite_obj(const struct invite_row *inv);
+/* Every live org user_id belongs to (only org_id's when org_id is not NULL), default first. */
+int org_list(struct arena *a, const char *user_id, const char *org_id, struct org_row **rows);
+/* The org's members, oldest first. */
+int org_members(struct arena *a, const char *org_id, struct member_row **rows);
+/* One member; LY_ENOTFOUND when user_id is not a member. */
+int org_member(struct arena *a, const char *org_id, const char *user_id, struct member_row *m);
+/* org_id's pending, unexpired invites, newest first. */
+int org_invites(struct arena *a, const char *org_id, struct invite_row **rows);
+/* The pending, unexpired invites to email in live orgs, newest first. */
+int org_invites_to(struct arena *a, const char *email, struct invite_row **rows);
 
 /* Sets the fields that are not NULL (the caller checked the owner role). LY_ECONFLICT when the
  * new slug is taken. */
