@@ -369,9 +369,10 @@ static int api_orgs_transactions(struct req *req)
 {
     long long limit, offset;
     int64_t total = 0;
+    struct ledger_row *rows;
     struct org_row o;
     json_t *arr;
-    int err;
+    int err, n;
 
     req_query_int(req, "limit", 50, 1, 1000, &limit);
     req_query_int(req, "offset", 0, 0, 1000000000000LL, &offset);
@@ -380,11 +381,20 @@ static int api_orgs_transactions(struct req *req)
         err = org_scope(req, &o);
     if (err)
         return err;
+    n = billing_transactions(&req->arena, o.id, limit, offset, &rows, &total);
+    if (n < 0)
+        return n;
     arr = json_array();
-    err = billing_transactions(o.id, limit, offset, arr, &total);
-    if (err) {
-        json_decref(arr);
-        return err;
+    for (int i = 0; i < n; i++) {
+        const struct ledger_row *r = &rows[i];
+        char amount[32], after[32];
+
+        micro_format(r->amount, amount, sizeof(amount));
+        micro_format(r->balance_after, after, sizeof(after));
+        json_array_append_new(
+            arr, json_pack("{s:I,s:s,s:s,s:s?,s:s?,s:o,s:s}", "id", (json_int_t)r->id, "type",
+                           r->kind, "amount", amount, "description", r->description, "reference",
+                           r->ref, "created_at", json_time(r->created_at), "balance_after", after));
     }
     return req_reply(req, json_pack("{s:s,s:o,s:I,s:I,s:I}", "org_id", o.id, "transactions", arr,
                                     "total", (json_int_t)total, "limit", (json_int_t)limit,

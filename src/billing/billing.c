@@ -324,10 +324,10 @@ int billing_balance(const char *org_id, int64_t *micro)
     return ledger_balance(org_id, micro);
 }
 
-int billing_transactions(const char *org_id, int64_t limit, int64_t offset, json_t *out,
-                         int64_t *total)
+int billing_transactions(struct arena *a, const char *org_id, int64_t limit, int64_t offset,
+                         struct ledger_row **rows, int64_t *total)
 {
-    return ledger_list(org_id, limit, offset, out, total);
+    return ledger_list(a, org_id, limit, offset, rows, total);
 }
 
 int billing_totals(const char *org_id, int64_t month_start, json_t *out)

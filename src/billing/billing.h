@@ -11,6 +11,9 @@
 #ifndef LYCEUMD_BILLING_BILLING_H
 #define LYCEUMD_BILLING_BILLING_H
 
+#include "core/arena.h"
+#include "store/ledger.h"
+
 #include <jansson.h>
 #include <stdint.h>
 
@@ -60,9 +63,10 @@ int64_t billing_run_billed(const char *run_id);
 /* What an org sees of its money (the billing views and /orgs/{slug}/balance|transactions),
  * scoped by org_id. JSON rows are the store's, owned by the caller. */
 int billing_balance(const char *org_id, int64_t *micro);
-/* Ledger entries newest first, as transaction objects; *total is the number of entries. */
-int billing_transactions(const char *org_id, int64_t limit, int64_t offset, json_t *out,
-                         int64_t *total);
+/* A page of ledger entries newest first, into *rows (from a): their number, or LY_EDB; *total
+ * is the number of all the org's entries. */
+int billing_transactions(struct arena *a, const char *org_id, int64_t limit, int64_t offset,
+                         struct ledger_row **rows, int64_t *total);
 /* Sums of the org's entries into out (balance, purchased, spent, free_month, spent_month,
  * expired), this month counted from month_start. */
 int billing_totals(const char *org_id, int64_t month_start, json_t *out);

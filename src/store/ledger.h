@@ -9,7 +9,8 @@
 #ifndef LYCEUMD_STORE_LEDGER_H
 #define LYCEUMD_STORE_LEDGER_H
 
-#include <jansson.h>
+#include "core/arena.h"
+
 #include <stdint.h>
 
 /* One entry to write. description, ref and created_by may be NULL. A charge names its window
@@ -32,7 +33,19 @@ int ledger_insert(const struct ledger_entry *e);
 int ledger_append(const char *org_id, const char *kind, int64_t amount, const char *description,
                   const char *ref, const char *created_by);
 int ledger_balance(const char *org_id, int64_t *micro);
-/* Entries newest first, as transaction objects; *total is the number of entries. */
-int ledger_list(const char *org_id, int64_t limit, int64_t offset, json_t *out, int64_t *total);
+/* An entry as an org's transactions show it; strings from the arena given. */
+struct ledger_row {
+    int64_t id;
+    char *kind;
+    int64_t amount;
+    char *description; /* NULL when unset */
+    char *ref;         /* NULL when unset */
+    int64_t created_at;
+    int64_t balance_after; /* the running sum up to and including this entry */
+};
+/* A page of the org's entries, newest first, into *rows (from a): their number, or LY_EDB;
+ * *total is the number of all its entries. */
+int ledger_list(struct arena *a, const char *org_id, int64_t limit, int64_t offset,
+                struct ledger_row **rows, int64_t *total);
 
 #endif
