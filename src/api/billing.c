@@ -81,69 +81,55 @@ static int64_t month_start_us(void)
     return (int64_t)timegm(&tm) * 1000000;
 }
 
-static int totals(struct req *req, json_t **out)
+static int totals(struct req *req, struct bill_totals *t)
 {
-    json_t *t = json_object();
-    int err;
-
     billing_touch(req->caller->org_id);
-    err = billing_totals(req->caller->org_id, month_start_us(), t);
-    if (err) {
-        json_decref(t);
-        return err;
-    }
-    *out = t;
-    return 0;
+    return billing_totals(req->caller->org_id, month_start_us(), t);
 }
-
-#define T(name) json_integer_value(json_object_get(t, name))
 
 static int api_credits(struct req *req)
 {
-    json_t *t;
+    struct bill_totals t;
     int err = totals(req, &t);
     int64_t free_left;
 
     if (err)
         return err;
-    free_left = T("free_month") - T("spent_month");
+    free_left = t.free_month - t.spent_month;
     if (free_left < 0)
         free_left = 0;
-    err = req_reply(req, json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "available_credits",
-                                   json_money(T("balance")), "used_credits", json_money(T("spent")),
-                                   "remaining_credits", json_money(T("balance")),
-                                   "monthly_free_credits", json_money(billing_monthly_free()),
-                                   "purchased_credits", json_money(T("purchased")),
-                                   "total_credits_used", json_money(T("spent")),
-                                   "free_credits_remaining", json_money(free_left)));
-    json_decref(t);
+    err =
+        req_reply(req, json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "available_credits",
+                                 json_money(t.balance), "used_credits", json_money(t.spent),
+                                 "remaining_credits", json_money(t.balance), "monthly_free_credits",
+                                 json_money(billing_monthly_free()), "purchased_credits",
+                                 json_money(t.purchased), "total_credits_used", json_money(t.spent),
+                                 "free_credits_remaining", json_money(free_left)));
     return err;
 }
 
 static int api_credits_details(struct req *req)
 {
-    json_t *t;
+    struct bill_totals t;
     int err = totals(req, &t);
     int64_t free_used, free_left;
     char bal[32];
 
     if (err)
         return err;
-    free_used = T("spent_month") < T("free_month") ? T("spent_month") : T("free_month");
-    free_left = T("free_month") - free_used;
-    micro_format(T("balance"), bal, sizeof(bal));
+    free_used = t.spent_month < t.free_month ? t.spent_month : t.free_month;
+    free_left = t.free_month - free_used;
+    micro_format(t.balance, bal, sizeof(bal));
     err = req_reply(
         req,
-        json_pack(
-            "{s:s,s:s,s:o,s:{s:o,s:o,s:o,s:o,s:o},s:{s:o,s:o},s:o,s:o}", "org_id",
-            req->caller->org_id, "balance", bal, "available_credits", json_money(T("balance")),
-            "free", "monthly_allowance", json_money(billing_monthly_free()), "granted_this_month",
-            json_money(T("free_month")), "used_this_month", json_money(free_used), "remaining",
-            json_money(free_left), "expired_total", json_money(T("expired")), "purchased", "total",
-            json_money(T("purchased")), "remaining",
-            json_money(T("balance") - free_left > 0 ? T("balance") - free_left : 0), "total_used",
-            json_money(T("spent")), "used_this_month", json_money(T("spent_month"))));
-    json_decref(t);
+        json_pack("{s:s,s:s,s:o,s:{s:o,s:o,s:o,s:o,s:o},s:{s:o,s:o},s:o,s:o}", "org_id",
+                  req->caller->org_id, "balance", bal, "available_credits", json_money(t.balance),
+                  "free", "monthly_allowance", json_money(billing_monthly_free()),
+                  "granted_this_month", json_money(t.free_month), "used_this_month",
+                  json_money(free_used), "remaining", json_money(free_left), "expired_total",
+                  json_money(t.expired), "purchased", "total", json_money(t.purchased), "remaining",
+                  json_money(t.balance - free_left > 0 ? t.balance - free_left : 0), "total_used",
+                  json_money(t.spent), "used_this_month", json_money(t.spent_month)));
     return err;
 }
 

@@ -330,9 +330,9 @@ int billing_transactions(struct arena *a, const char *org_id, int64_t limit, int
     return ledger_list(a, org_id, limit, offset, rows, total);
 }
 
-int billing_totals(const char *org_id, int64_t month_start, json_t *out)
+int billing_totals(const char *org_id, int64_t month_start, struct bill_totals *t)
 {
-    return bill_totals(org_id, month_start, out);
+    return bill_totals(org_id, month_start, t);
 }
 
 int billing_history(const char *org_id, int64_t limit, int64_t offset, json_t *rows, json_t *counts,

@@ -12,6 +12,7 @@
 #define LYCEUMD_BILLING_BILLING_H
 
 #include "core/arena.h"
+#include "store/billing.h"
 #include "store/ledger.h"
 
 #include <jansson.h>
@@ -67,9 +68,8 @@ int billing_balance(const char *org_id, int64_t *micro);
  * is the number of all the org's entries. */
 int billing_transactions(struct arena *a, const char *org_id, int64_t limit, int64_t offset,
                          struct ledger_row **rows, int64_t *total);
-/* Sums of the org's entries into out (balance, purchased, spent, free_month, spent_month,
- * expired), this month counted from month_start. */
-int billing_totals(const char *org_id, int64_t month_start, json_t *out);
+/* Sums of the org's entries, this month counted from month_start. */
+int billing_totals(const char *org_id, int64_t month_start, struct bill_totals *t);
 /* The org's runs newest first with their billed amount, and per-status counts. */
 int billing_history(const char *org_id, int64_t limit, int64_t offset, json_t *rows, json_t *counts,
                     int64_t *total, int64_t *spent);

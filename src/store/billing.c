@@ -147,7 +147,7 @@ int bill_free_expire(const char *org_id, const char *month, int64_t month_start,
     return n < 0 ? n : 0;
 }
 
-int bill_totals(const char *org_id, int64_t month_start, json_t *out)
+int bill_totals(const char *org_id, int64_t month_start, struct bill_totals *t)
 {
     sqlite3_stmt *st = q_prepare(
         "SELECT coalesce(sum(amount), 0), "
@@ -164,12 +164,14 @@ int bill_totals(const char *org_id, int64_t month_start, json_t *out)
     if (!st)
         return LY_EDB;
     rc = sqlite3_step(st);
+    memset(t, 0, sizeof(*t));
     if (rc == SQLITE_ROW) {
-        static const char *names[] = {"balance",    "purchased",   "spent",
-                                      "free_month", "spent_month", "expired"};
-
-        for (int i = 0; i < 6; i++)
-            json_object_set_new(out, names[i], json_integer(sqlite3_column_int64(st, i)));
+        t->balance = sqlite3_column_int64(st, 0);
+        t->purchased = sqlite3_column_int64(st, 1);
+        t->spent = sqlite3_column_int64(st, 2);
+        t->free_month = sqlite3_column_int64(st, 3);
+        t->spent_month = sqlite3_column_int64(st, 4);
+        t->expired = sqlite3_column_int64(st, 5);
     }
     q_done(st);
     return rc == SQLITE_ROW ? 0 : LY_EDB;

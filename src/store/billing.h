@@ -34,9 +34,16 @@ int bill_free_unexpired(const char *org_id, const char *month, json_t *out);
 int bill_free_expire(const char *org_id, const char *month, int64_t month_start, int64_t month_end,
                      int64_t granted);
 
-/* Sums of the org's entries: added (positive, by kind), spent (negative), free granted and
- * free spent this month. */
-int bill_totals(const char *org_id, int64_t month_start, json_t *out);
+/* Sums of the org's entries, in micro-credits. */
+struct bill_totals {
+    int64_t balance;     /* all of them */
+    int64_t purchased;   /* added, free credits aside */
+    int64_t spent;       /* spent (expiries aside), as a positive number */
+    int64_t free_month;  /* free credits granted since month_start */
+    int64_t spent_month; /* spent since month_start */
+    int64_t expired;     /* free credits expired, as a positive number */
+};
+int bill_totals(const char *org_id, int64_t month_start, struct bill_totals *t);
 
 /* The org's runs newest first with their billed amount, and per-status counts. */
 int bill_history(const char *org_id, int64_t limit, int64_t offset, json_t *rows, json_t *counts,
