@@ -6,14 +6,61 @@
 #include "store/ledger.h"
 #include "store/rows.h"
 
+#include <stdio.h>
 #include <string.h>
 
-int bill_running(json_t *out)
+/* Room for one more row in an arena array of rows of size sz: doubles it when full. */
+static void *grow(struct arena *a, void *rows, int n, int *cap, size_t sz)
 {
-    return q_rows_json(q_prepare("SELECT id, org_id, profile, running_at, metered_until FROM runs "
+    void *p;
+
+    if (n < *cap)
+        return rows;
+    *cap = *cap ? *cap * 2 : 8;
+    p = arena_alloc(a, (size_t)*cap * sz);
+    if (n)
+        memcpy(p, rows, (size_t)n * sz);
+    return p;
+}
+
+static char *col_dup(struct arena *a, sqlite3_stmt *st, int col)
+{
+    const char *t = q_text(st, col);
+
+    return t ? arena_strdup(a, t) : NULL;
+}
+
+/* A row of id, org_id, profile, running_at, metered_until. */
+static void run_read(struct arena *a, sqlite3_stmt *st, struct bill_run *r)
+{
+    const char *id = q_text(st, 0), *org = q_text(st, 1);
+
+    memset(r, 0, sizeof(*r));
+    snprintf(r->id, sizeof(r->id), "%s", id ? id : "");
+    snprintf(r->org_id, sizeof(r->org_id), "%s", org ? org : "");
+    r->profile = col_dup(a, st, 2);
+    r->ran = sqlite3_column_type(st, 3) == SQLITE_INTEGER;
+    r->running_at = sqlite3_column_int64(st, 3);
+    r->metered = sqlite3_column_type(st, 4) == SQLITE_INTEGER;
+    r->metered_until = sqlite3_column_int64(st, 4);
+}
+
+int bill_running(struct arena *a, struct bill_run **rows)
+{
+    sqlite3_stmt *st = q_prepare("SELECT id, org_id, profile, running_at, metered_until FROM runs "
                                  "WHERE status = 'running' AND running_at IS NOT NULL",
-                                 ""),
-                       out, 0);
+                                 "");
+    int rc, n = 0, cap = 0;
+
+    *rows = NULL;
+    if (!st)
+        return LY_EDB;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        *rows = grow(a, *rows, n, &cap, sizeof(**rows));
+        run_read(a, st, &(*rows)[n++]);
+    }
+    q_done(st);
+    return rc == SQLITE_DONE ? n : LY_EDB;
 }
 
 int bill_charge_window(const char *run_id, const char *org_id, const char *profile, int64_t amount,
@@ -38,22 +85,6 @@ int bill_charge_window(const char *run_id, const char *org_id, const char *profi
     return n;
 }
 
-int bill_broke_runs(json_t *out)
-{
-    sqlite3_stmt *st =
-        q_prepare("SELECT r.id FROM runs r WHERE r.status IN ('running', 'starting') AND "
-                  "(SELECT coalesce(sum(amount), 0) FROM ledger l WHERE l.org_id = r.org_id) <= 0",
-                  "");
-    int rc;
-
-    if (!st)
-        return LY_EDB;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        json_array_append_new(out, json_string(q_text(st, 0)));
-    q_done(st);
-    return rc == SQLITE_DONE ? 0 : LY_EDB;
-}
-
 int bill_run_billed(const char *run_id, int64_t *micro)
 {
     int err =
@@ -63,12 +94,20 @@ int bill_run_billed(const char *run_id, int64_t *micro)
     return err;
 }
 
-json_t *bill_run_meter_row(const char *run_id, int *err)
+int bill_run_meter_row(struct arena *a, const char *run_id, struct bill_run *r)
 {
-    return q_one_json(q_prepare("SELECT org_id, profile, running_at, metered_until FROM runs "
-                                "WHERE id = ?",
-                                "s", run_id),
-                      err);
+    sqlite3_stmt *st = q_prepare("SELECT id, org_id, profile, running_at, metered_until FROM runs "
+                                 "WHERE id = ?",
+                                 "s", run_id);
+    int rc;
+
+    if (!st)
+        return LY_EDB;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        run_read(a, st, r);
+    q_done(st);
+    return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? LY_ENOTFOUND : LY_EDB;
 }
 
 int voucher_add(const char *code, int64_t credits, int64_t expires_at, const char *note)
@@ -81,10 +120,23 @@ int voucher_add(const char *code, int64_t credits, int64_t expires_at, const cha
     return n < 0 ? n : 0;
 }
 
-json_t *voucher_get(const char *code, int *err)
+int voucher_get(struct arena *a, const char *code, struct voucher_row *v)
 {
-    return q_one_json(
-        q_prepare("SELECT code, credits, expires_at FROM vouchers WHERE code = ?", "s", code), err);
+    sqlite3_stmt *st =
+        q_prepare("SELECT code, credits, expires_at FROM vouchers WHERE code = ?", "s", code);
+    int rc;
+
+    if (!st)
+        return LY_EDB;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        v->code = col_dup(a, st, 0);
+        v->credits = sqlite3_column_int64(st, 1);
+        v->expires_at =
+            sqlite3_column_type(st, 2) == SQLITE_INTEGER ? sqlite3_column_int64(st, 2) : 0;
+    }
+    q_done(st);
+    return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? LY_ENOTFOUND : LY_EDB;
 }
 
 int voucher_redeem(const char *org_id, const char *code, int64_t credits, const char *user_id)
@@ -105,15 +157,30 @@ int bill_free_grant(const char *org_id, const char *month, int64_t amount)
     return n < 0 ? n : 0;
 }
 
-int bill_free_unexpired(const char *org_id, const char *month, json_t *out)
+int bill_free_unexpired(struct arena *a, const char *org_id, const char *month,
+                        struct bill_grant **rows)
 {
-    return q_rows_json(
+    sqlite3_stmt *st =
         q_prepare("SELECT ref, sum(amount) AS amount FROM ledger g WHERE org_id = ?1 AND "
                   "kind = 'free' AND ref < ?2 AND NOT EXISTS (SELECT 1 FROM ledger e WHERE "
                   "e.org_id = ?1 AND e.kind = 'free_expiry' AND e.ref = g.ref) "
                   "GROUP BY ref ORDER BY ref",
-                  "ss", org_id, month),
-        out, 0);
+                  "ss", org_id, month);
+    int rc, n = 0, cap = 0;
+
+    *rows = NULL;
+    if (!st)
+        return LY_EDB;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct bill_grant *g;
+
+        *rows = grow(a, *rows, n, &cap, sizeof(**rows));
+        g = &(*rows)[n++];
+        g->month = col_dup(a, st, 0);
+        g->amount = sqlite3_column_int64(st, 1);
+    }
+    q_done(st);
+    return rc == SQLITE_DONE ? n : LY_EDB;
 }
 
 int bill_free_expire(const char *org_id, const char *month, int64_t month_start, int64_t month_end,

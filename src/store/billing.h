@@ -6,31 +6,53 @@
 #ifndef LYCEUMD_STORE_BILLING_H
 #define LYCEUMD_STORE_BILLING_H
 
+#include "core/arena.h"
+
 #include <jansson.h>
 #include <stdint.h>
 
-/* Running runs: id, org_id, profile, running_at, metered_until. */
-int bill_running(json_t *out);
+/* A run as the meter sees it; strings from the arena given. */
+struct bill_run {
+    char id[40];
+    char org_id[40];
+    char *profile;
+    int ran; /* running_at is set */
+    int64_t running_at;
+    int metered; /* metered_until is set */
+    int64_t metered_until;
+};
+/* The running runs into *rows (from a): their number, or LY_EDB. */
+int bill_running(struct arena *a, struct bill_run **rows);
 /* Writes the charge of window [start, end) of a run and advances its metered_until; 1 when
  * written, 0 when that window was already charged. */
 int bill_charge_window(const char *run_id, const char *org_id, const char *profile, int64_t amount,
                        int64_t start, int64_t end);
-/* Ids of running runs whose org's balance is at or below zero. */
-int bill_broke_runs(json_t *out);
 int bill_run_billed(const char *run_id, int64_t *micro);
-/* A run's row for its final charge: org_id, profile, running_at, metered_until. */
-json_t *bill_run_meter_row(const char *run_id, int *err);
+/* A run's row for its final charge; LY_ENOTFOUND when there is no such run. */
+int bill_run_meter_row(struct arena *a, const char *run_id, struct bill_run *r);
 
 int voucher_add(const char *code, int64_t credits, int64_t expires_at, const char *note);
-json_t *voucher_get(const char *code, int *err);
+struct voucher_row {
+    char *code; /* as stored (codes match without case) */
+    int64_t credits;
+    int64_t expires_at; /* 0: never */
+};
+/* LY_ENOTFOUND when there is no such code. */
+int voucher_get(struct arena *a, const char *code, struct voucher_row *v);
 /* Adds the voucher's credits to org once: LY_ECONFLICT when org redeemed it already. */
 int voucher_redeem(const char *org_id, const char *code, int64_t credits, const char *user_id);
 
 /* Free credits: a month's grant and its expiry, each written at most once. */
 int bill_free_grant(const char *org_id, const char *month, int64_t amount);
-/* The org's free grants of months before month ("YYYY-MM") with no expiry yet, oldest first:
- * ref (the month), amount. */
-int bill_free_unexpired(const char *org_id, const char *month, json_t *out);
+/* A month's free grant. */
+struct bill_grant {
+    char *month; /* "YYYY-MM" */
+    int64_t amount;
+};
+/* The org's free grants of months before month ("YYYY-MM") with no expiry yet, oldest first,
+ * into *rows (from a): their number, or LY_EDB. */
+int bill_free_unexpired(struct arena *a, const char *org_id, const char *month,
+                        struct bill_grant **rows);
 int bill_free_expire(const char *org_id, const char *month, int64_t month_start, int64_t month_end,
                      int64_t granted);
 
