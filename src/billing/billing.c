@@ -330,26 +330,28 @@ int billing_totals(const char *org_id, int64_t month_start, struct bill_totals *
     return bill_totals(org_id, month_start, t);
 }
 
-int billing_history(const char *org_id, int64_t limit, int64_t offset, json_t *rows, json_t *counts,
+int billing_history(struct arena *a, const char *org_id, int64_t limit, int64_t offset,
+                    struct bill_history_row **rows, struct bill_status_count **counts, int *ncounts,
                     int64_t *total, int64_t *spent)
 {
-    return bill_history(org_id, limit, offset, rows, counts, total, spent);
+    return bill_history(a, org_id, limit, offset, rows, counts, ncounts, total, spent);
 }
 
-int billing_activities(const char *org_id, int64_t limit, int64_t offset, json_t *rows,
-                       int64_t *total)
+int billing_activities(struct arena *a, const char *org_id, int64_t limit, int64_t offset,
+                       struct bill_activity **rows, int64_t *total)
 {
-    return bill_activities(org_id, limit, offset, rows, total);
+    return bill_activities(a, org_id, limit, offset, rows, total);
 }
 
-int billing_months(const char *org_id, json_t *rows)
+int billing_months(struct arena *a, const char *org_id, struct bill_month **rows)
 {
-    return bill_months(org_id, rows);
+    return bill_months(a, org_id, rows);
 }
 
-int billing_entries(const char *org_id, int64_t from, int64_t to, json_t *rows)
+int billing_entries(struct arena *a, const char *org_id, int64_t from, int64_t to,
+                    struct bill_entry **rows)
 {
-    return bill_entries(org_id, from, to, rows);
+    return bill_entries(a, org_id, from, to, rows);
 }
 
 int billing_voucher_get(const char *code, int64_t *credits, int64_t *expires_at)

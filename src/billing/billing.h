@@ -62,7 +62,7 @@ void billing_invoice_token(const char *org_id, const char *month, char *out);
 int64_t billing_run_billed(const char *run_id);
 
 /* What an org sees of its money (the billing views and /orgs/{slug}/balance|transactions),
- * scoped by org_id. JSON rows are the store's, owned by the caller. */
+ * scoped by org_id. Rows are the store's, their strings and arrays allocated from a. */
 int billing_balance(const char *org_id, int64_t *micro);
 /* A page of ledger entries newest first, into *rows (from a): their number, or LY_EDB; *total
  * is the number of all the org's entries. */
@@ -70,16 +70,20 @@ int billing_transactions(struct arena *a, const char *org_id, int64_t limit, int
                          struct ledger_row **rows, int64_t *total);
 /* Sums of the org's entries, this month counted from month_start. */
 int billing_totals(const char *org_id, int64_t month_start, struct bill_totals *t);
-/* The org's runs newest first with their billed amount, and per-status counts. */
-int billing_history(const char *org_id, int64_t limit, int64_t offset, json_t *rows, json_t *counts,
+/* A page of the org's runs newest first with what each was billed, and the count of each
+ * status (store/billing.h's bill_history): the page's number of rows, or LY_EDB. */
+int billing_history(struct arena *a, const char *org_id, int64_t limit, int64_t offset,
+                    struct bill_history_row **rows, struct bill_status_count **counts, int *ncounts,
                     int64_t *total, int64_t *spent);
-/* Executions (charged runs) and purchases (grants, vouchers) newest first. */
-int billing_activities(const char *org_id, int64_t limit, int64_t offset, json_t *rows,
-                       int64_t *total);
-/* Months with entries ("YYYY-MM", newest first): added, spent, count per month. */
-int billing_months(const char *org_id, json_t *rows);
-/* The org's entries between two times, oldest first. */
-int billing_entries(const char *org_id, int64_t from, int64_t to, json_t *rows);
+/* A page of executions (charged runs) and purchases (grants, vouchers) newest first: their
+ * number, or LY_EDB; *total is the number of all of them. */
+int billing_activities(struct arena *a, const char *org_id, int64_t limit, int64_t offset,
+                       struct bill_activity **rows, int64_t *total);
+/* Months with entries, newest first: their number, or LY_EDB. */
+int billing_months(struct arena *a, const char *org_id, struct bill_month **rows);
+/* The org's entries in [from, to), oldest first: their number, or LY_EDB. */
+int billing_entries(struct arena *a, const char *org_id, int64_t from, int64_t to,
+                    struct bill_entry **rows);
 
 /* A voucher's credits and expiry (0: none); LY_ENOTFOUND when there is no such code. */
 int billing_voucher_get(const char *code, int64_t *credits, int64_t *expires_at);

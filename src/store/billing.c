@@ -4,7 +4,6 @@
 #include "core/util.h"
 #include "store/db.h"
 #include "store/ledger.h"
-#include "store/rows.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -244,12 +243,22 @@ int bill_totals(const char *org_id, int64_t month_start, struct bill_totals *t)
     return rc == SQLITE_ROW ? 0 : LY_EDB;
 }
 
-int bill_history(const char *org_id, int64_t limit, int64_t offset, json_t *out, json_t *counts,
+/* An integer column, 0 for NULL. */
+static int64_t col_int(sqlite3_stmt *st, int col)
+{
+    return sqlite3_column_int64(st, col);
+}
+
+int bill_history(struct arena *a, const char *org_id, int64_t limit, int64_t offset,
+                 struct bill_history_row **rows, struct bill_status_count **counts, int *ncounts,
                  int64_t *total, int64_t *spent)
 {
     sqlite3_stmt *st;
-    int rc;
+    int rc, n = 0, cap = 0;
 
+    *rows = NULL;
+    *counts = NULL;
+    *ncounts = 0;
     if (q_int(total, "SELECT count(*) FROM runs WHERE org_id = ?", "s", org_id) ||
         q_int(spent,
               "SELECT coalesce(-sum(amount), 0) FROM ledger WHERE org_id = ? AND kind = 'run'", "s",
@@ -259,24 +268,56 @@ int bill_history(const char *org_id, int64_t limit, int64_t offset, json_t *out,
                    org_id);
     if (!st)
         return LY_EDB;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        json_object_set_new(counts, q_text(st, 0), json_integer(sqlite3_column_int64(st, 1)));
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct bill_status_count *c;
+
+        *counts = grow(a, *counts, *ncounts, &cap, sizeof(**counts));
+        c = &(*counts)[(*ncounts)++];
+        c->status = col_dup(a, st, 0);
+        c->n = col_int(st, 1);
+    }
     q_done(st);
     if (rc != SQLITE_DONE)
         return LY_EDB;
-    return q_rows_json(
-        q_prepare("SELECT r.id, r.kind, r.status, r.profile, r.file_name, r.spec, "
-                  "r.created_at, r.started_at, r.running_at, r.ended_at, r.finished_at, "
-                  "r.errors, r.parent_id, r.user_id, r.deleted_at, "
-                  "(SELECT coalesce(-sum(l.amount), 0) FROM ledger l WHERE l.ref = r.id "
-                  " AND l.kind = 'run' AND l.org_id = r.org_id) AS billed "
-                  "FROM runs r WHERE r.org_id = ? ORDER BY r.created_at DESC, r.id "
-                  "LIMIT ? OFFSET ?",
-                  "sii", org_id, limit, offset),
-        out, 0);
+    st = q_prepare("SELECT r.id, r.kind, r.status, r.profile, r.file_name, r.spec, "
+                   "r.created_at, r.started_at, r.running_at, r.ended_at, r.finished_at, "
+                   "r.errors, r.parent_id, r.user_id, r.deleted_at, "
+                   "(SELECT coalesce(-sum(l.amount), 0) FROM ledger l WHERE l.ref = r.id "
+                   " AND l.kind = 'run' AND l.org_id = r.org_id) AS billed "
+                   "FROM runs r WHERE r.org_id = ? ORDER BY r.created_at DESC, r.id "
+                   "LIMIT ? OFFSET ?",
+                   "sii", org_id, limit, offset);
+    if (!st)
+        return LY_EDB;
+    cap = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct bill_history_row *r;
+
+        *rows = grow(a, *rows, n, &cap, sizeof(**rows));
+        r = &(*rows)[n++];
+        r->id = col_dup(a, st, 0);
+        r->kind = (int)col_int(st, 1);
+        r->status = col_dup(a, st, 2);
+        r->profile = col_dup(a, st, 3);
+        r->file_name = col_dup(a, st, 4);
+        r->spec = col_dup(a, st, 5);
+        r->created_at = col_int(st, 6);
+        r->started_at = col_int(st, 7);
+        r->running_at = col_int(st, 8);
+        r->ended_at = col_int(st, 9);
+        r->finished_at = col_int(st, 10);
+        r->errors = col_dup(a, st, 11);
+        r->parent_id = col_dup(a, st, 12);
+        r->user_id = col_dup(a, st, 13);
+        r->deleted = sqlite3_column_type(st, 14) != SQLITE_NULL;
+        r->billed = col_int(st, 15);
+    }
+    q_done(st);
+    return rc == SQLITE_DONE ? n : LY_EDB;
 }
 
-int bill_activities(const char *org_id, int64_t limit, int64_t offset, json_t *out, int64_t *total)
+int bill_activities(struct arena *a, const char *org_id, int64_t limit, int64_t offset,
+                    struct bill_activity **rows, int64_t *total)
 {
     /* One activity per charged run (its charges summed) and one per credit addition. */
     sqlite3_stmt *st = q_prepare("SELECT count(*) FROM (SELECT 'execution' AS type, ref FROM "
@@ -284,8 +325,9 @@ int bill_activities(const char *org_id, int64_t limit, int64_t offset, json_t *o
                                  "ALL SELECT 'purchase', id FROM ledger WHERE org_id = ?1 AND "
                                  "amount > 0 AND kind NOT IN ('run'))",
                                  "s", org_id);
-    int rc;
+    int rc, n = 0, cap = 0;
 
+    *rows = NULL;
     if (!st)
         return LY_EDB;
     rc = sqlite3_step(st);
@@ -293,40 +335,91 @@ int bill_activities(const char *org_id, int64_t limit, int64_t offset, json_t *o
     q_done(st);
     if (rc != SQLITE_ROW)
         return LY_EDB;
-    return q_rows_json(
-        q_prepare("SELECT * FROM (" /* */
-                  "SELECT 'execution' AS type, ref AS id, min(l.created_at) AS "
-                  "created_at, -sum(l.amount) AS amount, r.profile AS hardware_profile, "
-                  "r.status AS status, coalesce(r.file_name, 'Run on ' || r.profile) "
-                  "AS description FROM ledger l LEFT JOIN runs r ON r.id = l.ref "
-                  "WHERE l.org_id = ?1 AND l.kind = 'run' GROUP BY l.ref "
-                  "UNION ALL "
-                  "SELECT 'purchase', 'entry-' || id, created_at, amount, NULL, "
-                  "'completed', coalesce(description, kind) FROM ledger WHERE "
-                  "org_id = ?1 AND amount > 0 AND kind NOT IN ('run')) "
-                  "ORDER BY created_at DESC, id LIMIT ?2 OFFSET ?3",
-                  "sii", org_id, limit, offset),
-        out, 0);
+    st = q_prepare("SELECT * FROM (" /* */
+                   "SELECT 'execution' AS type, ref AS id, min(l.created_at) AS "
+                   "created_at, -sum(l.amount) AS amount, r.profile AS hardware_profile, "
+                   "r.status AS status, coalesce(r.file_name, 'Run on ' || r.profile) "
+                   "AS description FROM ledger l LEFT JOIN runs r ON r.id = l.ref "
+                   "WHERE l.org_id = ?1 AND l.kind = 'run' GROUP BY l.ref "
+                   "UNION ALL "
+                   "SELECT 'purchase', 'entry-' || id, created_at, amount, NULL, "
+                   "'completed', coalesce(description, kind) FROM ledger WHERE "
+                   "org_id = ?1 AND amount > 0 AND kind NOT IN ('run')) "
+                   "ORDER BY created_at DESC, id LIMIT ?2 OFFSET ?3",
+                   "sii", org_id, limit, offset);
+    if (!st)
+        return LY_EDB;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct bill_activity *r;
+
+        *rows = grow(a, *rows, n, &cap, sizeof(**rows));
+        r = &(*rows)[n++];
+        r->type = col_dup(a, st, 0);
+        r->id = col_dup(a, st, 1);
+        r->created_at = col_int(st, 2);
+        r->amount = col_int(st, 3);
+        r->profile = col_dup(a, st, 4);
+        r->status = col_dup(a, st, 5);
+        r->description = col_dup(a, st, 6);
+    }
+    q_done(st);
+    return rc == SQLITE_DONE ? n : LY_EDB;
 }
 
-int bill_months(const char *org_id, json_t *out)
+int bill_months(struct arena *a, const char *org_id, struct bill_month **rows)
 {
-    return q_rows_json(
+    sqlite3_stmt *st =
         q_prepare("SELECT strftime('%Y-%m', created_at / 1000000, 'unixepoch') AS "
                   "month, coalesce(sum(CASE WHEN amount > 0 THEN amount END), 0) AS "
                   "added, coalesce(-sum(CASE WHEN amount < 0 THEN amount END), 0) AS "
                   "spent, count(*) AS entries, max(created_at) AS last_at FROM ledger "
                   "WHERE org_id = ? GROUP BY month ORDER BY month DESC",
-                  "s", org_id),
-        out, 0);
+                  "s", org_id);
+    int rc, n = 0, cap = 0;
+
+    *rows = NULL;
+    if (!st)
+        return LY_EDB;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct bill_month *m;
+        const char *name = q_text(st, 0);
+
+        *rows = grow(a, *rows, n, &cap, sizeof(**rows));
+        m = &(*rows)[n++];
+        snprintf(m->month, sizeof(m->month), "%s", name ? name : "");
+        m->added = col_int(st, 1);
+        m->spent = col_int(st, 2);
+        m->entries = col_int(st, 3);
+        m->last_at = col_int(st, 4);
+    }
+    q_done(st);
+    return rc == SQLITE_DONE ? n : LY_EDB;
 }
 
-int bill_entries(const char *org_id, int64_t from, int64_t to, json_t *out)
+int bill_entries(struct arena *a, const char *org_id, int64_t from, int64_t to,
+                 struct bill_entry **rows)
 {
-    return q_rows_json(
-        q_prepare("SELECT id, kind, amount, description, ref, created_at, window_start, "
-                  "window_end FROM ledger WHERE org_id = ? AND created_at >= ? AND "
-                  "created_at < ? ORDER BY id",
-                  "sii", org_id, from, to),
-        out, 0);
+    sqlite3_stmt *st = q_prepare("SELECT id, kind, amount, description, ref, created_at FROM "
+                                 "ledger WHERE org_id = ? AND created_at >= ? AND "
+                                 "created_at < ? ORDER BY id",
+                                 "sii", org_id, from, to);
+    int rc, n = 0, cap = 0;
+
+    *rows = NULL;
+    if (!st)
+        return LY_EDB;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct bill_entry *e;
+
+        *rows = grow(a, *rows, n, &cap, sizeof(**rows));
+        e = &(*rows)[n++];
+        e->id = col_int(st, 0);
+        e->kind = col_dup(a, st, 1);
+        e->amount = col_int(st, 2);
+        e->description = col_dup(a, st, 3);
+        e->ref = col_dup(a, st, 4);
+        e->created_at = col_int(st, 5);
+    }
+    q_done(st);
+    return rc == SQLITE_DONE ? n : LY_EDB;
 }

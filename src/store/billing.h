@@ -8,7 +8,6 @@
 
 #include "core/arena.h"
 
-#include <jansson.h>
 #include <stdint.h>
 
 /* A run as the meter sees it; strings from the arena given. */
@@ -67,15 +66,60 @@ struct bill_totals {
 };
 int bill_totals(const char *org_id, int64_t month_start, struct bill_totals *t);
 
-/* The org's runs newest first with their billed amount, and per-status counts. */
-int bill_history(const char *org_id, int64_t limit, int64_t offset, json_t *rows, json_t *counts,
+/* A run of the billing history; NULL strings and 0 times where the column is NULL. */
+struct bill_history_row {
+    char *id;
+    int kind; /* 1 python, 2 docker, else compose */
+    char *status, *profile, *file_name, *spec, *errors, *parent_id, *user_id;
+    int64_t created_at, started_at, running_at, ended_at, finished_at;
+    int deleted;
+    int64_t billed; /* its run charges, positive */
+};
+/* How many of the org's runs have a status. */
+struct bill_status_count {
+    char *status;
+    int64_t n;
+};
+/* A page of the org's runs newest first with their billed amount into *rows, and the count of
+ * every status into *counts (*ncounts of them), all from a; *total is the number of its runs
+ * and *spent what they were charged. The page's number of rows, or LY_EDB. */
+int bill_history(struct arena *a, const char *org_id, int64_t limit, int64_t offset,
+                 struct bill_history_row **rows, struct bill_status_count **counts, int *ncounts,
                  int64_t *total, int64_t *spent);
-/* Executions (charged runs) and purchases (grants, vouchers) newest first. */
-int bill_activities(const char *org_id, int64_t limit, int64_t offset, json_t *rows,
-                    int64_t *total);
-/* Months with entries ("YYYY-MM", newest first): added, spent, count per month. */
-int bill_months(const char *org_id, json_t *rows);
-/* The org's entries between two times, oldest first. */
-int bill_entries(const char *org_id, int64_t from, int64_t to, json_t *rows);
+
+/* An activity: a charged run (its charges summed) or a credit addition. */
+struct bill_activity {
+    char *type; /* "execution" or "purchase" */
+    char *id;   /* the run's id, or "entry-<ledger id>" */
+    int64_t created_at;
+    int64_t amount;
+    char *profile; /* NULL for a purchase */
+    char *status;  /* the run's; "completed" for a purchase; NULL when the run is gone */
+    char *description;
+};
+/* A page of activities newest first into *rows (from a): their number, or LY_EDB; *total is the
+ * number of all of them. */
+int bill_activities(struct arena *a, const char *org_id, int64_t limit, int64_t offset,
+                    struct bill_activity **rows, int64_t *total);
+
+/* A month with entries. */
+struct bill_month {
+    char month[8]; /* "YYYY-MM" */
+    int64_t added, spent, entries, last_at;
+};
+/* The months with entries, newest first, into *rows (from a): their number, or LY_EDB. */
+int bill_months(struct arena *a, const char *org_id, struct bill_month **rows);
+
+/* A ledger entry as a statement lists it. */
+struct bill_entry {
+    int64_t id;
+    char *kind;
+    int64_t amount;
+    char *description, *ref; /* NULL when unset */
+    int64_t created_at;
+};
+/* The org's entries in [from, to), oldest first, into *rows (from a): their number, or LY_EDB. */
+int bill_entries(struct arena *a, const char *org_id, int64_t from, int64_t to,
+                 struct bill_entry **rows);
 
 #endif
