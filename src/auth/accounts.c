@@ -85,6 +85,11 @@ int accounts_key_create(const char *user_id, const char *org_id, const char *nam
     return keys_insert(k->id, hash, k->prefix, name, user_id, org_id, k->created_at, expires_at);
 }
 
+int accounts_find(struct arena *a, const char *email, struct user_row *u)
+{
+    return users_get_by_email(a, email, u);
+}
+
 int accounts_status(struct arena *a, const char *user_id, const char *org_id, struct user_status *s)
 {
     return users_status(a, user_id, org_id, s);

@@ -50,6 +50,9 @@ struct new_key {
 int accounts_key_create(const char *user_id, const char *org_id, const char *name,
                         int64_t expires_at, struct new_key *k);
 
+/* The user with this email (the operator's commands name users so); LY_ENOTFOUND. */
+int accounts_find(struct arena *a, const char *email, struct user_row *u);
+
 /* What GET /user/status shows of user_id, with org_id's balance (org_id may be ""). LY_ENOTFOUND
  * when the user does not exist. */
 int accounts_status(struct arena *a, const char *user_id, const char *org_id,

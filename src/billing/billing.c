@@ -10,6 +10,7 @@
 #include "store/billing.h"
 #include "store/db.h"
 #include "store/ledger.h"
+#include "store/orgs.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -398,4 +399,22 @@ int billing_voucher_redeem(const char *org_id, const char *user_id, const char *
 out:
     arena_release(&a);
     return err;
+}
+
+int billing_grant(const char *org_slug, int64_t amount, const char *note, int64_t *balance)
+{
+    char org_id[40];
+    int err = orgs_id_by_slug(org_slug, org_id);
+
+    if (!err)
+        err = ledger_append(org_id, "grant", amount, note ? note : "Operator grant", NULL,
+                            "operator");
+    if (!err)
+        err = ledger_balance(org_id, balance);
+    return err;
+}
+
+int billing_voucher_add(const char *code, int64_t credits, int64_t expires_at, const char *note)
+{
+    return voucher_add(code, credits, expires_at, note);
 }

@@ -85,6 +85,14 @@ int billing_months(struct arena *a, const char *org_id, struct bill_month **rows
 int billing_entries(struct arena *a, const char *org_id, int64_t from, int64_t to,
                     struct bill_entry **rows);
 
+/* The operator's grant (lyceumd credits grant): amount micro-credits to the org with this
+ * slug, described by note (NULL: "Operator grant"); the org's balance after it into *balance.
+ * LY_ENOTFOUND when there is no such org. */
+int billing_grant(const char *org_slug, int64_t amount, const char *note, int64_t *balance);
+/* A new voucher worth credits micro-credits, until expires_at (µs; 0: never). LY_ECONFLICT
+ * when the code exists. */
+int billing_voucher_add(const char *code, int64_t credits, int64_t expires_at, const char *note);
+
 /* A voucher's credits and expiry (0: none); LY_ENOTFOUND when there is no such code. */
 int billing_voucher_get(const char *code, int64_t *credits, int64_t *expires_at);
 /* Redeems voucher code for org_id on behalf of user_id: its credits into *credits and the
