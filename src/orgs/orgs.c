@@ -412,6 +412,11 @@ int org_members(struct arena *a, const char *org_id, struct member_row **rows)
     return members_list(a, org_id, rows);
 }
 
+int org_member_role(const char *org_id, const char *user_id, char role[8], int *is_default)
+{
+    return members_get(org_id, user_id, role, is_default);
+}
+
 int org_member(struct arena *a, const char *org_id, const char *user_id, struct member_row *m)
 {
     return members_row(a, org_id, user_id, m);

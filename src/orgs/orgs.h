@@ -34,6 +34,9 @@ int org_get(struct arena *a, const char *user_id, const char *slug, struct org_r
 int org_list(struct arena *a, const char *user_id, const char *org_id, struct org_row **rows);
 /* The org's members, oldest first. */
 int org_members(struct arena *a, const char *org_id, struct member_row **rows);
+/* user_id's role in org_id (into role, 8 bytes) and whether it is their default org;
+ * LY_ENOTFOUND when they are not a member. */
+int org_member_role(const char *org_id, const char *user_id, char role[8], int *is_default);
 /* One member; LY_ENOTFOUND when user_id is not a member. */
 int org_member(struct arena *a, const char *org_id, const char *user_id, struct member_row *m);
 /* org_id's pending, unexpired invites, newest first. */
