@@ -5,6 +5,7 @@
 #ifndef LYCEUMD_API_API_H
 #define LYCEUMD_API_API_H
 
+#include "auth/caller.h"
 #include "core/config.h"
 #include "core/json.h"
 #include "http/req.h"

@@ -3,10 +3,10 @@
  */
 #include "api/api.h"
 #include "auth/accounts.h"
+#include "auth/apikeys.h"
 #include "auth/identity.h"
 #include "core/err.h"
 #include "core/util.h"
-#include "store/keys.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -68,11 +68,11 @@ static int api_auth_key_create(struct req *req)
     int64_t expires;
     int err;
 
-    if (req->caller.via == VIA_ORG_KEY)
+    if (req->caller->via == VIA_ORG_KEY)
         return req_fail(req, LY_EFORBIDDEN, "An organization API key cannot create user API keys");
     err = api_expires_at(req, &expires);
     if (!err)
-        err = accounts_key_create(req->caller.user_id, NULL, name, expires, &k);
+        err = accounts_key_create(req->caller->user_id, NULL, name, expires, &k);
     if (err)
         return err;
     return req_reply(req, json_pack("{s:s,s:s,s:s,s:s,s:o,s:o,s:b}", "api_key", k.key, "id", k.id,
@@ -81,22 +81,34 @@ static int api_auth_key_create(struct req *req)
                                     "is_active", 1));
 }
 
+/* A user key object (API.md 1). */
+static json_t *user_key_obj(const struct key_row *k)
+{
+    return json_pack("{s:s,s:s,s:s,s:b,s:o,s:o,s:o,s:b}", "id", k->id, "key_name", k->name,
+                     "key_prefix", k->prefix, "is_active", k->is_active, "created_at",
+                     json_time(k->created_at), "expires_at", json_time(k->expires_at),
+                     "last_used_at", json_time(k->last_used_at), "is_expired",
+                     k->expires_at && k->expires_at < now_us());
+}
+
 static int api_auth_key_list(struct req *req)
 {
-    json_t *arr = json_array();
-    int err = keys_list_user(req->caller.user_id, arr);
+    struct key_row *rows;
+    json_t *arr;
+    int n = apikeys_list_user(&req->arena, req->caller->user_id, &rows);
 
-    if (err) {
-        json_decref(arr);
-        return err;
-    }
+    if (n < 0)
+        return n;
+    arr = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(arr, user_key_obj(&rows[i]));
     return req_reply(req, arr);
 }
 
 static int api_auth_key_delete(struct req *req)
 {
     const char *id = req_param(req, "api_key_id");
-    int err = keys_revoke_user(req->caller.user_id, id);
+    int err = apikeys_revoke_user(req->caller->user_id, id);
 
     if (err == LY_ENOTFOUND)
         return req_fail(req, err, "API key not found");
@@ -107,28 +119,34 @@ static int api_auth_key_delete(struct req *req)
 
 static int api_auth_key_toggle(struct req *req)
 {
-    json_t *out = NULL;
-    int err = keys_toggle_user(req->caller.user_id, req_param(req, "api_key_id"), &out);
+    struct key_row k;
+    int err =
+        apikeys_toggle_user(&req->arena, req->caller->user_id, req_param(req, "api_key_id"), &k);
 
     if (err == LY_ENOTFOUND)
         return req_fail(req, err, "API key not found");
     if (err)
         return err;
-    return req_reply(req, out);
+    return req_reply(req, user_key_obj(&k));
 }
 
 static int api_auth_key_validate(struct req *req)
 {
     const char *key = body_str(req, "api_key");
-    json_t *out = NULL;
-    char hash[65];
-    int err;
+    struct key_check c;
+    int err = apikeys_validate(&req->arena, req->caller->user_id, key, &c);
 
-    sha256_hex(key, strlen(key), hash);
-    err = keys_validate(req->caller.user_id, hash, &out);
     if (err)
         return err;
-    return req_reply(req, out);
+    if (!c.valid)
+        return req_reply(req,
+                         json_pack("{s:b,s:n,s:n,s:n,s:n,s:n,s:n}", "valid", 0, "user_id", "email",
+                                   "key_name", "created_at", "expires_at", "last_used_at"));
+    return req_reply(req, json_pack("{s:b,s:s,s:s,s:s,s:o,s:o,s:o}", "valid", 1, "user_id",
+                                    c.key.user_id, "email", c.email, "key_name", c.key.name,
+                                    "created_at", json_time(c.key.created_at), "expires_at",
+                                    json_time(c.key.expires_at), "last_used_at",
+                                    json_time(c.key.last_used_at)));
 }
 
 static const struct field login_body[] = {

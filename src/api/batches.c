@@ -105,12 +105,12 @@ static int api_files_upload(struct req *req)
                     "enum");
     err = req_check_valid(req);
     if (!err)
-        err = batch_file_write(req->caller.org_id, u.filename, u.purpose, u.data ? u.data : "",
+        err = batch_file_write(req->caller->org_id, u.filename, u.purpose, u.data ? u.data : "",
                                u.len, id);
     free(u.data);
     if (err)
         return err;
-    row = file_get(req->caller.org_id, id, &err);
+    row = file_get(req->caller->org_id, id, &err);
     if (!row)
         return err ? err : LY_EDB;
     err = req_reply(req, file_obj(row));
@@ -120,7 +120,7 @@ static int api_files_upload(struct req *req)
 
 static json_t *file_or_404(struct req *req, int *err)
 {
-    json_t *row = file_get(req->caller.org_id, req_param(req, "file_id"), err);
+    json_t *row = file_get(req->caller->org_id, req_param(req, "file_id"), err);
 
     if (!row && !*err)
         *err = req_fail(req, LY_ENOTFOUND, "File not found");
@@ -143,7 +143,7 @@ static int api_files_list(struct req *req)
 {
     json_t *rows = json_array(), *data = json_array(), *r;
     size_t i;
-    int err = file_list(req->caller.org_id, req_query(req, "purpose"), rows);
+    int err = file_list(req->caller->org_id, req_query(req, "purpose"), rows);
 
     json_array_foreach(rows, i, r) json_array_append_new(data, file_obj(r));
     json_decref(rows);
@@ -158,7 +158,7 @@ static int api_files_list(struct req *req)
 static int api_files_delete(struct req *req)
 {
     const char *id = req_param(req, "file_id");
-    int n = file_delete(req->caller.org_id, id);
+    int n = file_delete(req->caller->org_id, id);
     char path[1200];
 
     if (n < 0)
@@ -258,19 +258,19 @@ static int api_batches_create(struct req *req)
     err = req_check_valid(req);
     if (err)
         return err;
-    row = file_get(req->caller.org_id, fid, &err);
+    row = file_get(req->caller->org_id, fid, &err);
     if (!row)
         return err ? err : req_fail(req, LY_ENOTFOUND, "File '%s' not found", fid);
     json_decref(row);
     uuid_v4(u);
     snprintf(id, sizeof(id), "batch_%.8s%.4s%.4s%.4s%.12s", u, u + 9, u + 14, u + 19, u + 24);
-    err = batch_insert(id, req->caller.org_id, ep ? ep : "/v1/chat/completions", fid,
+    err = batch_insert(id, req->caller->org_id, ep ? ep : "/v1/chat/completions", fid,
                        body_str(req, "model"), win, json_is_object(md) ? md : NULL,
                        now_unix() + hours * 3600);
     if (err)
         return err;
     batch_kick();
-    row = batch_get(req->caller.org_id, id, &err);
+    row = batch_get(req->caller->org_id, id, &err);
     if (!row)
         return err ? err : LY_EDB;
     err = req_reply(req, batch_obj(row));
@@ -281,7 +281,7 @@ static int api_batches_create(struct req *req)
 static int api_batches_get(struct req *req)
 {
     int err = 0;
-    json_t *row = batch_get(req->caller.org_id, req_param(req, "batch_id"), &err);
+    json_t *row = batch_get(req->caller->org_id, req_param(req, "batch_id"), &err);
 
     if (!row)
         return err ? err : req_fail(req, LY_ENOTFOUND, "Batch not found");
@@ -299,7 +299,7 @@ static int api_batches_list(struct req *req)
     int err = req_query_int(req, "limit", 20, 1, 100, &limit);
 
     if (!err)
-        err = batch_list(req->caller.org_id, after, limit + 1, rows);
+        err = batch_list(req->caller->org_id, after, limit + 1, rows);
     if (err) {
         json_decref(rows);
         json_decref(data);
@@ -339,7 +339,7 @@ static int api_batches_cancel(struct req *req)
 {
     const char *id = req_param(req, "batch_id"), *status;
     int err = 0, moved;
-    json_t *row = batch_get(req->caller.org_id, id, &err);
+    json_t *row = batch_get(req->caller->org_id, id, &err);
 
     if (!row)
         return err ? err : req_fail(req, LY_ENOTFOUND, "Batch not found");
@@ -349,7 +349,7 @@ static int api_batches_cancel(struct req *req)
         return LY_EDB;
     if (moved)
         batch_kick();
-    row = batch_get(req->caller.org_id, id, &err);
+    row = batch_get(req->caller->org_id, id, &err);
     if (!row)
         return err ? err : LY_EDB;
     /* Read after the move, so that a batch that ended meanwhile is refused too. */

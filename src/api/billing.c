@@ -11,8 +11,6 @@
 #include "core/util.h"
 #include "runs/profiles.h"
 #include "runs/runs.h"
-#include "store/billing.h"
-#include "store/ledger.h"
 
 #include <openssl/crypto.h>
 #include <stdio.h>
@@ -83,162 +81,143 @@ static int64_t month_start_us(void)
     return (int64_t)timegm(&tm) * 1000000;
 }
 
-static int totals(struct req *req, json_t **out)
+static int totals(struct req *req, struct bill_totals *t)
 {
-    json_t *t = json_object();
-    int err;
-
-    billing_touch(req->caller.org_id);
-    err = bill_totals(req->caller.org_id, month_start_us(), t);
-    if (err) {
-        json_decref(t);
-        return err;
-    }
-    *out = t;
-    return 0;
+    billing_touch(req->caller->org_id);
+    return billing_totals(req->caller->org_id, month_start_us(), t);
 }
-
-#define T(name) json_integer_value(json_object_get(t, name))
 
 static int api_credits(struct req *req)
 {
-    json_t *t;
+    struct bill_totals t;
     int err = totals(req, &t);
     int64_t free_left;
 
     if (err)
         return err;
-    free_left = T("free_month") - T("spent_month");
+    free_left = t.free_month - t.spent_month;
     if (free_left < 0)
         free_left = 0;
-    err = req_reply(req, json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "available_credits",
-                                   json_money(T("balance")), "used_credits", json_money(T("spent")),
-                                   "remaining_credits", json_money(T("balance")),
-                                   "monthly_free_credits", json_money(billing_monthly_free()),
-                                   "purchased_credits", json_money(T("purchased")),
-                                   "total_credits_used", json_money(T("spent")),
-                                   "free_credits_remaining", json_money(free_left)));
-    json_decref(t);
+    err =
+        req_reply(req, json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "available_credits",
+                                 json_money(t.balance), "used_credits", json_money(t.spent),
+                                 "remaining_credits", json_money(t.balance), "monthly_free_credits",
+                                 json_money(billing_monthly_free()), "purchased_credits",
+                                 json_money(t.purchased), "total_credits_used", json_money(t.spent),
+                                 "free_credits_remaining", json_money(free_left)));
     return err;
 }
 
 static int api_credits_details(struct req *req)
 {
-    json_t *t;
+    struct bill_totals t;
     int err = totals(req, &t);
     int64_t free_used, free_left;
     char bal[32];
 
     if (err)
         return err;
-    free_used = T("spent_month") < T("free_month") ? T("spent_month") : T("free_month");
-    free_left = T("free_month") - free_used;
-    micro_format(T("balance"), bal, sizeof(bal));
+    free_used = t.spent_month < t.free_month ? t.spent_month : t.free_month;
+    free_left = t.free_month - free_used;
+    micro_format(t.balance, bal, sizeof(bal));
     err = req_reply(
         req,
-        json_pack(
-            "{s:s,s:s,s:o,s:{s:o,s:o,s:o,s:o,s:o},s:{s:o,s:o},s:o,s:o}", "org_id",
-            req->caller.org_id, "balance", bal, "available_credits", json_money(T("balance")),
-            "free", "monthly_allowance", json_money(billing_monthly_free()), "granted_this_month",
-            json_money(T("free_month")), "used_this_month", json_money(free_used), "remaining",
-            json_money(free_left), "expired_total", json_money(T("expired")), "purchased", "total",
-            json_money(T("purchased")), "remaining",
-            json_money(T("balance") - free_left > 0 ? T("balance") - free_left : 0), "total_used",
-            json_money(T("spent")), "used_this_month", json_money(T("spent_month"))));
-    json_decref(t);
+        json_pack("{s:s,s:s,s:o,s:{s:o,s:o,s:o,s:o,s:o},s:{s:o,s:o},s:o,s:o}", "org_id",
+                  req->caller->org_id, "balance", bal, "available_credits", json_money(t.balance),
+                  "free", "monthly_allowance", json_money(billing_monthly_free()),
+                  "granted_this_month", json_money(t.free_month), "used_this_month",
+                  json_money(free_used), "remaining", json_money(free_left), "expired_total",
+                  json_money(t.expired), "purchased", "total", json_money(t.purchased), "remaining",
+                  json_money(t.balance - free_left > 0 ? t.balance - free_left : 0), "total_used",
+                  json_money(t.spent), "used_this_month", json_money(t.spent_month)));
     return err;
 }
 
-static json_t *time_or_null(json_t *row, const char *col)
+/* A string, or JSON null for NULL. */
+static json_t *str_or_null(const char *s)
 {
-    json_t *v = json_object_get(row, col);
+    return s ? json_string(s) : json_null();
+}
 
-    return json_is_integer(v) ? json_time(json_integer_value(v)) : json_null();
+static json_t *history_obj(const struct bill_history_row *r)
+{
+    json_t *spec = r->spec ? json_loads(r->spec, 0, NULL) : NULL;
+    json_t *imports = json_object_get(spec, "import_files");
+    json_t *o = json_pack(
+        "{s:o,s:o,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:s,s:{s:o,s:b}}",
+        "execution_id", str_or_null(r->id), "created_at", json_time(r->created_at),
+        "execution_type", r->kind == 1 ? "python code" : "docker", "status", str_or_null(r->status),
+        "hardware_profile", str_or_null(r->profile), "status_details", str_or_null(r->errors),
+        "local_imports", json_is_string(imports) ? json_incref(imports) : json_null(), "billed",
+        json_money(r->billed), "execelet_start", json_time(r->started_at), "start_time",
+        json_time(r->running_at), "end_time", json_time(r->ended_at), "finish_time",
+        json_time(r->finished_at), "job_start", json_time(r->running_at), "job_end",
+        json_time(r->ended_at), "file_name", str_or_null(r->file_name), "errors_docker",
+        r->kind != 1 ? str_or_null(r->errors) : json_null(), "parent_execution_id",
+        str_or_null(r->parent_id), "job_type",
+        r->kind == 1   ? "python"
+        : r->kind == 2 ? "docker"
+                       : "compose",
+        "metadata", "user_id", str_or_null(r->user_id), "deleted", r->deleted);
+
+    json_decref(spec);
+    return o;
 }
 
 static int api_history(struct req *req)
 {
     long long limit, offset;
-    json_t *rows = json_array(), *counts = json_object(), *list = json_array(), *r;
+    struct bill_history_row *rows;
+    struct bill_status_count *counts;
+    json_t *list, *by_status;
     int64_t total = 0, spent = 0;
-    size_t i;
-    int err;
+    int n, ncounts = 0;
 
     if (req_query_int(req, "limit", 50, 1, 1000, &limit) |
         req_query_int(req, "offset", 0, 0, 1LL << 40, &offset))
-        err = LY_EINVAL;
-    else
-        err = bill_history(req->caller.org_id, limit, offset, rows, counts, &total, &spent);
-    if (err) {
-        json_decref(rows);
-        json_decref(counts);
-        json_decref(list);
-        return err;
-    }
-    json_array_foreach(rows, i, r)
-    {
-        json_t *spec = json_loads(json_string_value(json_object_get(r, "spec")), 0, NULL);
-        int kind = (int)json_integer_value(json_object_get(r, "kind"));
-        json_t *imports = json_object_get(spec, "import_files");
-
-        json_array_append_new(
-            list,
-            json_pack("{s:O,s:o,s:s,s:O,s:O,s:O,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:O,s:o,s:O,s:s,"
-                      "s:{s:O,s:b}}",
-                      "execution_id", json_object_get(r, "id"), "created_at",
-                      time_or_null(r, "created_at"), "execution_type",
-                      kind == 1 ? "python code" : "docker", "status", json_object_get(r, "status"),
-                      "hardware_profile", json_object_get(r, "profile"), "status_details",
-                      json_object_get(r, "errors"), "local_imports",
-                      json_is_string(imports) ? json_incref(imports) : json_null(), "billed",
-                      json_money(json_integer_value(json_object_get(r, "billed"))),
-                      "execelet_start", time_or_null(r, "started_at"), "start_time",
-                      time_or_null(r, "running_at"), "end_time", time_or_null(r, "ended_at"),
-                      "finish_time", time_or_null(r, "finished_at"), "job_start",
-                      time_or_null(r, "running_at"), "job_end", time_or_null(r, "ended_at"),
-                      "file_name", json_object_get(r, "file_name"), "errors_docker",
-                      kind != 1 ? json_incref(json_object_get(r, "errors")) : json_null(),
-                      "parent_execution_id", json_object_get(r, "parent_id"), "job_type",
-                      kind == 1   ? "python"
-                      : kind == 2 ? "docker"
-                                  : "compose",
-                      "metadata", "user_id", json_object_get(r, "user_id"), "deleted",
-                      !json_is_null(json_object_get(r, "deleted_at"))));
-        json_decref(spec);
-    }
-    json_decref(rows);
+        return LY_EINVAL;
+    n = billing_history(&req->arena, req->caller->org_id, limit, offset, &rows, &counts, &ncounts,
+                        &total, &spent);
+    if (n < 0)
+        return n;
+    list = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(list, history_obj(&rows[i]));
+    by_status = json_object();
+    for (int i = 0; i < ncounts; i++)
+        if (counts[i].status)
+            json_object_set_new(by_status, counts[i].status, json_integer(counts[i].n));
     return req_reply(req, json_pack("{s:o,s:I,s:o,s:I,s:I,s:o}", "executions", list,
                                     "total_executions", (json_int_t)total, "total_credits_spent",
                                     json_money(spent), "limit", (json_int_t)limit, "offset",
-                                    (json_int_t)offset, "counts_by_status", counts));
+                                    (json_int_t)offset, "counts_by_status", by_status));
 }
 
 static int api_activities(struct req *req)
 {
     long long limit, offset;
-    json_t *rows = json_array(), *list = json_array(), *r;
+    struct bill_activity *rows;
+    json_t *list;
     int64_t total = 0;
-    size_t i;
-    int err;
+    int n;
 
     if (req_query_int(req, "limit", 50, 1, 1000, &limit) |
         req_query_int(req, "offset", 0, 0, 1LL << 40, &offset))
-        err = LY_EINVAL;
-    else
-        err = bill_activities(req->caller.org_id, limit, offset, rows, &total);
-    if (err) {
-        json_decref(rows);
-        json_decref(list);
-        return err;
+        return LY_EINVAL;
+    n = billing_activities(&req->arena, req->caller->org_id, limit, offset, &rows, &total);
+    if (n < 0)
+        return n;
+    list = json_array();
+    for (int i = 0; i < n; i++) {
+        const struct bill_activity *r = &rows[i];
+
+        json_array_append_new(
+            list, json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "activity_id", str_or_null(r->id),
+                            "created_at", json_time(r->created_at), "type", str_or_null(r->type),
+                            "amount", json_money(r->amount), "description",
+                            str_or_null(r->description), "status", str_or_null(r->status),
+                            "hardware_profile", str_or_null(r->profile)));
     }
-    json_array_foreach(rows, i, r) json_array_append_new(
-        list, json_pack("{s:O,s:o,s:O,s:o,s:O,s:O,s:O}", "activity_id", json_object_get(r, "id"),
-                        "created_at", time_or_null(r, "created_at"), "type",
-                        json_object_get(r, "type"), "amount",
-                        json_money(json_integer_value(json_object_get(r, "amount"))), "description",
-                        json_object_get(r, "description"), "status", json_object_get(r, "status"),
-                        "hardware_profile", json_object_get(r, "hardware_profile")));
-    json_decref(rows);
     return req_reply(req, json_pack("{s:o,s:I,s:I,s:I}", "activities", list, "total_activities",
                                     (json_int_t)total, "limit", (json_int_t)limit, "offset",
                                     (json_int_t)offset));
@@ -285,10 +264,10 @@ static json_t *document_url(struct req *req, const char *org_id, const char *mon
 static int api_invoices(struct req *req)
 {
     long long limit, offset;
-    json_t *months = json_array(), *list = json_array(), *m;
+    struct bill_month *months;
+    json_t *list;
     char this_month[8];
-    size_t i;
-    int err;
+    int nmonths;
     time_t now = time(NULL);
     struct tm tm;
 
@@ -296,18 +275,15 @@ static int api_invoices(struct req *req)
     strftime(this_month, sizeof(this_month), "%Y-%m", &tm);
     if (req_query_int(req, "limit", 10, 1, 1000, &limit) |
         req_query_int(req, "offset", 0, 0, 1LL << 40, &offset))
-        err = LY_EINVAL;
-    else
-        err = bill_months(req->caller.org_id, months);
-    if (err) {
-        json_decref(months);
-        json_decref(list);
-        return err;
-    }
-    json_array_foreach(months, i, m)
-    {
-        const char *month = json_string_value(json_object_get(m, "month"));
-        int64_t spent = json_integer_value(json_object_get(m, "spent"));
+        return LY_EINVAL;
+    nmonths = billing_months(&req->arena, req->caller->org_id, &months);
+    if (nmonths < 0)
+        return nmonths;
+    list = json_array();
+    for (int i = 0; i < nmonths; i++) {
+        const struct bill_month *m = &months[i];
+        const char *month = m->month;
+        int64_t spent = m->spent;
         int open = strcmp(month, this_month) == 0;
         char id[16], number[40], desc[64];
         int64_t from, to, created;
@@ -323,18 +299,16 @@ static int api_invoices(struct req *req)
         t = (time_t)(from / 1000000);
         gmtime_r(&t, &mt);
         /* A Stripe-style number: the org's first id characters and the month. */
-        snprintf(number, sizeof(number), "LY-%.8s-%.4s%.2s", req->caller.org_id, month, month + 5);
+        snprintf(number, sizeof(number), "LY-%.8s-%.4s%.2s", req->caller->org_id, month, month + 5);
         for (char *p = number; *p; p++)
             if (*p >= 'a' && *p <= 'z')
                 *p = (char)(*p - 'a' + 'A');
         strftime(desc, sizeof(desc), "Usage statement for %B %Y", &mt);
-        url = document_url(req, req->caller.org_id, month);
+        url = document_url(req, req->caller->org_id, month);
         inv = json_pack("{s:s,s:s,s:o,s:o,s:o,s:s,s:O,s:n,s:n,s:I}", "id", id, "period", month,
                         "created_at", json_time(created), "amount", json_money(spent), "credits",
-                        json_money(json_integer_value(json_object_get(m, "added"))), "status",
-                        open ? "open" : "closed", "invoice_pdf", url, "receipt_url",
-                        "payment_intent_id", "entries",
-                        json_integer_value(json_object_get(m, "entries")));
+                        json_money(m->added), "status", open ? "open" : "closed", "invoice_pdf",
+                        url, "receipt_url", "payment_intent_id", "entries", (json_int_t)m->entries);
         /* The fields an older dashboard typed after Stripe's invoice object. Credits are
          * dollars (API.md 16.4) and prepaid: each charge is paid from the balance as it is
          * made, so what was due is what was paid. */
@@ -347,10 +321,8 @@ static int api_invoices(struct req *req)
         json_decref(url);
         json_array_append_new(list, inv);
     }
-    err = req_reply(req, json_pack("{s:o,s:I}", "invoices", list, "total_invoices",
-                                   (json_int_t)json_array_size(months)));
-    json_decref(months);
-    return err;
+    return req_reply(
+        req, json_pack("{s:o,s:I}", "invoices", list, "total_invoices", (json_int_t)nmonths));
 }
 
 /* Appends s to the page, HTML-escaped. */
@@ -387,26 +359,20 @@ static int api_invoice_document(struct req *req)
     const char *token = req_query(req, "token");
     char want[65], line[512], amount[32], total[32], added[32];
     int64_t from, to, spent = 0, credits = 0;
-    json_t *rows = json_array(), *r;
+    struct bill_entry *rows;
     char *page = NULL;
-    size_t len = 0, cap = 0, i;
-    int err;
+    size_t len = 0, cap = 0;
+    int n;
 
     if (strncmp(id, "inv_", 4) != 0 || month_range(id + 4, &from, &to) || !org || !token ||
-        strlen(org) > 40) {
-        json_decref(rows);
+        strlen(org) > 40)
         return req_fail(req, LY_ENOTFOUND, "Invoice not found");
-    }
     billing_invoice_token(org, id + 4, want);
-    if (strlen(token) != 64 || CRYPTO_memcmp(token, want, 64) != 0) {
-        json_decref(rows);
+    if (strlen(token) != 64 || CRYPTO_memcmp(token, want, 64) != 0)
         return req_fail(req, LY_ENOTFOUND, "Invoice not found");
-    }
-    err = bill_entries(org, from, to, rows);
-    if (err) {
-        json_decref(rows);
-        return err;
-    }
+    n = billing_entries(&req->arena, org, from, to, &rows);
+    if (n < 0)
+        return n;
     html(&page, &len, &cap, "<!doctype html><html><head><meta charset=\"utf-8\"><title>", 0);
     snprintf(line, sizeof(line), "lyceumd statement %s", id + 4);
     html(&page, &len, &cap, line, 1);
@@ -422,27 +388,26 @@ static int api_invoice_document(struct req *req)
          "</p><table><tr><th>#</th><th>Date (UTC)</th><th>Kind</th><th>Description</th>"
          "<th>Reference</th><th>Amount (credits)</th></tr>",
          0);
-    json_array_foreach(rows, i, r)
-    {
-        int64_t a = json_integer_value(json_object_get(r, "amount"));
+    for (int i = 0; i < n; i++) {
+        const struct bill_entry *r = &rows[i];
+        int64_t a = r->amount;
         char when[40];
 
-        time_iso(json_integer_value(json_object_get(r, "created_at")), when, sizeof(when));
+        time_iso(r->created_at, when, sizeof(when));
         micro_format(a, amount, sizeof(amount));
         if (a < 0)
             spent -= a;
         else
             credits += a;
-        snprintf(line, sizeof(line), "<tr><td>%lld</td><td>",
-                 (long long)json_integer_value(json_object_get(r, "id")));
+        snprintf(line, sizeof(line), "<tr><td>%lld</td><td>", (long long)r->id);
         html(&page, &len, &cap, line, 0);
         html(&page, &len, &cap, when, 1);
         html(&page, &len, &cap, "</td><td>", 0);
-        html(&page, &len, &cap, json_string_value(json_object_get(r, "kind")), 1);
+        html(&page, &len, &cap, r->kind, 1);
         html(&page, &len, &cap, "</td><td>", 0);
-        html(&page, &len, &cap, json_string_value(json_object_get(r, "description")), 1);
+        html(&page, &len, &cap, r->description, 1);
         html(&page, &len, &cap, "</td><td>", 0);
-        html(&page, &len, &cap, json_string_value(json_object_get(r, "ref")), 1);
+        html(&page, &len, &cap, r->ref, 1);
         html(&page, &len, &cap, "</td><td class=\"n\">", 0);
         html(&page, &len, &cap, amount, 1);
         html(&page, &len, &cap, "</td></tr>", 0);
@@ -452,9 +417,8 @@ static int api_invoice_document(struct req *req)
     snprintf(line, sizeof(line),
              "</table><p>Credits added: <b id=\"credits\">%s</b></p><p>Total charged: "
              "<b id=\"total\">%s</b></p><p>Entries: %zu</p></body></html>\n",
-             added, total, json_array_size(rows));
+             added, total, (size_t)n);
     html(&page, &len, &cap, line, 0);
-    json_decref(rows);
     {
         char *body = arena_strdup(&req->arena, page);
 
@@ -466,49 +430,27 @@ static int api_invoice_document(struct req *req)
 
 static int api_voucher_validate(struct req *req)
 {
-    int err;
-    json_t *v = voucher_get(body_str(req, "code"), &err);
-    int64_t exp;
-    int valid;
+    int64_t credits, exp;
+    int err = billing_voucher_get(body_str(req, "code"), &credits, &exp);
 
-    if (!v)
-        return err ? err : req_fail(req, LY_ENOTFOUND, "Voucher not found");
-    exp = json_is_integer(json_object_get(v, "expires_at"))
-              ? json_integer_value(json_object_get(v, "expires_at"))
-              : 0;
-    valid = !exp || exp > now_us();
-    err = req_reply(req, json_pack("{s:b,s:o,s:o}", "valid", valid, "credits",
-                                   json_money(json_integer_value(json_object_get(v, "credits"))),
-                                   "expires_at", exp ? json_time(exp) : json_null()));
-    json_decref(v);
-    return err;
+    if (err == LY_ENOTFOUND)
+        return req_fail(req, err, "Voucher not found");
+    if (err)
+        return err;
+    return req_reply(req, json_pack("{s:b,s:o,s:o}", "valid", !exp || exp > now_us(), "credits",
+                                    json_money(credits), "expires_at",
+                                    exp ? json_time(exp) : json_null()));
 }
 
 static int api_voucher_redeem(struct req *req)
 {
-    int err;
-    json_t *v = voucher_get(body_str(req, "code"), &err);
-    int64_t exp, credits, balance = 0;
+    const char *why = NULL;
+    int64_t credits = 0, balance = 0;
+    int err = billing_voucher_redeem(req->caller->org_id, req->caller->user_id,
+                                     body_str(req, "code"), &credits, &balance, &why);
 
-    if (!v)
-        return err ? err : req_fail(req, LY_ENOTFOUND, "Voucher not found");
-    exp = json_is_integer(json_object_get(v, "expires_at"))
-              ? json_integer_value(json_object_get(v, "expires_at"))
-              : 0;
-    credits = json_integer_value(json_object_get(v, "credits"));
-    if (exp && exp <= now_us()) {
-        json_decref(v);
-        return req_fail(req, LY_EGONE, "This voucher has expired");
-    }
-    err = voucher_redeem(req->caller.org_id, json_string_value(json_object_get(v, "code")), credits,
-                         req->caller.user_id);
-    json_decref(v);
-    if (err == LY_ECONFLICT)
-        return req_fail(req, LY_ECONFLICT, "This organization has already redeemed this voucher");
     if (err)
-        return err;
-    if (ledger_balance(req->caller.org_id, &balance))
-        return LY_EDB;
+        return why ? req_fail(req, err, "%s", why) : err;
     return req_reply(req, json_pack("{s:o,s:o}", "credits_added", json_money(credits), "balance",
                                     json_money(balance)));
 }

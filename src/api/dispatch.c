@@ -17,7 +17,6 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "metrics/prom.h"
-#include "store/db.h"
 
 #include <errno.h>
 #include <string.h>
@@ -89,17 +88,17 @@ static int authenticate(struct req *req)
     }
     if (req->match.route->flags & R_PUBLIC)
         return 0;
-    err = identity_authenticate(&req->arena, auth, &req->caller, &why);
+    err = identity_authenticate(&req->arena, auth, req->caller, &why);
     if (err) {
         if (err == LY_EUNAUTH)
             req_add_header(req, "WWW-Authenticate", "Bearer");
         return req_fail(req, err, "%s", why ? why : err_str(err));
     }
-    err = identity_resolve_org(&req->arena, &req->caller, req_header(req, "X-Org-Slug"), &why);
+    err = identity_resolve_org(&req->arena, req->caller, req_header(req, "X-Org-Slug"), &why);
     if (err)
         return req_fail(req, err, "%s", why ? why : err_str(err));
     if (billing_free_enabled())
-        billing_touch(req->caller.org_id); /* this month's free credits, before any balance */
+        billing_touch(req->caller->org_id); /* this month's free credits, before any balance */
     return 0;
 }
 
@@ -107,7 +106,7 @@ static int authenticate(struct req *req)
  * mark. errno is 0 before each handler runs, so EMFILE here is this request's. */
 static int out_of_descriptors(int err)
 {
-    int store = store_take_unavailable();
+    int store = err_take_unavailable();
 
     if (store)
         return 1;
@@ -143,11 +142,23 @@ static void s3_busy(struct req *req)
     req_reply_raw(req, 503, "application/xml", xml, sizeof(xml) - 1);
 }
 
+/* Every request gets its caller (zeroed: anonymous) before anything can read it, so that
+ * handlers of public and optional routes, and the S3 and port paths, see a caller too. It
+ * lives in the request's arena. */
+static void caller_init(struct req *req)
+{
+    if (req->caller)
+        return;
+    req->caller = arena_alloc(&req->arena, sizeof(*req->caller));
+    memset(req->caller, 0, sizeof(*req->caller));
+}
+
 void api_begin(struct req *req)
 {
     int err;
 
-    store_take_unavailable(); /* only what this request meets counts */
+    caller_init(req);
+    err_take_unavailable(); /* only what this request meets counts */
     errno = 0;
     if (api_ports_request(req))
         return; /* a run's port: its body is buffered, then api_dispatch() sends it on */
@@ -173,8 +184,9 @@ void api_dispatch(struct req *req)
     const struct route *r;
     int err;
 
+    caller_init(req);
     if (!req->begun) {
-        store_take_unavailable(); /* only what this request meets counts */
+        err_take_unavailable(); /* only what this request meets counts */
         errno = 0;
     }
     if (!req->begun && api_ports_request(req)) {
@@ -244,8 +256,8 @@ out:
 
 int api_require_role(struct req *req, enum role min)
 {
-    if (req->caller.role >= min)
+    if (req->caller->role >= min)
         return 0;
     return req_fail(req, LY_EFORBIDDEN, "This action needs the %s role in organization '%s'",
-                    role_name(min), req->caller.org_slug ? req->caller.org_slug : "?");
+                    role_name(min), req->caller->org_slug ? req->caller->org_slug : "?");
 }

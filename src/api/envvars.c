@@ -12,7 +12,6 @@
 #include "core/err.h"
 #include "core/json.h"
 #include "secrets/envvars.h"
-#include "store/envvars.h"
 
 #include <string.h>
 
@@ -20,18 +19,13 @@
 #define MAX_VALUE (64 * 1024)
 #define MASK      "********"
 
-static json_t *item_json(json_t *row)
+static json_t *item_json(const struct envvar_row *r)
 {
-    int secret = json_integer_value(json_object_get(row, "is_secret")) != 0;
-    const char *uid = json_string_value(json_object_get(row, "user_id"));
-
-    return json_pack("{s:O,s:O,s:O,s:o,s:b,s:s,s:o,s:o}", "id", json_object_get(row, "id"), "key",
-                     json_object_get(row, "name"), "name", json_object_get(row, "name"), "value",
-                     secret ? json_string(MASK) : json_incref(json_object_get(row, "value")),
-                     "is_secret", secret, "scope", uid && *uid ? "user" : "org", "created_at",
-                     json_time(json_integer_value(json_object_get(row, "created_at"))),
-                     "updated_at",
-                     json_time(json_integer_value(json_object_get(row, "updated_at"))));
+    return json_pack(
+        "{s:s,s:s,s:s,s:o,s:b,s:s,s:o,s:o}", "id", r->id, "key", r->name, "name", r->name, "value",
+        r->is_secret ? json_string(MASK) : (r->value ? json_string(r->value) : json_null()),
+        "is_secret", r->is_secret != 0, "scope", r->user_id && *r->user_id ? "user" : "org",
+        "created_at", json_time(r->created_at), "updated_at", json_time(r->updated_at));
 }
 
 /* An item's name: "key" (the CLI, API.md 8) or "name" (the dashboard); NULL when neither. */
@@ -95,8 +89,9 @@ static int api_envvars_create(struct req *req)
     json_error_t jerr;
     json_t *body =
         req->body_len ? json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr) : NULL;
-    json_t *items, *seen = json_object(), *it, *out = NULL, *rows;
-    int batch = 0, err = 0, org_scope = 0;
+    json_t *items, *seen = json_object(), *it, *out = NULL;
+    struct envvar_row *rows;
+    int batch = 0, err = 0, org_scope = 0, n;
     size_t i;
 
     if (!body) {
@@ -140,33 +135,29 @@ static int api_envvars_create(struct req *req)
     json_array_foreach(items, i, it)
     {
         const char *sc = json_string_value(json_object_get(it, "scope"));
-        const char *uid = sc && strcmp(sc, "org") == 0 ? "" : req->caller.user_id;
+        const char *uid = sc && strcmp(sc, "org") == 0 ? "" : req->caller->user_id;
         const char *name = json_string_value(item_name(it));
         char id[41];
 
-        err = envvars_set(req->caller.org_id, uid, name,
+        err = envvars_set(req->caller->org_id, uid, name,
                           json_string_value(json_object_get(it, "value")),
                           json_is_true(json_object_get(it, "is_secret")), id);
         if (err)
             goto out_items;
     }
     /* Answer the rows as stored (masked), in the order asked. */
-    rows = json_array();
-    err = envvars_store_list(req->caller.org_id, req->caller.user_id, rows);
+    n = envvars_list(&req->arena, req->caller->org_id, req->caller->user_id, &rows);
+    err = n < 0 ? n : 0;
     json_array_foreach(items, i, it)
     {
         const char *sc = json_string_value(json_object_get(it, "scope"));
-        const char *uid = sc && strcmp(sc, "org") == 0 ? "" : req->caller.user_id;
-        size_t j;
-        json_t *row;
+        const char *uid = sc && strcmp(sc, "org") == 0 ? "" : req->caller->user_id;
 
-        json_array_foreach(
-            rows, j, row) if (strcmp(json_string_value(json_object_get(row, "name")),
-                                     json_string_value(item_name(it))) == 0 &&
-                              strcmp(json_string_value(json_object_get(row, "user_id")), uid) == 0)
-            json_array_append_new(out, item_json(row));
+        for (int j = 0; j < n; j++)
+            if (strcmp(rows[j].name, json_string_value(item_name(it))) == 0 &&
+                strcmp(rows[j].user_id, uid) == 0)
+                json_array_append_new(out, item_json(&rows[j]));
     }
-    json_decref(rows);
     if (!err)
         err = batch ? req_reply(req, json_pack("{s:O,s:O,s:i}", "environment_variables", out,
                                                "variables", out, "count",
@@ -183,24 +174,23 @@ out:
 
 static int api_envvars_list(struct req *req)
 {
-    json_t *rows = json_array(), *out = json_array(), *row;
-    size_t i;
-    int err = envvars_store_list(req->caller.org_id, req->caller.user_id, rows);
+    struct envvar_row *rows;
+    json_t *out;
+    int n = envvars_list(&req->arena, req->caller->org_id, req->caller->user_id, &rows);
 
-    json_array_foreach(rows, i, row) json_array_append_new(out, item_json(row));
-    json_decref(rows);
-    if (err) {
-        json_decref(out);
-        return err;
-    }
+    if (n < 0)
+        return n;
+    out = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(out, item_json(&rows[i]));
     return req_reply(req, json_pack("{s:o,s:I}", "environment_variables", out, "count",
                                     (json_int_t)json_array_size(out)));
 }
 
 static int api_envvars_delete(struct req *req)
 {
-    int n = envvars_store_delete(req->caller.org_id, req->caller.user_id,
-                                 req_param(req, "env_var_id"), req->caller.role >= ROLE_ADMIN);
+    int n = envvars_delete(req->caller->org_id, req->caller->user_id, req_param(req, "env_var_id"),
+                           req->caller->role >= ROLE_ADMIN);
 
     if (n < 0)
         return n;
@@ -212,7 +202,7 @@ static int api_envvars_delete(struct req *req)
 
 static int api_envvars_delete_all(struct req *req)
 {
-    int n = envvars_store_delete_all(req->caller.org_id, req->caller.user_id);
+    int n = envvars_delete_all(req->caller->org_id, req->caller->user_id);
 
     if (n < 0)
         return n;

@@ -39,7 +39,7 @@ static int api_inference_create(struct req *req)
                        profiles_names());
         goto out;
     }
-    err = billing_admit(req->caller.org_id, profile, (int)min_r);
+    err = billing_admit(req->caller->org_id, profile, (int)min_r);
     if (err) {
         err = req_fail(req, err, "Insufficient credits");
         goto out;
@@ -47,7 +47,7 @@ static int api_inference_create(struct req *req)
     json_object_set_new(body, "hardware_profile", json_string(profile));
     json_object_set_new(body, "min_replicas", json_integer(min_r));
     json_object_set_new(body, "max_replicas", json_integer(max_r));
-    err = deployment_create(req->caller.org_id, req->caller.user_id, body, id);
+    err = deployment_create(req->caller->org_id, req->caller->user_id, body, id);
     if (!err)
         err = req_reply(req, json_pack("{s:s,s:s}", "deployment_id", id, "status", "pending"));
 out:
@@ -58,7 +58,7 @@ out:
 static int api_inference_get(struct req *req)
 {
     int err = 0;
-    json_t *o = deployment_json(req->caller.org_id, req_param(req, "deployment_id"), &err);
+    json_t *o = deployment_json(req->caller->org_id, req_param(req, "deployment_id"), &err);
 
     if (!o)
         return err == LY_ENOTFOUND ? req_fail(req, err, "Deployment not found") : err;
@@ -70,7 +70,7 @@ static int api_inference_list(struct req *req)
     const char *inc = req_query(req, "include_stopped");
     int err = 0;
     json_t *o = deployment_list_json(
-        req->caller.org_id, inc && (strcmp(inc, "true") == 0 || strcmp(inc, "1") == 0), &err);
+        req->caller->org_id, inc && (strcmp(inc, "true") == 0 || strcmp(inc, "1") == 0), &err);
 
     return o ? req_reply(req, o) : err;
 }
@@ -78,12 +78,12 @@ static int api_inference_list(struct req *req)
 static int api_inference_stop(struct req *req)
 {
     const char *id = req_param(req, "deployment_id");
-    int err = deployment_stop(req->caller.org_id, id);
+    int err = deployment_stop(req->caller->org_id, id);
     json_t *o;
 
     if (err)
         return err == LY_ENOTFOUND ? req_fail(req, err, "Deployment not found") : err;
-    o = deployment_json(req->caller.org_id, id, &err);
+    o = deployment_json(req->caller->org_id, id, &err);
     return o ? req_reply(req, o) : err;
 }
 
@@ -91,14 +91,14 @@ static int api_inference_submit(struct req *req)
 {
     const char *model = body_str(req, "model");
     char dep[40], id[40], url[200];
-    int err = inference_resolve(req->caller.org_id, model, dep);
+    int err = inference_resolve(req->caller->org_id, model, dep);
 
     if (err)
         return req_fail(req, err,
                         err == LY_ENOTFOUND ? "No deployment serves model '%s'"
                                             : "The deployment of '%s' failed",
                         model);
-    err = inflight_submit(req->caller.org_id, dep, json_deep_copy(req->json), id);
+    err = inflight_submit(req->caller->org_id, dep, json_deep_copy(req->json), id);
     if (err)
         return req_fail(req, err, "Too many streaming inferences at once");
     snprintf(url, sizeof(url), "%s/inference/streaming/stream/%s", API_PREFIX, id);
@@ -111,7 +111,7 @@ static int api_inference_submit(struct req *req)
 static int stream_replay(struct req *req, const char *id)
 {
     int err;
-    json_t *o = infres_get(req->caller.org_id, id, &err);
+    json_t *o = infres_get(req->caller->org_id, id, &err);
     const char *status = json_string_value(json_object_get(o, "status"));
     json_t *q = json_pack("{s:s,s:s}", "inference_id", id, "status", "queued");
     char *qs = json_dumps(q, JSON_WIRE), *es = NULL, *body;
@@ -135,7 +135,7 @@ static int stream_replay(struct req *req, const char *id)
 
 static int api_inference_stream(struct req *req)
 {
-    struct call *c = inflight_get(req->caller.org_id, req_param(req, "inference_id"));
+    struct call *c = inflight_get(req->caller->org_id, req_param(req, "inference_id"));
     struct req_stream s;
 
     if (!c)

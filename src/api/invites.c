@@ -10,10 +10,10 @@
  * id when the caller is its addressee, so the answers of GET /invites/mine can be accepted.
  */
 #include "api/api.h"
+#include "api/orgs_int.h"
 #include "auth/identity.h"
 #include "core/err.h"
 #include "orgs/orgs.h"
-#include "store/orgs.h"
 
 #include <string.h>
 
@@ -21,25 +21,26 @@
  * they cannot answer invites for their user. */
 static int invitee(struct req *req, const char **user_id)
 {
-    *user_id = req->caller.user_id[0] ? req->caller.user_id : NULL;
-    if (req->caller.via == VIA_ORG_KEY)
+    *user_id = req->caller->user_id[0] ? req->caller->user_id : NULL;
+    if (req->caller->via == VIA_ORG_KEY)
         return req_fail(req, LY_EFORBIDDEN, "An organization API key cannot answer invites");
     return 0;
 }
 
 static int api_invites_mine(struct req *req)
 {
+    struct invite_row *rows;
     json_t *arr;
-    int err;
+    int n;
 
-    if (req->caller.via == VIA_ORG_KEY)
+    if (req->caller->via == VIA_ORG_KEY)
         return req_fail(req, LY_EFORBIDDEN, "An organization API key has no invites");
+    n = org_invites_to(&req->arena, req->caller->email, &rows);
+    if (n < 0)
+        return n;
     arr = json_array();
-    err = invites_list_email(req->caller.email, arr);
-    if (err) {
-        json_decref(arr);
-        return err;
-    }
+    for (int i = 0; i < n; i++)
+        json_array_append_new(arr, api_invite_obj(&rows[i]));
     return req_reply(
         req, json_pack("{s:o,s:I}", "invites", arr, "total", (json_int_t)json_array_size(arr)));
 }
@@ -71,7 +72,7 @@ static int api_invites_accept(struct req *req)
     err = invitee(req, &user_id);
     if (err)
         return err;
-    err = org_invite_accept(&req->arena, req_param(req, "token"), user_id, req->caller.email,
+    err = org_invite_accept(&req->arena, req_param(req, "token"), user_id, req->caller->email,
                             body_str(req, "password"), body_str(req, "full_name"), &acc, &why);
     if (err == LY_EINVAL) {
         /* The only input the domain checks itself is the new account's password. */
@@ -108,8 +109,8 @@ static int api_invites_decline(struct req *req)
     err = invitee(req, &user_id);
     if (err)
         return err;
-    err = org_invite_decline(&req->arena, req_param(req, "token"), user_id, req->caller.email, &inv,
-                             &why);
+    err = org_invite_decline(&req->arena, req_param(req, "token"), user_id, req->caller->email,
+                             &inv, &why);
     if (err)
         return why ? req_fail(req, err, "%s", why) : err;
     return req_reply(req, json_pack("{s:s,s:s,s:s,s:s}", "message", "Invite declined", "id", inv.id,

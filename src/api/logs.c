@@ -72,7 +72,7 @@ static int api_logs_execution(struct req *req)
 
     if (err)
         return err;
-    row = runq_get(req->caller.org_id, req_param(req, "execution_id"), &err);
+    row = runq_get(req->caller->org_id, req_param(req, "execution_id"), &err);
     if (!row)
         return err ? err : req_fail(req, LY_ENOTFOUND, "Execution not found");
     id = json_string_value(json_object_get(row, "id"));
@@ -100,7 +100,7 @@ static int api_logs_user(struct req *req)
     int err = window(req, 100, 5000, 1, 24, &limit, &since);
 
     if (!err)
-        err = logs_runs_of_user(&req->arena, req->caller.org_id, req->caller.user_id, since,
+        err = logs_runs_of_user(&req->arena, req->caller->org_id, req->caller->user_id, since,
                                 USER_RUNS_MAX, &runs);
     if (err)
         return err;
@@ -109,8 +109,8 @@ static int api_logs_user(struct req *req)
         return req_fail(req, err, "The logs cannot be read");
     logs = json_array();
     for (size_t i = 0; i < t.n; i++)
-        json_array_append_new(logs, item(&t.lines[i], runs.ids[t.lines[i].run], req->caller.user_id,
-                                         runs.profiles[t.lines[i].run]));
+        json_array_append_new(logs, item(&t.lines[i], runs.ids[t.lines[i].run],
+                                         req->caller->user_id, runs.profiles[t.lines[i].run]));
     return req_reply(req, json_pack("{s:o,s:I}", "logs", logs, "total", (json_int_t)t.total));
 }
 

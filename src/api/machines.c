@@ -22,7 +22,7 @@ static int api_machine_types(struct req *req)
 static int allowed(struct req *req, json_t **out)
 {
     json_t *rows = json_array();
-    int err = runq_quota(req->caller.user_id, rows);
+    int err = runq_quota(req->caller->user_id, rows);
 
     if (err) {
         json_decref(rows);

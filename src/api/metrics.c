@@ -123,7 +123,7 @@ static int api_metrics_execution(struct req *req)
     err = req_check_valid(req);
     if (err)
         return err;
-    row = runq_get(req->caller.org_id, req_param(req, "execution_id"), &err);
+    row = runq_get(req->caller->org_id, req_param(req, "execution_id"), &err);
     if (!row)
         return err ? err : req_fail(req, LY_ENOTFOUND, "Execution not found");
     if (!qs)

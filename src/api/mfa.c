@@ -7,9 +7,6 @@
 #include "auth/identity.h"
 #include "auth/mfa.h"
 #include "core/err.h"
-#include "store/db.h"
-#include "store/mfa.h"
-#include "store/users.h"
 
 #include <ctype.h>
 #include <string.h>
@@ -19,27 +16,13 @@ static int load_user(struct req *req, struct user_row *u)
 {
     int err;
 
-    if (req->caller.via == VIA_ORG_KEY)
+    if (req->caller->via == VIA_ORG_KEY)
         return req_fail(req, LY_EFORBIDDEN, "An organization API key cannot manage MFA");
-    err = users_get(&req->arena, req->caller.user_id, u);
+    err = mfa_user(&req->arena, req->caller->user_id, u);
     return err == LY_ENOTFOUND ? req_fail(req, LY_EUNAUTH, "User not found") : err;
 }
 
-/* A fresh set of backup codes: the codes, shown once, and their hashes, which are stored. */
-struct backup_set {
-    char codes[MFA_BACKUP_CODES][MFA_BACKUP_LEN + 2];
-    char hashes[MFA_BACKUP_CODES][65];
-    const char *hp[MFA_BACKUP_CODES]; /* into hashes, as the store takes them */
-};
-
-static void backup_set_new(struct backup_set *b)
-{
-    mfa_backup_codes(b->codes, b->hashes);
-    for (int i = 0; i < MFA_BACKUP_CODES; i++)
-        b->hp[i] = b->hashes[i];
-}
-
-static json_t *backup_set_json(const struct backup_set *b)
+static json_t *backup_set_json(const struct mfa_backup_set *b)
 {
     json_t *arr = json_array();
 
@@ -76,16 +59,15 @@ static int api_mfa_status(struct req *req)
 
     if (err)
         return err;
-    return req_reply(req,
-                     json_pack("{s:b,s:b,s:I}", "enabled", u.mfa_enabled, "enrollment_pending",
-                               u.mfa_secret && !u.mfa_enabled, "backup_codes_remaining",
-                               (json_int_t)(u.mfa_enabled ? mfa_store_backups_left(u.id) : 0)));
+    return req_reply(req, json_pack("{s:b,s:b,s:I}", "enabled", u.mfa_enabled, "enrollment_pending",
+                                    u.mfa_secret && !u.mfa_enabled, "backup_codes_remaining",
+                                    (json_int_t)(u.mfa_enabled ? mfa_backups_left(u.id) : 0)));
 }
 
 static int api_mfa_enroll(struct req *req)
 {
     char secret[64];
-    struct backup_set b;
+    struct mfa_backup_set b;
     struct user_row u;
     const char *url;
     int err = load_user(req, &u);
@@ -94,14 +76,7 @@ static int api_mfa_enroll(struct req *req)
         return err;
     if (u.mfa_enabled)
         return req_fail(req, LY_ECONFLICT, "MFA is already enabled; disable it first");
-    err = mfa_secret_new(secret, sizeof(secret));
-    if (err)
-        return err;
-    backup_set_new(&b);
-    err = store_begin();
-    if (err)
-        return err;
-    err = store_end(mfa_store_enroll(u.id, secret, b.hp, MFA_BACKUP_CODES));
+    err = mfa_enroll(u.id, secret, &b);
     if (err)
         return err;
     url = arena_sprintf(&req->arena,
@@ -132,11 +107,11 @@ static int api_mfa_verify_enrollment(struct req *req)
         return req_fail(req, LY_EBADREQ, "%s", why);
     if (err)
         return err;
-    err = mfa_store_set_enabled(u.id, 1);
+    err = mfa_enable(u.id);
     if (err)
         return err;
     return req_reply(req, json_pack("{s:b,s:I}", "enabled", 1, "backup_codes_remaining",
-                                    (json_int_t)mfa_store_backups_left(u.id)));
+                                    (json_int_t)mfa_backups_left(u.id)));
 }
 
 static int api_mfa_verify(struct req *req)
@@ -175,10 +150,7 @@ static int api_mfa_disable(struct req *req)
 
     if (err)
         return err;
-    err = store_begin();
-    if (err)
-        return err;
-    err = store_end(mfa_store_clear(u.id));
+    err = mfa_disable(u.id);
     if (err)
         return err;
     return req_reply(req, json_pack("{s:b}", "enabled", 0));
@@ -186,17 +158,13 @@ static int api_mfa_disable(struct req *req)
 
 static int api_mfa_regenerate(struct req *req)
 {
-    struct backup_set b;
+    struct mfa_backup_set b;
     struct user_row u;
     int err = confirm_code(req, &u);
 
     if (err)
         return err;
-    backup_set_new(&b);
-    err = store_begin();
-    if (err)
-        return err;
-    err = store_end(mfa_store_replace_backups(u.id, b.hp, MFA_BACKUP_CODES));
+    err = mfa_backups_regenerate(u.id, &b);
     if (err)
         return err;
     return req_reply(req, json_pack("{s:o}", "backup_codes", backup_set_json(&b)));

@@ -184,7 +184,7 @@ static json_t *entry_of(struct req *req, json_t *dep)
         "{s:s,s:s,s:s,s:I,s:s,s:s,s:s,s:s,s:s,s:b,s:O,s:s,s:s,s:s,s:O,s:b,s:b,s:b,s:[s],s:[s],"
         "s:o,s:I,s:I,s:f,s:o,s:f,s:I,s:O,s:O,s:O}",
         "model_id", id, "id", id, "object", "model", "created", (json_int_t)created, "owned_by",
-        req->caller.org_id, "name", model, "description",
+        req->caller->org_id, "name", model, "description",
         arena_sprintf(&req->arena, "%s, served by a dedicated deployment on %s", model, prof),
         "type", "text", "provider", provider, "available", avail, "status",
         json_object_get(dep, "status"), "deployment_id", id, "hf_model_id", model,
@@ -204,7 +204,7 @@ enum group { G_ALL, G_SYNC, G_ASYNC, G_TYPE };
 static int reply_list(struct req *req, enum group g)
 {
     int err = 0;
-    json_t *l = deployment_list_json(req->caller.org_id, 0, &err), *out, *dep;
+    json_t *l = deployment_list_json(req->caller->org_id, 0, &err), *out, *dep;
     const char *type = g == G_TYPE ? req_param(req, "type") : NULL;
     size_t i;
 
@@ -256,9 +256,9 @@ static json_t *dep_of(struct req *req, int *err)
     char dep[40];
     json_t *o = NULL;
 
-    *err = inference_resolve(req->caller.org_id, id, dep);
+    *err = inference_resolve(req->caller->org_id, id, dep);
     if (!*err)
-        o = deployment_json(req->caller.org_id, dep, err);
+        o = deployment_json(req->caller->org_id, dep, err);
     if (!o && (!*err || *err == LY_ENOTFOUND || *err == LY_EUNAVAIL))
         *err = req_fail(req, LY_ENOTFOUND, "Model '%s' not found", id);
     return o;
@@ -502,7 +502,7 @@ static int api_models_call(struct req *req)
         json_decref(msgs);
         return err;
     }
-    err = inference_resolve(req->caller.org_id, model, dep);
+    err = inference_resolve(req->caller->org_id, model, dep);
     if (err) {
         json_decref(msgs);
         return req_fail(req, err,
@@ -521,7 +521,7 @@ static int api_models_call(struct req *req)
     s->raw_output = body_bool(req, "raw_output", 0);
     s->t0 = now_mono_us();
     snprintf(s->dep, sizeof(s->dep), "%s", dep);
-    c = call_start(req->caller.org_id, dep, "/v1/chat/completions", body, 0, CALL_RAW);
+    c = call_start(req->caller->org_id, dep, "/v1/chat/completions", body, 0, CALL_RAW);
     s->inner = call_stream(c);
     call_put(c);
     return req_reply_stream(req, "application/json",

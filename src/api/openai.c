@@ -39,7 +39,7 @@ static int proxy(struct req *req, const char *path, const char *need)
         json_decref(b);
         return req_fail(req, LY_EBADREQ, "Missing required parameter: '%s'.", need);
     }
-    err = inference_resolve(req->caller.org_id, model, dep);
+    err = inference_resolve(req->caller->org_id, model, dep);
     if (err) {
         req_fail(req, err,
                  err == LY_ENOTFOUND ? "The model '%s' does not exist or you do not have access "
@@ -50,7 +50,7 @@ static int proxy(struct req *req, const char *path, const char *need)
         return err;
     }
     stream = json_is_true(json_object_get(b, "stream"));
-    c = call_start(req->caller.org_id, dep, path, b, stream, CALL_RAW);
+    c = call_start(req->caller->org_id, dep, path, b, stream, CALL_RAW);
     req_add_header(req, "Cache-Control", "no-cache");
     req_add_header(req, "X-Accel-Buffering", "no");
     err = req_reply_stream(req, stream ? "text/event-stream" : "application/json", call_stream(c));
@@ -70,7 +70,7 @@ static int api_openai_completions(struct req *req)
 
 static int api_openai_models(struct req *req)
 {
-    return req_reply(req, inference_models(req->caller.org_id));
+    return req_reply(req, inference_models(req->caller->org_id));
 }
 
 /* The Files and Batch API (api/batches.c), which the OpenAI SDK drives under /api/v2/external:

@@ -9,25 +9,53 @@
  * role of the org the request acts in. The rules that span several rows live in src/orgs/.
  */
 #include "api/api.h"
+#include "api/orgs_int.h"
 #include "auth/accounts.h"
+#include "auth/apikeys.h"
+#include "billing/billing.h"
 #include "core/err.h"
 #include "core/util.h"
 #include "orgs/orgs.h"
-#include "store/keys.h"
-#include "store/ledger.h"
-#include "store/orgs.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #define BILLING_DETAILS_MAX 4096
 
+/* The org object of API.md section 3. */
+static json_t *org_obj(const struct org_row *o)
+{
+    json_t *details = o->billing_details ? json_loads(o->billing_details, 0, NULL) : NULL;
+
+    return json_pack("{s:s,s:s,s:s,s:s?,s:o,s:o,s:s,s:b,s:I}", "id", o->id, "slug", o->slug, "name",
+                     o->name, "billing_email", o->billing_email, "billing_details",
+                     details ? details : json_null(), "created_at", json_time(o->created_at),
+                     "role", o->role, "is_default", o->is_default, "member_count",
+                     (json_int_t)o->member_count);
+}
+
+static json_t *member_obj(const struct member_row *m)
+{
+    return json_pack("{s:s,s:s,s:s?,s:s,s:o}", "user_id", m->user_id, "email", m->email,
+                     "full_name", m->full_name, "role", m->role, "joined_at",
+                     json_time(m->joined_at));
+}
+
+json_t *api_invite_obj(const struct invite_row *inv)
+{
+    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:o,s:o,s:s?,s:s?}", "id", inv->id, "org_id",
+                     inv->org_id, "org_slug", inv->org_slug, "org_name", inv->org_name, "email",
+                     inv->email, "role", inv->role, "status", inv->status, "expires_at",
+                     json_time(inv->expires_at), "created_at", json_time(inv->created_at),
+                     "invited_by", inv->invited_by, "invited_by_email", inv->invited_by_email);
+}
+
 /* Resolves {slug} to the org and the caller's membership in it (404 otherwise). */
 static int org_scope(struct req *req, struct org_row *o)
 {
-    int err = orgs_get_member(&req->arena, req->caller.user_id, req_param(req, "slug"), o);
+    int err = org_get(&req->arena, req->caller->user_id, req_param(req, "slug"), o);
 
-    if (!err && req->caller.via == VIA_ORG_KEY && strcmp(o->id, req->caller.org_id) != 0)
+    if (!err && req->caller->via == VIA_ORG_KEY && strcmp(o->id, req->caller->org_id) != 0)
         err = LY_ENOTFOUND;
     if (err == LY_ENOTFOUND)
         return req_fail(req, err, "Organization not found");
@@ -94,29 +122,31 @@ static int api_orgs_create(struct req *req)
     char *details, id[40];
     int err;
 
-    if (req->caller.via == VIA_ORG_KEY)
+    if (req->caller->via == VIA_ORG_KEY)
         return req_fail(req, LY_EFORBIDDEN, "An organization API key cannot create organizations");
     err = org_fields(req, &details);
     if (!err)
-        err = org_create(&req->arena, req->caller.user_id, slug, body_str(req, "name"),
+        err = org_create(&req->arena, req->caller->user_id, slug, body_str(req, "name"),
                          body_str(req, "billing_email"), details, id, &why);
     if (!err)
-        err = orgs_get_member(&req->arena, req->caller.user_id, slug, &o);
+        err = org_get(&req->arena, req->caller->user_id, slug, &o);
     if (err)
         return fail_why(req, err, why);
-    return req_reply(req, orgs_obj(&o));
+    return req_reply(req, org_obj(&o));
 }
 
 static int api_orgs_list(struct req *req)
 {
-    json_t *arr = json_array();
-    int err = orgs_list_member(req->caller.user_id,
-                               req->caller.via == VIA_ORG_KEY ? req->caller.org_id : NULL, arr);
+    struct org_row *rows;
+    json_t *arr;
+    int n = org_list(&req->arena, req->caller->user_id,
+                     req->caller->via == VIA_ORG_KEY ? req->caller->org_id : NULL, &rows);
 
-    if (err) {
-        json_decref(arr);
-        return err;
-    }
+    if (n < 0)
+        return n;
+    arr = json_array();
+    for (int i = 0; i < n; i++)
+        json_array_append_new(arr, org_obj(&rows[i]));
     return req_reply(req, json_pack("{s:o,s:I}", "organizations", arr, "total",
                                     (json_int_t)json_array_size(arr)));
 }
@@ -128,7 +158,7 @@ static int api_orgs_get(struct req *req)
 
     if (err)
         return err;
-    return req_reply(req, orgs_obj(&o));
+    return req_reply(req, org_obj(&o));
 }
 
 static int api_orgs_update(struct req *req)
@@ -145,16 +175,16 @@ static int api_orgs_update(struct req *req)
         err = org_fields(req, &details);
     if (err)
         return err;
-    err = orgs_update(o.id, body_str(req, "name"), slug, body_str(req, "billing_email"), details);
+    err = org_update(o.id, body_str(req, "name"), slug, body_str(req, "billing_email"), details);
     if (err == LY_ECONFLICT)
         return req_fail(req, err, "Organization slug '%s' is already taken", slug);
     if (err == LY_ENOTFOUND)
         return req_fail(req, err, "Organization not found");
     if (!err)
-        err = orgs_get_member(&req->arena, req->caller.user_id, slug ? slug : o.slug, &o);
+        err = org_get(&req->arena, req->caller->user_id, slug ? slug : o.slug, &o);
     if (err)
         return err;
-    return req_reply(req, orgs_obj(&o));
+    return req_reply(req, org_obj(&o));
 }
 
 static int api_orgs_delete(struct req *req)
@@ -168,7 +198,7 @@ static int api_orgs_delete(struct req *req)
         err = need_role(req, &o, ROLE_OWNER);
     if (err)
         return err;
-    err = org_delete(o.id, req->caller.user_id, &why);
+    err = org_delete(o.id, req->caller->user_id, &why);
     if (err)
         return fail_why(req, err, why);
     return req_reply(req, json_pack("{s:s,s:s,s:s}", "message", "Organization deleted", "id", o.id,
@@ -179,18 +209,19 @@ static int api_orgs_delete(struct req *req)
 
 static int api_orgs_members(struct req *req)
 {
+    struct member_row *rows;
     struct org_row o;
     json_t *arr;
-    int err = org_scope(req, &o);
+    int n, err = org_scope(req, &o);
 
     if (err)
         return err;
+    n = org_members(&req->arena, o.id, &rows);
+    if (n < 0)
+        return n;
     arr = json_array();
-    err = members_list(o.id, arr);
-    if (err) {
-        json_decref(arr);
-        return err;
-    }
+    for (int i = 0; i < n; i++)
+        json_array_append_new(arr, member_obj(&rows[i]));
     return req_reply(
         req, json_pack("{s:o,s:I}", "members", arr, "total", (json_int_t)json_array_size(arr)));
 }
@@ -205,8 +236,8 @@ static int api_orgs_member_update(struct req *req)
 {
     const char *role = body_str(req, "role"), *user_id = req_param(req, "user_id");
     const char *why = NULL;
+    struct member_row m;
     struct org_row o;
-    json_t *out = NULL;
     int err;
 
     err = org_scope(req, &o);
@@ -214,12 +245,12 @@ static int api_orgs_member_update(struct req *req)
         return err;
     if (!org_role_ok(role))
         return bad_role(req, "role");
-    err = org_member_set_role(o.id, req->caller.user_id, user_id, role, &why);
+    err = org_member_set_role(o.id, req->caller->user_id, user_id, role, &why);
     if (!err)
-        err = members_obj(o.id, user_id, &out);
+        err = org_member(&req->arena, o.id, user_id, &m);
     if (err)
         return fail_why(req, err, why);
-    return req_reply(req, out);
+    return req_reply(req, member_obj(&m));
 }
 
 static int api_orgs_member_remove(struct req *req)
@@ -232,7 +263,7 @@ static int api_orgs_member_remove(struct req *req)
     err = org_scope(req, &o);
     if (err)
         return err;
-    err = org_member_remove(o.id, req->caller.user_id, user_id, &why);
+    err = org_member_remove(o.id, req->caller->user_id, user_id, &why);
     if (err)
         return fail_why(req, err, why);
     return req_reply(req, json_pack("{s:s,s:s,s:s}", "message", "Member removed", "org_id", o.id,
@@ -255,11 +286,11 @@ static int api_orgs_key_create(struct req *req)
     if (err)
         return err;
     /* A leaked key must not be able to mint keys that outlive its revocation. */
-    if (req->caller.via == VIA_ORG_KEY)
+    if (req->caller->via == VIA_ORG_KEY)
         return req_fail(req, LY_EFORBIDDEN, "An organization API key cannot create API keys");
     err = api_expires_at(req, &expires);
     if (!err)
-        err = accounts_key_create(req->caller.user_id, o.id, name, expires, &k);
+        err = accounts_key_create(req->caller->user_id, o.id, name, expires, &k);
     if (err)
         return err;
     return req_reply(req, json_pack("{s:s,s:s,s:s,s:s,s:s,s:o,s:o,s:b}", "id", k.id, "org_id", o.id,
@@ -270,20 +301,29 @@ static int api_orgs_key_create(struct req *req)
 
 static int api_orgs_key_list(struct req *req)
 {
+    struct key_row *rows;
     struct org_row o;
     json_t *arr;
-    int err;
+    int err, n;
 
     err = org_scope(req, &o);
     if (!err)
         err = need_role(req, &o, ROLE_ADMIN);
     if (err)
         return err;
+    n = apikeys_list_org(&req->arena, o.id, &rows);
+    if (n < 0)
+        return n;
     arr = json_array();
-    err = keys_list_org(o.id, arr);
-    if (err) {
-        json_decref(arr);
-        return err;
+    for (int i = 0; i < n; i++) {
+        const struct key_row *k = &rows[i];
+
+        json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:s,s:b,s:o,s:o,s:o,s:s}", "id", k->id,
+                                             "org_id", k->org_id, "name", k->name, "prefix",
+                                             k->prefix, "is_active", k->is_active, "created_at",
+                                             json_time(k->created_at), "expires_at",
+                                             json_time(k->expires_at), "last_used_at",
+                                             json_time(k->last_used_at), "created_by", k->user_id));
     }
     return req_reply(
         req, json_pack("{s:o,s:I}", "api_keys", arr, "total", (json_int_t)json_array_size(arr)));
@@ -300,7 +340,7 @@ static int api_orgs_key_delete(struct req *req)
         err = need_role(req, &o, ROLE_ADMIN);
     if (err)
         return err;
-    err = keys_revoke_org(o.id, id);
+    err = apikeys_revoke_org(o.id, id);
     if (err == LY_ENOTFOUND)
         return req_fail(req, err, "API key not found");
     if (err)
@@ -318,7 +358,7 @@ static int api_orgs_balance(struct req *req)
 
     err = org_scope(req, &o);
     if (!err)
-        err = ledger_balance(o.id, &micro);
+        err = billing_balance(o.id, &micro);
     if (err)
         return err;
     return req_reply(req, json_pack("{s:s,s:o,s:b}", "org_id", o.id, "balance",
@@ -329,9 +369,10 @@ static int api_orgs_transactions(struct req *req)
 {
     long long limit, offset;
     int64_t total = 0;
+    struct ledger_row *rows;
     struct org_row o;
     json_t *arr;
-    int err;
+    int err, n;
 
     req_query_int(req, "limit", 50, 1, 1000, &limit);
     req_query_int(req, "offset", 0, 0, 1000000000000LL, &offset);
@@ -340,11 +381,20 @@ static int api_orgs_transactions(struct req *req)
         err = org_scope(req, &o);
     if (err)
         return err;
+    n = billing_transactions(&req->arena, o.id, limit, offset, &rows, &total);
+    if (n < 0)
+        return n;
     arr = json_array();
-    err = ledger_list(o.id, limit, offset, arr, &total);
-    if (err) {
-        json_decref(arr);
-        return err;
+    for (int i = 0; i < n; i++) {
+        const struct ledger_row *r = &rows[i];
+        char amount[32], after[32];
+
+        micro_format(r->amount, amount, sizeof(amount));
+        micro_format(r->balance_after, after, sizeof(after));
+        json_array_append_new(
+            arr, json_pack("{s:I,s:s,s:s,s:s?,s:s?,s:o,s:s}", "id", (json_int_t)r->id, "type",
+                           r->kind, "amount", amount, "description", r->description, "reference",
+                           r->ref, "created_at", json_time(r->created_at), "balance_after", after));
     }
     return req_reply(req, json_pack("{s:s,s:o,s:I,s:I,s:I}", "org_id", o.id, "transactions", arr,
                                     "total", (json_int_t)total, "limit", (json_int_t)limit,
@@ -379,7 +429,7 @@ static int api_orgs_invite_create(struct req *req)
         err = need_role(req, &o, ROLE_ADMIN);
     if (err)
         return err;
-    err = org_invite_create(&req->arena, o.id, req->caller.user_id, email, role, &out, &why);
+    err = org_invite_create(&req->arena, o.id, req->caller->user_id, email, role, &out, &why);
     if (err)
         return fail_why(req, err, why);
     memcpy(inv.id, out.id, sizeof(out.id));
@@ -389,32 +439,33 @@ static int api_orgs_invite_create(struct req *req)
     inv.email = email;
     inv.role = role;
     inv.status = "pending";
-    inv.invited_by = req->caller.user_id;
-    inv.invited_by_email = req->caller.email;
+    inv.invited_by = req->caller->user_id;
+    inv.invited_by_email = req->caller->email;
     inv.created_at = out.created_at;
     inv.expires_at = out.expires_at;
-    obj = invites_obj(&inv);
+    obj = api_invite_obj(&inv);
     json_object_set_new(obj, "token", json_string(out.token));
     return req_reply(req, obj);
 }
 
 static int api_orgs_invite_list(struct req *req)
 {
+    struct invite_row *rows;
     struct org_row o;
     json_t *arr;
-    int err;
+    int err, n;
 
     err = org_scope(req, &o);
     if (!err)
         err = need_role(req, &o, ROLE_ADMIN);
     if (err)
         return err;
+    n = org_invites(&req->arena, o.id, &rows);
+    if (n < 0)
+        return n;
     arr = json_array();
-    err = invites_list_org(o.id, arr);
-    if (err) {
-        json_decref(arr);
-        return err;
-    }
+    for (int i = 0; i < n; i++)
+        json_array_append_new(arr, api_invite_obj(&rows[i]));
     return req_reply(
         req, json_pack("{s:o,s:I}", "invites", arr, "total", (json_int_t)json_array_size(arr)));
 }
@@ -431,7 +482,7 @@ static int api_orgs_invite_revoke(struct req *req)
         err = need_role(req, &o, ROLE_ADMIN);
     if (err)
         return err;
-    err = invites_revoke(&req->arena, o.id, id, now_us(), &status);
+    err = org_invite_revoke(&req->arena, o.id, id, &status);
     if (err == LY_ENOTFOUND)
         return req_fail(req, err, "Invite not found");
     if (err == LY_EGONE)

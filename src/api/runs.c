@@ -54,7 +54,7 @@ static int check_profile(struct req *req, const char *field, const char *profile
         return req_fail(req, LY_EBADREQ, "Unknown hardware_profile '%s'. Valid options: %s",
                         profile, profiles_names());
     allowed = json_array();
-    if (runq_quota(req->caller.user_id, allowed)) {
+    if (runq_quota(req->caller->user_id, allowed)) {
         json_decref(allowed);
         return LY_EDB;
     }
@@ -73,7 +73,7 @@ static int check_profile(struct req *req, const char *field, const char *profile
         err = req_fail(req, LY_EUNAVAIL, "No '%s' machine is available on this server", profile);
     if (!err) {
         /* Admission: the org must be able to pay for a first metering window. */
-        err = billing_admit(req->caller.org_id, profile, 1);
+        err = billing_admit(req->caller->org_id, profile, 1);
         if (err == LY_EPAYMENT)
             err = req_fail(req, LY_EPAYMENT, "Insufficient credits");
     }
@@ -208,7 +208,7 @@ static int idempotent_replay(struct req *req, int *err)
         *err = LY_EINVAL;
         return 1;
     }
-    *err = runq_replay(req->caller.org_id, key, req->match.route->path, &answer);
+    *err = runq_replay(req->caller->org_id, key, req->match.route->path, &answer);
     if (*err == LY_ECONFLICT) {
         *err = req_fail(req, LY_ECONFLICT,
                         "This Idempotency-Key was used for another kind of request");
@@ -243,7 +243,7 @@ static int submit_and_reply(struct req *req, struct run_submit *subs, int n, con
 {
     struct answer_ctx c = {req, make, arg};
     struct runq_start st = {
-        .org_id = req->caller.org_id,
+        .org_id = req->caller->org_id,
         .idem_key = req_header(req, "Idempotency-Key"),
         .route = req->match.route->path,
         .subs = subs,
@@ -297,10 +297,10 @@ static void fill_submit(struct req *req, struct run_submit *s, int kind, const c
     char owner[40];
 
     memset(s, 0, sizeof(*s));
-    s->org_id = req->caller.org_id;
-    s->user_id = req->caller.user_id;
+    s->org_id = req->caller->org_id;
+    s->user_id = req->caller->user_id;
     /* An org API key's runs see the org's bucket at /mnt/s3, as its storage calls do. */
-    bucket_owner(req->caller.user_id, req->caller.org_id, req->caller.via == VIA_ORG_KEY, owner);
+    bucket_owner(req->caller->user_id, req->caller->org_id, req->caller->via == VIA_ORG_KEY, owner);
     s->bucket = arena_strdup(&req->arena, owner);
     s->kind = kind;
     s->profile = profile;

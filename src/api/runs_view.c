@@ -63,7 +63,7 @@ static int find_run(struct req *req, json_t **row)
 {
     int err;
 
-    *row = runq_get(req->caller.org_id, req_param(req, "execution_id"), &err);
+    *row = runq_get(req->caller->org_id, req_param(req, "execution_id"), &err);
     if (!*row)
         return err ? err : req_fail(req, LY_ENOTFOUND, "Execution not found");
     return 0;
@@ -101,7 +101,7 @@ static int api_runs_status(struct req *req)
 static int control(struct req *req, int mode)
 {
     char status[32] = "";
-    int err = runs_control(req->caller.org_id, req_param(req, "execution_id"), mode, status,
+    int err = runs_control(req->caller->org_id, req_param(req, "execution_id"), mode, status,
                            sizeof(status));
 
     if (err == LY_ENOTFOUND)
@@ -262,7 +262,7 @@ static int api_runs_timing(struct req *req)
 
 static int api_runs_delete(struct req *req)
 {
-    int n = runq_delete(req->caller.org_id, req_param(req, "execution_id"));
+    int n = runq_delete(req->caller->org_id, req_param(req, "execution_id"));
 
     if (n == LY_ECONFLICT)
         return req_fail(req, LY_ECONFLICT,
@@ -279,7 +279,7 @@ static int api_workloads_list(struct req *req)
 {
     json_t *rows = json_array(), *row, *out = json_array();
     size_t i;
-    int err = runq_active(req->caller.org_id, req->caller.user_id, rows);
+    int err = runq_active(req->caller->org_id, req->caller->user_id, rows);
 
     if (err) {
         json_decref(rows);
@@ -304,11 +304,11 @@ static int api_webhook_secret(struct req *req)
 
     if (err)
         return err;
-    err = runq_webhook_secret(req->caller.org_id, secret, sizeof(secret));
+    err = runq_webhook_secret(req->caller->org_id, secret, sizeof(secret));
     if (err)
         return err;
-    return req_reply(req, json_pack("{s:s,s:s,s:s}", "org_id", req->caller.org_id, "secret", secret,
-                                    "signature_header", "X-Lyceum-Signature"));
+    return req_reply(req, json_pack("{s:s,s:s,s:s}", "org_id", req->caller->org_id, "secret",
+                                    secret, "signature_header", "X-Lyceum-Signature"));
 }
 
 /* ---- the SSE stream ---- */
@@ -453,8 +453,8 @@ static int runs_stream(struct req *req, int by_id)
     json_t *row = NULL;
     int err = 0;
 
-    if (req->caller.via != VIA_NONE) {
-        row = runq_get(req->caller.org_id, id, &err);
+    if (req->caller->via != VIA_NONE) {
+        row = runq_get(req->caller->org_id, id, &err);
     } else if (token || by_id) {
         char hash[65];
 

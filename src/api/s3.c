@@ -26,12 +26,11 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
-#include "secrets/secrets.h"
 #include "storage/bucket.h"
 #include "storage/checksum.h"
 #include "storage/range.h"
+#include "storage/s3creds.h"
 #include "storage/sigv4.h"
-#include "store/storage.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -291,7 +290,7 @@ static int s3_auth(struct s3 *x)
 {
     struct req *req = x->req;
     struct sigv4_auth a;
-    struct s3cred cred;
+    struct s3creds_found cred;
     struct kvs q = {.a = &req->arena};
     const char *token, *date;
     char sig[65], *secret, *creq, hash[65];
@@ -346,17 +345,15 @@ static int s3_auth(struct s3 *x)
     }
     if (scope_check(x, &a, date, presigned))
         return -1;
-    err = s3cred_get(a.access_key, &cred);
+    err = s3creds_find(a.access_key, &cred);
     if (err == LY_ENOTFOUND)
         return s3_fail(x, 403, "InvalidAccessKeyId",
                        "The AWS Access Key Id you provided does not exist in our records.");
+    if (err == LY_EUNAUTH)
+        return s3_fail(x, 403, "InvalidAccessKeyId", "These credentials no longer open");
     if (err)
         return s3_fail(x, 500, "InternalError", "The credential store failed");
-    secret =
-        secrets_open(arena_sprintf(&req->arena, "s3:%s", a.access_key), cred.sealed_secret, NULL);
-    free(cred.sealed_secret);
-    if (!secret)
-        return s3_fail(x, 403, "InvalidAccessKeyId", "These credentials no longer open");
+    secret = cred.secret;
     sigv4_signing_key(secret, a.date, a.region, a.service, x->skey);
     OPENSSL_cleanse(secret, strlen(secret));
     free(secret);

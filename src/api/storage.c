@@ -16,11 +16,10 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "runs/runs.h"
-#include "secrets/secrets.h"
 #include "storage/bucket.h"
 #include "storage/formdata.h"
 #include "storage/range.h"
-#include "store/storage.h"
+#include "storage/s3creds.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -38,7 +37,7 @@ const char *storage_owner_of(struct req *req)
 {
     char owner[40];
 
-    bucket_owner(req->caller.user_id, req->caller.org_id, req->caller.via == VIA_ORG_KEY, owner);
+    bucket_owner(req->caller->user_id, req->caller->org_id, req->caller->via == VIA_ORG_KEY, owner);
     return arena_strdup(&req->arena, owner);
 }
 
@@ -454,33 +453,22 @@ static int api_storage_credentials(struct req *req)
     const char *host = req_header(req, "Host");
     const char *base = runs_cfg && runs_cfg->public_url[0] ? runs_cfg->public_url : NULL;
     long long ttl = body_int(req, "duration_seconds", CRED_TTL_DEF);
-    char ak[21] = "LY", sk[41], token[65], hash[65], bucket[48], exp[40];
-    char *sealed;
-    int64_t now = now_us(), expires = now + ttl * 1000000;
-    int err;
+    char bucket[48], exp[40];
+    struct s3creds_new c;
+    int err = s3creds_issue(req->caller->user_id, storage_owner_of(req), ttl, &c);
 
-    random_base62(ak + 2, 18);
-    for (char *p = ak; *p; p++)
-        if (*p >= 'a' && *p <= 'z')
-            *p = (char)(*p - 'a' + 'A');
-    random_base62(sk, 40);
-    random_base62(token, 64);
-    sha256_hex(token, strlen(token), hash);
-    sealed = secrets_seal(arena_sprintf(&req->arena, "s3:%s", ak), sk, strlen(sk));
-    s3cred_prune(now - 86400LL * 1000000);
-    err = s3cred_insert(ak, req->caller.user_id, storage_owner_of(req), sealed, hash, now, expires);
-    free(sealed);
     if (err)
         return err;
     bucket_name(storage_owner_of(req), bucket);
-    time_iso(expires, exp, sizeof(exp));
-    return req_reply(req, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I}", "access_key", ak,
-                                    "secret_key", sk, "session_token", token, "endpoint",
-                                    base ? base
-                                         : arena_sprintf(&req->arena, "http://%s",
-                                                         host ? host : "127.0.0.1:8000"),
-                                    "bucket_name", bucket, "region", "us-east-1", "expires_at", exp,
-                                    "expiration", exp, "expires_in", (json_int_t)ttl));
+    time_iso(c.expires_at, exp, sizeof(exp));
+    return req_reply(
+        req,
+        json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:I}", "access_key", c.access_key, "secret_key",
+                  c.secret_key, "session_token", c.session_token, "endpoint",
+                  base ? base
+                       : arena_sprintf(&req->arena, "http://%s", host ? host : "127.0.0.1:8000"),
+                  "bucket_name", bucket, "region", "us-east-1", "expires_at", exp, "expiration",
+                  exp, "expires_in", (json_int_t)ttl));
 }
 
 static const struct field cred_body[] = {

@@ -1,29 +1,25 @@
 /*
- * /user: the caller's account (API.md section 2). Deleting it ends everything it holds in one
- * transaction (the user, orgs it alone was in, its keys, the S3 credentials it asked for, its
- * queued runs), then its runs that are going.
+ * /user: the caller's account (API.md section 2). Deleting it (accounts_delete) ends everything
+ * it holds in one transaction (the user, orgs it alone was in, its keys, the S3 credentials it
+ * asked for, its queued runs), then its runs that are going.
  */
 #include "api/api.h"
+#include "auth/accounts.h"
 #include "core/err.h"
 #include "core/util.h"
-#include "runs/control.h"
-#include "store/db.h"
-#include "store/runs.h"
-#include "store/storage.h"
-#include "store/users.h"
 
 #define DELETED_WHY "The account that started this run was deleted"
 
 static int api_user_status(struct req *req)
 {
     struct user_status u;
-    int err = users_status(&req->arena, req->caller.user_id, req->caller.org_id, &u);
+    int err = accounts_status(&req->arena, req->caller->user_id, req->caller->org_id, &u);
 
     if (err)
         return err == LY_ENOTFOUND ? req_fail(req, LY_EUNAUTH, "User not found") : err;
     return req_reply(
         req, json_pack("{s:s,s:s?,s:s,s:s?,s:o,s:b,s:I,s:o,s:s}", "user_id", u.id, "org_id",
-                       req->caller.org_id[0] ? req->caller.org_id : NULL, "email", u.email,
+                       req->caller->org_id[0] ? req->caller->org_id : NULL, "email", u.email,
                        "full_name", u.full_name, "created_at", json_time(u.created_at), "is_active",
                        u.is_active, "active_api_keys_count", (json_int_t)u.active_keys,
                        "credit_balance", json_money(u.balance), "status", "authenticated"));
@@ -32,31 +28,15 @@ static int api_user_status(struct req *req)
 static int api_user_delete(struct req *req)
 {
     const char *why = NULL;
-    json_t *pending = json_array();
     int err;
 
-    if (req->caller.via == VIA_ORG_KEY) {
-        json_decref(pending);
+    if (req->caller->via == VIA_ORG_KEY)
         return req_fail(req, LY_EFORBIDDEN, "An organization API key cannot delete an account");
-    }
-    err = store_begin();
-    if (err) {
-        json_decref(pending);
-        return err;
-    }
-    err = users_delete(&req->arena, req->caller.user_id, &why);
-    if (!err)
-        err = s3cred_delete_user(req->caller.user_id);
-    if (!err)
-        err = runs_end_pending_of_user(req->caller.user_id, DELETED_WHY, now_us(), pending);
-    err = store_end(err);
-    if (!err)
-        runs_end_user(req->caller.user_id, pending, DELETED_WHY);
-    json_decref(pending);
+    err = accounts_delete(&req->arena, req->caller->user_id, DELETED_WHY, &why);
     if (err)
         return why ? req_fail(req, err, "%s", why) : err;
     return req_reply(
-        req, json_pack("{s:s,s:s}", "message", "Account deleted", "user_id", req->caller.user_id));
+        req, json_pack("{s:s,s:s}", "message", "Account deleted", "user_id", req->caller->user_id));
 }
 
 static const struct field status_resp[] = {

@@ -4,9 +4,12 @@
 #include "auth/token.h"
 #include "core/err.h"
 #include "core/util.h"
+#include "runs/control.h"
 #include "store/db.h"
 #include "store/keys.h"
 #include "store/ledger.h"
+#include "store/runs.h"
+#include "store/storage.h"
 #include "store/users.h"
 
 #include <stdio.h>
@@ -80,4 +83,35 @@ int accounts_key_create(const char *user_id, const char *org_id, const char *nam
     uuid_v4(k->id);
     k->created_at = now_us();
     return keys_insert(k->id, hash, k->prefix, name, user_id, org_id, k->created_at, expires_at);
+}
+
+int accounts_find(struct arena *a, const char *email, struct user_row *u)
+{
+    return users_get_by_email(a, email, u);
+}
+
+int accounts_status(struct arena *a, const char *user_id, const char *org_id, struct user_status *s)
+{
+    return users_status(a, user_id, org_id, s);
+}
+
+int accounts_delete(struct arena *a, const char *user_id, const char *why_runs, const char **why)
+{
+    json_t *pending = json_array();
+    int err = store_begin();
+
+    if (err) {
+        json_decref(pending);
+        return err;
+    }
+    err = users_delete(a, user_id, why);
+    if (!err)
+        err = s3cred_delete_user(user_id);
+    if (!err)
+        err = runs_end_pending_of_user(user_id, why_runs, now_us(), pending);
+    err = store_end(err);
+    if (!err)
+        runs_end_user(user_id, pending, why_runs);
+    json_decref(pending);
+    return err;
 }

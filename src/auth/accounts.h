@@ -1,13 +1,15 @@
 /*
  * Creating accounts and keys outside a request: the operator's CLI, the demo account, and
  * invite acceptance all go through here, so a user is always made the same way (argon2id
- * password, default org with the user as owner, optional opening grant).
+ * password, default org with the user as owner, optional opening grant). An account's own
+ * view of itself (/user/status) and its deletion are here too.
  */
 #ifndef LYCEUMD_AUTH_ACCOUNTS_H
 #define LYCEUMD_AUTH_ACCOUNTS_H
 
 #include "auth/password.h"
 #include "core/arena.h"
+#include "store/users.h"
 
 #include <stdint.h>
 
@@ -47,6 +49,22 @@ struct new_key {
  * microseconds, 0 for never. */
 int accounts_key_create(const char *user_id, const char *org_id, const char *name,
                         int64_t expires_at, struct new_key *k);
+
+/* The user with this email (the operator's commands name users so); LY_ENOTFOUND. */
+int accounts_find(struct arena *a, const char *email, struct user_row *u);
+
+/* What GET /user/status shows of user_id, with org_id's balance (org_id may be ""). LY_ENOTFOUND
+ * when the user does not exist. */
+int accounts_status(struct arena *a, const char *user_id, const char *org_id,
+                    struct user_status *s);
+
+/*
+ * Deletes user_id's account in one transaction: the user, orgs it alone was in, its keys and
+ * tokens, the S3 credentials it asked for, and its queued runs (ended with why_runs); then ends
+ * its runs that are going. LY_ECONFLICT (with *why) when it is the last owner of an org with
+ * other members.
+ */
+int accounts_delete(struct arena *a, const char *user_id, const char *why_runs, const char **why);
 
 /* Checks an email address's shape: one '@', no spaces, at most 320 bytes. */
 int accounts_email_ok(const char *email);

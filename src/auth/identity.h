@@ -5,8 +5,8 @@
 #ifndef LYCEUMD_AUTH_IDENTITY_H
 #define LYCEUMD_AUTH_IDENTITY_H
 
+#include "auth/caller.h"
 #include "core/arena.h"
-#include "http/req.h"
 
 #include <jansson.h>
 

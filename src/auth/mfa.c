@@ -6,7 +6,9 @@
 #include "auth/mfa.h"
 #include "core/err.h"
 #include "core/util.h"
+#include "store/db.h"
 #include "store/mfa.h"
+#include "store/users.h"
 
 #include <ctype.h>
 #include <liboath/oath.h>
@@ -147,4 +149,62 @@ int mfa_challenge_done(const char *token)
 
     sha256_hex(token, strlen(token), hash);
     return mfa_store_challenge_done(hash);
+}
+
+int mfa_user(struct arena *a, const char *user_id, struct user_row *u)
+{
+    return users_get(a, user_id, u);
+}
+
+int64_t mfa_backups_left(const char *user_id)
+{
+    return mfa_store_backups_left(user_id);
+}
+
+/* New backup codes into b; hp points at their hashes, as the store takes them. */
+static void backup_set_new(struct mfa_backup_set *b, const char *hp[MFA_BACKUP_CODES])
+{
+    mfa_backup_codes(b->codes, b->hashes);
+    for (int i = 0; i < MFA_BACKUP_CODES; i++)
+        hp[i] = b->hashes[i];
+}
+
+int mfa_enroll(const char *user_id, char secret[64], struct mfa_backup_set *b)
+{
+    const char *hp[MFA_BACKUP_CODES];
+    int err = mfa_secret_new(secret, 64);
+
+    if (err)
+        return err;
+    backup_set_new(b, hp);
+    err = store_begin();
+    if (err)
+        return err;
+    return store_end(mfa_store_enroll(user_id, secret, hp, MFA_BACKUP_CODES));
+}
+
+int mfa_enable(const char *user_id)
+{
+    return mfa_store_set_enabled(user_id, 1);
+}
+
+int mfa_disable(const char *user_id)
+{
+    int err = store_begin();
+
+    if (err)
+        return err;
+    return store_end(mfa_store_clear(user_id));
+}
+
+int mfa_backups_regenerate(const char *user_id, struct mfa_backup_set *b)
+{
+    const char *hp[MFA_BACKUP_CODES];
+    int err;
+
+    backup_set_new(b, hp);
+    err = store_begin();
+    if (err)
+        return err;
+    return store_end(mfa_store_replace_backups(user_id, hp, MFA_BACKUP_CODES));
 }

@@ -2,13 +2,16 @@
  * Multi-factor authentication with TOTP (RFC 6238 via liboath: SHA-1, 6 digits, 30 s steps,
  * one step of clock drift either way) and single-use backup codes.
  *
- * Used by the login flow (identity.c) and the /mfa routes (api/mfa.c).
+ * Used by the login flow (identity.c) and the /mfa routes (api/mfa.c), whose steps are the
+ * use cases at the end: each owns its transaction.
  */
 #ifndef LYCEUMD_AUTH_MFA_H
 #define LYCEUMD_AUTH_MFA_H
 
 #include "core/arena.h"
 #include "store/users.h"
+
+#include <stdint.h>
 
 #define MFA_TOKEN_TTL_S        300
 #define MFA_TOKEN_MAX_ATTEMPTS 5
@@ -46,5 +49,26 @@ int mfa_challenge_new(const char *user_id, char token_out[64]);
  */
 int mfa_challenge_get(const char *token, char user_id[40], const char **why);
 int mfa_challenge_done(const char *token);
+
+/* The user whose MFA a request manages: LY_ENOTFOUND when there is none. */
+int mfa_user(struct arena *a, const char *user_id, struct user_row *u);
+/* Unused backup codes of the user. */
+int64_t mfa_backups_left(const char *user_id);
+
+/* A fresh set of backup codes: the codes, shown once; only their hashes are stored. */
+struct mfa_backup_set {
+    char codes[MFA_BACKUP_CODES][MFA_BACKUP_LEN + 2];
+    char hashes[MFA_BACKUP_CODES][65];
+};
+
+/* Enrolment, first step: a new pending secret (base32, into secret) and new backup codes (into
+ * b), stored in one transaction; MFA stays off until mfa_enable(). */
+int mfa_enroll(const char *user_id, char secret[64], struct mfa_backup_set *b);
+/* Enrolment, second step (its code checked): turns MFA on. */
+int mfa_enable(const char *user_id);
+/* Turns MFA off and forgets the secret and codes, in one transaction. */
+int mfa_disable(const char *user_id);
+/* Replaces the backup codes by new ones (into b), in one transaction. */
+int mfa_backups_regenerate(const char *user_id, struct mfa_backup_set *b);
 
 #endif

@@ -10,6 +10,7 @@
 #include "store/billing.h"
 #include "store/db.h"
 #include "store/ledger.h"
+#include "store/orgs.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -60,20 +61,20 @@ static int64_t price_of(const char *profile)
 /* Fills broke with the runs of the orgs whose balance, less what their running runs have used
  * since their last charge, is at or below zero; *zero_at (when not NULL) becomes the first
  * instant at which another org's balance will reach zero at the rate its runs use it. */
-static int find_broke(json_t *list, int64_t now, json_t *broke, int64_t *zero_at)
+static int find_broke(const struct bill_run *list, int nlist, int64_t now, json_t *broke,
+                      int64_t *zero_at)
 {
-    json_t *orgs = json_object(), *r, *o;
+    json_t *orgs = json_object(), *o;
     const char *k;
-    size_t i;
     int err = 0;
 
     if (zero_at)
         *zero_at = INT64_MAX;
-    json_array_foreach(list, i, r)
-    {
-        const char *org = json_string_value(json_object_get(r, "org_id"));
-        int64_t price = price_of(json_string_value(json_object_get(r, "profile")));
-        int64_t t0 = json_integer_value(json_object_get(r, "running_at"));
+    for (int i = 0; i < nlist; i++) {
+        const struct bill_run *r = &list[i];
+        const char *org = r->org_id;
+        int64_t price = price_of(r->profile);
+        int64_t t0 = r->running_at;
         int64_t from = t0 + (now - t0) / meter_window_us * meter_window_us;
 
         o = json_object_get(orgs, org);
@@ -92,7 +93,7 @@ static int find_broke(json_t *list, int64_t now, json_t *broke, int64_t *zero_at
                                          billing_charge(price, t0, from, now)));
         json_object_set_new(o, "rate",
                             json_integer(json_integer_value(json_object_get(o, "rate")) + price));
-        json_array_append(json_object_get(o, "runs"), json_object_get(r, "id"));
+        json_array_append_new(json_object_get(o, "runs"), json_string(r->id));
     }
     json_object_foreach(orgs, k, o)
     {
@@ -118,40 +119,39 @@ static int find_broke(json_t *list, int64_t now, json_t *broke, int64_t *zero_at
 
 int billing_meter_pass(int64_t now, json_t *broke, int64_t *zero_at)
 {
-    json_t *list = json_array(), *r;
-    size_t i;
-    int err, charged = 0;
+    struct bill_run *list;
+    struct arena a;
+    int err = 0, n, charged = 0;
 
     if (zero_at)
         *zero_at = INT64_MAX;
-    err = bill_running(list);
-    if (err)
+    arena_init(&a);
+    n = bill_running(&a, &list);
+    if (n < 0) {
+        err = n;
         goto out;
-    if (json_array_size(list)) {
+    }
+    if (n) {
         err = store_begin();
         if (err)
             goto out;
-        json_array_foreach(list, i, r)
-        {
-            const char *id = json_string_value(json_object_get(r, "id"));
-            const char *org = json_string_value(json_object_get(r, "org_id"));
-            const char *profile = json_string_value(json_object_get(r, "profile"));
-            int64_t t0 = json_integer_value(json_object_get(r, "running_at"));
-            json_t *mu = json_object_get(r, "metered_until");
-            int64_t from = json_is_integer(mu) ? json_integer_value(mu) : t0;
-            int64_t price = price_of(profile);
+        for (int i = 0; i < n; i++) {
+            const struct bill_run *r = &list[i];
+            int64_t t0 = r->running_at;
+            int64_t from = r->metered ? r->metered_until : t0;
+            int64_t price = price_of(r->profile);
 
             /* Whole windows, counted from the run's start, so their edges never move. */
             while (from + meter_window_us <= now) {
                 int64_t to = t0 + ((from - t0) / meter_window_us + 1) * meter_window_us;
-                int n = bill_charge_window(id, org, profile, billing_charge(price, t0, from, to),
-                                           from, to);
+                int w = bill_charge_window(r->id, r->org_id, r->profile,
+                                           billing_charge(price, t0, from, to), from, to);
 
-                if (n < 0) {
-                    err = n;
+                if (w < 0) {
+                    err = w;
                     break;
                 }
-                charged += n;
+                charged += w;
                 from = to;
             }
             if (err)
@@ -163,45 +163,43 @@ int billing_meter_pass(int64_t now, json_t *broke, int64_t *zero_at)
             err = store_commit();
     }
     if (!err && broke)
-        err = find_broke(list, now, broke, zero_at);
+        err = find_broke(list, n, now, broke, zero_at);
 out:
     if (err)
         log_error("metering pass failed: %s", err_str(err));
-    json_decref(list);
+    arena_release(&a);
     (void)charged;
     return err;
 }
 
 int billing_charge_final(const char *run_id, int64_t end, int in_tx)
 {
-    int err;
-    json_t *r = bill_run_meter_row(run_id, &err);
-    json_t *mu;
+    struct bill_run r;
+    struct arena a;
     int64_t t0, from;
-    const char *org, *profile;
+    int err;
 
-    if (!r)
-        return err;
-    if (!json_is_integer(json_object_get(r, "running_at"))) {
-        json_decref(r);
-        return 0; /* it never ran: nothing to charge */
+    arena_init(&a);
+    err = bill_run_meter_row(&a, run_id, &r);
+    if (err) {
+        err = err == LY_ENOTFOUND ? 0 : err; /* no such run: nothing to charge */
+        goto out;
     }
-    t0 = json_integer_value(json_object_get(r, "running_at"));
-    mu = json_object_get(r, "metered_until");
-    from = json_is_integer(mu) ? json_integer_value(mu) : t0;
-    org = json_string_value(json_object_get(r, "org_id"));
-    profile = json_string_value(json_object_get(r, "profile"));
+    if (!r.ran)
+        goto out; /* it never ran: nothing to charge */
+    t0 = r.running_at;
+    from = r.metered ? r.metered_until : t0;
     if (end > from) {
         if (!in_tx && (err = store_begin()))
             goto out;
-        err = bill_charge_window(run_id, org, profile,
-                                 billing_charge(price_of(profile), t0, from, end), from, end);
+        err = bill_charge_window(run_id, r.org_id, r.profile,
+                                 billing_charge(price_of(r.profile), t0, from, end), from, end);
         err = err < 0 ? err : 0;
         if (!in_tx)
             err = err ? (store_rollback(), err) : store_commit();
     }
 out:
-    json_decref(r);
+    arena_release(&a);
     return err;
 }
 
@@ -265,9 +263,9 @@ static int month_bounds(const char *name, int64_t *start, int64_t *end)
 void billing_touch_at(const char *org_id, int64_t now)
 {
     char this_month[16];
-    json_t *old;
-    size_t i;
-    json_t *g;
+    struct bill_grant *old;
+    struct arena a;
+    int n;
 
     if (monthly_free <= 0 || !org_id || !*org_id)
         return;
@@ -276,18 +274,16 @@ void billing_touch_at(const char *org_id, int64_t now)
         return;
     /* Every earlier month's grant not yet expired expires before this month's comes, oldest
      * first: an org that made no request for months still loses them. */
-    old = json_array();
-    if (bill_free_unexpired(org_id, this_month, old) == 0) {
-        json_array_foreach(old, i, g)
-        {
-            const char *month = json_string_value(json_object_get(g, "ref"));
-            int64_t granted = json_integer_value(json_object_get(g, "amount")), from, to;
+    arena_init(&a);
+    n = bill_free_unexpired(&a, org_id, this_month, &old);
+    for (int i = 0; i < n; i++) {
+        const char *month = old[i].month;
+        int64_t granted = old[i].amount, from, to;
 
-            if (month_bounds(month, &from, &to) == 0 && granted > 0)
-                bill_free_expire(org_id, month, from, to, granted);
-        }
+        if (month_bounds(month, &from, &to) == 0 && granted > 0)
+            bill_free_expire(org_id, month, from, to, granted);
     }
-    json_decref(old);
+    arena_release(&a);
     bill_free_grant(org_id, this_month, monthly_free);
     if (store_commit())
         store_rollback();
@@ -317,4 +313,108 @@ int64_t billing_run_billed(const char *run_id)
 
     bill_run_billed(run_id, &v);
     return v;
+}
+
+int billing_balance(const char *org_id, int64_t *micro)
+{
+    return ledger_balance(org_id, micro);
+}
+
+int billing_transactions(struct arena *a, const char *org_id, int64_t limit, int64_t offset,
+                         struct ledger_row **rows, int64_t *total)
+{
+    return ledger_list(a, org_id, limit, offset, rows, total);
+}
+
+int billing_totals(const char *org_id, int64_t month_start, struct bill_totals *t)
+{
+    return bill_totals(org_id, month_start, t);
+}
+
+int billing_history(struct arena *a, const char *org_id, int64_t limit, int64_t offset,
+                    struct bill_history_row **rows, struct bill_status_count **counts, int *ncounts,
+                    int64_t *total, int64_t *spent)
+{
+    return bill_history(a, org_id, limit, offset, rows, counts, ncounts, total, spent);
+}
+
+int billing_activities(struct arena *a, const char *org_id, int64_t limit, int64_t offset,
+                       struct bill_activity **rows, int64_t *total)
+{
+    return bill_activities(a, org_id, limit, offset, rows, total);
+}
+
+int billing_months(struct arena *a, const char *org_id, struct bill_month **rows)
+{
+    return bill_months(a, org_id, rows);
+}
+
+int billing_entries(struct arena *a, const char *org_id, int64_t from, int64_t to,
+                    struct bill_entry **rows)
+{
+    return bill_entries(a, org_id, from, to, rows);
+}
+
+int billing_voucher_get(const char *code, int64_t *credits, int64_t *expires_at)
+{
+    struct voucher_row v;
+    struct arena a;
+    int err;
+
+    arena_init(&a);
+    err = voucher_get(&a, code, &v);
+    if (!err) {
+        *credits = v.credits;
+        *expires_at = v.expires_at;
+    }
+    arena_release(&a);
+    return err;
+}
+
+int billing_voucher_redeem(const char *org_id, const char *user_id, const char *code,
+                           int64_t *credits, int64_t *balance, const char **why)
+{
+    struct voucher_row v;
+    struct arena a;
+    int err;
+
+    arena_init(&a);
+    err = voucher_get(&a, code, &v);
+    if (err == LY_ENOTFOUND)
+        *why = "Voucher not found";
+    if (err)
+        goto out;
+    *credits = v.credits;
+    if (v.expires_at && v.expires_at <= now_us()) {
+        *why = "This voucher has expired";
+        err = LY_EGONE;
+        goto out;
+    }
+    /* The code as stored: codes match without case, the ledger names the voucher itself. */
+    err = voucher_redeem(org_id, v.code, v.credits, user_id);
+    if (err == LY_ECONFLICT)
+        *why = "This organization has already redeemed this voucher";
+    if (!err && ledger_balance(org_id, balance))
+        err = LY_EDB;
+out:
+    arena_release(&a);
+    return err;
+}
+
+int billing_grant(const char *org_slug, int64_t amount, const char *note, int64_t *balance)
+{
+    char org_id[40];
+    int err = orgs_id_by_slug(org_slug, org_id);
+
+    if (!err)
+        err = ledger_append(org_id, "grant", amount, note ? note : "Operator grant", NULL,
+                            "operator");
+    if (!err)
+        err = ledger_balance(org_id, balance);
+    return err;
+}
+
+int billing_voucher_add(const char *code, int64_t credits, int64_t expires_at, const char *note)
+{
+    return voucher_add(code, credits, expires_at, note);
 }

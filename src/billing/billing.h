@@ -11,6 +11,10 @@
 #ifndef LYCEUMD_BILLING_BILLING_H
 #define LYCEUMD_BILLING_BILLING_H
 
+#include "core/arena.h"
+#include "store/billing.h"
+#include "store/ledger.h"
+
 #include <jansson.h>
 #include <stdint.h>
 
@@ -56,5 +60,45 @@ void billing_invoice_token(const char *org_id, const char *month, char *out);
 
 /* What a run has been billed so far, in micro-credits (positive). */
 int64_t billing_run_billed(const char *run_id);
+
+/* What an org sees of its money (the billing views and /orgs/{slug}/balance|transactions),
+ * scoped by org_id. Rows are the store's, their strings and arrays allocated from a. */
+int billing_balance(const char *org_id, int64_t *micro);
+/* A page of ledger entries newest first, into *rows (from a): their number, or LY_EDB; *total
+ * is the number of all the org's entries. */
+int billing_transactions(struct arena *a, const char *org_id, int64_t limit, int64_t offset,
+                         struct ledger_row **rows, int64_t *total);
+/* Sums of the org's entries, this month counted from month_start. */
+int billing_totals(const char *org_id, int64_t month_start, struct bill_totals *t);
+/* A page of the org's runs newest first with what each was billed, and the count of each
+ * status (store/billing.h's bill_history): the page's number of rows, or LY_EDB. */
+int billing_history(struct arena *a, const char *org_id, int64_t limit, int64_t offset,
+                    struct bill_history_row **rows, struct bill_status_count **counts, int *ncounts,
+                    int64_t *total, int64_t *spent);
+/* A page of executions (charged runs) and purchases (grants, vouchers) newest first: their
+ * number, or LY_EDB; *total is the number of all of them. */
+int billing_activities(struct arena *a, const char *org_id, int64_t limit, int64_t offset,
+                       struct bill_activity **rows, int64_t *total);
+/* Months with entries, newest first: their number, or LY_EDB. */
+int billing_months(struct arena *a, const char *org_id, struct bill_month **rows);
+/* The org's entries in [from, to), oldest first: their number, or LY_EDB. */
+int billing_entries(struct arena *a, const char *org_id, int64_t from, int64_t to,
+                    struct bill_entry **rows);
+
+/* The operator's grant (lyceumd credits grant): amount micro-credits to the org with this
+ * slug, described by note (NULL: "Operator grant"); the org's balance after it into *balance.
+ * LY_ENOTFOUND when there is no such org. */
+int billing_grant(const char *org_slug, int64_t amount, const char *note, int64_t *balance);
+/* A new voucher worth credits micro-credits, until expires_at (µs; 0: never). LY_ECONFLICT
+ * when the code exists. */
+int billing_voucher_add(const char *code, int64_t credits, int64_t expires_at, const char *note);
+
+/* A voucher's credits and expiry (0: none); LY_ENOTFOUND when there is no such code. */
+int billing_voucher_get(const char *code, int64_t *credits, int64_t *expires_at);
+/* Redeems voucher code for org_id on behalf of user_id: its credits into *credits and the
+ * org's balance after it into *balance. LY_ENOTFOUND, LY_EGONE (expired) and LY_ECONFLICT
+ * (this org redeemed it already) come with *why. */
+int billing_voucher_redeem(const char *org_id, const char *user_id, const char *code,
+                           int64_t *credits, int64_t *balance, const char **why);
 
 #endif

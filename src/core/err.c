@@ -41,3 +41,18 @@ int err_http_status(int err)
             return errs[i].status;
     return 500;
 }
+
+static _Thread_local int unavailable;
+
+void err_mark_unavailable(void)
+{
+    unavailable = 1;
+}
+
+int err_take_unavailable(void)
+{
+    int was = unavailable;
+
+    unavailable = 0;
+    return was;
+}

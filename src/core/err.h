@@ -30,4 +30,11 @@ enum ly_err {
 const char *err_str(int err);
 int err_http_status(int err);
 
+/* A per-thread mark that this thread failed for want of a descriptor (EMFILE, ENFILE: a
+ * database connection or a file could not be opened): the store sets it, and the dispatcher
+ * takes it after each request (returning whether it was set, and clearing it) to answer 503
+ * with Retry-After rather than 500. */
+void err_mark_unavailable(void);
+int err_take_unavailable(void);
+
 #endif

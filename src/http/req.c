@@ -404,31 +404,3 @@ void req_set_error(struct req *req, int err)
     if (!req->resp) /* the detail quoted client bytes that are not UTF-8 */
         req->resp = json_pack("{s:s}", "detail", err_str(err));
 }
-
-const char *role_name(enum role r)
-{
-    switch (r) {
-    case ROLE_OWNER:
-        return "owner";
-    case ROLE_ADMIN:
-        return "admin";
-    case ROLE_MEMBER:
-        return "member";
-    case ROLE_NONE:
-        break;
-    }
-    return "none";
-}
-
-enum role role_parse(const char *s)
-{
-    if (!s)
-        return ROLE_NONE;
-    if (strcmp(s, "owner") == 0)
-        return ROLE_OWNER;
-    if (strcmp(s, "admin") == 0)
-        return ROLE_ADMIN;
-    if (strcmp(s, "member") == 0)
-        return ROLE_MEMBER;
-    return ROLE_NONE;
-}

@@ -17,24 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum role { ROLE_NONE = 0, ROLE_MEMBER = 1, ROLE_ADMIN = 2, ROLE_OWNER = 3 };
-/* "owner", "admin", "member" and back (ROLE_NONE for anything else). */
-const char *role_name(enum role r);
-enum role role_parse(const char *s);
-
-enum via { VIA_NONE = 0, VIA_JWT, VIA_USER_KEY, VIA_ORG_KEY };
-
-/* Who is calling, resolved once per request before the handler runs. */
-struct caller {
-    enum via via;
-    char user_id[40];
-    char *email;
-    int is_admin;
-    char org_id[40];
-    char *org_slug;
-    enum role role;
-    char key_id[40]; /* the API key used, if any */
-};
+/* Who is calling (auth/caller.h): opaque here, set by the dispatcher. */
+struct caller;
 
 /* Response headers a handler may add (a proxied answer brings the headers of the server behind). */
 #define REQ_MAX_HEADERS 64
@@ -98,7 +82,7 @@ struct req {
     size_t body_len;
     json_t *json; /* the parsed body of a route with body fields; owned */
     char request_id[72];
-    struct caller caller;
+    struct caller *caller; /* NULL until the dispatcher sets it, before any handler */
     int64_t start_us;
 
     /* How the server answers header and query look-ups. */

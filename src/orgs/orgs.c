@@ -396,3 +396,49 @@ int org_invite_decline(struct arena *a, const char *token, const char *caller_id
         *why = "This invite was already answered";
     return err;
 }
+
+int org_get(struct arena *a, const char *user_id, const char *slug, struct org_row *o)
+{
+    return orgs_get_member(a, user_id, slug, o);
+}
+
+int org_list(struct arena *a, const char *user_id, const char *org_id, struct org_row **rows)
+{
+    return orgs_list_member(a, user_id, org_id, rows);
+}
+
+int org_members(struct arena *a, const char *org_id, struct member_row **rows)
+{
+    return members_list(a, org_id, rows);
+}
+
+int org_member_role(const char *org_id, const char *user_id, char role[8], int *is_default)
+{
+    return members_get(org_id, user_id, role, is_default);
+}
+
+int org_member(struct arena *a, const char *org_id, const char *user_id, struct member_row *m)
+{
+    return members_row(a, org_id, user_id, m);
+}
+
+int org_invites(struct arena *a, const char *org_id, struct invite_row **rows)
+{
+    return invites_list_org(a, org_id, rows);
+}
+
+int org_invites_to(struct arena *a, const char *email, struct invite_row **rows)
+{
+    return invites_list_email(a, email, rows);
+}
+
+int org_update(const char *org_id, const char *name, const char *slug, const char *billing_email,
+               const char *billing_details)
+{
+    return orgs_update(org_id, name, slug, billing_email, billing_details);
+}
+
+int org_invite_revoke(struct arena *a, const char *org_id, const char *id, char **status)
+{
+    return invites_revoke(a, org_id, id, now_us(), status);
+}

@@ -24,6 +24,34 @@
 
 #define INVITE_TTL_US (7 * 86400 * 1000000LL)
 
+/* Reads, scoped by the member (user_id) or the org (org_id). Rows are store/orgs.h's, their
+ * strings and arrays allocated from the arena given; lists return their number or LY_EDB. */
+
+/* The live org with this slug as user_id, a member, sees it; LY_ENOTFOUND when it does not
+ * exist, is deleted, or user_id is not a member. */
+int org_get(struct arena *a, const char *user_id, const char *slug, struct org_row *o);
+/* Every live org user_id belongs to (only org_id's when org_id is not NULL), default first. */
+int org_list(struct arena *a, const char *user_id, const char *org_id, struct org_row **rows);
+/* The org's members, oldest first. */
+int org_members(struct arena *a, const char *org_id, struct member_row **rows);
+/* user_id's role in org_id (into role, 8 bytes) and whether it is their default org;
+ * LY_ENOTFOUND when they are not a member. */
+int org_member_role(const char *org_id, const char *user_id, char role[8], int *is_default);
+/* One member; LY_ENOTFOUND when user_id is not a member. */
+int org_member(struct arena *a, const char *org_id, const char *user_id, struct member_row *m);
+/* org_id's pending, unexpired invites, newest first. */
+int org_invites(struct arena *a, const char *org_id, struct invite_row **rows);
+/* The pending, unexpired invites to email in live orgs, newest first. */
+int org_invites_to(struct arena *a, const char *email, struct invite_row **rows);
+
+/* Sets the fields that are not NULL (the caller checked the owner role). LY_ECONFLICT when the
+ * new slug is taken. */
+int org_update(const char *org_id, const char *name, const char *slug, const char *billing_email,
+               const char *billing_details);
+/* Revokes one pending invite of org_id. LY_ENOTFOUND when the org has no invite with this id;
+ * LY_EGONE (with *status from a) when it is no longer pending. */
+int org_invite_revoke(struct arena *a, const char *org_id, const char *id, char **status);
+
 /* Whether s is a role name. */
 int org_role_ok(const char *s);
 /* Whether s is a valid org slug: 1 to 64 of [a-z0-9-], not starting with '-'. */

@@ -59,34 +59,50 @@ int envvars_set(const char *org_id, const char *user_id, const char *name, const
 
 int envvars_for_run(const char *org_id, const char *user_id, json_t *env)
 {
-    json_t *rows = json_array(), *row;
-    size_t i;
-    int err = envvars_store_list(org_id, user_id, rows);
+    struct envvar_row *rows;
+    struct arena a;
+    int n;
 
-    json_array_foreach(rows, i, row)
-    {
-        const char *id = json_string_value(json_object_get(row, "id"));
-        const char *name = json_string_value(json_object_get(row, "name"));
+    arena_init(&a);
+    n = envvars_store_list(&a, org_id, user_id, &rows);
+    for (int i = 0; i < n; i++) {
+        const struct envvar_row *r = &rows[i];
         char aad[320], *plain;
 
-        if (!json_is_true(json_object_get(row, "is_secret")) &&
-            json_integer_value(json_object_get(row, "is_secret")) == 0) {
-            const char *v = json_string_value(json_object_get(row, "value"));
-
-            json_object_set_new(env, name, json_string(v ? v : ""));
+        if (!r->is_secret) {
+            json_object_set_new(env, r->name, json_string(r->value ? r->value : ""));
             continue;
         }
-        snprintf(aad, sizeof(aad), "env:%s:%s", id, name);
-        plain = secrets_open(aad, json_string_value(json_object_get(row, "sealed")), NULL);
+        snprintf(aad, sizeof(aad), "env:%s:%s", r->id, r->name);
+        plain = secrets_open(aad, r->sealed, NULL);
         if (!plain) {
-            log_warn("secret %s of org %s does not open with this master key: left out", name,
+            log_warn("secret %s of org %s does not open with this master key: left out", r->name,
                      org_id);
             continue;
         }
-        json_object_set_new(env, name, json_string(plain));
+        json_object_set_new(env, r->name, json_string(plain));
         OPENSSL_cleanse(plain, strlen(plain));
         free(plain);
     }
-    json_decref(rows);
-    return err;
+    arena_release(&a);
+    return n < 0 ? n : 0;
+}
+
+int envvars_list(struct arena *a, const char *org_id, const char *user_id, struct envvar_row **rows)
+{
+    int n = envvars_store_list(a, org_id, user_id, rows);
+
+    for (int i = 0; i < n; i++)
+        (*rows)[i].sealed = NULL; /* what a run gets, not what a list shows */
+    return n;
+}
+
+int envvars_delete(const char *org_id, const char *user_id, const char *id, int org_wide_ok)
+{
+    return envvars_store_delete(org_id, user_id, id, org_wide_ok);
+}
+
+int envvars_delete_all(const char *org_id, const char *user_id)
+{
+    return envvars_store_delete_all(org_id, user_id);
 }

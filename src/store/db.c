@@ -73,8 +73,6 @@ static struct gens *gens;
 static int wal_mode; /* the WAL hook runs only in WAL mode: without it, no generation */
 static pthread_key_t conn_key;
 static pthread_once_t key_once = PTHREAD_ONCE_INIT;
-/* This thread failed for want of a descriptor since store_take_unavailable() last asked. */
-static _Thread_local int unavailable;
 static _Thread_local int64_t open_logged; /* when this thread last logged a failed open */
 
 static void conn_free(void *p)
@@ -167,7 +165,7 @@ static void note_failure(sqlite3 *db)
     int e = db ? sqlite3_system_errno(db) : 0;
 
     if (e == EMFILE || e == ENFILE)
-        unavailable = 1;
+        err_mark_unavailable();
 }
 
 /* A connection, or NULL (logged at most once a minute per thread) when it cannot be opened:
@@ -190,7 +188,7 @@ static struct conn *conn_open(void)
         int e = c->db ? sqlite3_system_errno(c->db) : 0;
 
         if (e == EMFILE || e == ENFILE || !c->db)
-            unavailable = 1;
+            err_mark_unavailable();
         if (!open_logged || now - open_logged > 60 * 1000000LL) {
             log_error("cannot open database %s: %s%s%s", db_path,
                       c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc), e ? ": " : "",
@@ -231,10 +229,7 @@ sqlite3 *store_db(void)
 
 int store_take_unavailable(void)
 {
-    int was = unavailable;
-
-    unavailable = 0;
-    return was;
+    return err_take_unavailable();
 }
 
 /* Runs sql in its own transaction; 0 or LY_EDB (logged with what). */

@@ -33,7 +33,8 @@ void store_close(void);
 sqlite3 *store_db(void);
 /* 1 when the calling thread failed for want of a descriptor (its connection could not be
  * opened, or SQLite could not open a file it needed) since the last call; clears the mark.
- * The dispatcher asks after each request, to answer 503 rather than 500. */
+ * The mark is core/err.h's (err_take_unavailable(), which the dispatcher asks after each
+ * request, to answer 503 rather than 500); this is the same call. */
 int store_take_unavailable(void);
 
 /* Prepares (or takes from the cache) sql and binds args by types: 's' string (NULL binds

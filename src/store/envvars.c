@@ -2,9 +2,9 @@
 #include "store/envvars.h"
 #include "core/err.h"
 #include "store/db.h"
-#include "store/rows.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #define COLS "id, user_id, name, value, sealed, is_secret, created_at, updated_at"
 
@@ -51,12 +51,49 @@ int envvars_store_reseal(const char *id, const char *sealed)
     return n < 0 ? n : 0;
 }
 
-int envvars_store_list(const char *org_id, const char *user_id, json_t *out)
+/* A text column in the arena, or NULL. */
+static char *col_dup(struct arena *a, sqlite3_stmt *st, int col)
 {
-    return q_rows_json(q_prepare("SELECT " COLS " FROM env_vars WHERE org_id = ? AND "
+    const char *t = q_text(st, col);
+
+    return t ? arena_strdup(a, t) : NULL;
+}
+
+int envvars_store_list(struct arena *a, const char *org_id, const char *user_id,
+                       struct envvar_row **rows)
+{
+    sqlite3_stmt *st = q_prepare("SELECT " COLS " FROM env_vars WHERE org_id = ? AND "
                                  "(user_id = '' OR user_id = ?) ORDER BY user_id <> '', name",
-                                 "ss", org_id, user_id),
-                       out, 0);
+                                 "ss", org_id, user_id);
+    int rc, n = 0, cap = 0;
+
+    *rows = NULL;
+    if (!st)
+        return LY_EDB;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct envvar_row *r;
+
+        if (n == cap) {
+            struct envvar_row *p;
+
+            cap = cap ? cap * 2 : 16;
+            p = arena_alloc(a, (size_t)cap * sizeof(*p));
+            if (n)
+                memcpy(p, *rows, (size_t)n * sizeof(*p));
+            *rows = p;
+        }
+        r = &(*rows)[n++];
+        r->id = col_dup(a, st, 0);
+        r->user_id = col_dup(a, st, 1);
+        r->name = col_dup(a, st, 2);
+        r->value = col_dup(a, st, 3);
+        r->sealed = col_dup(a, st, 4);
+        r->is_secret = sqlite3_column_int(st, 5);
+        r->created_at = sqlite3_column_int64(st, 6);
+        r->updated_at = sqlite3_column_int64(st, 7);
+    }
+    q_done(st);
+    return rc == SQLITE_DONE ? n : LY_EDB;
 }
 
 int envvars_store_delete(const char *org_id, const char *user_id, const char *id, int org_wide_ok)

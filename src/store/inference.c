@@ -3,6 +3,7 @@
 #include "core/err.h"
 #include "core/util.h"
 #include "store/db.h"
+#include "store/ledger.h"
 #include "store/rows.h"
 
 #include <stdio.h>
@@ -96,9 +97,14 @@ int rep_charge(const char *id, const char *org_id, const char *dep_id, int64_t a
 
     if (err)
         return err;
-    n = q_exec("INSERT OR IGNORE INTO ledger (org_id, kind, amount, description, ref, "
-               "created_at, window_start, window_end) VALUES (?, 'deployment', ?, ?, ?, ?, ?, ?)",
-               "sissiii", org_id, -amount, dep_id, id, now_us(), start, end);
+    n = ledger_insert(&(struct ledger_entry){.org_id = org_id,
+                                             .kind = "deployment",
+                                             .amount = -amount,
+                                             .description = dep_id,
+                                             .ref = id,
+                                             .window_start = start,
+                                             .window_end = end,
+                                             .once = 1});
     if (n >= 0 && q_exec("UPDATE inference_replicas SET metered_until = ? WHERE id = ? AND "
                          "metered_until < ?",
                          "isi", end, id, end) < 0)

@@ -1,14 +1,39 @@
-/* See keys.h. Times are microseconds; json_time() renders them. */
+/* See keys.h. Times are microseconds (NULL reads as 0). */
 #include "store/keys.h"
 #include "core/err.h"
-#include "core/json.h"
 #include "core/util.h"
 #include "store/db.h"
 
-static json_t *opt_time(sqlite3_stmt *st, int col)
+#include <stdio.h>
+#include <string.h>
+
+/* Text column col into the arena ("" for NULL), and a fixed-size copy of it. */
+static char *col_str(struct arena *a, sqlite3_stmt *st, int col)
 {
-    return json_time(sqlite3_column_type(st, col) == SQLITE_NULL ? 0
-                                                                 : sqlite3_column_int64(st, col));
+    const char *t = q_text(st, col);
+
+    return arena_strdup(a, t ? t : "");
+}
+
+static void col_copy(char *dst, size_t n, sqlite3_stmt *st, int col)
+{
+    const char *t = q_text(st, col);
+
+    snprintf(dst, n, "%s", t ? t : "");
+}
+
+/* Room for one more row in an arena array of rows of size sz: doubles it when full. */
+static void *grow(struct arena *a, void *rows, int n, int *cap, size_t sz)
+{
+    void *p;
+
+    if (n < *cap)
+        return rows;
+    *cap = *cap ? *cap * 2 : 8;
+    p = arena_alloc(a, (size_t)*cap * sz);
+    if (n)
+        memcpy(p, rows, (size_t)n * sz);
+    return p;
 }
 
 int keys_insert(const char *id, const char *key_hash, const char *prefix, const char *name,
@@ -21,55 +46,57 @@ int keys_insert(const char *id, const char *key_hash, const char *prefix, const 
     return n < 0 ? n : 0;
 }
 
-#define USER_KEY_COLS "id, name, key_prefix, is_active, created_at, expires_at, last_used_at"
+#define USER_KEY_COLS                                                                              \
+    "id, name, key_prefix, is_active, created_at, expires_at, last_used_at, user_id, "             \
+    "coalesce(org_id, '')"
 
-static json_t *user_key_obj(sqlite3_stmt *st)
+/* A row of USER_KEY_COLS' shape (the org keys' query selects the same columns). */
+static void key_read(struct arena *a, sqlite3_stmt *st, struct key_row *k)
 {
-    int64_t exp = sqlite3_column_int64(st, 5);
-
-    return json_pack("{s:s,s:s,s:s,s:b,s:o,s:o,s:o,s:b}", "id", q_text(st, 0), "key_name",
-                     q_text(st, 1), "key_prefix", q_text(st, 2), "is_active",
-                     sqlite3_column_int(st, 3), "created_at", opt_time(st, 4), "expires_at",
-                     opt_time(st, 5), "last_used_at", opt_time(st, 6), "is_expired",
-                     exp && exp < now_us());
+    memset(k, 0, sizeof(*k));
+    col_copy(k->id, sizeof(k->id), st, 0);
+    k->name = col_str(a, st, 1);
+    k->prefix = col_str(a, st, 2);
+    k->is_active = sqlite3_column_int(st, 3);
+    k->created_at = sqlite3_column_int64(st, 4);
+    k->expires_at = sqlite3_column_int64(st, 5);
+    k->last_used_at = sqlite3_column_int64(st, 6);
+    col_copy(k->user_id, sizeof(k->user_id), st, 7);
+    col_copy(k->org_id, sizeof(k->org_id), st, 8);
 }
 
-static int list_rows(sqlite3_stmt *st, json_t *out, json_t *(*row)(sqlite3_stmt *))
+static int list_rows(struct arena *a, sqlite3_stmt *st, struct key_row **rows)
 {
-    int rc;
+    int rc, n = 0, cap = 0;
 
+    *rows = NULL;
     if (!st)
         return LY_EDB;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        json_array_append_new(out, row(st));
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        *rows = grow(a, *rows, n, &cap, sizeof(**rows));
+        key_read(a, st, &(*rows)[n++]);
+    }
     q_done(st);
-    return rc == SQLITE_DONE ? 0 : LY_EDB;
+    return rc == SQLITE_DONE ? n : LY_EDB;
 }
 
-int keys_list_user(const char *user_id, json_t *out)
+int keys_list_user(struct arena *a, const char *user_id, struct key_row **rows)
 {
     return list_rows(
+        a,
         q_prepare("SELECT " USER_KEY_COLS " FROM api_keys WHERE user_id = ? AND "
                   "org_id IS NULL AND revoked_at IS NULL ORDER BY created_at DESC, rowid DESC",
                   "s", user_id),
-        out, user_key_obj);
+        rows);
 }
 
-static json_t *org_key_obj(sqlite3_stmt *st)
+int keys_list_org(struct arena *a, const char *org_id, struct key_row **rows)
 {
-    return json_pack("{s:s,s:s,s:s,s:s,s:b,s:o,s:o,s:o,s:s}", "id", q_text(st, 0), "org_id",
-                     q_text(st, 1), "name", q_text(st, 2), "prefix", q_text(st, 3), "is_active",
-                     sqlite3_column_int(st, 4), "created_at", opt_time(st, 5), "expires_at",
-                     opt_time(st, 6), "last_used_at", opt_time(st, 7), "created_by", q_text(st, 8));
-}
-
-int keys_list_org(const char *org_id, json_t *out)
-{
-    return list_rows(q_prepare("SELECT id, org_id, name, key_prefix, is_active, created_at, "
-                               "expires_at, last_used_at, user_id FROM api_keys WHERE org_id = ? "
+    return list_rows(a,
+                     q_prepare("SELECT " USER_KEY_COLS " FROM api_keys WHERE org_id = ? "
                                "AND revoked_at IS NULL ORDER BY created_at DESC, rowid DESC",
                                "s", org_id),
-                     out, org_key_obj);
+                     rows);
 }
 
 int keys_revoke_user(const char *user_id, const char *key_id)
@@ -90,7 +117,7 @@ int keys_revoke_org(const char *org_id, const char *key_id)
     return n < 0 ? n : n == 1 ? 0 : LY_ENOTFOUND;
 }
 
-int keys_toggle_user(const char *user_id, const char *key_id, json_t **out)
+int keys_toggle_user(struct arena *a, const char *user_id, const char *key_id, struct key_row *k)
 {
     sqlite3_stmt *st;
     int n, rc;
@@ -107,7 +134,7 @@ int keys_toggle_user(const char *user_id, const char *key_id, json_t **out)
         return LY_EDB;
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW)
-        *out = user_key_obj(st);
+        key_read(a, st, k);
     q_done(st);
     return rc == SQLITE_ROW ? 0 : LY_EDB;
 }
@@ -123,7 +150,7 @@ int64_t keys_count_active(const char *user_id)
     return n;
 }
 
-int keys_validate(const char *user_id, const char *key_hash, json_t **out)
+int keys_validate(struct arena *a, const char *user_id, const char *key_hash, struct key_check *out)
 {
     sqlite3_stmt *st = q_prepare(
         "SELECT k.user_id, u.email, k.name, k.created_at, k.expires_at, k.last_used_at, "
@@ -132,17 +159,19 @@ int keys_validate(const char *user_id, const char *key_hash, json_t **out)
         "iss", now_us(), key_hash, user_id);
     int rc;
 
+    memset(out, 0, sizeof(*out));
     if (!st)
         return LY_EDB;
     rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW && sqlite3_column_int(st, 6))
-        *out = json_pack("{s:b,s:s,s:s,s:s,s:o,s:o,s:o}", "valid", 1, "user_id", q_text(st, 0),
-                         "email", q_text(st, 1), "key_name", q_text(st, 2), "created_at",
-                         opt_time(st, 3), "expires_at", opt_time(st, 4), "last_used_at",
-                         opt_time(st, 5));
-    else if (rc == SQLITE_ROW || rc == SQLITE_DONE)
-        *out = json_pack("{s:b,s:n,s:n,s:n,s:n,s:n,s:n}", "valid", 0, "user_id", "email",
-                         "key_name", "created_at", "expires_at", "last_used_at");
+    if (rc == SQLITE_ROW && sqlite3_column_int(st, 6)) {
+        out->valid = 1;
+        col_copy(out->key.user_id, sizeof(out->key.user_id), st, 0);
+        out->email = col_str(a, st, 1);
+        out->key.name = col_str(a, st, 2);
+        out->key.created_at = sqlite3_column_int64(st, 3);
+        out->key.expires_at = sqlite3_column_int64(st, 4);
+        out->key.last_used_at = sqlite3_column_int64(st, 5);
+    }
     q_done(st);
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : LY_EDB;
 }

@@ -1,11 +1,11 @@
-/* See orgs.h. Times are microseconds; json_time() renders them. */
+/* See orgs.h. Times are microseconds. */
 #include "store/orgs.h"
 #include "core/err.h"
-#include "core/json.h"
 #include "core/util.h"
 #include "store/db.h"
 
 #include <stdio.h>
+#include <string.h>
 
 static char *col_dup(struct arena *a, sqlite3_stmt *st, int col)
 {
@@ -17,6 +17,37 @@ static char *col_dup(struct arena *a, sqlite3_stmt *st, int col)
 static void copy_id(char dst[40], const char *src)
 {
     snprintf(dst, 40, "%s", src ? src : "");
+}
+
+/* Room for one more row in an arena array of rows of size sz: doubles it when full. */
+static void *grow(struct arena *a, void *rows, int n, int *cap, size_t sz)
+{
+    void *p;
+
+    if (n < *cap)
+        return rows;
+    *cap = *cap ? *cap * 2 : 8;
+    p = arena_alloc(a, (size_t)*cap * sz);
+    if (n)
+        memcpy(p, rows, (size_t)n * sz);
+    return p;
+}
+
+/* Steps a many-row query to its end: each row read by fill into a new element of *rows (of
+ * size sz, from a). The number of rows, or LY_EDB. */
+static int fetch_all(struct arena *a, sqlite3_stmt *st, void **rows, size_t sz,
+                     void (*fill)(struct arena *, sqlite3_stmt *, void *))
+{
+    int rc, n = 0, cap = 0;
+
+    if (!st)
+        return LY_EDB;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        *rows = grow(a, *rows, n, &cap, sz);
+        fill(a, st, (char *)*rows + (size_t)n++ * sz);
+    }
+    q_done(st);
+    return rc == SQLITE_DONE ? n : LY_EDB;
 }
 
 /* Steps a single-row query: 0 with the row read by fill, LY_ENOTFOUND, or LY_EDB. */
@@ -102,40 +133,27 @@ int orgs_get_member(struct arena *a, const char *user_id, const char *slug, stru
                      org_fill, &f);
 }
 
-json_t *orgs_obj(const struct org_row *o)
+static void org_fill_row(struct arena *a, sqlite3_stmt *st, void *row)
 {
-    json_t *details = o->billing_details ? json_loads(o->billing_details, 0, NULL) : NULL;
+    struct org_fill f = {a, row};
 
-    return json_pack("{s:s,s:s,s:s,s:s?,s:o,s:o,s:s,s:b,s:I}", "id", o->id, "slug", o->slug, "name",
-                     o->name, "billing_email", o->billing_email, "billing_details",
-                     details ? details : json_null(), "created_at", json_time(o->created_at),
-                     "role", o->role, "is_default", o->is_default, "member_count",
-                     (json_int_t)o->member_count);
+    org_fill(st, &f);
 }
 
-int orgs_list_member(const char *user_id, const char *org_id, json_t *out)
+int orgs_list_member(struct arena *a, const char *user_id, const char *org_id,
+                     struct org_row **rows)
 {
-    sqlite3_stmt *st = q_prepare("SELECT " ORG_COLS " FROM orgs o JOIN memberships m ON m.org_id = "
-                                 "o.id WHERE m.user_id = ? AND o.deleted_at IS NULL AND "
-                                 "(?2 IS NULL OR o.id = ?2) ORDER BY m.is_default DESC, "
-                                 "m.created_at, o.slug",
-                                 "ss", user_id, org_id);
-    struct arena a;
-    int rc;
+    void *p = NULL;
+    int n = fetch_all(a,
+                      q_prepare("SELECT " ORG_COLS " FROM orgs o JOIN memberships m ON m.org_id = "
+                                "o.id WHERE m.user_id = ? AND o.deleted_at IS NULL AND "
+                                "(?2 IS NULL OR o.id = ?2) ORDER BY m.is_default DESC, "
+                                "m.created_at, o.slug",
+                                "ss", user_id, org_id),
+                      &p, sizeof(**rows), org_fill_row);
 
-    if (!st)
-        return LY_EDB;
-    arena_init(&a);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        struct org_row o;
-        struct org_fill f = {&a, &o};
-
-        org_fill(st, &f);
-        json_array_append_new(out, orgs_obj(&o));
-    }
-    q_done(st);
-    arena_release(&a);
-    return rc == SQLITE_DONE ? 0 : LY_EDB;
+    *rows = p;
+    return n;
 }
 
 int orgs_update(const char *org_id, const char *name, const char *slug, const char *billing_email,
@@ -213,38 +231,49 @@ int members_count_owners(const char *org_id, int64_t *n)
     "m.user_id, u.email, u.full_name, m.role, m.created_at FROM memberships m JOIN users u ON "    \
     "u.id = m.user_id"
 
-static json_t *member_obj(sqlite3_stmt *st)
+static void member_read(struct arena *a, sqlite3_stmt *st, void *row)
 {
-    return json_pack("{s:s,s:s,s:s?,s:s,s:o}", "user_id", q_text(st, 0), "email", q_text(st, 1),
-                     "full_name", q_text(st, 2), "role", q_text(st, 3), "joined_at",
-                     json_time(sqlite3_column_int64(st, 4)));
+    struct member_row *m = row;
+
+    copy_id(m->user_id, q_text(st, 0));
+    m->email = col_dup(a, st, 1);
+    m->full_name = col_dup(a, st, 2);
+    m->role = col_dup(a, st, 3);
+    m->joined_at = sqlite3_column_int64(st, 4);
 }
 
-int members_list(const char *org_id, json_t *out)
+int members_list(struct arena *a, const char *org_id, struct member_row **rows)
 {
-    sqlite3_stmt *st = q_prepare("SELECT " MEMBER_COLS " WHERE m.org_id = ? ORDER BY m.created_at, "
-                                 "u.email",
-                                 "s", org_id);
-    int rc;
+    void *p = NULL;
+    int n = fetch_all(a,
+                      q_prepare("SELECT " MEMBER_COLS " WHERE m.org_id = ? ORDER BY m.created_at, "
+                                "u.email",
+                                "s", org_id),
+                      &p, sizeof(**rows), member_read);
 
-    if (!st)
-        return LY_EDB;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        json_array_append_new(out, member_obj(st));
-    q_done(st);
-    return rc == SQLITE_DONE ? 0 : LY_EDB;
+    *rows = p;
+    return n;
 }
+
+struct member_fill {
+    struct arena *a;
+    struct member_row *m;
+};
 
 static void member_fill(sqlite3_stmt *st, void *arg)
 {
-    *(json_t **)arg = member_obj(st);
+    struct member_fill *f = arg;
+
+    member_read(f->a, st, f->m);
 }
 
-int members_obj(const char *org_id, const char *user_id, json_t **out)
+int members_row(struct arena *a, const char *org_id, const char *user_id, struct member_row *m)
 {
+    struct member_fill f = {a, m};
+
     return fetch_one(q_prepare("SELECT " MEMBER_COLS " WHERE m.org_id = ? AND m.user_id = ?", "ss",
                                org_id, user_id),
-                     member_fill, out);
+                     member_fill, &f);
 }
 
 int members_insert(const char *org_id, const char *user_id, const char *role, int64_t now)
@@ -391,48 +420,36 @@ int invites_respond(const char *id, const char *status, const char *user_id, int
     return n < 0 ? n : n == 1 ? 0 : LY_EGONE;
 }
 
-json_t *invites_obj(const struct invite_row *inv)
+static void invite_fill_row(struct arena *a, sqlite3_stmt *st, void *row)
 {
-    return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:o,s:o,s:s?,s:s?}", "id", inv->id, "org_id",
-                     inv->org_id, "org_slug", inv->org_slug, "org_name", inv->org_name, "email",
-                     inv->email, "role", inv->role, "status", inv->status, "expires_at",
-                     json_time(inv->expires_at), "created_at", json_time(inv->created_at),
-                     "invited_by", inv->invited_by, "invited_by_email", inv->invited_by_email);
+    struct invite_fill f = {a, row};
+
+    invite_fill(st, &f);
 }
 
-static int invites_list(sqlite3_stmt *st, json_t *out)
+int invites_list_org(struct arena *a, const char *org_id, struct invite_row **rows)
 {
-    struct arena a;
-    int rc;
+    void *p = NULL;
+    int n = fetch_all(a,
+                      q_prepare("SELECT " INVITE_COLS " WHERE i.org_id = ? AND i.status = "
+                                "'pending' AND i.expires_at > ? ORDER BY i.created_at DESC",
+                                "si", org_id, now_us()),
+                      &p, sizeof(**rows), invite_fill_row);
 
-    if (!st)
-        return LY_EDB;
-    arena_init(&a);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        struct invite_row inv;
-        struct invite_fill f = {&a, &inv};
-
-        invite_fill(st, &f);
-        json_array_append_new(out, invites_obj(&inv));
-    }
-    q_done(st);
-    arena_release(&a);
-    return rc == SQLITE_DONE ? 0 : LY_EDB;
+    *rows = p;
+    return n;
 }
 
-int invites_list_org(const char *org_id, json_t *out)
+int invites_list_email(struct arena *a, const char *email, struct invite_row **rows)
 {
-    return invites_list(q_prepare("SELECT " INVITE_COLS " WHERE i.org_id = ? AND i.status = "
-                                  "'pending' AND i.expires_at > ? ORDER BY i.created_at DESC",
-                                  "si", org_id, now_us()),
-                        out);
-}
+    void *p = NULL;
+    int n = fetch_all(a,
+                      q_prepare("SELECT " INVITE_COLS " WHERE i.email = ? AND i.status = "
+                                "'pending' AND i.expires_at > ? AND o.deleted_at IS NULL "
+                                "ORDER BY i.created_at DESC",
+                                "si", email, now_us()),
+                      &p, sizeof(**rows), invite_fill_row);
 
-int invites_list_email(const char *email, json_t *out)
-{
-    return invites_list(q_prepare("SELECT " INVITE_COLS " WHERE i.email = ? AND i.status = "
-                                  "'pending' AND i.expires_at > ? AND o.deleted_at IS NULL "
-                                  "ORDER BY i.created_at DESC",
-                                  "si", email, now_us()),
-                        out);
+    *rows = p;
+    return n;
 }

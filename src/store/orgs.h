@@ -4,15 +4,14 @@
  * and join the membership, so a non-member cannot tell a foreign org from a missing one.
  *
  * Each function runs single statements; the org domain (src/orgs/) wraps the ones that change
- * several rows in store_begin()/store_commit(). Strings in the row structs are allocated from
- * the given arena; JSON values returned are owned by the caller.
+ * several rows in store_begin()/store_commit(). Strings in the row structs, and the arrays of
+ * rows that lists return, are allocated from the given arena.
  */
 #ifndef LYCEUMD_STORE_ORGS_H
 #define LYCEUMD_STORE_ORGS_H
 
 #include "core/arena.h"
 
-#include <jansson.h>
 #include <stdint.h>
 
 /* The id of the live org with this slug; LY_ENOTFOUND when there is none. */
@@ -40,13 +39,10 @@ int orgs_insert(const char *id, const char *slug, const char *name, const char *
  * LY_ENOTFOUND when the org does not exist, is deleted, or user_id is not a member. */
 int orgs_get_member(struct arena *a, const char *user_id, const char *slug, struct org_row *o);
 
-/* The org object of API.md section 3 ({id, slug, name, billing_email, billing_details,
- * created_at, role, is_default, member_count}). */
-json_t *orgs_obj(const struct org_row *o);
-
-/* Appends to out the org objects of every live org user_id belongs to (only org_id's when
- * org_id is not NULL), default org first. */
-int orgs_list_member(const char *user_id, const char *org_id, json_t *out);
+/* Every live org user_id belongs to (only org_id's when org_id is not NULL), default org
+ * first, into *rows: their number, or LY_EDB. */
+int orgs_list_member(struct arena *a, const char *user_id, const char *org_id,
+                     struct org_row **rows);
 
 /* Sets the fields that are not NULL. LY_ECONFLICT when the new slug is taken. */
 int orgs_update(const char *org_id, const char *name, const char *slug, const char *billing_email,
@@ -64,10 +60,18 @@ int members_get(const char *org_id, const char *user_id, char role[8], int *is_d
 /* Whether the org has a member that has it as default org (such an org cannot be deleted). */
 int members_any_default(const char *org_id, int *yes);
 int members_count_owners(const char *org_id, int64_t *n);
-/* Appends member objects {user_id, email, full_name, role, joined_at}, oldest first. */
-int members_list(const char *org_id, json_t *out);
-/* The member object of one member; LY_ENOTFOUND when user_id is not a member. */
-int members_obj(const char *org_id, const char *user_id, json_t **out);
+/* A member as the org's member list shows it. */
+struct member_row {
+    char user_id[40];
+    char *email;
+    char *full_name; /* NULL when unset */
+    char *role;
+    int64_t joined_at;
+};
+/* The org's members, oldest first, into *rows: their number, or LY_EDB. */
+int members_list(struct arena *a, const char *org_id, struct member_row **rows);
+/* One member; LY_ENOTFOUND when user_id is not a member. */
+int members_row(struct arena *a, const char *org_id, const char *user_id, struct member_row *m);
 int members_insert(const char *org_id, const char *user_id, const char *role, int64_t now);
 int members_set_role(const char *org_id, const char *user_id, const char *role);
 /* Removes the membership and revokes the org API keys the member created (an org key acts as
@@ -105,11 +109,9 @@ int invites_get(struct arena *a, const char *token_hash, const char *id, const c
                 struct invite_row *inv);
 /* Moves a pending invite to status; LY_EGONE when it was no longer pending (a race). */
 int invites_respond(const char *id, const char *status, const char *user_id, int64_t now);
-/* Invite objects (without token) of org_id's pending, unexpired invites, newest first. */
-int invites_list_org(const char *org_id, json_t *out);
-/* Invite objects of the pending, unexpired invites to email in live orgs, newest first. */
-int invites_list_email(const char *email, json_t *out);
-/* The invite object of API.md section 3, without token. */
-json_t *invites_obj(const struct invite_row *inv);
+/* org_id's pending, unexpired invites, newest first, into *rows: their number, or LY_EDB. */
+int invites_list_org(struct arena *a, const char *org_id, struct invite_row **rows);
+/* The pending, unexpired invites to email in live orgs, newest first, likewise. */
+int invites_list_email(struct arena *a, const char *email, struct invite_row **rows);
 
 #endif

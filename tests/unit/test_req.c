@@ -513,21 +513,6 @@ static void test_helpers(void **state)
     assert_true(json_is_array(req->resp));
 }
 
-static void test_roles(void **state)
-{
-    (void)state;
-    assert_int_equal(role_parse("owner"), ROLE_OWNER);
-    assert_int_equal(role_parse("admin"), ROLE_ADMIN);
-    assert_int_equal(role_parse("member"), ROLE_MEMBER);
-    assert_int_equal(role_parse("Owner"), ROLE_NONE);
-    assert_int_equal(role_parse(""), ROLE_NONE);
-    assert_int_equal(role_parse(NULL), ROLE_NONE);
-    assert_string_equal(role_name(ROLE_OWNER), "owner");
-    assert_string_equal(role_name(ROLE_MEMBER), "member");
-    assert_string_equal(role_name(ROLE_NONE), "none");
-    assert_true(ROLE_OWNER > ROLE_ADMIN && ROLE_ADMIN > ROLE_MEMBER && ROLE_MEMBER > ROLE_NONE);
-}
-
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -554,7 +539,6 @@ int main(void)
         T(test_set_error_validation),
         T(test_set_error_bad_utf8),
         T(test_helpers),
-        T(test_roles),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
