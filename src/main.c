@@ -5,6 +5,7 @@
 #include "admin/admin.h"
 #include "admin/backup.h"
 #include "admin/doctor.h"
+#include "admin/reload.h"
 #include "admin/service.h"
 #include "api/api.h"
 #include "auth/accounts.h"
@@ -560,12 +561,14 @@ static rlim_t raise_nofile(void)
     return was;
 }
 
-static volatile sig_atomic_t stopping;
+static volatile sig_atomic_t stopping, reloading;
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    stopping = 1;
+    if (sig == SIGHUP)
+        reloading = 1;
+    else
+        stopping = 1;
 }
 
 /* ---- serving: the subsystems ---- */
@@ -606,6 +609,12 @@ static int start_billing(struct cli *cli)
 static int start_runs(struct cli *cli)
 {
     return runs_init(&cli->cfg);
+}
+
+static int start_prices(struct cli *cli)
+{
+    (void)cli;
+    return billing_prices_record(0);
 }
 
 static int start_sampler(struct cli *cli)
@@ -654,6 +663,7 @@ static const struct subsystem {
     {"libcurl", start_curl, curl_global_cleanup},
     {"billing", start_billing, NULL},
     {"runs", start_runs, runs_shutdown},
+    {"price book", start_prices, NULL},
     {"sampler", start_sampler, sampler_stop},
     {"batch lines", NULL, batch_shutdown},
     {"upstreams", NULL, upstream_shutdown},
@@ -724,8 +734,17 @@ static int cmd_serve(struct cli *cli)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
-    while (!stopping)
+    sigaction(SIGHUP, &sa, NULL);
+    /* The handlers run on this thread (Linux gives a process's signal to its main thread when
+     * that does not block it) and pause() returns after them. */
+    while (!stopping) {
+        if (reloading) {
+            reloading = 0;
+            admin_reload(&cli->cfg, cli->config_file);
+            continue;
+        }
         pause();
+    }
     log_info("shutting down");
     service_stopping();
     subsystems_stop(NSUBSYSTEMS);

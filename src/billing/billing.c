@@ -58,6 +58,30 @@ static int64_t price_of(const char *profile)
     return p ? p->price_micro : 0;
 }
 
+/* A run's price per hour: the one in effect when it was submitted (the price book's history),
+ * else its machine type's. */
+static int64_t run_price(const struct bill_run *r)
+{
+    return r->price_micro >= 0 ? r->price_micro : price_of(r->profile);
+}
+
+int billing_prices_record(int64_t since)
+{
+    int err = 0;
+
+    for (int i = 0; i < profiles_count() && !err; i++) {
+        const struct profile *p = profile_at(i);
+        int rc = bill_price_record(p->name, p->price_micro, since);
+
+        if (rc < 0)
+            err = rc;
+        else if (rc > 0 && since)
+            log_info("price of %s from now on: %lld micro-credits per hour", p->name,
+                     (long long)p->price_micro);
+    }
+    return err;
+}
+
 /* Fills broke with the runs of the orgs whose balance, less what their running runs have used
  * since their last charge, is at or below zero; *zero_at (when not NULL) becomes the first
  * instant at which another org's balance will reach zero at the rate its runs use it. */
@@ -73,7 +97,7 @@ static int find_broke(const struct bill_run *list, int nlist, int64_t now, json_
     for (int i = 0; i < nlist; i++) {
         const struct bill_run *r = &list[i];
         const char *org = r->org_id;
-        int64_t price = price_of(r->profile);
+        int64_t price = run_price(r);
         int64_t t0 = r->running_at;
         int64_t from = t0 + (now - t0) / meter_window_us * meter_window_us;
 
@@ -139,7 +163,7 @@ int billing_meter_pass(int64_t now, json_t *broke, int64_t *zero_at)
             const struct bill_run *r = &list[i];
             int64_t t0 = r->running_at;
             int64_t from = r->metered ? r->metered_until : t0;
-            int64_t price = price_of(r->profile);
+            int64_t price = run_price(r);
 
             /* Whole windows, counted from the run's start, so their edges never move. */
             while (from + meter_window_us <= now) {
@@ -193,7 +217,7 @@ int billing_charge_final(const char *run_id, int64_t end, int in_tx)
         if (!in_tx && (err = store_begin()))
             goto out;
         err = bill_charge_window(run_id, r.org_id, r.profile,
-                                 billing_charge(price_of(r.profile), t0, from, end), from, end);
+                                 billing_charge(run_price(&r), t0, from, end), from, end);
         err = err < 0 ? err : 0;
         if (!in_tx)
             err = err ? (store_rollback(), err) : store_commit();
@@ -214,6 +238,11 @@ int billing_admit(const char *org_id, const char *profile, int count)
     if (balance <= 0 || balance < need)
         return LY_EPAYMENT;
     return 0;
+}
+
+void billing_set_monthly_free(int64_t micro)
+{
+    __atomic_store_n(&monthly_free, micro, __ATOMIC_RELAXED);
 }
 
 int billing_free_enabled(void)

@@ -36,6 +36,12 @@ int64_t billing_charge(int64_t price_micro_h, int64_t t0, int64_t from, int64_t 
  * running runs use it (INT64_MAX when none will), so that the caller can make its next pass
  * then: a run is stopped when its balance reaches zero, not up to a pass later.
  * Returns 0 or LY_EDB. Called by the scheduler once a second and at those instants. */
+/* Records every machine type's price in the price book from since (µs) on, where it changed
+ * (since 0: the prices at start, holding for what came before). 0 or LY_EDB. A run is billed
+ * at the price in effect when it was submitted. */
+int billing_prices_record(int64_t since);
+/* A reload's new monthly_free_credits (micro-credits; 0: none). */
+void billing_set_monthly_free(int64_t micro);
 int billing_meter_pass(int64_t now, json_t *broke, int64_t *zero_at);
 
 /* The final charge of a run that ended at end (from its metered_until), in its own

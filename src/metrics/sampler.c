@@ -341,6 +341,12 @@ static void *sampler_main(void *arg)
     return NULL;
 }
 
+void sampler_reload(const struct config *cfg)
+{
+    __atomic_store_n(&max_age_s, (int64_t)cfg->log_retention_hours * 3600, __ATOMIC_RELAXED);
+    __atomic_store_n(&max_bytes, (uint64_t)cfg->log_retention_bytes, __ATOMIC_RELAXED);
+}
+
 int sampler_start(const struct config *cfg)
 {
     pthread_condattr_t ca;

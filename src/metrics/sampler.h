@@ -13,6 +13,8 @@
 #include "core/config.h"
 
 int sampler_start(const struct config *cfg);
+/* A reload's log_retention_hours and log_retention_bytes, from the next sweep on. */
+void sampler_reload(const struct config *cfg);
 void sampler_stop(void);
 
 #endif

@@ -196,6 +196,12 @@ static void *limits_main(void *arg)
     return NULL;
 }
 
+void limits_reload(const struct config *cfg)
+{
+    output_limit(cfg->run_output_max_bytes > 0 ? (uint64_t)cfg->run_output_max_bytes : 0);
+    __atomic_store_n(&dir_max, cfg->run_dir_max_bytes, __ATOMIC_RELAXED);
+}
+
 int limits_init(const struct config *cfg)
 {
     pthread_condattr_t ca;

@@ -14,6 +14,9 @@
 
 /* Sets the output cap and starts the thread that measures. 0 or LY_EINTERNAL. */
 int limits_init(const struct config *cfg);
+/* A reload's run_output_max_bytes and run_dir_max_bytes, for the runs that follow and the next
+ * checks of those going. */
+void limits_reload(const struct config *cfg);
 /* Stops the thread (runs are no longer watched). */
 void limits_stop(void);
 

@@ -50,7 +50,7 @@ void output_init(const char *runs_dir)
 
 void output_limit(uint64_t max_bytes)
 {
-    out_cap = max_bytes;
+    __atomic_store_n(&out_cap, max_bytes, __ATOMIC_RELAXED);
 }
 
 void output_path(const char *run_id, const char *file, char *out, size_t n)

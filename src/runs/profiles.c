@@ -97,10 +97,21 @@ static int parse_price(json_t *v, int64_t *out)
     return LY_EINVAL;
 }
 
-static int from_config(json_t *arr, const struct gpu_info *gpus, int ngpu, char *why, size_t n)
+static struct profile *find_in(struct profile *tab, int cnt, const char *name)
+{
+    for (int i = 0; name && i < cnt; i++)
+        if (strcmp(tab[i].name, name) == 0)
+            return &tab[i];
+    return NULL;
+}
+
+/* Parses the config's machine_types into tab (PROFILE_MAX entries), their number into *cnt. */
+static int from_config(json_t *arr, const struct gpu_info *gpus, int ngpu, struct profile *tab,
+                       int *cnt, char *why, size_t n)
 {
     size_t i;
     json_t *o;
+    int nt = 0;
 
     json_array_foreach(arr, i, o)
     {
@@ -113,11 +124,11 @@ static int from_config(json_t *arr, const struct gpu_info *gpus, int ngpu, char 
             snprintf(why, n, "machine_types[%zu]: needs a hardware_profile of [a-zA-Z0-9_.]", i);
             return LY_EINVAL;
         }
-        if (profile_find(name) || count == PROFILE_MAX) {
+        if (find_in(tab, nt, name) || nt == PROFILE_MAX) {
             snprintf(why, n, "machine_types[%zu]: '%s' twice, or too many profiles", i, name);
             return LY_EINVAL;
         }
-        p = &table[count];
+        p = &tab[nt];
         memset(p, 0, sizeof(*p));
         snprintf(p->name, sizeof(p->name), "%s", name);
         snprintf(p->backend, sizeof(p->backend), "local");
@@ -172,7 +183,7 @@ static int from_config(json_t *arr, const struct gpu_info *gpus, int ngpu, char 
             /* The backend (Slurm) queues and places the jobs; this bounds how many lyceumd
              * hands it. */
             p->max_concurrent = v ? (int)json_integer_value(v) : 256;
-            count++;
+            nt++;
             continue;
         }
         if (v)
@@ -185,12 +196,13 @@ static int from_config(json_t *arr, const struct gpu_info *gpus, int ngpu, char 
             p->max_concurrent = 0; /* listed, but this machine cannot give it */
         if (p->max_concurrent < 0)
             p->max_concurrent = 0;
-        count++;
+        nt++;
     }
-    if (!profile_find("cpu")) {
+    if (!find_in(tab, nt, "cpu")) {
         snprintf(why, n, "machine_types must declare the 'cpu' profile");
         return LY_EINVAL;
     }
+    *cnt = nt;
     return 0;
 }
 
@@ -240,15 +252,87 @@ int profiles_init(json_t *machine_types, char *why, size_t n)
 
     count = 0;
     if (machine_types)
-        err = from_config(machine_types, gpus, ngpu, why, n);
+        err = from_config(machine_types, gpus, ngpu, table, &count, why, n);
     else
         defaults(gpus, ngpu);
-    if (err)
+    if (err) {
+        count = 0;
         return err;
+    }
     fbuf_init(&b, names, sizeof(names));
     for (int i = 0; i < count; i++)
         fbuf_printf(&b, "%s%s", i ? ", " : "", table[i].name);
     return 0;
+}
+
+int profiles_parse(json_t *machine_types, struct profile *tab, int *cnt, char *why, size_t n)
+{
+    struct gpu_info gpus[GPU_MAX];
+    int ngpu = gpu_detect(gpus, GPU_MAX);
+
+    *cnt = 0;
+    if (!machine_types) {
+        snprintf(why, n,
+                 "the config declares no machine_types: the machine types stay as they "
+                 "are");
+        return LY_EINVAL;
+    }
+    return from_config(machine_types, gpus, ngpu, tab, cnt, why, n);
+}
+
+/* 1 when a and b differ in what only a restart may change: where runs go and which GPUs. */
+static int layout_differs(const struct profile *a, const struct profile *b)
+{
+    return strcmp(a->backend, b->backend) || strcmp(a->partition, b->partition) ||
+           strcmp(a->gres, b->gres) || strcmp(a->gpu_model, b->gpu_model) ||
+           a->gpu_count != b->gpu_count || a->ngpus != b->ngpus ||
+           memcmp(a->gpu_idx, b->gpu_idx, sizeof(a->gpu_idx[0]) * (size_t)a->ngpus);
+}
+
+void profiles_apply(const struct profile *tab, int cnt)
+{
+    struct fbuf b;
+
+    for (int i = 0; i < cnt; i++) {
+        const struct profile *q = &tab[i];
+        struct profile *p = profile_find(q->name);
+
+        if (!p) {
+            if (count == PROFILE_MAX) {
+                log_warn("reload: machine type %s not added: %d is the most there may be", q->name,
+                         PROFILE_MAX);
+                continue;
+            }
+            table[count] = *q;
+            table[count].running = 0;
+            count++;
+            log_info("reload: machine type %s added", q->name);
+            continue;
+        }
+        if (layout_differs(p, q))
+            log_warn("reload: machine type %s: its backend, partition, gres or GPUs change only "
+                     "at a restart; they stay as they are",
+                     p->name);
+        if (p->price_micro != q->price_micro || p->max_concurrent != q->max_concurrent ||
+            p->vcpus != q->vcpus || p->mem_bytes != q->mem_bytes || p->pids_max != q->pids_max)
+            log_info("reload: machine type %s: price_per_hour %lld -> %lld micro-credits, "
+                     "max_concurrent %d -> %d (runs going keep their price and slot)",
+                     p->name, (long long)p->price_micro, (long long)q->price_micro,
+                     p->max_concurrent, q->max_concurrent);
+        p->price_micro = q->price_micro;
+        p->max_concurrent = q->max_concurrent;
+        p->vcpus = q->vcpus;
+        p->mem_bytes = q->mem_bytes;
+        p->pids_max = q->pids_max;
+    }
+    for (int i = 0; i < count; i++)
+        if (!find_in((struct profile *)tab, cnt, table[i].name))
+            log_warn("reload: machine type %s is no longer in the config: it stays until the "
+                     "next restart",
+                     table[i].name);
+    fbuf_init(&b, names, sizeof(names));
+    for (int i = 0; i < count; i++)
+        fbuf_printf(&b, "%s%s", i ? ", " : "", table[i].name);
 }
 
 json_t *profile_json(const struct profile *p)

@@ -3,8 +3,9 @@
  * operator's config ("machine_types") or, without one, derived from this machine: "cpu"
  * always, and "gpu.<family>" for each model of NVIDIA GPU that NVML finds.
  *
- * profiles_init() runs once at start-up; the table is read-only afterwards, except the
- * scheduler's counters, which only the scheduler thread writes.
+ * profiles_init() runs once at start-up. Afterwards only the scheduler's counters change (the
+ * scheduler's thread writes them), and a reload's profiles_apply(), under the scheduler's
+ * lock, which changes prices, capacity and limits in place and appends new types.
  */
 #ifndef LYCEUMD_RUNS_PROFILES_H
 #define LYCEUMD_RUNS_PROFILES_H
@@ -39,6 +40,15 @@ struct profile {
 /* Builds the table from the config's machine_types (NULL: the defaults). Returns 0, or
  * LY_EINVAL with a message in why. */
 int profiles_init(json_t *machine_types, char *why, size_t n);
+/* A reload: parses machine_types into tab (PROFILE_MAX entries) without touching the table in
+ * use; 0, or LY_EINVAL with why. */
+int profiles_parse(json_t *machine_types, struct profile *tab, int *cnt, char *why, size_t n);
+/* Applies a parsed table in place (the scheduler's lock held: runs_reload): existing machine
+ * types take their new price, capacity and limits (runs going keep their slot and, billed by
+ * the price book, their price), new ones are added; what only a restart may change (backend,
+ * GPUs) and removed types stay as they are, each said in the log. Entries never move, so a
+ * pointer to one stays valid. */
+void profiles_apply(const struct profile *tab, int cnt);
 int profiles_count(void);
 struct profile *profile_at(int i);
 struct profile *profile_find(const char *name);

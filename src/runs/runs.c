@@ -13,10 +13,13 @@
 #include "runs/limits.h"
 #include "runs/output.h"
 #include "runs/profiles.h"
+#include "runs/sched.h"
+#include "core/arena.h"
 
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -100,6 +103,31 @@ int runs_init(const struct config *cfg)
         return err;
     started = 1;
     return callbacks_start();
+}
+
+int runs_reload(const struct config *cfg, char *why, size_t n)
+{
+    struct profile *tab;
+    int cnt, err;
+
+    if (!cfg->machine_types) {
+        log_info("reload: the config declares no machine_types: the machine types stay as "
+                 "they are");
+        limits_reload(cfg);
+        return 0;
+    }
+    tab = xcalloc(PROFILE_MAX, sizeof(*tab));
+    err = profiles_parse(cfg->machine_types, tab, &cnt, why, n);
+
+    if (!err) {
+        pthread_mutex_lock(&sched_mu);
+        profiles_apply(tab, cnt);
+        pthread_mutex_unlock(&sched_mu);
+        limits_reload(cfg);
+        runs_kick(); /* a machine type may have room now */
+    }
+    free(tab);
+    return err;
 }
 
 void runs_shutdown(void)

@@ -21,6 +21,10 @@ int runs_init(const struct config *cfg);
 /* Stops the threads; runs still going are ended as system_failure (but those of a backend
  * whose jobs outlive lyceumd, which the next start follows again). */
 void runs_shutdown(void);
+/* A reload (SIGHUP): the config's machine_types take effect in place (profiles_apply: prices,
+ * capacity and limits; new types added; what needs a restart kept and logged), and its run
+ * limits. 0, or LY_EINVAL with why when machine_types do not parse (nothing changed). */
+int runs_reload(const struct config *cfg, char *why, size_t n);
 
 /* The start time (clock ticks since boot) of a process, or -1 when it does not exist
  * (exec_proc_start). */

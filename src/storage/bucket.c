@@ -56,6 +56,11 @@ static void sweep_tmp(void)
         closedir(d);
 }
 
+void bucket_set_quota(int64_t quota_bytes)
+{
+    __atomic_store_n(&quota, quota_bytes, __ATOMIC_RELAXED);
+}
+
 int bucket_init(const char *data_dir, int64_t quota_bytes)
 {
     char abs_root[PATH_MAX];

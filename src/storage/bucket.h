@@ -28,6 +28,8 @@
 
 /* Where buckets live and how big each may grow (0: no quota). Call once at start-up. */
 int bucket_init(const char *data_dir, int64_t quota_bytes);
+/* A reload's storage_quota_bytes (0: none), for the writes that follow. */
+void bucket_set_quota(int64_t quota_bytes);
 int64_t bucket_quota(void);
 
 /* 0 when key (n bytes) is a valid object key, else LY_EINVAL with *why: empty, over 1,024

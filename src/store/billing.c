@@ -29,7 +29,13 @@ static char *col_dup(struct arena *a, sqlite3_stmt *st, int col)
     return t ? arena_strdup(a, t) : NULL;
 }
 
-/* A row of id, org_id, profile, running_at, metered_until. */
+/* The columns run_read() reads: the price is the one in effect when the run was submitted. */
+#define RUN_COLS                                                                                   \
+    "SELECT id, org_id, profile, running_at, metered_until, (SELECT h.price_micro FROM "           \
+    "price_history h WHERE h.profile = runs.profile AND h.since <= runs.created_at ORDER BY "      \
+    "h.since DESC LIMIT 1) FROM runs "
+
+/* A row of RUN_COLS. */
 static void run_read(struct arena *a, sqlite3_stmt *st, struct bill_run *r)
 {
     const char *id = q_text(st, 0), *org = q_text(st, 1);
@@ -42,13 +48,14 @@ static void run_read(struct arena *a, sqlite3_stmt *st, struct bill_run *r)
     r->running_at = sqlite3_column_int64(st, 3);
     r->metered = sqlite3_column_type(st, 4) == SQLITE_INTEGER;
     r->metered_until = sqlite3_column_int64(st, 4);
+    r->price_micro =
+        sqlite3_column_type(st, 5) == SQLITE_INTEGER ? sqlite3_column_int64(st, 5) : -1;
 }
 
 int bill_running(struct arena *a, struct bill_run **rows)
 {
-    sqlite3_stmt *st = q_prepare("SELECT id, org_id, profile, running_at, metered_until FROM runs "
-                                 "WHERE status = 'running' AND running_at IS NOT NULL",
-                                 "");
+    sqlite3_stmt *st =
+        q_prepare(RUN_COLS "WHERE status = 'running' AND running_at IS NOT NULL", "");
     int rc, n = 0, cap = 0;
 
     *rows = NULL;
@@ -95,9 +102,7 @@ int bill_run_billed(const char *run_id, int64_t *micro)
 
 int bill_run_meter_row(struct arena *a, const char *run_id, struct bill_run *r)
 {
-    sqlite3_stmt *st = q_prepare("SELECT id, org_id, profile, running_at, metered_until FROM runs "
-                                 "WHERE id = ?",
-                                 "s", run_id);
+    sqlite3_stmt *st = q_prepare(RUN_COLS "WHERE id = ?", "s", run_id);
     int rc;
 
     if (!st)
@@ -107,6 +112,26 @@ int bill_run_meter_row(struct arena *a, const char *run_id, struct bill_run *r)
         run_read(a, st, r);
     q_done(st);
     return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? LY_ENOTFOUND : LY_EDB;
+}
+
+int bill_price_record(const char *profile, int64_t price_micro, int64_t since)
+{
+    int64_t last = -1, have = 0;
+
+    if (q_int(&have, "SELECT count(*) FROM price_history WHERE profile = ?", "s", profile) ||
+        (have && q_int(&last,
+                       "SELECT price_micro FROM price_history WHERE profile = ? ORDER BY since "
+                       "DESC LIMIT 1",
+                       "s", profile)))
+        return LY_EDB;
+    if (have && last == price_micro)
+        return 0;
+    /* A profile's first row holds for every run before it: they were billed at it. */
+    if (q_exec("INSERT OR REPLACE INTO price_history (profile, since, price_micro) "
+               "VALUES (?, ?, ?)",
+               "sii", profile, have ? since : (int64_t)0, price_micro) < 0)
+        return LY_EDB;
+    return 1;
 }
 
 int voucher_add(const char *code, int64_t credits, int64_t expires_at, const char *note)

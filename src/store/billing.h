@@ -19,6 +19,7 @@ struct bill_run {
     int64_t running_at;
     int metered; /* metered_until is set */
     int64_t metered_until;
+    int64_t price_micro; /* per hour, in effect when it was submitted; -1: none recorded */
 };
 /* The running runs into *rows (from a): their number, or LY_EDB. */
 int bill_running(struct arena *a, struct bill_run **rows);
@@ -29,6 +30,10 @@ int bill_charge_window(const char *run_id, const char *org_id, const char *profi
 int bill_run_billed(const char *run_id, int64_t *micro);
 /* A run's row for its final charge; LY_ENOTFOUND when there is no such run. */
 int bill_run_meter_row(struct arena *a, const char *run_id, struct bill_run *r);
+
+/* Records profile's price from since on when it differs from the newest recorded one (its
+ * first record holds from the beginning). 1 when recorded, 0 when unchanged, LY_EDB. */
+int bill_price_record(const char *profile, int64_t price_micro, int64_t since);
 
 int voucher_add(const char *code, int64_t credits, int64_t expires_at, const char *note);
 struct voucher_row {
