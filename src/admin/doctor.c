@@ -3,7 +3,9 @@
 
 #include "core/config.h"
 #include "exec/exec.h"
+#include "core/fbuf.h"
 #include "metrics/nvml.h"
+#include "runs/gpu.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -262,9 +264,19 @@ static void check_docker(struct tally *t, const struct config *cfg)
 
 static void check_nvml(struct tally *t)
 {
-    if (nvml_open())
-        say(t, OK, "nvml", "the NVIDIA driver's NVML is loaded: GPU metrics are read");
-    else
+    struct gpu_info gpus[GPU_MAX];
+    char list[600];
+    struct fbuf b;
+
+    if (nvml_open()) {
+        int n = gpu_detect(gpus, GPU_MAX);
+        fbuf_init(&b, list, sizeof(list));
+        for (int i = 0; i < n; i++)
+            fbuf_printf(&b, "%s%d: %s (%lld GiB)", i ? ", " : "", gpus[i].index, gpus[i].name,
+                        (long long)(gpus[i].mem_bytes >> 30));
+        say(t, n ? OK : WARN, "nvml", "NVML is loaded and sees %d GPU%s%s%s", n, n == 1 ? "" : "s",
+            n ? ": " : " (check the driver with nvidia-smi)", list);
+    } else
         say(t, WARN, "nvml",
             "no NVIDIA driver (libnvidia-ml.so.1 does not load): no GPU "
             "metrics; GPUs in machine_types are still handed out by index");
