@@ -5,11 +5,11 @@
  * The runner is batch/batch.c; a file's bytes are DATA/files/<id>.
  */
 #include "api/api.h"
-#include "batch/batch.h"
+#include "batch/control.h"
+#include "batch/file.h"
 #include "core/err.h"
 #include "core/util.h"
 #include "storage/formdata.h"
-#include "store/inference.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -110,7 +110,7 @@ static int api_files_upload(struct req *req)
     free(u.data);
     if (err)
         return err;
-    row = file_get(req->caller.org_id, id, &err);
+    row = batch_file_get(req->caller.org_id, id, &err);
     if (!row)
         return err ? err : LY_EDB;
     err = req_reply(req, file_obj(row));
@@ -120,7 +120,7 @@ static int api_files_upload(struct req *req)
 
 static json_t *file_or_404(struct req *req, int *err)
 {
-    json_t *row = file_get(req->caller.org_id, req_param(req, "file_id"), err);
+    json_t *row = batch_file_get(req->caller.org_id, req_param(req, "file_id"), err);
 
     if (!row && !*err)
         *err = req_fail(req, LY_ENOTFOUND, "File not found");
@@ -143,7 +143,7 @@ static int api_files_list(struct req *req)
 {
     json_t *rows = json_array(), *data = json_array(), *r;
     size_t i;
-    int err = file_list(req->caller.org_id, req_query(req, "purpose"), rows);
+    int err = batch_file_list(req->caller.org_id, req_query(req, "purpose"), rows);
 
     json_array_foreach(rows, i, r) json_array_append_new(data, file_obj(r));
     json_decref(rows);
@@ -158,15 +158,12 @@ static int api_files_list(struct req *req)
 static int api_files_delete(struct req *req)
 {
     const char *id = req_param(req, "file_id");
-    int n = file_delete(req->caller.org_id, id);
-    char path[1200];
+    int n = batch_file_delete(req->caller.org_id, id);
 
     if (n < 0)
         return n;
     if (!n)
         return req_fail(req, LY_ENOTFOUND, "File not found");
-    batch_file_path(id, path, sizeof(path));
-    unlink(path);
     return req_reply(req, json_pack("{s:s,s:s,s:b}", "id", id, "object", "file", "deleted", 1));
 }
 
@@ -204,12 +201,9 @@ static json_t *batch_obj(json_t *row)
     static const char *const stamps[] = {"in_progress_at", "expires_at",  "finalizing_at",
                                          "completed_at",   "failed_at",   "expired_at",
                                          "cancelling_at",  "cancelled_at"};
-    const char *id = json_string_value(json_object_get(row, "id"));
     json_t *o = json_object(), *errs = NULL, *md = NULL;
-    int64_t done = 0, failed = 0;
     const char *s;
 
-    batch_counts(id, &done, &failed);
     json_object_set(o, "id", json_object_get(row, "id"));
     json_object_set_new(o, "object", json_string("batch"));
     json_object_set(o, "endpoint", json_object_get(row, "endpoint"));
@@ -228,8 +222,9 @@ static json_t *batch_obj(json_t *row)
     for (size_t i = 0; i < sizeof(stamps) / sizeof(stamps[0]); i++)
         json_object_set_new(o, stamps[i], ts_or_null(row, stamps[i]));
     json_object_set_new(o, "request_counts",
-                        json_pack("{s:O,s:I,s:I}", "total", json_object_get(row, "total"),
-                                  "completed", (json_int_t)done, "failed", (json_int_t)failed));
+                        json_pack("{s:O,s:O,s:O}", "total", json_object_get(row, "total"),
+                                  "completed", json_object_get(row, "completed_count"), "failed",
+                                  json_object_get(row, "failed_count")));
     s = json_string_value(json_object_get(row, "metadata"));
     if (s)
         md = json_loads(s, 0, NULL);
@@ -243,7 +238,7 @@ static int api_batches_create(struct req *req)
     const char *fid = body_str(req, "input_file_id"), *win = body_str(req, "completion_window");
     const char *ep = body_str(req, "endpoint");
     json_t *md = json_object_get(req->json, "metadata"), *row;
-    char id[40], u[40], *end = NULL;
+    char id[40], *end = NULL;
     long hours = win ? strtol(win, &end, 10) : 0;
     int err = 0;
 
@@ -258,19 +253,14 @@ static int api_batches_create(struct req *req)
     err = req_check_valid(req);
     if (err)
         return err;
-    row = file_get(req->caller.org_id, fid, &err);
-    if (!row)
-        return err ? err : req_fail(req, LY_ENOTFOUND, "File '%s' not found", fid);
-    json_decref(row);
-    uuid_v4(u);
-    snprintf(id, sizeof(id), "batch_%.8s%.4s%.4s%.4s%.12s", u, u + 9, u + 14, u + 19, u + 24);
-    err = batch_insert(id, req->caller.org_id, ep ? ep : "/v1/chat/completions", fid,
+    err = batch_create(req->caller.org_id, ep ? ep : "/v1/chat/completions", fid,
                        body_str(req, "model"), win, json_is_object(md) ? md : NULL,
-                       now_unix() + hours * 3600);
+                       now_unix() + hours * 3600, id);
+    if (err == LY_ENOTFOUND)
+        return req_fail(req, LY_ENOTFOUND, "File '%s' not found", fid);
     if (err)
         return err;
-    batch_kick();
-    row = batch_get(req->caller.org_id, id, &err);
+    row = batch_read(req->caller.org_id, id, &err);
     if (!row)
         return err ? err : LY_EDB;
     err = req_reply(req, batch_obj(row));
@@ -281,7 +271,7 @@ static int api_batches_create(struct req *req)
 static int api_batches_get(struct req *req)
 {
     int err = 0;
-    json_t *row = batch_get(req->caller.org_id, req_param(req, "batch_id"), &err);
+    json_t *row = batch_read(req->caller.org_id, req_param(req, "batch_id"), &err);
 
     if (!row)
         return err ? err : req_fail(req, LY_ENOTFOUND, "Batch not found");
@@ -299,7 +289,7 @@ static int api_batches_list(struct req *req)
     int err = req_query_int(req, "limit", 20, 1, 100, &limit);
 
     if (!err)
-        err = batch_list(req->caller.org_id, after, limit + 1, rows);
+        err = batch_read_page(req->caller.org_id, after, limit + 1, rows);
     if (err) {
         json_decref(rows);
         json_decref(data);
@@ -338,20 +328,13 @@ static int batch_finished(const char *status)
 static int api_batches_cancel(struct req *req)
 {
     const char *id = req_param(req, "batch_id"), *status;
-    int err = 0, moved;
-    json_t *row = batch_get(req->caller.org_id, id, &err);
+    json_t *row = NULL;
+    int err = 0, moved = batch_cancel(req->caller.org_id, id, &row);
 
-    if (!row)
-        return err ? err : req_fail(req, LY_ENOTFOUND, "Batch not found");
-    json_decref(row);
-    moved = batch_move(id, "validating,in_progress", "cancelling");
+    if (moved == LY_ENOTFOUND)
+        return req_fail(req, LY_ENOTFOUND, "Batch not found");
     if (moved < 0)
-        return LY_EDB;
-    if (moved)
-        batch_kick();
-    row = batch_get(req->caller.org_id, id, &err);
-    if (!row)
-        return err ? err : LY_EDB;
+        return moved;
     /* Read after the move, so that a batch that ended meanwhile is refused too. */
     status = json_string_value(json_object_get(row, "status"));
     if (!moved && batch_finished(status)) {

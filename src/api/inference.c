@@ -4,11 +4,13 @@
  * follow it as SSE events queued, token..., finished / failed. The work is in inference/.
  */
 #include "api/api.h"
+#include "api/call_stream.h"
 #include "billing/billing.h"
 #include "core/err.h"
 #include "core/util.h"
+#include "inference/call.h"
 #include "inference/inference.h"
-#include "store/inference.h"
+#include "inference/inflight.h"
 #include "runs/profiles.h"
 
 #include <stdio.h>
@@ -111,7 +113,7 @@ static int api_inference_submit(struct req *req)
 static int stream_replay(struct req *req, const char *id)
 {
     int err;
-    json_t *o = infres_get(req->caller.org_id, id, &err);
+    json_t *o = inflight_result(req->caller.org_id, id, &err);
     const char *status = json_string_value(json_object_get(o, "status"));
     json_t *q = json_pack("{s:s,s:s}", "inference_id", id, "status", "queued");
     char *qs = json_dumps(q, JSON_WIRE), *es = NULL, *body;

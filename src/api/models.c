@@ -32,8 +32,10 @@
  * error body, as /chat/completions answers it.
  */
 #include "api/api.h"
+#include "api/call_stream.h"
 #include "core/err.h"
 #include "core/util.h"
+#include "inference/call.h"
 #include "inference/inference.h"
 #include "runs/profiles.h"
 

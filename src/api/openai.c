@@ -12,7 +12,9 @@
  * with a trailing slash is the lyceum CLI's catalogue (api/models.c, an R_SLASH_ONLY route).
  */
 #include "api/api.h"
+#include "api/call_stream.h"
 #include "core/err.h"
+#include "inference/call.h"
 #include "inference/inference.h"
 
 #include <stdio.h>

@@ -1,8 +1,12 @@
 /* See batch.h. */
 #include "batch/batch.h"
+#include "batch/file.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/arena.h"
 #include "core/util.h"
+#include "core/worker.h"
+#include "inference/call.h"
 #include "inference/inference.h"
 #include "store/db.h"
 #include "store/inference.h"
@@ -29,13 +33,13 @@ struct job {
 };
 
 static struct {
-    char data_dir[1024];
     int concurrency;
 } set;
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv;
 static pthread_t mgr;
+static struct worker_pool *line_pool; /* the lines' workers: at most MAX_JOBS, as inflight[] */
 static int started, stopping, kicked;
 static struct {
     char batch_id[40];
@@ -49,59 +53,6 @@ void batch_kick(void)
     kicked = 1;
     pthread_cond_broadcast(&cv);
     pthread_mutex_unlock(&mu);
-}
-
-void batch_file_path(const char *id, char *out, size_t n)
-{
-    snprintf(out, n, "%s/files/%s", set.data_dir, id);
-}
-
-/* Writes a file's bytes (atomically: a temporary file renamed) and its row. */
-static int file_store(const char *org_id, const char *id, const char *filename, const char *purpose,
-                      const char *data, size_t len)
-{
-    char path[1200], tmp[1300];
-    int fd, err = 0;
-
-    snprintf(path, sizeof(path), "%s/files", set.data_dir);
-    mkdir(path, 0700);
-    batch_file_path(id, path, sizeof(path));
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return LY_EIO;
-    for (size_t off = 0; off < len;) {
-        ssize_t w = write(fd, data + off, len - off);
-
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            err = LY_EIO;
-            break;
-        }
-        off += (size_t)w;
-    }
-    if (!err && fsync(fd))
-        err = LY_EIO;
-    close(fd);
-    if (!err && rename(tmp, path))
-        err = LY_EIO;
-    if (err) {
-        unlink(tmp);
-        return err;
-    }
-    err = file_insert(id, org_id, filename, purpose, (int64_t)len);
-    return err == LY_ECONFLICT ? 0 : err; /* a finalization done again writes the same file */
-}
-
-int batch_file_write(const char *org_id, const char *filename, const char *purpose,
-                     const char *data, size_t len, char *id)
-{
-    char u[40];
-
-    uuid_v4(u);
-    snprintf(id, 40, "file-%.8s%.4s%.4s%.4s%.12s", u, u + 9, u + 14, u + 19, u + 24);
-    return file_store(org_id, id, filename, purpose, data, len);
 }
 
 /* ---- validation ---- */
@@ -274,7 +225,7 @@ static void record(struct job *j, int ok, long status, json_t *body, const char 
     json_decref(line);
 }
 
-static void *job_run(void *arg)
+static void job_run(void *arg)
 {
     struct job *j = arg;
     char dep[40], why[256], *resp = NULL;
@@ -303,8 +254,7 @@ out:
     inflight_del(j->batch_id, j->line);
     json_decref(j->body);
     free(j);
-    store_close();
-    return NULL;
+    store_close(); /* the worker's connection: the pool's threads outlive the job */
 }
 
 static void dispatch(json_t *b)
@@ -328,8 +278,6 @@ static void dispatch(json_t *b)
         json_t *req = json_loads(json_string_value(json_object_get(l, "body")), 0, NULL);
         json_t *body = json_object_get(req, "body");
         struct job *j;
-        pthread_t t;
-        pthread_attr_t at;
 
         pthread_mutex_lock(&mu);
         if (is_inflight(id, line, &count) || count >= set.concurrency || ninflight >= MAX_JOBS ||
@@ -357,14 +305,11 @@ static void dispatch(json_t *b)
                  norm_url(json_string_value(json_object_get(req, "url"))));
         j->body = json_incref(body);
         json_decref(req);
-        pthread_attr_init(&at);
-        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-        if (pthread_create(&t, &at, job_run, j)) {
+        if (worker_submit(line_pool, job_run, j)) {
             inflight_del(id, line);
             json_decref(j->body);
             free(j);
         }
-        pthread_attr_destroy(&at);
     }
     json_decref(todo);
 }
@@ -401,7 +346,7 @@ static void finalize(json_t *b, const char *final)
 
             snprintf(fid, 64, "file-%s-%s", ok ? "out" : "err", id + 6);
             snprintf(name, sizeof(name), "%s_%s.jsonl", id, ok ? "output" : "errors");
-            if (file_store(org, fid, name, ok ? "batch_output" : "batch_errors", data, len)) {
+            if (batch_file_store(org, fid, name, ok ? "batch_output" : "batch_errors", data, len)) {
                 free(data);
                 json_decref(rows);
                 return;
@@ -510,14 +455,18 @@ int batch_init(const char *data_dir, int concurrency)
 {
     pthread_condattr_t ca;
 
-    snprintf(set.data_dir, sizeof(set.data_dir), "%s", data_dir);
+    batch_file_dir(data_dir);
     set.concurrency = concurrency > 0 ? concurrency : 8;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&cv, &ca);
     pthread_condattr_destroy(&ca);
-    if (pthread_create(&mgr, NULL, manager, NULL))
+    line_pool = worker_pool_new("batch lines", MAX_JOBS, MAX_JOBS);
+    if (pthread_create(&mgr, NULL, manager, NULL)) {
+        worker_pool_free(line_pool);
+        line_pool = NULL;
         return LY_EINTERNAL;
+    }
     started = 1;
     return 0;
 }
@@ -536,16 +485,9 @@ void batch_shutdown(void)
         return;
     batch_stop();
     pthread_join(mgr, NULL);
-    /* Lines in flight end quickly once their replicas are gone; their results are dropped. */
-    for (int i = 0; i < 300; i++) {
-        int n;
-
-        pthread_mutex_lock(&mu);
-        n = ninflight;
-        pthread_mutex_unlock(&mu);
-        if (!n)
-            break;
-        usleep(10 * 1000);
-    }
+    /* Lines in flight end quickly once their transfers were aborted (upstream_shutdown) and
+     * their replicas are gone; their results are dropped. */
+    worker_pool_free(line_pool);
+    line_pool = NULL;
     started = 0;
 }

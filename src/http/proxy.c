@@ -25,9 +25,9 @@
 #include "core/arena.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/loop.h"
 #include "core/util.h"
 #include "http/req.h"
-#include "http/server.h"
 
 #include <errno.h>
 #include <http_parser.h>
@@ -726,14 +726,14 @@ static int ploop_timeout(void *arg)
 
 static struct ploop *ploop_here(void)
 {
-    struct http_loop *hl = http_loop_self();
+    struct loop *hl = loop_self();
     struct ploop *lp;
 
     if (here || !hl)
         return here;
     lp = xcalloc(1, sizeof(*lp));
     lp->ep = epoll_create1(EPOLL_CLOEXEC);
-    if (lp->ep < 0 || http_loop_add(hl, lp->ep, ploop_run, ploop_timeout, lp)) {
+    if (lp->ep < 0 || !loop_add(hl, lp->ep, EPOLLIN, ploop_run, ploop_timeout, lp)) {
         log_error("proxy: cannot set up on this HTTP thread: %s", strerror(errno));
         if (lp->ep >= 0)
             close(lp->ep);

@@ -1,8 +1,8 @@
 /*
- * What deploy.c shares with replica.c, and no one else: the in-memory deployments and
+ * What inference.c shares with replica.c, and no one else: the in-memory deployments and
  * replicas, the settings, and a replica's life (start, signal, exit, charges, end).
  *
- * Locking: deploy.c's mutex guards every struct deployment and struct replica. The supervisor
+ * Locking: inference.c's mutex guards every struct deployment and struct replica. The supervisor
  * thread is the only one that creates, reaps or frees replicas, so every function below is
  * called by it, with that mutex held, unless said otherwise.
  */
@@ -57,7 +57,7 @@ struct deployment {
     struct deployment *next;
 };
 
-/* The config's "inference" settings (deploy.c reads them at start-up; read-only after). */
+/* The config's "inference" settings (inference.c reads them at start-up; read-only after). */
 struct inference_settings {
     char data_dir[1024];
     json_t *commands; /* profile (or "cpu"/"gpu") -> template; owned */

@@ -21,6 +21,7 @@
  * to the operator's model files.
  */
 #include "billing/billing.h"
+#include "core/arena.h"
 #include "core/err.h"
 #include "core/fbuf.h"
 #include "core/log.h"
@@ -28,6 +29,7 @@
 #include "exec/exec.h"
 #include "inference/deploy_int.h"
 #include "inference/inference.h"
+#include "inference/replica.h"
 #include "runs/profiles.h"
 #include "runs/runs.h"
 #include "store/inference.h"

@@ -1,5 +1,5 @@
 /*
- * Deployments and their replicas (see inference.h).
+ * Deployments and their replicas, and the leases calls take on them (see inference.h).
  *
  * Every deployment that is not stopped lives in the list `deps`, guarded by `mu`; the
  * supervisor thread is the only one that starts, reaps or frees replicas and deployments, so
@@ -30,10 +30,12 @@
  */
 #include "billing/billing.h"
 #include "core/config.h"
+#include "core/arena.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "exec/exec.h"
+#include "inference/call.h"
 #include "inference/deploy_int.h"
 #include "inference/inference.h"
 #include "runs/profiles.h"
@@ -776,7 +778,7 @@ int inference_acquire(const char *dep_id, struct lease *l)
             l->t0 = now_mono_us();
             break;
         }
-        if (pthread_cond_timedwait(&ready_cv, &mu, &ts) == ETIMEDOUT) {
+        if (sup_stop || pthread_cond_timedwait(&ready_cv, &mu, &ts) == ETIMEDOUT) {
             err = LY_EUNAVAIL;
             break;
         }
@@ -912,14 +914,22 @@ int inference_init(const struct config *cfg)
 
 void inference_shutdown(void)
 {
-    if (!sup_started)
+    if (!sup_started) {
+        upstream_shutdown();
+        call_shutdown();
         return;
+    }
     pthread_mutex_lock(&mu);
     sup_stop = 1;
     pthread_cond_signal(&tick_cv);
+    pthread_cond_broadcast(&ready_cv); /* calls waiting for a replica give up */
     pthread_mutex_unlock(&mu);
     pthread_join(sup_thread, NULL);
     sup_started = 0;
+    /* The calls' workers end once their transfers ended (aborted) and no one waits for a
+     * replica: then they are joined. */
+    upstream_shutdown();
+    call_shutdown();
     json_decref(inf_set.commands);
     inf_set.commands = NULL;
 }
