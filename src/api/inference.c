@@ -112,25 +112,26 @@ static int api_inference_submit(struct req *req)
  * store, queued and then how it ended (the tokens are in the completion). */
 static int stream_replay(struct req *req, const char *id)
 {
-    int err;
-    json_t *o = inflight_result(req->caller.org_id, id, &err);
-    const char *status = json_string_value(json_object_get(o, "status"));
-    json_t *q = json_pack("{s:s,s:s}", "inference_id", id, "status", "queued");
-    char *qs = json_dumps(q, JSON_WIRE), *es = NULL, *body;
+    struct infres_row o;
+    int err = inflight_result(req->caller.org_id, id, &o);
+    json_t *q, *ev;
+    char *qs, *es = NULL, *body;
 
-    json_decref(q);
-    if (!o) {
-        free(qs);
+    if (err)
         return err == LY_ENOTFOUND ? req_fail(req, err, "Inference not found") : err;
-    }
-    if (strcmp(status, "queued") != 0 && json_is_object(json_object_get(o, "event")))
-        es = json_dumps(json_object_get(o, "event"), JSON_WIRE);
+    q = json_pack("{s:s,s:s}", "inference_id", id, "status", "queued");
+    qs = json_dumps(q, JSON_WIRE);
+    json_decref(q);
+    ev = o.event ? json_loads(o.event, 0, NULL) : NULL;
+    if (strcmp(o.status, "queued") != 0 && json_is_object(ev))
+        es = json_dumps(ev, JSON_WIRE);
+    json_decref(ev);
     body = es ? arena_sprintf(&req->arena, "event: queued\ndata: %s\n\nevent: %s\ndata: %s\n\n", qs,
-                              status, es)
+                              o.status, es)
               : arena_sprintf(&req->arena, "event: queued\ndata: %s\n\n", qs);
     free(qs);
     free(es);
-    json_decref(o);
+    infres_row_release(&o);
     req_add_header(req, "Cache-Control", "no-cache");
     return req_reply_raw(req, 200, "text/event-stream", body, strlen(body));
 }

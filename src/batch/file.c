@@ -73,12 +73,12 @@ int batch_file_write(const char *org_id, const char *filename, const char *purpo
     return batch_file_store(org_id, id, filename, purpose, data, len);
 }
 
-json_t *batch_file_get(const char *org_id, const char *id, int *err)
+int batch_file_get(const char *org_id, const char *id, struct file_row *out)
 {
-    return file_get(org_id, id, err);
+    return file_get(org_id, id, out);
 }
 
-int batch_file_list(const char *org_id, const char *purpose, json_t *out)
+int batch_file_list(const char *org_id, const char *purpose, struct file_rows *out)
 {
     return file_list(org_id, purpose, out);
 }

@@ -7,7 +7,9 @@
 #ifndef LYCEUMD_BATCH_FILE_H
 #define LYCEUMD_BATCH_FILE_H
 
-#include <jansson.h>
+/* The row types (struct file_row, file_rows) are the store's. */
+#include "store/inference.h"
+
 #include <stddef.h>
 
 /* Where files live (DATA): set once at start-up (batch_init). */
@@ -21,11 +23,11 @@ int batch_file_write(const char *org_id, const char *filename, const char *purpo
  * already is kept: a finalization done again writes the same file). */
 int batch_file_store(const char *org_id, const char *id, const char *filename, const char *purpose,
                      const char *data, size_t len);
-/* The file's row (id, filename, purpose, bytes, created_at), or NULL: *err 0 when there is no
- * such file of org, else the error. The caller owns it. */
-json_t *batch_file_get(const char *org_id, const char *id, int *err);
-/* The org's files (of purpose, unless NULL), appended to the array out. */
-int batch_file_list(const char *org_id, const char *purpose, json_t *out);
+/* The file's row (file_row_release() it): 0, LY_ENOTFOUND when org has no such file, or
+ * LY_EDB. */
+int batch_file_get(const char *org_id, const char *id, struct file_row *out);
+/* The org's files (of purpose, unless NULL), newest first (file_rows_release() them). */
+int batch_file_list(const char *org_id, const char *purpose, struct file_rows *out);
 /* Deletes a file (its row, then its bytes): 1, 0 when org has no such file, or LY_EDB. */
 int batch_file_delete(const char *org_id, const char *id);
 

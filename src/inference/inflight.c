@@ -76,7 +76,7 @@ struct call *inflight_get(const char *org_id, const char *id)
     return e ? e->c : NULL;
 }
 
-json_t *inflight_result(const char *org_id, const char *id, int *err)
+int inflight_result(const char *org_id, const char *id, struct infres_row *out)
 {
-    return infres_get(org_id, id, err);
+    return infres_get(org_id, id, out);
 }

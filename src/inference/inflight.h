@@ -7,6 +7,9 @@
 #ifndef LYCEUMD_INFERENCE_INFLIGHT_H
 #define LYCEUMD_INFERENCE_INFLIGHT_H
 
+/* The row type (struct infres_row) is the store's. */
+#include "store/inference.h"
+
 #include <jansson.h>
 
 struct call;
@@ -17,9 +20,8 @@ int inflight_submit(const char *org_id, const char *dep_id, json_t *body, char *
 /* The call of inference id of org while it is in memory (a reference: call_put() it), or
  * NULL. */
 struct call *inflight_get(const char *org_id, const char *id);
-/* How inference id of org ended, from the store, for a stream read after it left memory:
- * {"status": "queued" | "finished" | "failed", "event": the event's data or null}, or NULL
- * with *err LY_ENOTFOUND (or LY_EDB). The caller owns it. */
-json_t *inflight_result(const char *org_id, const char *id, int *err);
+/* How inference id of org ended, from the store, for a stream read after it left memory
+ * (infres_row_release() it): 0, LY_ENOTFOUND, or LY_EDB. */
+int inflight_result(const char *org_id, const char *id, struct infres_row *out);
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * A replica's life (see deploy_int.h): its model server, its slot of the profile, its charges.
+ * A replica's life (see inference_int.h): its model server, its slot of the profile, its charges.
  *
  * A replica is a model server started from the profile's command template (the config's
  * inference.commands, with {model_path}, {model}, {port}, {deployment_id}, {gpu_count} and
@@ -27,7 +27,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "exec/exec.h"
-#include "inference/deploy_int.h"
+#include "inference/inference_int.h"
 #include "inference/inference.h"
 #include "inference/replica.h"
 #include "runs/profiles.h"

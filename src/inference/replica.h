@@ -1,5 +1,5 @@
 /*
- * What replica.c offers outside the deployments (the rest of it is deploy_int.h's): the
+ * What replica.c offers outside the deployments (the rest of it is inference_int.h's): the
  * directory of operator-registered models, and how a call reaches a replica.
  */
 #ifndef LYCEUMD_INFERENCE_REPLICA_H
