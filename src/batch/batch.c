@@ -418,16 +418,14 @@ static void step(const struct batch_row *b)
         pthread_mutex_lock(&mu);
         is_inflight(id, -1, &count);
         pthread_mutex_unlock(&mu);
-        if (!count && batch_counts(id, &done, &failed) == 0 &&
-            done + failed >= b->total &&
+        if (!count && batch_counts(id, &done, &failed) == 0 && done + failed >= b->total &&
             batch_move(id, "in_progress", "finalizing") == 1)
             finalize(b, "completed");
         return;
     }
     if (strcmp(status, "finalizing") == 0) {
         finalize(b, exp && now_unix() >= exp && strcmp(status, "finalizing") == 0 &&
-                            batch_counts(id, &done, &failed) == 0 &&
-                            done + failed < b->total
+                            batch_counts(id, &done, &failed) == 0 && done + failed < b->total
                         ? "expired"
                         : "completed");
         return;

@@ -62,8 +62,7 @@ int batch_read(const char *org_id, const char *id, struct batch_info *out)
     return err;
 }
 
-int batch_read_page(const char *org_id, const char *after, int64_t limit,
-                    struct batch_infos *out)
+int batch_read_page(const char *org_id, const char *after, int64_t limit, struct batch_infos *out)
 {
     struct batch_rows rows;
     int err = batch_list(org_id, after, limit, &rows);

@@ -37,8 +37,7 @@ int batch_create(const char *org_id, const char *endpoint, const char *file_id, 
 int batch_read(const char *org_id, const char *id, struct batch_info *out);
 /* Up to limit of the org's batches, newest first, after the batch named after (NULL: from
  * the newest). */
-int batch_read_page(const char *org_id, const char *after, int64_t limit,
-                    struct batch_infos *out);
+int batch_read_page(const char *org_id, const char *after, int64_t limit, struct batch_infos *out);
 /* Moves a validating or in-progress batch to cancelling. Returns 1 when it moved it, 0 when
  * it was in another status, a negative LY_E* code on failure (LY_ENOTFOUND: org has no such
  * batch); *out receives the batch as it is afterwards (when 0 or 1 is returned). */

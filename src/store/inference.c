@@ -447,9 +447,8 @@ void batch_rows_release(struct batch_rows *rows)
 
 static void batch_from(sqlite3_stmt *st, struct batch_row *r)
 {
-    int64_t *stamps[] = {&r->in_progress_at, &r->expires_at,   &r->finalizing_at,
-                         &r->completed_at,   &r->failed_at,    &r->expired_at,
-                         &r->cancelling_at,  &r->cancelled_at};
+    int64_t *stamps[] = {&r->in_progress_at, &r->expires_at, &r->finalizing_at, &r->completed_at,
+                         &r->failed_at,      &r->expired_at, &r->cancelling_at, &r->cancelled_at};
 
     memset(r, 0, sizeof(*r));
     snprintf(r->id, sizeof(r->id), "%s", q_text(st, 0) ? q_text(st, 0) : "");
