@@ -5,6 +5,7 @@
  */
 #include "api/api.h"
 #include "api/call_stream.h"
+#include "api/deployment_obj.h"
 #include "billing/billing.h"
 #include "core/err.h"
 #include "core/util.h"
@@ -57,36 +58,50 @@ out:
     return err;
 }
 
+/* Answers the deployment object of id (404 when org has none). */
+static int reply_deployment(struct req *req, const char *id)
+{
+    struct deployment_info d;
+    int err = deployment_read(req->caller.org_id, id, &d);
+
+    if (err)
+        return err == LY_ENOTFOUND ? req_fail(req, err, "Deployment not found") : err;
+    err = req_reply(req, api_deployment_obj(&d));
+    deployment_info_release(&d);
+    return err;
+}
+
 static int api_inference_get(struct req *req)
 {
-    int err = 0;
-    json_t *o = deployment_json(req->caller.org_id, req_param(req, "deployment_id"), &err);
-
-    if (!o)
-        return err == LY_ENOTFOUND ? req_fail(req, err, "Deployment not found") : err;
-    return req_reply(req, o);
+    return reply_deployment(req, req_param(req, "deployment_id"));
 }
 
 static int api_inference_list(struct req *req)
 {
     const char *inc = req_query(req, "include_stopped");
-    int err = 0;
-    json_t *o = deployment_list_json(
-        req->caller.org_id, inc && (strcmp(inc, "true") == 0 || strcmp(inc, "1") == 0), &err);
+    struct deployment_infos list;
+    json_t *out;
+    int err = deployment_read_all(
+        req->caller.org_id, inc && (strcmp(inc, "true") == 0 || strcmp(inc, "1") == 0), &list);
 
-    return o ? req_reply(req, o) : err;
+    if (err)
+        return err;
+    out = json_array();
+    for (size_t i = 0; i < list.n; i++)
+        json_array_append_new(out, api_deployment_obj(&list.v[i]));
+    deployment_infos_release(&list);
+    return req_reply(
+        req, json_pack("{s:o,s:I}", "deployments", out, "total", (json_int_t)json_array_size(out)));
 }
 
 static int api_inference_stop(struct req *req)
 {
     const char *id = req_param(req, "deployment_id");
     int err = deployment_stop(req->caller.org_id, id);
-    json_t *o;
 
     if (err)
         return err == LY_ENOTFOUND ? req_fail(req, err, "Deployment not found") : err;
-    o = deployment_json(req->caller.org_id, id, &err);
-    return o ? req_reply(req, o) : err;
+    return reply_deployment(req, id);
 }
 
 static int api_inference_submit(struct req *req)

@@ -273,80 +273,82 @@ int deployment_create(const char *org_id, const char *user_id, json_t *body, cha
     return 0;
 }
 
-static json_t *deployment_obj(const struct dep_row *row)
+void deployment_info_release(struct deployment_info *d)
 {
-    json_t *spec = json_loads(row->spec, 0, NULL);
-    const char *id = row->id;
-    json_t *o = json_object(), *reps = json_array(), *v;
+    dep_row_release(&d->row);
+    free(d->reps);
+    d->reps = NULL;
+    d->nreps = 0;
+}
+
+void deployment_infos_release(struct deployment_infos *list)
+{
+    for (size_t i = 0; i < list->n; i++)
+        deployment_info_release(&list->v[i]);
+    free(list->v);
+    list->v = NULL;
+    list->n = 0;
+}
+
+/* Adds to a stored row what lives in memory (the status, the replicas) and what it was
+ * billed; takes the row's strings. */
+static void info_of(struct deployment_info *out, struct dep_row *row)
+{
+    static const char *const names[] = {"starting", "running", "draining", "stopping"};
     struct deployment *d;
-    char ts[40], billed[32];
-    const char *keys[] = {"gpu_type", "gpu_count", "gpu_vram_gb", "vllm_args", NULL};
+    size_t n = 0;
 
-    json_object_set_new(o, "deployment_id", json_string(row->id));
-    json_object_set_new(o, "hf_model_id", json_string(row->hf_model_id));
-    json_object_set_new(o, "hardware_profile", json_string(row->profile));
-    for (int i = 0; keys[i]; i++)
-        if ((v = json_object_get(spec, keys[i])))
-            json_object_set(o, keys[i], v);
+    memset(out, 0, sizeof(*out));
+    out->row = *row;
     pthread_mutex_lock(&inf_mu);
-    d = find(id);
-    json_object_set_new(o, "status", json_string(d ? d->status : row->status));
+    d = find(row->id);
+    snprintf(out->status, sizeof(out->status), "%s", d ? d->status : row->status);
+    for (struct replica *r = d ? d->reps : NULL; r; r = r->next)
+        n++;
+    out->reps = n ? xcalloc(n, sizeof(*out->reps)) : NULL;
     for (struct replica *r = d ? d->reps : NULL; r; r = r->next) {
-        static const char *const names[] = {"starting", "running", "draining", "stopping"};
+        struct replica_info *ri = &out->reps[out->nreps++];
 
-        time_iso(r->started_us, ts, sizeof(ts));
-        json_array_append_new(reps, json_pack("{s:s,s:s,s:s,s:i}", "replica_id", r->id, "status",
-                                              names[r->state], "started_at", ts, "outstanding",
-                                              r->outstanding));
+        snprintf(ri->id, sizeof(ri->id), "%s", r->id);
+        ri->status = names[r->state];
+        ri->started_us = r->started_us;
+        ri->outstanding = r->outstanding;
     }
     pthread_mutex_unlock(&inf_mu);
-    json_object_set_new(o, "errors", row->errors ? json_string(row->errors) : json_null());
-    json_object_set_new(o, "min_replicas", json_integer(row->min_replicas));
-    json_object_set_new(o, "max_replicas", json_integer(row->max_replicas));
-    json_object_set_new(o, "replicas", reps);
-    json_object_set(o, "target_rps", json_object_get(spec, "target_rps"));
-    json_object_set(o, "target_latency_p95_ms", json_object_get(spec, "target_latency_p95_ms"));
-    json_object_set(o, "stabilisation_window", json_object_get(spec, "stabilisation_window"));
-    time_iso(row->created_at, ts, sizeof(ts));
-    json_object_set_new(o, "created_at", json_string(ts));
-    if (row->stopped_at >= 0) {
-        time_iso(row->stopped_at, ts, sizeof(ts));
-        json_object_set_new(o, "stopped_at", json_string(ts));
-    } else {
-        json_object_set_new(o, "stopped_at", json_null());
-    }
-    micro_format(dep_billed(id), billed, sizeof(billed));
-    json_object_set_new(o, "billed", json_real(strtod(billed, NULL)));
-    json_decref(spec);
-    return o;
+    out->billed = dep_billed(row->id);
 }
 
-json_t *deployment_json(const char *org_id, const char *id, int *err)
+int deployment_read(const char *org_id, const char *id, struct deployment_info *out)
 {
     struct dep_row row;
-    json_t *o;
+    int err = dep_get(org_id, id, &row);
 
-    *err = dep_get(org_id, id, &row);
-    if (*err)
-        return NULL;
-    o = deployment_obj(&row);
-    dep_row_release(&row);
-    return o;
+    memset(out, 0, sizeof(*out));
+    if (err)
+        return err;
+    info_of(out, &row);
+    return 0;
 }
 
-json_t *deployment_list_json(const char *org_id, int include_stopped, int *err)
+int deployment_read_all(const char *org_id, int include_stopped, struct deployment_infos *out)
 {
     struct dep_rows rows;
-    json_t *out;
+    int err = dep_list(org_id, include_stopped, &rows);
 
-    *err = dep_list(org_id, include_stopped, &rows);
-    if (*err)
-        return NULL;
-    out = json_array();
+    memset(out, 0, sizeof(*out));
+    if (err)
+        return err;
+    out->v = xcalloc(rows.n ? rows.n : 1, sizeof(*out->v));
+    out->n = rows.n;
     for (size_t i = 0; i < rows.n; i++)
-        json_array_append_new(out, deployment_obj(&rows.v[i]));
-    dep_rows_release(&rows);
-    return json_pack("{s:o,s:I}", "deployments", out, "total", (json_int_t)json_array_size(out));
+        info_of(&out->v[i], &rows.v[i]);
+    free(rows.v); /* the rows' strings moved over */
+    return 0;
+}
+
+int deployment_rows(const char *org_id, struct dep_rows *out)
+{
+    return dep_list(org_id, 0, out);
 }
 
 int deployment_stop(const char *org_id, const char *id)
@@ -366,25 +368,6 @@ int deployment_stop(const char *org_id, const char *id)
     }
     pthread_mutex_unlock(&inf_mu);
     return 0;
-}
-
-json_t *inference_models(const char *org_id)
-{
-    struct dep_rows rows;
-    json_t *out = json_array();
-
-    if (dep_list(org_id, 0, &rows) == 0) {
-        for (size_t i = 0; i < rows.n; i++) {
-            const struct dep_row *row = &rows.v[i];
-
-            json_array_append_new(
-                out, json_pack("{s:s,s:s,s:I,s:s,s:s,s:s}", "id", row->id, "object", "model",
-                               "created", (json_int_t)(row->created_at / MICRO), "owned_by", org_id,
-                               "hf_model_id", row->hf_model_id, "status", row->status));
-        }
-        dep_rows_release(&rows);
-    }
-    return json_pack("{s:s,s:o}", "object", "list", "data", out);
 }
 
 int inference_resolve(const char *org_id, const char *model, char *dep_id)

@@ -22,6 +22,8 @@
 /* main.c calls inference_model_add() and upstream_shutdown() with this header alone. */
 #include "inference/replica.h"
 #include "inference/upstream.h"
+/* The row type (struct dep_row) is the store's. */
+#include "store/inference.h"
 
 #include <jansson.h>
 #include <stdint.h>
@@ -38,13 +40,37 @@ void inference_shutdown(void);
 
 /* Creates a deployment from a validated create body; id receives its id (37 bytes). */
 int deployment_create(const char *org_id, const char *user_id, json_t *body, char *id);
-/* The deployment object of API.md 16.6, or NULL (*err LY_ENOTFOUND when none). */
-json_t *deployment_json(const char *org_id, const char *id, int *err);
-/* {"deployments": [...], "total"} */
-json_t *deployment_list_json(const char *org_id, int include_stopped, int *err);
 int deployment_stop(const char *org_id, const char *id);
-/* The org's callable models, as OpenAI's model list entries. */
-json_t *inference_models(const char *org_id);
+
+/* A replica as its deployment shows it. */
+struct replica_info {
+    char id[40];
+    const char *status; /* starting, running, draining or stopping (static text) */
+    int64_t started_us; /* unix microseconds */
+    int outstanding;    /* requests it is answering */
+};
+/* A deployment as the API shows it (API.md 16.6): its stored row, its live status, replicas
+ * and what it was billed. Its strings are its own: release it. */
+struct deployment_info {
+    struct dep_row row;
+    char status[16]; /* the live status (the stored one when not in memory) */
+    struct replica_info *reps;
+    size_t nreps;
+    int64_t billed; /* micro-credits */
+};
+struct deployment_infos {
+    struct deployment_info *v;
+    size_t n;
+};
+void deployment_info_release(struct deployment_info *d);
+void deployment_infos_release(struct deployment_infos *list);
+/* 0, LY_ENOTFOUND when org has no such deployment, or LY_EDB. */
+int deployment_read(const char *org_id, const char *id, struct deployment_info *out);
+/* The org's deployments, newest first (stopped and failed ones too when include_stopped). */
+int deployment_read_all(const char *org_id, int include_stopped, struct deployment_infos *out);
+/* The org's live deployments' rows alone (no replicas nor billing), newest first: the
+ * callable models (dep_rows_release() them). */
+int deployment_rows(const char *org_id, struct dep_rows *out);
 
 /* Resolves model (a deployment id, or the hf_model_id of one) in org to the id of a live
  * deployment (dep_id: 37 bytes). LY_ENOTFOUND when none, LY_EUNAVAIL when it failed. */
