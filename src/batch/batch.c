@@ -38,7 +38,7 @@ static struct {
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv;
-static pthread_t mgr;
+static struct worker_pool *mgr_pool;  /* the manager's thread */
 static struct worker_pool *line_pool; /* the lines' workers: at most MAX_JOBS, as inflight[] */
 static int started, stopping, kicked;
 static struct {
@@ -434,7 +434,7 @@ static void step(const struct batch_row *b)
         finalize(b, "cancelled");
 }
 
-static void *manager(void *arg)
+static void manager(void *arg)
 {
     (void)arg;
     for (;;) {
@@ -461,7 +461,6 @@ static void *manager(void *arg)
         pthread_mutex_unlock(&mu);
     }
     store_close();
-    return NULL;
 }
 
 int batch_init(const char *data_dir, int concurrency)
@@ -475,7 +474,10 @@ int batch_init(const char *data_dir, int concurrency)
     pthread_cond_init(&cv, &ca);
     pthread_condattr_destroy(&ca);
     line_pool = worker_pool_new("batch lines", MAX_JOBS, MAX_JOBS);
-    if (pthread_create(&mgr, NULL, manager, NULL)) {
+    mgr_pool = worker_pool_new("batch manager", 1, 0);
+    if (worker_submit(mgr_pool, manager, NULL)) {
+        worker_pool_free(mgr_pool);
+        mgr_pool = NULL;
         worker_pool_free(line_pool);
         line_pool = NULL;
         return LY_EINTERNAL;
@@ -497,7 +499,8 @@ void batch_shutdown(void)
     if (!started)
         return;
     batch_stop();
-    pthread_join(mgr, NULL);
+    worker_pool_free(mgr_pool);
+    mgr_pool = NULL;
     /* Lines in flight end quickly once their transfers were aborted (upstream_shutdown) and
      * their replicas are gone; their results are dropped. */
     worker_pool_free(line_pool);

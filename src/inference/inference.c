@@ -34,6 +34,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "core/worker.h"
 #include "exec/exec.h"
 #include "inference/call.h"
 #include "inference/inference_int.h"
@@ -64,7 +65,7 @@ pthread_mutex_t inf_mu = PTHREAD_MUTEX_INITIALIZER;
 pthread_cond_t inf_ready_cv, inf_tick_cv;
 struct deployment *inf_deps;
 int inf_sup_stop;
-static pthread_t sup_thread;
+static struct worker_pool *sup_pool; /* the supervisor's thread */
 static int sup_started;
 
 static const char default_cpu[] = "llama-server -m {model_path} --host 127.0.0.1 --port {port} "
@@ -560,7 +561,10 @@ int inference_init(const struct config *cfg)
     }
     pthread_mutex_unlock(&inf_mu);
     dep_rows_release(&live);
-    if (pthread_create(&sup_thread, NULL, inference_supervisor, NULL)) {
+    sup_pool = worker_pool_new("inference supervisor", 1, 0);
+    if (worker_submit(sup_pool, inference_supervisor, NULL)) {
+        worker_pool_free(sup_pool);
+        sup_pool = NULL;
         fprintf(stderr, "lyceumd: cannot start the inference supervisor\n");
         return LY_EINTERNAL;
     }
@@ -580,7 +584,8 @@ void inference_shutdown(void)
     pthread_cond_signal(&inf_tick_cv);
     pthread_cond_broadcast(&inf_ready_cv); /* calls waiting for a replica give up */
     pthread_mutex_unlock(&inf_mu);
-    pthread_join(sup_thread, NULL);
+    worker_pool_free(sup_pool);
+    sup_pool = NULL;
     sup_started = 0;
     /* The calls' workers end once their transfers ended (aborted) and no one waits for a
      * replica: then they are joined. */

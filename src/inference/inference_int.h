@@ -99,7 +99,8 @@ extern int inf_sup_stop;
 void deployment_set_status(struct deployment *d, const char *status, const char *errors);
 /* Frees d (out of the list, with no replicas), clearing its token. */
 void deployment_free(struct deployment *d);
-/* supervisor.c: the supervisor thread's body (started by inference_init). */
-void *inference_supervisor(void *arg);
+/* supervisor.c: the supervisor's body, the one job of a pool of one thread (core/worker.h)
+ * that inference_init starts; it returns once inf_sup_stop is set. */
+void inference_supervisor(void *arg);
 
 #endif

@@ -292,7 +292,7 @@ static void tick(void)
     json_decref(ended);
 }
 
-void *inference_supervisor(void *arg)
+void inference_supervisor(void *arg)
 {
     (void)arg;
     for (;;) {
@@ -346,5 +346,4 @@ void *inference_supervisor(void *arg)
         deployment_free(d);
     }
     pthread_mutex_unlock(&inf_mu);
-    return NULL;
 }

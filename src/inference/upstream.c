@@ -22,6 +22,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "core/loop.h"
+#include "core/worker.h"
 #include "inference/upstream.h"
 
 #include <errno.h>
@@ -55,7 +56,7 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER; /* queues, all, stop, xfe
 static struct uloop *all;
 static struct uloop *own; /* the I/O thread's */
 static struct loop *own_loop;
-static pthread_t own_thread;
+static struct worker_pool *own_pool; /* the I/O thread */
 static int stop, own_failed;
 static _Thread_local struct uloop *here;
 
@@ -210,10 +211,9 @@ static struct uloop *uloop_new(void)
     return u;
 }
 
-static void *own_main(void *arg)
+static void own_main(void *arg)
 {
     loop_run(arg);
-    return NULL;
 }
 
 struct uloop *upstream_here(void)
@@ -239,9 +239,12 @@ static void own_start(void)
     own = uloop_new();
     if (own) {
         own_loop = loop_new();
+        own_pool = worker_pool_new("upstream I/O", 1, 0);
         if (!own_loop || !loop_add(own_loop, own->ep, EPOLLIN, uloop_run, uloop_timeout, own) ||
-            pthread_create(&own_thread, NULL, own_main, own_loop)) {
+            worker_submit(own_pool, own_main, own_loop)) {
             log_error("upstream: cannot start the I/O thread");
+            worker_pool_free(own_pool);
+            own_pool = NULL;
             loop_free(own_loop);
             own_loop = NULL;
             own = NULL; /* stays in all, freed at shutdown */
@@ -287,7 +290,8 @@ void upstream_shutdown(void)
     pthread_mutex_unlock(&mu);
     if (own) {
         loop_stop(own_loop);
-        pthread_join(own_thread, NULL);
+        worker_pool_free(own_pool);
+        own_pool = NULL;
         loop_free(own_loop);
         own_loop = NULL;
     }
