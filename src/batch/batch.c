@@ -174,12 +174,12 @@ done:
         json_t *list = json_pack("{s:s,s:O}", "object", "list", "data", errs);
         char *js = json_dumps(list, JSON_COMPACT);
 
-        batch_set_errors(id, js);
+        db_batch_set_errors(id, js);
         free(js);
         json_decref(list);
-        batch_move(id, "validating", "failed");
-    } else if (batch_add_lines(id, lines, nlines) == 0) {
-        batch_move(id, "validating", "in_progress");
+        db_batch_move(id, "validating", "failed");
+    } else if (db_batch_add_lines(id, lines, nlines) == 0) {
+        db_batch_move(id, "validating", "in_progress");
     }
     json_decref(errs);
     lines_release(lines, nlines);
@@ -238,7 +238,7 @@ static void record(struct job *j, int ok, long status, json_t *body, const char 
     pthread_mutex_lock(&mu);
     stop = stopping;
     pthread_mutex_unlock(&mu);
-    if (!stop && batch_line_done(j->batch_id, j->line, ok, js) < 0)
+    if (!stop && db_batch_line_done(j->batch_id, j->line, ok, js) < 0)
         log_error("batch %s: cannot record line %lld", j->batch_id, (long long)j->line);
     free(js);
     json_decref(line);
@@ -285,7 +285,7 @@ static void dispatch(const struct batch_row *b)
     pthread_mutex_lock(&mu);
     is_inflight(id, -1, &count);
     pthread_mutex_unlock(&mu);
-    if (count >= set.concurrency || batch_todo(id, set.concurrency + count, &todo))
+    if (count >= set.concurrency || db_batch_todo(id, set.concurrency + count, &todo))
         return;
     for (size_t i = 0; i < todo.n; i++) {
         const struct batch_line *l = &todo.v[i];
@@ -355,7 +355,7 @@ static void finalize(const struct batch_row *b, const char *final)
     for (int ok = 1; ok >= 0; ok--) {
         struct gather g = {0};
 
-        if (batch_results(id, ok, gather_line, &g)) {
+        if (db_batch_results(id, ok, gather_line, &g)) {
             free(g.data);
             return;
         }
@@ -372,8 +372,8 @@ static void finalize(const struct batch_row *b, const char *final)
         }
         free(g.data);
     }
-    batch_set_files(id, out_id[0] ? out_id : NULL, err_id[0] ? err_id : NULL);
-    batch_set_status(id, final);
+    db_batch_set_files(id, out_id[0] ? out_id : NULL, err_id[0] ? err_id : NULL);
+    db_batch_set_status(id, final);
     log_info("batch %s: %s", id, final);
 }
 
@@ -393,11 +393,11 @@ static void step(const struct batch_row *b)
     if (strcmp(status, "in_progress") == 0 && exp && now_unix() >= exp) {
         if (count)
             return; /* let what runs end first */
-        batch_move(id, "in_progress", "finalizing");
+        db_batch_move(id, "in_progress", "finalizing");
         /* Lines never run get an expiry error, recorded like any result. */
         struct batch_lines todo;
 
-        if (batch_todo(id, 1000000, &todo) == 0) {
+        if (db_batch_todo(id, 1000000, &todo) == 0) {
             for (size_t i = 0; i < todo.n; i++) {
                 struct job j = {0};
 
@@ -418,14 +418,14 @@ static void step(const struct batch_row *b)
         pthread_mutex_lock(&mu);
         is_inflight(id, -1, &count);
         pthread_mutex_unlock(&mu);
-        if (!count && batch_counts(id, &done, &failed) == 0 && done + failed >= b->total &&
-            batch_move(id, "in_progress", "finalizing") == 1)
+        if (!count && db_batch_counts(id, &done, &failed) == 0 && done + failed >= b->total &&
+            db_batch_move(id, "in_progress", "finalizing") == 1)
             finalize(b, "completed");
         return;
     }
     if (strcmp(status, "finalizing") == 0) {
         finalize(b, exp && now_unix() >= exp && strcmp(status, "finalizing") == 0 &&
-                            batch_counts(id, &done, &failed) == 0 && done + failed < b->total
+                            db_batch_counts(id, &done, &failed) == 0 && done + failed < b->total
                         ? "expired"
                         : "completed");
         return;
@@ -448,7 +448,7 @@ static void manager(void *arg)
         }
         kicked = 0;
         pthread_mutex_unlock(&mu);
-        if (batch_pending(&list) == 0) {
+        if (db_batch_pending(&list) == 0) {
             for (size_t i = 0; i < list.n; i++)
                 step(&list.v[i]);
             batch_rows_release(&list);

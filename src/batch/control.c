@@ -30,7 +30,7 @@ void batch_infos_release(struct batch_infos *list)
 static void counts(struct batch_info *b)
 {
     b->completed = b->failed = 0;
-    batch_counts(b->row.id, &b->completed, &b->failed);
+    db_batch_counts(b->row.id, &b->completed, &b->failed);
 }
 
 int batch_create(const char *org_id, const char *endpoint, const char *file_id, const char *model,
@@ -46,7 +46,7 @@ int batch_create(const char *org_id, const char *endpoint, const char *file_id, 
     uuid_v4(u);
     snprintf(id, 40, "batch_%.8s%.4s%.4s%.4s%.12s", u, u + 9, u + 14, u + 19, u + 24);
     md = metadata ? json_dumps(metadata, JSON_COMPACT) : NULL;
-    err = batch_insert(id, org_id, endpoint, file_id, model, window, md, expires_at);
+    err = db_batch_insert(id, org_id, endpoint, file_id, model, window, md, expires_at);
     free(md);
     if (!err)
         batch_kick();
@@ -55,7 +55,7 @@ int batch_create(const char *org_id, const char *endpoint, const char *file_id, 
 
 int batch_read(const char *org_id, const char *id, struct batch_info *out)
 {
-    int err = batch_get(org_id, id, &out->row);
+    int err = db_batch_get(org_id, id, &out->row);
 
     if (!err)
         counts(out);
@@ -65,7 +65,7 @@ int batch_read(const char *org_id, const char *id, struct batch_info *out)
 int batch_read_page(const char *org_id, const char *after, int64_t limit, struct batch_infos *out)
 {
     struct batch_rows rows;
-    int err = batch_list(org_id, after, limit, &rows);
+    int err = db_batch_list(org_id, after, limit, &rows);
 
     memset(out, 0, sizeof(*out));
     if (err)
@@ -83,13 +83,13 @@ int batch_read_page(const char *org_id, const char *after, int64_t limit, struct
 int batch_cancel(const char *org_id, const char *id, struct batch_info *out)
 {
     struct batch_row b;
-    int err = batch_get(org_id, id, &b), moved;
+    int err = db_batch_get(org_id, id, &b), moved;
 
     memset(out, 0, sizeof(*out));
     if (err)
         return err;
     batch_row_release(&b);
-    moved = batch_move(id, "validating,in_progress", "cancelling");
+    moved = db_batch_move(id, "validating,in_progress", "cancelling");
     if (moved < 0)
         return LY_EDB;
     if (moved)

@@ -59,7 +59,7 @@ int batch_file_store(const char *org_id, const char *id, const char *filename, c
         unlink(tmp);
         return err;
     }
-    err = file_insert(id, org_id, filename, purpose, (int64_t)len);
+    err = db_file_insert(id, org_id, filename, purpose, (int64_t)len);
     return err == LY_ECONFLICT ? 0 : err; /* a finalization done again writes the same file */
 }
 
@@ -75,18 +75,18 @@ int batch_file_write(const char *org_id, const char *filename, const char *purpo
 
 int batch_file_get(const char *org_id, const char *id, struct file_row *out)
 {
-    return file_get(org_id, id, out);
+    return db_file_get(org_id, id, out);
 }
 
 int batch_file_list(const char *org_id, const char *purpose, struct file_rows *out)
 {
-    return file_list(org_id, purpose, out);
+    return db_file_list(org_id, purpose, out);
 }
 
 int batch_file_delete(const char *org_id, const char *id)
 {
     char path[1200];
-    int n = file_delete(org_id, id);
+    int n = db_file_delete(org_id, id);
 
     if (n <= 0)
         return n;

@@ -109,7 +109,7 @@ static void emit_event(struct call *c, const char *event, json_t *data)
 
     /* How it ended is kept, for a stream read after the call left memory. */
     if (strcmp(event, "finished") == 0 || strcmp(event, "failed") == 0)
-        infres_end(c->id, c->org_id, c->dep_id, event, js);
+        db_infres_end(c->id, c->org_id, c->dep_id, event, js);
     size_t n = strlen(js) + strlen(event) + 32;
     char *ev = xmalloc(n);
 

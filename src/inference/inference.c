@@ -141,7 +141,7 @@ void deployment_set_status(struct deployment *d, const char *status, const char 
     if (strcmp(d->status, status) == 0 && !errors)
         return;
     snprintf(d->status, sizeof(d->status), "%s", status);
-    if (dep_set_status(d->id, status, errors))
+    if (db_dep_set_status(d->id, status, errors))
         log_error("deployment %s: cannot record status %s", d->id, status);
     else
         log_info("deployment %s: %s%s%s", d->id, status, errors ? ": " : "", errors ? errors : "");
@@ -256,14 +256,15 @@ int deployment_create(const char *org_id, const char *user_id, json_t *body, cha
         sealed = secrets_seal(aad, token, strlen(token));
     }
     js = json_dumps(spec, JSON_COMPACT);
-    err = dep_insert(id, org_id, user_id, json_string_value(json_object_get(body, "hf_model_id")),
-                     profile, js, min_r, max_r, sealed);
+    err =
+        db_dep_insert(id, org_id, user_id, json_string_value(json_object_get(body, "hf_model_id")),
+                      profile, js, min_r, max_r, sealed);
     free(js);
     free(sealed);
     json_decref(spec);
     if (err)
         return err;
-    err = dep_get(org_id, id, &row);
+    err = db_dep_get(org_id, id, &row);
     if (err)
         return err == LY_ENOTFOUND ? LY_EDB : err;
     pthread_mutex_lock(&inf_mu);
@@ -316,13 +317,13 @@ static void info_of(struct deployment_info *out, struct dep_row *row)
         ri->outstanding = r->outstanding;
     }
     pthread_mutex_unlock(&inf_mu);
-    out->billed = dep_billed(row->id);
+    out->billed = db_dep_billed(row->id);
 }
 
 int deployment_read(const char *org_id, const char *id, struct deployment_info *out)
 {
     struct dep_row row;
-    int err = dep_get(org_id, id, &row);
+    int err = db_dep_get(org_id, id, &row);
 
     memset(out, 0, sizeof(*out));
     if (err)
@@ -334,7 +335,7 @@ int deployment_read(const char *org_id, const char *id, struct deployment_info *
 int deployment_read_all(const char *org_id, int include_stopped, struct deployment_infos *out)
 {
     struct dep_rows rows;
-    int err = dep_list(org_id, include_stopped, &rows);
+    int err = db_dep_list(org_id, include_stopped, &rows);
 
     memset(out, 0, sizeof(*out));
     if (err)
@@ -349,14 +350,14 @@ int deployment_read_all(const char *org_id, int include_stopped, struct deployme
 
 int deployment_rows(const char *org_id, struct dep_rows *out)
 {
-    return dep_list(org_id, 0, out);
+    return db_dep_list(org_id, 0, out);
 }
 
 int deployment_stop(const char *org_id, const char *id)
 {
     struct dep_row row;
     struct deployment *d;
-    int err = dep_get(org_id, id, &row);
+    int err = db_dep_get(org_id, id, &row);
 
     if (err)
         return err;
@@ -503,7 +504,7 @@ void inference_meter(const char *org_id, const char *dep_id, json_t *obj)
     } else {
         return;
     }
-    if (usage_add(org_id, dep_id, p, c))
+    if (db_usage_add(org_id, dep_id, p, c))
         log_error("deployment %s: cannot record usage", dep_id);
 }
 
@@ -518,7 +519,7 @@ int inference_init(const struct config *cfg)
     if (settings_load(cfg))
         return LY_EINVAL;
     /* Streaming inferences a restart cut short end as failed (their stream says so). */
-    if (infres_fail_open("lyceumd restarted before the inference finished"))
+    if (db_infres_fail_open("lyceumd restarted before the inference finished"))
         log_error("cannot end the streaming inferences of the last run");
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -527,14 +528,14 @@ int inference_init(const struct config *cfg)
     pthread_condattr_destroy(&ca);
     /* Replicas of a previous process died with it (PR_SET_PDEATHSIG): they were charged up
      * to their last window; their control groups are left to remove. */
-    if (rep_open(&open) == 0) {
+    if (db_rep_open(&open) == 0) {
         for (size_t i = 0; i < open.n; i++) {
-            rep_end(open.v[i].id, open.v[i].metered_until);
+            db_rep_end(open.v[i].id, open.v[i].metered_until);
             exec_service_forget(open.v[i].id);
         }
         rep_rows_release(&open);
     }
-    if (dep_live(&live))
+    if (db_dep_live(&live))
         dep_rows_release(&live); /* none restored: they stay in the store as they are */
     pthread_mutex_lock(&inf_mu);
     for (size_t i = 0; i < live.n; i++) {

@@ -53,7 +53,7 @@ int inflight_submit(const char *org_id, const char *dep_id, json_t *body, char *
     }
     e = xcalloc(1, sizeof(*e));
     e->c = call_start(org_id, dep_id, "/v1/chat/completions", body, 1, CALL_EVENTS);
-    infres_insert(call_id(e->c), org_id, dep_id);
+    db_infres_insert(call_id(e->c), org_id, dep_id);
     e->next = inflight;
     inflight = e;
     ninflight++;
@@ -78,5 +78,5 @@ struct call *inflight_get(const char *org_id, const char *id)
 
 int inflight_result(const char *org_id, const char *id, struct infres_row *out)
 {
-    return infres_get(org_id, id, out);
+    return db_infres_get(org_id, id, out);
 }

@@ -354,9 +354,9 @@ void replica_meter(struct deployment *d, struct replica *r, int64_t now, int fin
                 break;
             end = now;
         }
-        if (rep_charge(r->id, d->org_id, d->id,
-                       billing_charge(price, r->started_us, r->metered_until, end),
-                       r->metered_until, end) < 0) {
+        if (db_rep_charge(r->id, d->org_id, d->id,
+                          billing_charge(price, r->started_us, r->metered_until, end),
+                          r->metered_until, end) < 0) {
             log_error("deployment %s: cannot charge replica %s", d->id, r->id);
             break;
         }
@@ -395,7 +395,7 @@ struct replica *replica_new(struct deployment *d, char *why, size_t wn, int *ful
         replica_free(r, d->profile);
         return NULL;
     }
-    rep_insert(r->id, d->id, d->org_id, d->profile, r->started_us);
+    db_rep_insert(r->id, d->id, d->org_id, d->profile, r->started_us);
     r->next = d->reps;
     d->reps = r;
     log_info("deployment %s: replica %s started (pid %d, port %d%s%s)", d->id, r->id, (int)r->pid,

@@ -56,7 +56,7 @@ static void reap(struct deployment *d, int64_t now, int64_t mono)
             continue;
         }
         replica_meter(d, r, now, 1);
-        rep_end(r->id, now);
+        db_rep_end(r->id, now);
         if (r->state == R_STARTING) {
             char msg[256];
 

@@ -29,9 +29,9 @@ static int finish_tx(int err)
     return 0;
 }
 
-int dep_insert(const char *id, const char *org_id, const char *user_id, const char *hf_model_id,
-               const char *profile, const char *js, int min_r, int max_r,
-               const char *hf_token_sealed)
+int db_dep_insert(const char *id, const char *org_id, const char *user_id, const char *hf_model_id,
+                  const char *profile, const char *js, int min_r, int max_r,
+                  const char *hf_token_sealed)
 {
     int n = q_exec("INSERT INTO deployments (id, org_id, user_id, hf_model_id, profile, spec, "
                    "status, min_replicas, max_replicas, created_at, hf_token_sealed) "
@@ -42,7 +42,7 @@ int dep_insert(const char *id, const char *org_id, const char *user_id, const ch
     return ok0(n);
 }
 
-int dep_set_status(const char *id, const char *status, const char *errors)
+int db_dep_set_status(const char *id, const char *status, const char *errors)
 {
     int stopped = strcmp(status, "stopped") == 0 || strcmp(status, "failed") == 0;
 
@@ -120,14 +120,14 @@ static int dep_rows_of(sqlite3_stmt *st, struct dep_row *one, struct dep_rows *m
     return rc == SQLITE_DONE ? 0 : LY_EDB;
 }
 
-int dep_get(const char *org_id, const char *id, struct dep_row *out)
+int db_dep_get(const char *org_id, const char *id, struct dep_row *out)
 {
     return dep_rows_of(q_prepare("SELECT " DEP_COLS " FROM deployments WHERE id = ? AND org_id = ?",
                                  "ss", id, org_id),
                        out, NULL, 0);
 }
 
-int dep_list(const char *org_id, int include_stopped, struct dep_rows *out)
+int db_dep_list(const char *org_id, int include_stopped, struct dep_rows *out)
 {
     return dep_rows_of(q_prepare("SELECT " DEP_COLS " FROM deployments WHERE org_id = ? AND "
                                  "(? OR status NOT IN ('stopped', 'failed')) "
@@ -136,7 +136,7 @@ int dep_list(const char *org_id, int include_stopped, struct dep_rows *out)
                        NULL, out, 0);
 }
 
-int dep_live(struct dep_rows *out)
+int db_dep_live(struct dep_rows *out)
 {
     return dep_rows_of(q_prepare("SELECT " DEP_COLS ", hf_token_sealed FROM deployments WHERE "
                                  "status NOT IN "
@@ -145,16 +145,16 @@ int dep_live(struct dep_rows *out)
                        NULL, out, 1);
 }
 
-int rep_insert(const char *id, const char *dep_id, const char *org_id, const char *profile,
-               int64_t started_at)
+int db_rep_insert(const char *id, const char *dep_id, const char *org_id, const char *profile,
+                  int64_t started_at)
 {
     return ok0(q_exec("INSERT INTO inference_replicas (id, deployment_id, org_id, profile, "
                       "started_at, metered_until) VALUES (?, ?, ?, ?, ?, ?)",
                       "ssssii", id, dep_id, org_id, profile, started_at, started_at));
 }
 
-int rep_charge(const char *id, const char *org_id, const char *dep_id, int64_t amount,
-               int64_t start, int64_t end)
+int db_rep_charge(const char *id, const char *org_id, const char *dep_id, int64_t amount,
+                  int64_t start, int64_t end)
 {
     int n, err = store_begin();
 
@@ -171,14 +171,14 @@ int rep_charge(const char *id, const char *org_id, const char *dep_id, int64_t a
     return err ? err : n;
 }
 
-int rep_end(const char *id, int64_t ended_at)
+int db_rep_end(const char *id, int64_t ended_at)
 {
     return ok0(q_exec("UPDATE inference_replicas SET ended_at = ? WHERE id = ? AND "
                       "ended_at IS NULL",
                       "is", ended_at, id));
 }
 
-int rep_open(struct rep_rows *out)
+int db_rep_open(struct rep_rows *out)
 {
     sqlite3_stmt *st = q_prepare("SELECT id, deployment_id, org_id, profile, started_at, "
                                  "metered_until FROM inference_replicas WHERE ended_at IS NULL",
@@ -211,7 +211,7 @@ void rep_rows_release(struct rep_rows *rows)
     rows->n = 0;
 }
 
-int64_t dep_billed(const char *dep_id)
+int64_t db_dep_billed(const char *dep_id)
 {
     int64_t v = 0;
 
@@ -222,7 +222,7 @@ int64_t dep_billed(const char *dep_id)
     return v;
 }
 
-int infres_insert(const char *id, const char *org_id, const char *dep_id)
+int db_infres_insert(const char *id, const char *org_id, const char *dep_id)
 {
     /* OR IGNORE: the call runs already and may have ended first. */
     return ok0(q_exec("INSERT OR IGNORE INTO inference_results (id, org_id, deployment_id, "
@@ -230,8 +230,8 @@ int infres_insert(const char *id, const char *org_id, const char *dep_id)
                       "sssi", id, org_id, dep_id, now_us()));
 }
 
-int infres_end(const char *id, const char *org_id, const char *dep_id, const char *status,
-               const char *event)
+int db_infres_end(const char *id, const char *org_id, const char *dep_id, const char *status,
+                  const char *event)
 {
     int64_t now = now_us();
 
@@ -249,7 +249,7 @@ void infres_row_release(struct infres_row *r)
     r->event = NULL;
 }
 
-int infres_get(const char *org_id, const char *id, struct infres_row *out)
+int db_infres_get(const char *org_id, const char *id, struct infres_row *out)
 {
     sqlite3_stmt *st = q_prepare("SELECT status, event FROM inference_results "
                                  "WHERE id = ? AND org_id = ?",
@@ -268,7 +268,7 @@ int infres_get(const char *org_id, const char *id, struct infres_row *out)
     return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? LY_ENOTFOUND : LY_EDB;
 }
 
-int infres_fail_open(const char *why)
+int db_infres_fail_open(const char *why)
 {
     json_t *ids = json_array(), *v;
     sqlite3_stmt *st = q_prepare("SELECT id FROM inference_results WHERE status = 'queued'", "");
@@ -299,15 +299,15 @@ int infres_fail_open(const char *why)
     return err;
 }
 
-int usage_add(const char *org_id, const char *dep_id, int64_t prompt, int64_t completion)
+int db_usage_add(const char *org_id, const char *dep_id, int64_t prompt, int64_t completion)
 {
     return ok0(q_exec("INSERT INTO inference_usage (org_id, deployment_id, prompt_tokens, "
                       "completion_tokens, created_at) VALUES (?, ?, ?, ?, ?)",
                       "ssiii", org_id, dep_id, prompt, completion, now_us()));
 }
 
-int file_insert(const char *id, const char *org_id, const char *filename, const char *purpose,
-                int64_t bytes)
+int db_file_insert(const char *id, const char *org_id, const char *filename, const char *purpose,
+                   int64_t bytes)
 {
     return ok0(q_exec("INSERT INTO files (id, org_id, filename, purpose, bytes, created_at) "
                       "VALUES (?, ?, ?, ?, ?, ?)",
@@ -342,7 +342,7 @@ static void file_from(sqlite3_stmt *st, struct file_row *r)
     r->created_at = sqlite3_column_int64(st, 4);
 }
 
-int file_get(const char *org_id, const char *id, struct file_row *out)
+int db_file_get(const char *org_id, const char *id, struct file_row *out)
 {
     sqlite3_stmt *st = q_prepare("SELECT " FILE_COLS " FROM files "
                                  "WHERE id = ? AND org_id = ? AND deleted_at IS NULL",
@@ -380,7 +380,7 @@ static void *grow_rows(void **v, size_t *n, size_t *cap, size_t size)
     return (char *)*v + (*n)++ * size;
 }
 
-int file_list(const char *org_id, const char *purpose, struct file_rows *out)
+int db_file_list(const char *org_id, const char *purpose, struct file_rows *out)
 {
     sqlite3_stmt *st = q_prepare("SELECT " FILE_COLS " FROM files "
                                  "WHERE org_id = ? AND deleted_at IS NULL AND "
@@ -398,15 +398,15 @@ int file_list(const char *org_id, const char *purpose, struct file_rows *out)
     return rc == SQLITE_DONE ? 0 : LY_EDB;
 }
 
-int file_delete(const char *org_id, const char *id)
+int db_file_delete(const char *org_id, const char *id)
 {
     return q_exec("UPDATE files SET deleted_at = ? WHERE id = ? AND org_id = ? AND "
                   "deleted_at IS NULL",
                   "iss", now_us(), id, org_id);
 }
 
-int batch_insert(const char *id, const char *org_id, const char *endpoint, const char *file_id,
-                 const char *model, const char *window, const char *md, int64_t expires_at)
+int db_batch_insert(const char *id, const char *org_id, const char *endpoint, const char *file_id,
+                    const char *model, const char *window, const char *md, int64_t expires_at)
 {
     int n =
         q_exec("INSERT INTO batches (id, org_id, seq, endpoint, input_file_id, model, "
@@ -494,20 +494,20 @@ static int batch_rows_of(sqlite3_stmt *st, struct batch_row *one, struct batch_r
     return rc == SQLITE_DONE ? 0 : LY_EDB;
 }
 
-int batch_get(const char *org_id, const char *id, struct batch_row *out)
+int db_batch_get(const char *org_id, const char *id, struct batch_row *out)
 {
     return batch_rows_of(q_prepare("SELECT " BATCH_COLS " FROM batches WHERE id = ? AND org_id = ?",
                                    "ss", id, org_id),
                          out, NULL);
 }
 
-int batch_get_any(const char *id, struct batch_row *out)
+int db_batch_get_any(const char *id, struct batch_row *out)
 {
     return batch_rows_of(q_prepare("SELECT " BATCH_COLS " FROM batches WHERE id = ?", "s", id), out,
                          NULL);
 }
 
-int batch_list(const char *org_id, const char *after, int64_t limit, struct batch_rows *out)
+int db_batch_list(const char *org_id, const char *after, int64_t limit, struct batch_rows *out)
 {
     return batch_rows_of(
         q_prepare("SELECT " BATCH_COLS " FROM batches WHERE org_id = ? AND "
@@ -517,7 +517,7 @@ int batch_list(const char *org_id, const char *after, int64_t limit, struct batc
         NULL, out);
 }
 
-int batch_pending(struct batch_rows *out)
+int db_batch_pending(struct batch_rows *out)
 {
     return batch_rows_of(q_prepare("SELECT " BATCH_COLS " FROM batches WHERE status IN "
                                    "('validating', 'in_progress', 'finalizing', 'cancelling') "
@@ -537,12 +537,12 @@ static const char *stamp_col(const char *status)
     return NULL;
 }
 
-int batch_set_status(const char *id, const char *status)
+int db_batch_set_status(const char *id, const char *status)
 {
-    return batch_move(id, NULL, status) < 0 ? LY_EDB : 0;
+    return db_batch_move(id, NULL, status) < 0 ? LY_EDB : 0;
 }
 
-int batch_move(const char *id, const char *from, const char *status)
+int db_batch_move(const char *id, const char *from, const char *status)
 {
     /* The column name comes from a fixed list, never from input; one statement per column
      * keeps the SQL literal (and so cached per thread). */
@@ -574,18 +574,18 @@ int batch_move(const char *id, const char *from, const char *status)
                   "ssss", status, id, from, from);
 }
 
-int batch_set_errors(const char *id, const char *errors)
+int db_batch_set_errors(const char *id, const char *errors)
 {
     return ok0(q_exec("UPDATE batches SET errors = ? WHERE id = ?", "ss", errors, id));
 }
 
-int batch_set_files(const char *id, const char *output_file_id, const char *error_file_id)
+int db_batch_set_files(const char *id, const char *output_file_id, const char *error_file_id)
 {
     return ok0(q_exec("UPDATE batches SET output_file_id = ?, error_file_id = ? WHERE id = ?",
                       "sss", output_file_id, error_file_id, id));
 }
 
-int batch_add_lines(const char *id, const struct batch_line *lines, size_t n)
+int db_batch_add_lines(const char *id, const struct batch_line *lines, size_t n)
 {
     int err = store_begin();
 
@@ -617,7 +617,7 @@ void batch_lines_release(struct batch_lines *rows)
     rows->n = 0;
 }
 
-int batch_todo(const char *id, int64_t limit, struct batch_lines *out)
+int db_batch_todo(const char *id, int64_t limit, struct batch_lines *out)
 {
     sqlite3_stmt *st = q_prepare("SELECT line, custom_id, body FROM batch_lines WHERE "
                                  "batch_id = ? AND done_at IS NULL ORDER BY line LIMIT ?",
@@ -639,14 +639,14 @@ int batch_todo(const char *id, int64_t limit, struct batch_lines *out)
     return rc == SQLITE_DONE ? 0 : LY_EDB;
 }
 
-int batch_line_done(const char *id, int64_t line, int ok, const char *result)
+int db_batch_line_done(const char *id, int64_t line, int ok, const char *result)
 {
     return q_exec("UPDATE batch_lines SET ok = ?, result = ?, done_at = ? WHERE batch_id = ? "
                   "AND line = ? AND done_at IS NULL",
                   "isisi", (int64_t)ok, result, now_us(), id, line);
 }
 
-int batch_results(const char *id, int ok, void (*fn)(void *arg, const char *result), void *arg)
+int db_batch_results(const char *id, int ok, void (*fn)(void *arg, const char *result), void *arg)
 {
     sqlite3_stmt *st = q_prepare("SELECT result FROM batch_lines WHERE batch_id = ? AND ok = ? "
                                  "ORDER BY line",
@@ -661,7 +661,7 @@ int batch_results(const char *id, int ok, void (*fn)(void *arg, const char *resu
     return rc == SQLITE_DONE ? 0 : LY_EDB;
 }
 
-int batch_counts(const char *id, int64_t *completed, int64_t *failed)
+int db_batch_counts(const char *id, int64_t *completed, int64_t *failed)
 {
     if (q_int(completed, "SELECT count(*) FROM batch_lines WHERE batch_id = ? AND ok = 1", "s",
               id) ||
