@@ -66,7 +66,7 @@ struct call {
     size_t line_len;
     int over; /* the current line passed LINE_MAX_BYTES: dropped */
     long status;
-    struct uloop *up; /* where its transfer runs: the HTTP thread it came on */
+    struct uloop *up; /* where its transfer runs: the loop of the thread it came on */
     CURL *h;
     json_t *last; /* the last upstream chunk or body with usage or timings */
     char *content;

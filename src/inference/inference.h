@@ -86,7 +86,8 @@ struct lease {
 };
 /* Waits (up to the configured wake limit) for a ready replica of dep_id, waking a paused
  * deployment; picks the one with the fewest outstanding requests. Blocks: never call it from
- * an HTTP thread. 0, LY_EUNAVAIL on time-out, LY_ENOTFOUND when the deployment ended. */
+ * a loop's thread (core/loop.h: an HTTP thread). 0, LY_EUNAVAIL on time-out, LY_ENOTFOUND when the
+ * deployment ended. */
 int inference_acquire(const char *dep_id, struct lease *l);
 /* inference_release() for a replica that gave no answer at all (it died and has not been
  * reaped yet): it is replaced at once, and no one else is given it. */
