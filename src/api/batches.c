@@ -5,11 +5,11 @@
  * The runner is batch/batch.c; a file's bytes are DATA/files/<id>.
  */
 #include "api/api.h"
-#include "batch/batch.h"
+#include "batch/control.h"
+#include "batch/file.h"
 #include "core/err.h"
 #include "core/util.h"
 #include "storage/formdata.h"
-#include "store/inference.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -20,13 +20,11 @@
 
 /* ---- files ---- */
 
-static json_t *file_obj(json_t *row)
+static json_t *file_obj(const struct file_row *f)
 {
-    return json_pack("{s:O,s:s,s:O,s:I,s:O,s:O,s:s}", "id", json_object_get(row, "id"), "object",
-                     "file", "bytes", json_object_get(row, "bytes"), "created_at",
-                     (json_int_t)(json_integer_value(json_object_get(row, "created_at")) / MICRO),
-                     "filename", json_object_get(row, "filename"), "purpose",
-                     json_object_get(row, "purpose"), "status", "processed");
+    return json_pack("{s:s,s:s,s:I,s:I,s:s,s:s,s:s}", "id", f->id, "object", "file", "bytes",
+                     (json_int_t)f->bytes, "created_at", (json_int_t)(f->created_at / MICRO),
+                     "filename", f->filename, "purpose", f->purpose, "status", "processed");
 }
 
 struct upload {
@@ -83,7 +81,7 @@ static int api_files_upload(struct req *req)
     struct formdata f = {.part_begin = up_begin, .part_data = up_data, .part_end = up_end};
     char id[40];
     int err;
-    json_t *row;
+    struct file_row fr;
 
     f.ctx = &u;
     if (formdata_init(&f, req_header(req, "Content-Type")) ||
@@ -110,43 +108,43 @@ static int api_files_upload(struct req *req)
     free(u.data);
     if (err)
         return err;
-    row = file_get(req->caller->org_id, id, &err);
-    if (!row)
-        return err ? err : LY_EDB;
-    err = req_reply(req, file_obj(row));
-    json_decref(row);
+    err = batch_file_get(req->caller->org_id, id, &fr);
+    if (err)
+        return err == LY_ENOTFOUND ? LY_EDB : err;
+    err = req_reply(req, file_obj(&fr));
+    file_row_release(&fr);
     return err;
 }
 
-static json_t *file_or_404(struct req *req, int *err)
+/* The file of the path's file_id: 0, or the error (404 recorded). */
+static int file_or_404(struct req *req, struct file_row *f)
 {
-    json_t *row = file_get(req->caller->org_id, req_param(req, "file_id"), err);
+    int err = batch_file_get(req->caller->org_id, req_param(req, "file_id"), f);
 
-    if (!row && !*err)
-        *err = req_fail(req, LY_ENOTFOUND, "File not found");
-    return row;
+    return err == LY_ENOTFOUND ? req_fail(req, LY_ENOTFOUND, "File not found") : err;
 }
 
 static int api_files_get(struct req *req)
 {
-    int err = 0;
-    json_t *row = file_or_404(req, &err);
+    struct file_row f;
+    int err = file_or_404(req, &f);
 
-    if (!row)
+    if (err)
         return err;
-    err = req_reply(req, file_obj(row));
-    json_decref(row);
+    err = req_reply(req, file_obj(&f));
+    file_row_release(&f);
     return err;
 }
 
 static int api_files_list(struct req *req)
 {
-    json_t *rows = json_array(), *data = json_array(), *r;
-    size_t i;
-    int err = file_list(req->caller->org_id, req_query(req, "purpose"), rows);
+    struct file_rows rows;
+    json_t *data = json_array();
+    int err = batch_file_list(req->caller->org_id, req_query(req, "purpose"), &rows);
 
-    json_array_foreach(rows, i, r) json_array_append_new(data, file_obj(r));
-    json_decref(rows);
+    for (size_t i = 0; i < rows.n; i++)
+        json_array_append_new(data, file_obj(&rows.v[i]));
+    file_rows_release(&rows);
     if (err) {
         json_decref(data);
         return err;
@@ -158,28 +156,25 @@ static int api_files_list(struct req *req)
 static int api_files_delete(struct req *req)
 {
     const char *id = req_param(req, "file_id");
-    int n = file_delete(req->caller->org_id, id);
-    char path[1200];
+    int n = batch_file_delete(req->caller->org_id, id);
 
     if (n < 0)
         return n;
     if (!n)
         return req_fail(req, LY_ENOTFOUND, "File not found");
-    batch_file_path(id, path, sizeof(path));
-    unlink(path);
     return req_reply(req, json_pack("{s:s,s:s,s:b}", "id", id, "object", "file", "deleted", 1));
 }
 
 static int api_files_content(struct req *req)
 {
-    int err = 0, fd;
-    json_t *row = file_or_404(req, &err);
+    struct file_row f;
+    int err = file_or_404(req, &f), fd;
     char path[1200];
     struct stat st;
 
-    if (!row)
+    if (err)
         return err;
-    json_decref(row);
+    file_row_release(&f);
     batch_file_path(req_param(req, "file_id"), path, sizeof(path));
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0 || fstat(fd, &st)) {
@@ -192,49 +187,52 @@ static int api_files_content(struct req *req)
 
 /* ---- batches ---- */
 
-static json_t *ts_or_null(json_t *row, const char *k)
+static json_t *ts_or_null(int64_t v)
 {
-    json_t *v = json_object_get(row, k);
-
-    return json_is_integer(v) ? json_incref(v) : json_null();
+    return v >= 0 ? json_integer(v) : json_null();
 }
 
-static json_t *batch_obj(json_t *row)
+static json_t *str_or_null(const char *s)
 {
-    static const char *const stamps[] = {"in_progress_at", "expires_at",  "finalizing_at",
-                                         "completed_at",   "failed_at",   "expired_at",
-                                         "cancelling_at",  "cancelled_at"};
-    const char *id = json_string_value(json_object_get(row, "id"));
-    json_t *o = json_object(), *errs = NULL, *md = NULL;
-    int64_t done = 0, failed = 0;
-    const char *s;
+    return s ? json_string(s) : json_null();
+}
 
-    batch_counts(id, &done, &failed);
-    json_object_set(o, "id", json_object_get(row, "id"));
+/* JSON text as a value (null when absent or not JSON). */
+static json_t *parsed_or_null(const char *s)
+{
+    json_t *v = s ? json_loads(s, 0, NULL) : NULL;
+
+    return v ? v : json_null();
+}
+
+static json_t *batch_obj(const struct batch_info *b)
+{
+    const struct batch_row *r = &b->row;
+    json_t *o = json_object();
+
+    json_object_set_new(o, "id", json_string(r->id));
     json_object_set_new(o, "object", json_string("batch"));
-    json_object_set(o, "endpoint", json_object_get(row, "endpoint"));
-    s = json_string_value(json_object_get(row, "errors"));
-    if (s)
-        errs = json_loads(s, 0, NULL);
-    json_object_set_new(o, "errors", errs ? errs : json_null());
-    json_object_set(o, "input_file_id", json_object_get(row, "input_file_id"));
-    json_object_set(o, "completion_window", json_object_get(row, "completion_window"));
-    json_object_set(o, "status", json_object_get(row, "status"));
-    json_object_set(o, "output_file_id", json_object_get(row, "output_file_id"));
-    json_object_set(o, "error_file_id", json_object_get(row, "error_file_id"));
-    json_object_set_new(
-        o, "created_at",
-        json_integer(json_integer_value(json_object_get(row, "created_at")) / MICRO));
-    for (size_t i = 0; i < sizeof(stamps) / sizeof(stamps[0]); i++)
-        json_object_set_new(o, stamps[i], ts_or_null(row, stamps[i]));
+    json_object_set_new(o, "endpoint", json_string(r->endpoint));
+    json_object_set_new(o, "errors", parsed_or_null(r->errors));
+    json_object_set_new(o, "input_file_id", json_string(r->input_file_id));
+    json_object_set_new(o, "completion_window", json_string(r->completion_window));
+    json_object_set_new(o, "status", json_string(r->status));
+    json_object_set_new(o, "output_file_id", str_or_null(r->output_file_id));
+    json_object_set_new(o, "error_file_id", str_or_null(r->error_file_id));
+    json_object_set_new(o, "created_at", json_integer(r->created_at / MICRO));
+    json_object_set_new(o, "in_progress_at", ts_or_null(r->in_progress_at));
+    json_object_set_new(o, "expires_at", ts_or_null(r->expires_at));
+    json_object_set_new(o, "finalizing_at", ts_or_null(r->finalizing_at));
+    json_object_set_new(o, "completed_at", ts_or_null(r->completed_at));
+    json_object_set_new(o, "failed_at", ts_or_null(r->failed_at));
+    json_object_set_new(o, "expired_at", ts_or_null(r->expired_at));
+    json_object_set_new(o, "cancelling_at", ts_or_null(r->cancelling_at));
+    json_object_set_new(o, "cancelled_at", ts_or_null(r->cancelled_at));
     json_object_set_new(o, "request_counts",
-                        json_pack("{s:O,s:I,s:I}", "total", json_object_get(row, "total"),
-                                  "completed", (json_int_t)done, "failed", (json_int_t)failed));
-    s = json_string_value(json_object_get(row, "metadata"));
-    if (s)
-        md = json_loads(s, 0, NULL);
-    json_object_set_new(o, "metadata", md ? md : json_null());
-    json_object_set(o, "model", json_object_get(row, "model"));
+                        json_pack("{s:I,s:I,s:I}", "total", (json_int_t)r->total, "completed",
+                                  (json_int_t)b->completed, "failed", (json_int_t)b->failed));
+    json_object_set_new(o, "metadata", parsed_or_null(r->metadata));
+    json_object_set_new(o, "model", str_or_null(r->model));
     return o;
 }
 
@@ -242,8 +240,9 @@ static int api_batches_create(struct req *req)
 {
     const char *fid = body_str(req, "input_file_id"), *win = body_str(req, "completion_window");
     const char *ep = body_str(req, "endpoint");
-    json_t *md = json_object_get(req->json, "metadata"), *row;
-    char id[40], u[40], *end = NULL;
+    json_t *md = json_object_get(req->json, "metadata");
+    struct batch_info b;
+    char id[40], *end = NULL;
     long hours = win ? strtol(win, &end, 10) : 0;
     int err = 0;
 
@@ -258,35 +257,30 @@ static int api_batches_create(struct req *req)
     err = req_check_valid(req);
     if (err)
         return err;
-    row = file_get(req->caller->org_id, fid, &err);
-    if (!row)
-        return err ? err : req_fail(req, LY_ENOTFOUND, "File '%s' not found", fid);
-    json_decref(row);
-    uuid_v4(u);
-    snprintf(id, sizeof(id), "batch_%.8s%.4s%.4s%.4s%.12s", u, u + 9, u + 14, u + 19, u + 24);
-    err = batch_insert(id, req->caller->org_id, ep ? ep : "/v1/chat/completions", fid,
+    err = batch_create(req->caller->org_id, ep ? ep : "/v1/chat/completions", fid,
                        body_str(req, "model"), win, json_is_object(md) ? md : NULL,
-                       now_unix() + hours * 3600);
+                       now_unix() + hours * 3600, id);
+    if (err == LY_ENOTFOUND)
+        return req_fail(req, LY_ENOTFOUND, "File '%s' not found", fid);
     if (err)
         return err;
-    batch_kick();
-    row = batch_get(req->caller->org_id, id, &err);
-    if (!row)
-        return err ? err : LY_EDB;
-    err = req_reply(req, batch_obj(row));
-    json_decref(row);
+    err = batch_read(req->caller->org_id, id, &b);
+    if (err)
+        return err == LY_ENOTFOUND ? LY_EDB : err;
+    err = req_reply(req, batch_obj(&b));
+    batch_info_release(&b);
     return err;
 }
 
 static int api_batches_get(struct req *req)
 {
-    int err = 0;
-    json_t *row = batch_get(req->caller->org_id, req_param(req, "batch_id"), &err);
+    struct batch_info b;
+    int err = batch_read(req->caller->org_id, req_param(req, "batch_id"), &b);
 
-    if (!row)
-        return err ? err : req_fail(req, LY_ENOTFOUND, "Batch not found");
-    err = req_reply(req, batch_obj(row));
-    json_decref(row);
+    if (err)
+        return err == LY_ENOTFOUND ? req_fail(req, LY_ENOTFOUND, "Batch not found") : err;
+    err = req_reply(req, batch_obj(&b));
+    batch_info_release(&b);
     return err;
 }
 
@@ -294,30 +288,24 @@ static int api_batches_list(struct req *req)
 {
     long long limit;
     const char *after = req_query(req, "after");
-    json_t *rows = json_array(), *data = json_array(), *r;
-    size_t i;
+    struct batch_infos list = {0};
+    json_t *data;
+    size_t n;
     int err = req_query_int(req, "limit", 20, 1, 100, &limit);
 
     if (!err)
-        err = batch_list(req->caller->org_id, after, limit + 1, rows);
-    if (err) {
-        json_decref(rows);
-        json_decref(data);
+        err = batch_read_page(req->caller->org_id, after, limit + 1, &list);
+    if (err)
         return err;
-    }
-    json_array_foreach(rows, i, r) if ((long long)i < limit)
-        json_array_append_new(data, batch_obj(r));
-    err = req_reply(
-        req, json_pack("{s:s,s:O,s:O,s:O,s:b}", "object", "list", "data", data, "first_id",
-                       json_object_get(json_array_get(data, 0), "id")
-                           ? json_object_get(json_array_get(data, 0), "id")
-                           : json_null(),
-                       "last_id",
-                       json_object_get(json_array_get(data, json_array_size(data) - 1), "id")
-                           ? json_object_get(json_array_get(data, json_array_size(data) - 1), "id")
-                           : json_null(),
-                       "has_more", (long long)json_array_size(rows) > limit));
-    json_decref(rows);
+    data = json_array();
+    for (size_t i = 0; i < list.n && (long long)i < limit; i++)
+        json_array_append_new(data, batch_obj(&list.v[i]));
+    n = json_array_size(data);
+    err = req_reply(req, json_pack("{s:s,s:O,s:s?,s:s?,s:b}", "object", "list", "data", data,
+                                   "first_id", n ? list.v[0].row.id : NULL, "last_id",
+                                   n ? list.v[n - 1].row.id : NULL, "has_more",
+                                   (long long)list.n > limit));
+    batch_infos_release(&list);
     json_decref(data);
     return err;
 }
@@ -338,30 +326,23 @@ static int batch_finished(const char *status)
 static int api_batches_cancel(struct req *req)
 {
     const char *id = req_param(req, "batch_id"), *status;
-    int err = 0, moved;
-    json_t *row = batch_get(req->caller->org_id, id, &err);
+    struct batch_info b;
+    int err, moved = batch_cancel(req->caller->org_id, id, &b);
 
-    if (!row)
-        return err ? err : req_fail(req, LY_ENOTFOUND, "Batch not found");
-    json_decref(row);
-    moved = batch_move(id, "validating,in_progress", "cancelling");
+    if (moved == LY_ENOTFOUND)
+        return req_fail(req, LY_ENOTFOUND, "Batch not found");
     if (moved < 0)
-        return LY_EDB;
-    if (moved)
-        batch_kick();
-    row = batch_get(req->caller->org_id, id, &err);
-    if (!row)
-        return err ? err : LY_EDB;
+        return moved;
     /* Read after the move, so that a batch that ended meanwhile is refused too. */
-    status = json_string_value(json_object_get(row, "status"));
+    status = b.row.status;
     if (!moved && batch_finished(status)) {
         err = req_fail(req, LY_EBADREQ, "Cannot cancel a batch with status '%s': it has already %s",
                        status, strcmp(status, "cancelled") == 0 ? "been cancelled" : "ended");
-        json_decref(row);
+        batch_info_release(&b);
         return err;
     }
-    err = req_reply(req, batch_obj(row));
-    json_decref(row);
+    err = req_reply(req, batch_obj(&b));
+    batch_info_release(&b);
     return err;
 }
 

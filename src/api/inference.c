@@ -4,11 +4,14 @@
  * follow it as SSE events queued, token..., finished / failed. The work is in inference/.
  */
 #include "api/api.h"
+#include "api/call_stream.h"
+#include "api/deployment_obj.h"
 #include "billing/billing.h"
 #include "core/err.h"
 #include "core/util.h"
+#include "inference/call.h"
 #include "inference/inference.h"
-#include "store/inference.h"
+#include "inference/inflight.h"
 #include "runs/profiles.h"
 
 #include <stdio.h>
@@ -55,36 +58,50 @@ out:
     return err;
 }
 
+/* Answers the deployment object of id (404 when org has none). */
+static int reply_deployment(struct req *req, const char *id)
+{
+    struct deployment_info d;
+    int err = deployment_read(req->caller->org_id, id, &d);
+
+    if (err)
+        return err == LY_ENOTFOUND ? req_fail(req, err, "Deployment not found") : err;
+    err = req_reply(req, api_deployment_obj(&d));
+    deployment_info_release(&d);
+    return err;
+}
+
 static int api_inference_get(struct req *req)
 {
-    int err = 0;
-    json_t *o = deployment_json(req->caller->org_id, req_param(req, "deployment_id"), &err);
-
-    if (!o)
-        return err == LY_ENOTFOUND ? req_fail(req, err, "Deployment not found") : err;
-    return req_reply(req, o);
+    return reply_deployment(req, req_param(req, "deployment_id"));
 }
 
 static int api_inference_list(struct req *req)
 {
     const char *inc = req_query(req, "include_stopped");
-    int err = 0;
-    json_t *o = deployment_list_json(
-        req->caller->org_id, inc && (strcmp(inc, "true") == 0 || strcmp(inc, "1") == 0), &err);
+    struct deployment_infos list;
+    json_t *out;
+    int err = deployment_read_all(
+        req->caller->org_id, inc && (strcmp(inc, "true") == 0 || strcmp(inc, "1") == 0), &list);
 
-    return o ? req_reply(req, o) : err;
+    if (err)
+        return err;
+    out = json_array();
+    for (size_t i = 0; i < list.n; i++)
+        json_array_append_new(out, api_deployment_obj(&list.v[i]));
+    deployment_infos_release(&list);
+    return req_reply(
+        req, json_pack("{s:o,s:I}", "deployments", out, "total", (json_int_t)json_array_size(out)));
 }
 
 static int api_inference_stop(struct req *req)
 {
     const char *id = req_param(req, "deployment_id");
     int err = deployment_stop(req->caller->org_id, id);
-    json_t *o;
 
     if (err)
         return err == LY_ENOTFOUND ? req_fail(req, err, "Deployment not found") : err;
-    o = deployment_json(req->caller->org_id, id, &err);
-    return o ? req_reply(req, o) : err;
+    return reply_deployment(req, id);
 }
 
 static int api_inference_submit(struct req *req)
@@ -110,25 +127,26 @@ static int api_inference_submit(struct req *req)
  * store, queued and then how it ended (the tokens are in the completion). */
 static int stream_replay(struct req *req, const char *id)
 {
-    int err;
-    json_t *o = infres_get(req->caller->org_id, id, &err);
-    const char *status = json_string_value(json_object_get(o, "status"));
-    json_t *q = json_pack("{s:s,s:s}", "inference_id", id, "status", "queued");
-    char *qs = json_dumps(q, JSON_WIRE), *es = NULL, *body;
+    struct infres_row o;
+    int err = inflight_result(req->caller->org_id, id, &o);
+    json_t *q, *ev;
+    char *qs, *es = NULL, *body;
 
-    json_decref(q);
-    if (!o) {
-        free(qs);
+    if (err)
         return err == LY_ENOTFOUND ? req_fail(req, err, "Inference not found") : err;
-    }
-    if (strcmp(status, "queued") != 0 && json_is_object(json_object_get(o, "event")))
-        es = json_dumps(json_object_get(o, "event"), JSON_WIRE);
+    q = json_pack("{s:s,s:s}", "inference_id", id, "status", "queued");
+    qs = json_dumps(q, JSON_WIRE);
+    json_decref(q);
+    ev = o.event ? json_loads(o.event, 0, NULL) : NULL;
+    if (strcmp(o.status, "queued") != 0 && json_is_object(ev))
+        es = json_dumps(ev, JSON_WIRE);
+    json_decref(ev);
     body = es ? arena_sprintf(&req->arena, "event: queued\ndata: %s\n\nevent: %s\ndata: %s\n\n", qs,
-                              status, es)
+                              o.status, es)
               : arena_sprintf(&req->arena, "event: queued\ndata: %s\n\n", qs);
     free(qs);
     free(es);
-    json_decref(o);
+    infres_row_release(&o);
     req_add_header(req, "Cache-Control", "no-cache");
     return req_reply_raw(req, 200, "text/event-stream", body, strlen(body));
 }

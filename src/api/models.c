@@ -32,8 +32,11 @@
  * error body, as /chat/completions answers it.
  */
 #include "api/api.h"
+#include "api/call_stream.h"
+#include "api/deployment_obj.h"
 #include "core/err.h"
 #include "core/util.h"
+#include "inference/call.h"
 #include "inference/inference.h"
 #include "runs/profiles.h"
 
@@ -163,7 +166,7 @@ static int dep_available(json_t *dep)
     return st && (strcmp(st, "running") == 0 || strcmp(st, "paused") == 0);
 }
 
-/* The catalogue entry of a deployment object (deployment_json's shape). */
+/* The catalogue entry of a deployment object (api_deployment_obj's shape). */
 static json_t *entry_of(struct req *req, json_t *dep)
 {
     const char *id = json_string_value(json_object_get(dep, "deployment_id"));
@@ -203,28 +206,30 @@ enum group { G_ALL, G_SYNC, G_ASYNC, G_TYPE };
 
 static int reply_list(struct req *req, enum group g)
 {
-    int err = 0;
-    json_t *l = deployment_list_json(req->caller->org_id, 0, &err), *out, *dep;
+    struct deployment_infos list;
+    int err = deployment_read_all(req->caller->org_id, 0, &list);
     const char *type = g == G_TYPE ? req_param(req, "type") : NULL;
-    size_t i;
+    json_t *out;
 
-    if (!l)
+    if (err)
         return err;
     out = json_array();
-    json_array_foreach(json_object_get(l, "deployments"), i, dep)
-    {
-        json_t *e;
+    for (size_t i = 0; i < list.n; i++) {
+        json_t *dep = api_deployment_obj(&list.v[i]), *e;
 
-        if (g == G_SYNC && !dep_available(dep))
+        if (g == G_SYNC && !dep_available(dep)) {
+            json_decref(dep);
             continue;
+        }
         e = entry_of(req, dep);
+        json_decref(dep);
         if (type && strcmp(json_string_value(json_object_get(e, "type")), type) != 0) {
             json_decref(e);
             continue;
         }
         json_array_append_new(out, e);
     }
-    json_decref(l);
+    deployment_infos_release(&list);
     return req_reply(req, out);
 }
 
@@ -257,8 +262,15 @@ static json_t *dep_of(struct req *req, int *err)
     json_t *o = NULL;
 
     *err = inference_resolve(req->caller->org_id, id, dep);
-    if (!*err)
-        o = deployment_json(req->caller->org_id, dep, err);
+    if (!*err) {
+        struct deployment_info d;
+
+        *err = deployment_read(req->caller->org_id, dep, &d);
+        if (!*err) {
+            o = api_deployment_obj(&d);
+            deployment_info_release(&d);
+        }
+    }
     if (!o && (!*err || *err == LY_ENOTFOUND || *err == LY_EUNAVAIL))
         *err = req_fail(req, LY_ENOTFOUND, "Model '%s' not found", id);
     return o;

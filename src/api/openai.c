@@ -12,7 +12,10 @@
  * with a trailing slash is the lyceum CLI's catalogue (api/models.c, an R_SLASH_ONLY route).
  */
 #include "api/api.h"
+#include "api/call_stream.h"
 #include "core/err.h"
+#include "core/util.h"
+#include "inference/call.h"
 #include "inference/inference.h"
 
 #include <stdio.h>
@@ -70,7 +73,22 @@ static int api_openai_completions(struct req *req)
 
 static int api_openai_models(struct req *req)
 {
-    return req_reply(req, inference_models(req->caller->org_id));
+    struct dep_rows rows;
+    json_t *out = json_array();
+
+    if (deployment_rows(req->caller->org_id, &rows) == 0) {
+        for (size_t i = 0; i < rows.n; i++) {
+            const struct dep_row *r = &rows.v[i];
+
+            json_array_append_new(out,
+                                  json_pack("{s:s,s:s,s:I,s:s,s:s,s:s}", "id", r->id, "object",
+                                            "model", "created", (json_int_t)(r->created_at / MICRO),
+                                            "owned_by", req->caller->org_id, "hf_model_id",
+                                            r->hf_model_id, "status", r->status));
+        }
+        dep_rows_release(&rows);
+    }
+    return req_reply(req, json_pack("{s:s,s:o}", "object", "list", "data", out));
 }
 
 /* The Files and Batch API (api/batches.c), which the OpenAI SDK drives under /api/v2/external:

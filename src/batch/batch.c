@@ -1,8 +1,12 @@
 /* See batch.h. */
 #include "batch/batch.h"
+#include "batch/file.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/arena.h"
 #include "core/util.h"
+#include "core/worker.h"
+#include "inference/call.h"
 #include "inference/inference.h"
 #include "store/db.h"
 #include "store/inference.h"
@@ -29,13 +33,13 @@ struct job {
 };
 
 static struct {
-    char data_dir[1024];
     int concurrency;
 } set;
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv;
-static pthread_t mgr;
+static struct worker_pool *mgr_pool;  /* the manager's thread */
+static struct worker_pool *line_pool; /* the lines' workers: at most MAX_JOBS, as inflight[] */
 static int started, stopping, kicked;
 static struct {
     char batch_id[40];
@@ -49,59 +53,6 @@ void batch_kick(void)
     kicked = 1;
     pthread_cond_broadcast(&cv);
     pthread_mutex_unlock(&mu);
-}
-
-void batch_file_path(const char *id, char *out, size_t n)
-{
-    snprintf(out, n, "%s/files/%s", set.data_dir, id);
-}
-
-/* Writes a file's bytes (atomically: a temporary file renamed) and its row. */
-static int file_store(const char *org_id, const char *id, const char *filename, const char *purpose,
-                      const char *data, size_t len)
-{
-    char path[1200], tmp[1300];
-    int fd, err = 0;
-
-    snprintf(path, sizeof(path), "%s/files", set.data_dir);
-    mkdir(path, 0700);
-    batch_file_path(id, path, sizeof(path));
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return LY_EIO;
-    for (size_t off = 0; off < len;) {
-        ssize_t w = write(fd, data + off, len - off);
-
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            err = LY_EIO;
-            break;
-        }
-        off += (size_t)w;
-    }
-    if (!err && fsync(fd))
-        err = LY_EIO;
-    close(fd);
-    if (!err && rename(tmp, path))
-        err = LY_EIO;
-    if (err) {
-        unlink(tmp);
-        return err;
-    }
-    err = file_insert(id, org_id, filename, purpose, (int64_t)len);
-    return err == LY_ECONFLICT ? 0 : err; /* a finalization done again writes the same file */
-}
-
-int batch_file_write(const char *org_id, const char *filename, const char *purpose,
-                     const char *data, size_t len, char *id)
-{
-    char u[40];
-
-    uuid_v4(u);
-    snprintf(id, 40, "file-%.8s%.4s%.4s%.4s%.12s", u, u + 9, u + 14, u + 19, u + 24);
-    return file_store(org_id, id, filename, purpose, data, len);
 }
 
 /* ---- validation ---- */
@@ -126,22 +77,33 @@ static const char *norm_url(const char *u)
 }
 
 /* Reads and checks the input file; on success records the lines and moves to in_progress. */
-static void validate(json_t *b)
+static void lines_release(struct batch_line *v, size_t n)
 {
-    const char *id = json_string_value(json_object_get(b, "id"));
-    const char *org = json_string_value(json_object_get(b, "org_id"));
-    const char *fid = json_string_value(json_object_get(b, "input_file_id"));
-    const char *ep = norm_url(json_string_value(json_object_get(b, "endpoint")));
-    json_t *errs = json_array(), *lines = json_array(), *seen = json_object(), *f;
+    for (size_t i = 0; i < n; i++) {
+        free(v[i].custom_id);
+        free(v[i].body);
+    }
+    free(v);
+}
+
+static void validate(const struct batch_row *b)
+{
+    const char *id = b->id, *org = b->org_id, *fid = b->input_file_id;
+    const char *ep = norm_url(b->endpoint);
+    json_t *errs = json_array(), *seen = json_object();
+    struct batch_line *lines = NULL;
+    size_t nlines = 0, cap = 0;
+    struct file_row f;
     char path[1200], *data = NULL, *p, *nl;
     int64_t lineno = 0;
     struct stat st;
-    int err = 0, fd = -1;
+    int fd = -1;
 
-    f = file_get(org, fid, &err);
     batch_file_path(fid, path, sizeof(path));
-    if (f)
+    if (batch_file_get(org, fid, &f) == 0) {
+        file_row_release(&f);
         fd = open(path, O_RDONLY | O_CLOEXEC);
+    }
     if (fd < 0 || fstat(fd, &st)) {
         add_error(errs, "invalid_file", "The input file does not exist", "input_file_id", 0);
         goto done;
@@ -190,29 +152,37 @@ static void validate(json_t *b)
             add_error(errs, "missing_required_parameter", "body must be an object", "body", lineno);
         } else {
             json_object_set_new(seen, cid, json_integer(lineno));
-            json_array_append_new(lines, json_pack("{s:I,s:s,s:O}", "line", (json_int_t)lineno,
-                                                   "custom_id", cid, "body", l));
+            if (nlines == cap) {
+                cap = cap ? cap * 2 : 64;
+                lines = realloc(lines, cap * sizeof(*lines));
+                if (!lines)
+                    abort();
+            }
+            lines[nlines].line = lineno;
+            lines[nlines].custom_id = xstrdup(cid);
+            lines[nlines++].body = json_dumps(l, JSON_COMPACT);
         }
         json_decref(l);
     }
-    if (!json_array_size(lines) && !json_array_size(errs))
+    if (!nlines && !json_array_size(errs))
         add_error(errs, "empty_file", "The input file has no requests", "input_file_id", 0);
 done:
     if (fd >= 0)
         close(fd);
     free(data);
-    json_decref(f);
     if (json_array_size(errs)) {
         json_t *list = json_pack("{s:s,s:O}", "object", "list", "data", errs);
+        char *js = json_dumps(list, JSON_COMPACT);
 
-        batch_set_errors(id, list);
+        db_batch_set_errors(id, js);
+        free(js);
         json_decref(list);
-        batch_move(id, "validating", "failed");
-    } else if (batch_add_lines(id, lines) == 0) {
-        batch_move(id, "validating", "in_progress");
+        db_batch_move(id, "validating", "failed");
+    } else if (db_batch_add_lines(id, lines, nlines) == 0) {
+        db_batch_move(id, "validating", "in_progress");
     }
     json_decref(errs);
-    json_decref(lines);
+    lines_release(lines, nlines);
     json_decref(seen);
 }
 
@@ -268,13 +238,13 @@ static void record(struct job *j, int ok, long status, json_t *body, const char 
     pthread_mutex_lock(&mu);
     stop = stopping;
     pthread_mutex_unlock(&mu);
-    if (!stop && batch_line_done(j->batch_id, j->line, ok, js) < 0)
+    if (!stop && db_batch_line_done(j->batch_id, j->line, ok, js) < 0)
         log_error("batch %s: cannot record line %lld", j->batch_id, (long long)j->line);
     free(js);
     json_decref(line);
 }
 
-static void *job_run(void *arg)
+static void job_run(void *arg)
 {
     struct job *j = arg;
     char dep[40], why[256], *resp = NULL;
@@ -303,33 +273,26 @@ out:
     inflight_del(j->batch_id, j->line);
     json_decref(j->body);
     free(j);
-    store_close();
-    return NULL;
+    store_close(); /* the worker's connection: the pool's threads outlive the job */
 }
 
-static void dispatch(json_t *b)
+static void dispatch(const struct batch_row *b)
 {
-    const char *id = json_string_value(json_object_get(b, "id"));
-    const char *model = json_string_value(json_object_get(b, "model"));
-    json_t *todo = json_array(), *l;
+    const char *id = b->id, *model = b->model;
+    struct batch_lines todo;
     int count;
-    size_t i;
 
     pthread_mutex_lock(&mu);
     is_inflight(id, -1, &count);
     pthread_mutex_unlock(&mu);
-    if (count >= set.concurrency || batch_todo(id, set.concurrency + count, todo)) {
-        json_decref(todo);
+    if (count >= set.concurrency || db_batch_todo(id, set.concurrency + count, &todo))
         return;
-    }
-    json_array_foreach(todo, i, l)
-    {
-        int64_t line = json_integer_value(json_object_get(l, "line"));
-        json_t *req = json_loads(json_string_value(json_object_get(l, "body")), 0, NULL);
+    for (size_t i = 0; i < todo.n; i++) {
+        const struct batch_line *l = &todo.v[i];
+        int64_t line = l->line;
+        json_t *req = json_loads(l->body, 0, NULL);
         json_t *body = json_object_get(req, "body");
         struct job *j;
-        pthread_t t;
-        pthread_attr_t at;
 
         pthread_mutex_lock(&mu);
         if (is_inflight(id, line, &count) || count >= set.concurrency || ninflight >= MAX_JOBS ||
@@ -343,10 +306,8 @@ static void dispatch(json_t *b)
         pthread_mutex_unlock(&mu);
         j = xcalloc(1, sizeof(*j));
         snprintf(j->batch_id, sizeof(j->batch_id), "%s", id);
-        snprintf(j->org_id, sizeof(j->org_id), "%s",
-                 json_string_value(json_object_get(b, "org_id")));
-        snprintf(j->custom_id, sizeof(j->custom_id), "%s",
-                 json_string_value(json_object_get(l, "custom_id")));
+        snprintf(j->org_id, sizeof(j->org_id), "%s", b->org_id);
+        snprintf(j->custom_id, sizeof(j->custom_id), "%s", l->custom_id);
         j->line = line;
         snprintf(j->model, sizeof(j->model), "%s",
                  model ? model
@@ -357,69 +318,69 @@ static void dispatch(json_t *b)
                  norm_url(json_string_value(json_object_get(req, "url"))));
         j->body = json_incref(body);
         json_decref(req);
-        pthread_attr_init(&at);
-        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-        if (pthread_create(&t, &at, job_run, j)) {
+        if (worker_submit(line_pool, job_run, j)) {
             inflight_del(id, line);
             json_decref(j->body);
             free(j);
         }
-        pthread_attr_destroy(&at);
     }
-    json_decref(todo);
+    batch_lines_release(&todo);
+}
+
+struct gather {
+    char *data;
+    size_t len, n;
+};
+
+static void gather_line(void *arg, const char *result)
+{
+    struct gather *g = arg;
+    size_t n = strlen(result);
+
+    g->data = realloc(g->data, g->len + n + 2);
+    if (!g->data)
+        abort();
+    memcpy(g->data + g->len, result, n);
+    g->len += n;
+    g->data[g->len++] = '\n';
+    g->n++;
 }
 
 /* Writes the output and error files from the recorded results, then the final status. */
-static void finalize(json_t *b, const char *final)
+static void finalize(const struct batch_row *b, const char *final)
 {
-    const char *id = json_string_value(json_object_get(b, "id"));
-    const char *org = json_string_value(json_object_get(b, "org_id"));
+    const char *id = b->id, *org = b->org_id;
     char out_id[64] = "", err_id[64] = "", name[128];
 
     for (int ok = 1; ok >= 0; ok--) {
-        json_t *rows = json_array(), *r;
-        size_t i, len = 0;
-        char *data = NULL;
+        struct gather g = {0};
 
-        if (batch_results(id, ok, rows)) {
-            json_decref(rows);
+        if (db_batch_results(id, ok, gather_line, &g)) {
+            free(g.data);
             return;
         }
-        json_array_foreach(rows, i, r)
-        {
-            size_t n = strlen(json_string_value(r));
-
-            data = realloc(data, len + n + 2);
-            if (!data)
-                abort();
-            memcpy(data + len, json_string_value(r), n);
-            len += n;
-            data[len++] = '\n';
-        }
-        if (json_array_size(rows)) {
+        if (g.n) {
             char *fid = ok ? out_id : err_id;
 
             snprintf(fid, 64, "file-%s-%s", ok ? "out" : "err", id + 6);
             snprintf(name, sizeof(name), "%s_%s.jsonl", id, ok ? "output" : "errors");
-            if (file_store(org, fid, name, ok ? "batch_output" : "batch_errors", data, len)) {
-                free(data);
-                json_decref(rows);
+            if (batch_file_store(org, fid, name, ok ? "batch_output" : "batch_errors", g.data,
+                                 g.len)) {
+                free(g.data);
                 return;
             }
         }
-        free(data);
-        json_decref(rows);
+        free(g.data);
     }
-    batch_set_files(id, out_id[0] ? out_id : NULL, err_id[0] ? err_id : NULL);
-    batch_set_status(id, final);
+    db_batch_set_files(id, out_id[0] ? out_id : NULL, err_id[0] ? err_id : NULL);
+    db_batch_set_status(id, final);
     log_info("batch %s: %s", id, final);
 }
 
-static void step(json_t *b)
+static void step(const struct batch_row *b)
 {
-    const char *id = json_string_value(json_object_get(b, "id"));
-    const char *status = json_string_value(json_object_get(b, "status"));
-    int64_t exp = json_integer_value(json_object_get(b, "expires_at")), done, failed;
+    const char *id = b->id, *status = b->status;
+    int64_t exp = b->expires_at > 0 ? b->expires_at : 0, done, failed;
     int count;
 
     if (strcmp(status, "validating") == 0) {
@@ -432,24 +393,23 @@ static void step(json_t *b)
     if (strcmp(status, "in_progress") == 0 && exp && now_unix() >= exp) {
         if (count)
             return; /* let what runs end first */
-        batch_move(id, "in_progress", "finalizing");
+        db_batch_move(id, "in_progress", "finalizing");
         /* Lines never run get an expiry error, recorded like any result. */
-        json_t *todo = json_array(), *l;
-        size_t i;
+        struct batch_lines todo;
 
-        batch_todo(id, 1000000, todo);
-        json_array_foreach(todo, i, l)
-        {
-            struct job j = {0};
+        if (db_batch_todo(id, 1000000, &todo) == 0) {
+            for (size_t i = 0; i < todo.n; i++) {
+                struct job j = {0};
 
-            snprintf(j.batch_id, sizeof(j.batch_id), "%s", id);
-            snprintf(j.custom_id, sizeof(j.custom_id), "%s",
-                     json_string_value(json_object_get(l, "custom_id")));
-            j.line = json_integer_value(json_object_get(l, "line"));
-            record(&j, 0, 0, NULL, "batch_expired",
-                   "This request could not be executed before the completion window expired.");
+                snprintf(j.batch_id, sizeof(j.batch_id), "%s", id);
+                snprintf(j.custom_id, sizeof(j.custom_id), "%s", todo.v[i].custom_id);
+                j.line = todo.v[i].line;
+                record(&j, 0, 0, NULL, "batch_expired",
+                       "This request could not be executed before the completion window "
+                       "expired.");
+            }
+            batch_lines_release(&todo);
         }
-        json_decref(todo);
         finalize(b, "expired");
         return;
     }
@@ -458,16 +418,14 @@ static void step(json_t *b)
         pthread_mutex_lock(&mu);
         is_inflight(id, -1, &count);
         pthread_mutex_unlock(&mu);
-        if (!count && batch_counts(id, &done, &failed) == 0 &&
-            done + failed >= json_integer_value(json_object_get(b, "total")) &&
-            batch_move(id, "in_progress", "finalizing") == 1)
+        if (!count && db_batch_counts(id, &done, &failed) == 0 && done + failed >= b->total &&
+            db_batch_move(id, "in_progress", "finalizing") == 1)
             finalize(b, "completed");
         return;
     }
     if (strcmp(status, "finalizing") == 0) {
         finalize(b, exp && now_unix() >= exp && strcmp(status, "finalizing") == 0 &&
-                            batch_counts(id, &done, &failed) == 0 &&
-                            done + failed < json_integer_value(json_object_get(b, "total"))
+                            db_batch_counts(id, &done, &failed) == 0 && done + failed < b->total
                         ? "expired"
                         : "completed");
         return;
@@ -476,25 +434,25 @@ static void step(json_t *b)
         finalize(b, "cancelled");
 }
 
-static void *manager(void *arg)
+static void manager(void *arg)
 {
     (void)arg;
     for (;;) {
-        json_t *list = json_array(), *b;
+        struct batch_rows list;
         struct timespec ts;
-        size_t i;
 
         pthread_mutex_lock(&mu);
         if (stopping) {
             pthread_mutex_unlock(&mu);
-            json_decref(list);
             break;
         }
         kicked = 0;
         pthread_mutex_unlock(&mu);
-        if (batch_pending(list) == 0)
-            json_array_foreach(list, i, b) step(b);
-        json_decref(list);
+        if (db_batch_pending(&list) == 0) {
+            for (size_t i = 0; i < list.n; i++)
+                step(&list.v[i]);
+            batch_rows_release(&list);
+        }
         pthread_mutex_lock(&mu);
         if (!kicked && !stopping) {
             deadline_in(&ts, CLOCK_MONOTONIC, 200 * 1000);
@@ -503,21 +461,27 @@ static void *manager(void *arg)
         pthread_mutex_unlock(&mu);
     }
     store_close();
-    return NULL;
 }
 
 int batch_init(const char *data_dir, int concurrency)
 {
     pthread_condattr_t ca;
 
-    snprintf(set.data_dir, sizeof(set.data_dir), "%s", data_dir);
+    batch_file_dir(data_dir);
     set.concurrency = concurrency > 0 ? concurrency : 8;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&cv, &ca);
     pthread_condattr_destroy(&ca);
-    if (pthread_create(&mgr, NULL, manager, NULL))
+    line_pool = worker_pool_new("batch lines", MAX_JOBS, MAX_JOBS);
+    mgr_pool = worker_pool_new("batch manager", 1, 0);
+    if (worker_submit(mgr_pool, manager, NULL)) {
+        worker_pool_free(mgr_pool);
+        mgr_pool = NULL;
+        worker_pool_free(line_pool);
+        line_pool = NULL;
         return LY_EINTERNAL;
+    }
     started = 1;
     return 0;
 }
@@ -535,17 +499,11 @@ void batch_shutdown(void)
     if (!started)
         return;
     batch_stop();
-    pthread_join(mgr, NULL);
-    /* Lines in flight end quickly once their replicas are gone; their results are dropped. */
-    for (int i = 0; i < 300; i++) {
-        int n;
-
-        pthread_mutex_lock(&mu);
-        n = ninflight;
-        pthread_mutex_unlock(&mu);
-        if (!n)
-            break;
-        usleep(10 * 1000);
-    }
+    worker_pool_free(mgr_pool);
+    mgr_pool = NULL;
+    /* Lines in flight end quickly once their transfers were aborted (upstream_shutdown) and
+     * their replicas are gone; their results are dropped. */
+    worker_pool_free(line_pool);
+    line_pool = NULL;
     started = 0;
 }

@@ -2,11 +2,13 @@
  * The Batch API's runner (API.md 12, 16.6). One manager thread takes batches in the order they
  * were created: it validates a batch's input file (failing it with line-numbered errors), then
  * records its lines in the store and runs them against the deployments their model names,
- * at most `concurrency` at once per batch, each in a thread of its own. A line's result is
- * recorded in the store once (the first answer wins); the output and error files are derived
- * from those records when the batch finalizes, so a restart at any point resumes the batch
+ * at most `concurrency` at once per batch, each a job of a worker pool (core/worker.h). A line's
+ * result is recorded in the store once (the first answer wins); the output and error files are
+ * derived from those records when the batch finalizes, so a restart at any point resumes the batch
  * and no custom_id is ever answered twice. Statuses: validating, failed, in_progress,
  * finalizing, completed, expired, cancelling, cancelled.
+ *
+ * Files are file.c's (file.h), and what the API does with batches control.c's (control.h).
  */
 #ifndef LYCEUMD_BATCH_BATCH_H
 #define LYCEUMD_BATCH_BATCH_H
@@ -21,11 +23,5 @@ void batch_stop(void);
 void batch_shutdown(void);
 /* Wakes the manager (a batch was created or cancelled). */
 void batch_kick(void);
-
-/* The path of a stored file's bytes: DATA/files/<id>. */
-void batch_file_path(const char *id, char *out, size_t n);
-/* Stores bytes as a file of org; id receives its id (40 bytes). */
-int batch_file_write(const char *org_id, const char *filename, const char *purpose,
-                     const char *data, size_t len, char *id);
 
 #endif

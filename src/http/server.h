@@ -1,9 +1,12 @@
 /*
  * The HTTP server: libmicrohttpd, one daemon per HTTP thread, all accepting on one listening
- * socket; each thread runs a loop of its own on an epoll set that holds its daemon's and
- * whatever other sources were added to that loop. It collects a request's body (up to max_body
- * bytes; more is drained and answered 413), hands a filled struct req to dispatch(), sends what
- * dispatch left in it, and writes one access-log line per request. It bounds the connections
+ * socket; each thread runs an event loop of its own (core/loop.h) that holds its daemon's
+ * epoll set and whatever other sources were added to that loop: a handler adds work that
+ * belongs with its connection (the upstream sockets of a call it streams, the port proxy) to
+ * loop_self(), so that no other thread wakes for each piece of it, and what it wakes (a
+ * suspended response) is sent in the same turn of the loop. It collects a request's body (up to
+ * max_body bytes; more is drained and answered 413), hands a filled struct req to dispatch(), sends
+ * what dispatch left in it, and writes one access-log line per request. It bounds the connections
  * it holds (in all, and per client address) and closes idle ones, so that clients cannot take
  * every descriptor the process has.
  */
@@ -36,17 +39,5 @@ struct http_server *http_server_start(const struct http_options *opt);
 void http_server_stop(struct http_server *srv);
 /* The port actually bound (useful with port 0). */
 unsigned http_server_port(struct http_server *srv);
-
-/* The loops. Work that belongs with a connection (the upstream sockets of a call it streams)
- * can run on that connection's own HTTP thread: no other thread then wakes for each piece of
- * it, and what it wakes (a suspended response) is sent in the same turn of the loop. */
-struct http_loop;
-/* The loop of the calling thread: NULL except on an HTTP thread (in a handler). */
-struct http_loop *http_loop_self(void);
-/* Adds a source to lp, from lp's own thread: run(arg) is called on that thread whenever fd
- * (an epoll set, an eventfd...) is readable, and when timeout(arg) (milliseconds from now,
- * -1 for none; asked before each wait) passes. Sources live as long as the server. */
-int http_loop_add(struct http_loop *lp, int fd, void (*run)(void *arg), int (*timeout)(void *arg),
-                  void *arg);
 
 #endif

@@ -1,14 +1,14 @@
 /*
- * Calls to a deployment's replicas (see inference.h).
+ * Calls to a deployment's replicas (see call.h).
  *
- * A call is one upstream request. A worker thread of its own leases a ready replica (waiting,
- * in that thread, for a paused deployment to wake), hands the transfer to the loop of the
- * HTTP thread that took the call (upstream.c) and, once it ended, meters it and writes how it
- * ended. The transfer's write callback, on that loop, appends what comes back to the call's
- * buffer as it arrives, waking every reader. HTTP threads never wait for the model: a
- * streamed response reads the buffer and answers "nothing yet" until it is woken
- * (stream_wake). The buffer keeps the whole output, so each
- * reader of a streaming inference replays it from the start; it is capped.
+ * A call is one upstream request. A worker of the calls' pool (core/worker.h: at most
+ * CALL_THREADS at once, CALL_QUEUE more waiting) leases a ready replica (waiting, in that
+ * thread, for a paused deployment to wake), hands the transfer to the loop of the thread that
+ * took the call (upstream.c) and, once it ended, meters it and writes how it ended. The
+ * transfer's write callback, on that loop, appends what comes back to the call's buffer as it
+ * arrives, waking every reader. Loop threads never wait for the model: a reader reads the
+ * buffer and answers "nothing yet" until its waker is called. The buffer keeps the whole
+ * output, so each reader of a streaming inference replays it from the start; it is capped.
  *
  * CALL_RAW passes the upstream bytes through untouched (SSE chunks or one JSON body);
  * CALL_EVENTS parses the upstream SSE and writes the events of API.md 16.6 instead. Either
@@ -18,10 +18,13 @@
  * buffer and readers. A reader's waker is only called with mu held, and release() unlinks the
  * reader under mu, so no wake comes after release.
  */
+#include "core/arena.h"
 #include "core/err.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "core/worker.h"
+#include "inference/call.h"
 #include "inference/inference.h"
 #include "store/inference.h"
 
@@ -33,14 +36,14 @@
 
 #define CALL_MAX_BYTES (64u << 20)
 #define LINE_MAX_BYTES (256u << 10)
-#define INFLIGHT_KEEP  (600 * MICRO)
-#define INFLIGHT_MAX   4096
+#define CALL_THREADS   256
+#define CALL_QUEUE     4096
 
-struct reader {
+struct call_reader {
     struct call *c;
     size_t off;
-    struct stream_waker *w;
-    struct reader *next;
+    struct call_waker w; /* w.wake set while the reader waits */
+    struct call_reader *next;
 };
 
 /* How many replicas a call tries when they give no answer at all. */
@@ -57,13 +60,13 @@ struct call {
     size_t len, cap;
     int done, cancelled;
     int http_status; /* what a plain (not streamed) call answers; 0 until known */
-    struct reader *readers;
+    struct call_reader *readers;
     /* The worker's, and its transfer's while the worker waits for it: never both at once. */
     char *line;
     size_t line_len;
     int over; /* the current line passed LINE_MAX_BYTES: dropped */
     long status;
-    struct uloop *up; /* where its transfer runs: the HTTP thread it came on */
+    struct uloop *up; /* where its transfer runs: the loop of the thread it came on */
     CURL *h;
     json_t *last; /* the last upstream chunk or body with usage or timings */
     char *content;
@@ -71,7 +74,6 @@ struct call {
     char finish[32];
     int ntok;
     int64_t done_mono;
-    struct call *next; /* in the inflight registry */
 };
 
 static void grow(char **b, size_t *cap, size_t need)
@@ -93,10 +95,10 @@ static void emit(struct call *c, const char *p, size_t n)
         memcpy(c->buf + c->len, p, n);
         c->len += n;
     }
-    for (struct reader *r = c->readers; r; r = r->next)
-        if (r->w) {
-            stream_wake(r->w);
-            r->w = NULL;
+    for (struct call_reader *r = c->readers; r; r = r->next)
+        if (r->w.wake) {
+            r->w.wake(r->w.arg);
+            r->w.wake = NULL;
         }
     pthread_mutex_unlock(&c->mu);
 }
@@ -107,7 +109,7 @@ static void emit_event(struct call *c, const char *event, json_t *data)
 
     /* How it ended is kept, for a stream read after the call left memory. */
     if (strcmp(event, "finished") == 0 || strcmp(event, "failed") == 0)
-        infres_end(c->id, c->org_id, c->dep_id, event, js);
+        db_infres_end(c->id, c->org_id, c->dep_id, event, js);
     size_t n = strlen(js) + strlen(event) + 32;
     char *ev = xmalloc(n);
 
@@ -125,10 +127,10 @@ static void finish(struct call *c)
         c->http_status = c->status ? (int)c->status : 502;
     c->done = 1;
     c->done_mono = now_mono_us();
-    for (struct reader *r = c->readers; r; r = r->next)
-        if (r->w) {
-            stream_wake(r->w);
-            r->w = NULL;
+    for (struct call_reader *r = c->readers; r; r = r->next)
+        if (r->w.wake) {
+            r->w.wake(r->w.arg);
+            r->w.wake = NULL;
         }
     pthread_mutex_unlock(&c->mu);
 }
@@ -307,7 +309,7 @@ static int perform(struct call *c, struct lease *l, char *why, size_t wn)
     return 0;
 }
 
-static void *worker(void *arg)
+static void call_run(void *arg)
 {
     struct call *c = arg;
     struct lease l;
@@ -382,15 +384,41 @@ static void *worker(void *arg)
 out:
     finish(c);
     call_put(c);
-    return NULL;
+}
+
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct worker_pool *pool;
+static int pool_closed;
+
+static int submit(struct call *c)
+{
+    int err = LY_EUNAVAIL;
+
+    pthread_mutex_lock(&pool_mu);
+    if (!pool && !pool_closed)
+        pool = worker_pool_new("inference calls", CALL_THREADS, CALL_QUEUE);
+    if (pool)
+        err = worker_submit(pool, call_run, c);
+    pthread_mutex_unlock(&pool_mu);
+    return err;
+}
+
+void call_shutdown(void)
+{
+    struct worker_pool *p;
+
+    pthread_mutex_lock(&pool_mu);
+    p = pool;
+    pool = NULL;
+    pool_closed = 1;
+    pthread_mutex_unlock(&pool_mu);
+    worker_pool_free(p);
 }
 
 struct call *call_start(const char *org_id, const char *dep_id, const char *path, json_t *body,
                         int stream, enum call_mode mode)
 {
     struct call *c = xcalloc(1, sizeof(*c));
-    pthread_attr_t at;
-    pthread_t t;
 
     pthread_mutex_init(&c->mu, NULL);
     c->refs = 2; /* the caller's and the worker's */
@@ -404,20 +432,43 @@ struct call *call_start(const char *org_id, const char *dep_id, const char *path
     c->up = upstream_here();
     if (mode == CALL_EVENTS)
         emit_event(c, "queued", json_pack("{s:s,s:s}", "inference_id", c->id, "status", "queued"));
-    pthread_attr_init(&at);
-    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-    if (pthread_create(&t, &at, worker, c)) {
+    if (submit(c)) {
         fail(c, LY_EINTERNAL, "cannot start a worker thread");
         finish(c);
         c->refs--;
     }
-    pthread_attr_destroy(&at);
     return c;
 }
 
-static long reader_read(void *ctx, char *buf, size_t max, struct stream_waker *w)
+const char *call_id(const struct call *c)
 {
-    struct reader *r = ctx;
+    return c->id;
+}
+
+const char *call_org(const struct call *c)
+{
+    return c->org_id;
+}
+
+void call_get(struct call *c)
+{
+    pthread_mutex_lock(&c->mu);
+    c->refs++;
+    pthread_mutex_unlock(&c->mu);
+}
+
+int call_ended_before(struct call *c, int64_t mono)
+{
+    int old;
+
+    pthread_mutex_lock(&c->mu);
+    old = c->done && c->done_mono < mono;
+    pthread_mutex_unlock(&c->mu);
+    return old;
+}
+
+long call_read(struct call_reader *r, char *buf, size_t max, struct call_waker w)
+{
     struct call *c = r->c;
     long k = 0;
 
@@ -437,13 +488,12 @@ static long reader_read(void *ctx, char *buf, size_t max, struct stream_waker *w
     return k;
 }
 
-static void reader_release(void *ctx)
+void call_reader_free(struct call_reader *r)
 {
-    struct reader *r = ctx;
     struct call *c = r->c;
 
     pthread_mutex_lock(&c->mu);
-    for (struct reader **pp = &c->readers; *pp; pp = &(*pp)->next)
+    for (struct call_reader **pp = &c->readers; *pp; pp = &(*pp)->next)
         if (*pp == r) {
             *pp = r->next;
             break;
@@ -455,10 +505,13 @@ static void reader_release(void *ctx)
     call_put(c);
 }
 
-/* A plain call's response waits for the model server's status (or the call's failure). */
-static int reader_status(void *ctx, struct stream_waker *w, struct req *req)
+int call_has_status(const struct call_reader *r)
 {
-    struct reader *r = ctx;
+    return r->c->mode == CALL_RAW && !r->c->stream;
+}
+
+int call_status(struct call_reader *r, struct call_waker w)
+{
     struct call *c = r->c;
     int st;
 
@@ -467,14 +520,12 @@ static int reader_status(void *ctx, struct stream_waker *w, struct req *req)
     if (!st)
         r->w = w;
     pthread_mutex_unlock(&c->mu);
-    if (st == 503)
-        req_add_header(req, "Retry-After", "5"); /* as API.md 16.6 says */
     return st;
 }
 
-struct req_stream call_stream(struct call *c)
+struct call_reader *call_reader_new(struct call *c)
 {
-    struct reader *r = xcalloc(1, sizeof(*r));
+    struct call_reader *r = xcalloc(1, sizeof(*r));
 
     r->c = c;
     pthread_mutex_lock(&c->mu);
@@ -482,67 +533,7 @@ struct req_stream call_stream(struct call *c)
     r->next = c->readers;
     c->readers = r;
     pthread_mutex_unlock(&c->mu);
-    return (struct req_stream){reader_read, reader_release, r,
-                               c->mode == CALL_RAW && !c->stream ? reader_status : NULL};
-}
-
-/* ---- streaming inference: calls by id ---- */
-
-static pthread_mutex_t inflight_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct call *inflight;
-static int ninflight;
-
-int inflight_submit(const char *org_id, const char *dep_id, json_t *body, char *id)
-{
-    struct call *c, **pp;
-    int64_t mono = now_mono_us();
-
-    pthread_mutex_lock(&inflight_mu);
-    for (pp = &inflight; *pp;) {
-        struct call *x = *pp;
-        int old;
-
-        pthread_mutex_lock(&x->mu);
-        old = x->done && mono - x->done_mono > INFLIGHT_KEEP;
-        pthread_mutex_unlock(&x->mu);
-        if (old) {
-            *pp = x->next;
-            ninflight--;
-            call_put(x);
-        } else {
-            pp = &x->next;
-        }
-    }
-    if (ninflight >= INFLIGHT_MAX) {
-        pthread_mutex_unlock(&inflight_mu);
-        json_decref(body);
-        return LY_ETHROTTLED;
-    }
-    c = call_start(org_id, dep_id, "/v1/chat/completions", body, 1, CALL_EVENTS);
-    infres_insert(c->id, org_id, dep_id);
-    c->next = inflight;
-    inflight = c;
-    ninflight++;
-    snprintf(id, 40, "%s", c->id);
-    pthread_mutex_unlock(&inflight_mu);
-    return 0;
-}
-
-struct call *inflight_get(const char *org_id, const char *id)
-{
-    struct call *c;
-
-    pthread_mutex_lock(&inflight_mu);
-    for (c = inflight; c; c = c->next)
-        if (strcmp(c->id, id) == 0 && strcmp(c->org_id, org_id) == 0)
-            break;
-    if (c) {
-        pthread_mutex_lock(&c->mu);
-        c->refs++;
-        pthread_mutex_unlock(&c->mu);
-    }
-    pthread_mutex_unlock(&inflight_mu);
-    return c;
+    return r;
 }
 
 /* ---- one blocking call ---- */

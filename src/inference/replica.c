@@ -1,5 +1,5 @@
 /*
- * A replica's life (see deploy_int.h): its model server, its slot of the profile, its charges.
+ * A replica's life (see inference_int.h): its model server, its slot of the profile, its charges.
  *
  * A replica is a model server started from the profile's command template (the config's
  * inference.commands, with {model_path}, {model}, {port}, {deployment_id}, {gpu_count} and
@@ -21,13 +21,15 @@
  * to the operator's model files.
  */
 #include "billing/billing.h"
+#include "core/arena.h"
 #include "core/err.h"
 #include "core/fbuf.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "exec/exec.h"
-#include "inference/deploy_int.h"
+#include "inference/inference_int.h"
 #include "inference/inference.h"
+#include "inference/replica.h"
 #include "runs/profiles.h"
 #include "runs/sched.h"
 #include "store/inference.h"
@@ -352,9 +354,9 @@ void replica_meter(struct deployment *d, struct replica *r, int64_t now, int fin
                 break;
             end = now;
         }
-        if (rep_charge(r->id, d->org_id, d->id,
-                       billing_charge(price, r->started_us, r->metered_until, end),
-                       r->metered_until, end) < 0) {
+        if (db_rep_charge(r->id, d->org_id, d->id,
+                          billing_charge(price, r->started_us, r->metered_until, end),
+                          r->metered_until, end) < 0) {
             log_error("deployment %s: cannot charge replica %s", d->id, r->id);
             break;
         }
@@ -393,7 +395,7 @@ struct replica *replica_new(struct deployment *d, char *why, size_t wn, int *ful
         replica_free(r, d->profile);
         return NULL;
     }
-    rep_insert(r->id, d->id, d->org_id, d->profile, r->started_us);
+    db_rep_insert(r->id, d->id, d->org_id, d->profile, r->started_us);
     r->next = d->reps;
     d->reps = r;
     log_info("deployment %s: replica %s started (pid %d, port %d%s%s)", d->id, r->id, (int)r->pid,

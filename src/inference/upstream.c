@@ -1,13 +1,14 @@
 /*
- * Upstream transfers (see inference.h): requests to model servers, made with libcurl's multi
+ * Upstream transfers (see upstream.h): requests to model servers, made with libcurl's multi
  * interface driven by epoll through curl's socket API.
  *
- * A call's transfer runs on the HTTP thread of the request that started it, as a source of
- * that thread's loop (http_loop_add): a token from the model server is received, handed to
- * the suspended response and sent by one thread in one turn of its loop, with no other thread
- * woken for it. Transfers started off the HTTP threads (the batch runner's) run on one I/O
- * thread of their own. Each of these places is a struct uloop: an epoll set of curl's
- * sockets, a curl multi handle, and a queue of transfers handed over to it.
+ * A call's transfer runs on the thread of the request that started it, as a source of that
+ * thread's event loop (core/loop.h; an HTTP thread's): a token from the model server is
+ * received, handed to the suspended response and sent by one thread in one turn of its loop,
+ * with no other thread woken for it. Transfers started off a loop (the batch runner's) run on
+ * one I/O thread of their own, which runs a loop of its own. Each of these places is a struct
+ * uloop: an epoll set of curl's sockets, a curl multi handle, and a queue of transfers handed
+ * over to it.
  *
  * The thread that wants a transfer (a call's worker, a batch runner) hands its easy handle
  * over with upstream_perform() and sleeps until it ends; curl's callbacks (the caller's write
@@ -20,12 +21,14 @@
 #include "core/arena.h"
 #include "core/log.h"
 #include "core/util.h"
-#include "http/server.h"
-#include "inference/inference.h"
+#include "core/loop.h"
+#include "core/worker.h"
+#include "inference/upstream.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -52,7 +55,8 @@ struct uloop {
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER; /* queues, all, stop, xfers' done */
 static struct uloop *all;
 static struct uloop *own; /* the I/O thread's */
-static pthread_t own_thread;
+static struct loop *own_loop;
+static struct worker_pool *own_pool; /* the I/O thread */
 static int stop, own_failed;
 static _Thread_local struct uloop *here;
 
@@ -207,28 +211,14 @@ static struct uloop *uloop_new(void)
     return u;
 }
 
-static void *own_main(void *arg)
+static void own_main(void *arg)
 {
-    struct uloop *u = arg;
-
-    for (;;) {
-        struct epoll_event ev;
-        int s;
-
-        pthread_mutex_lock(&mu);
-        s = stop;
-        pthread_mutex_unlock(&mu);
-        if (s)
-            break;
-        if (epoll_wait(u->ep, &ev, 1, uloop_timeout(u)) >= 0)
-            uloop_run(u);
-    }
-    return NULL;
+    loop_run(arg);
 }
 
 struct uloop *upstream_here(void)
 {
-    struct http_loop *lp = http_loop_self();
+    struct loop *lp = loop_self();
 
     if (here || !lp)
         return here;
@@ -236,11 +226,31 @@ struct uloop *upstream_here(void)
     if (!stop) {
         struct uloop *u = uloop_new();
 
-        if (u && http_loop_add(lp, u->ep, uloop_run, uloop_timeout, u) == 0)
+        if (u && loop_add(lp, u->ep, EPOLLIN, uloop_run, uloop_timeout, u))
             here = u;
     }
     pthread_mutex_unlock(&mu);
     return here; /* NULL: transfers go to the I/O thread */
+}
+
+/* With mu held: the I/O thread's loop, running own. */
+static void own_start(void)
+{
+    own = uloop_new();
+    if (own) {
+        own_loop = loop_new();
+        own_pool = worker_pool_new("upstream I/O", 1, 0);
+        if (!own_loop || !loop_add(own_loop, own->ep, EPOLLIN, uloop_run, uloop_timeout, own) ||
+            worker_submit(own_pool, own_main, own_loop)) {
+            log_error("upstream: cannot start the I/O thread");
+            worker_pool_free(own_pool);
+            own_pool = NULL;
+            loop_free(own_loop);
+            own_loop = NULL;
+            own = NULL; /* stays in all, freed at shutdown */
+        }
+    }
+    own_failed = !own;
 }
 
 CURLcode upstream_perform(struct uloop *u, CURL *h)
@@ -249,14 +259,8 @@ CURLcode upstream_perform(struct uloop *u, CURL *h)
     uint64_t one = 1;
 
     pthread_mutex_lock(&mu);
-    if (!u && !own && !own_failed && !stop) {
-        own = uloop_new();
-        if (own && pthread_create(&own_thread, NULL, own_main, own)) {
-            log_error("upstream: cannot start the I/O thread");
-            own = NULL; /* stays in all, freed at shutdown */
-        }
-        own_failed = !own;
-    }
+    if (!u && !own && !own_failed && !stop)
+        own_start();
     if (!u)
         u = own;
     if (stop || !u) {
@@ -279,16 +283,17 @@ CURLcode upstream_perform(struct uloop *u, CURL *h)
 
 void upstream_shutdown(void)
 {
-    uint64_t one = 1;
     struct uloop *u;
 
     pthread_mutex_lock(&mu);
     stop = 1;
     pthread_mutex_unlock(&mu);
     if (own) {
-        if (write(own->evfd, &one, sizeof(one)) < 0)
-            log_error("upstream: eventfd: %s", strerror(errno));
-        pthread_join(own_thread, NULL);
+        loop_stop(own_loop);
+        worker_pool_free(own_pool);
+        own_pool = NULL;
+        loop_free(own_loop);
+        own_loop = NULL;
     }
     /* No loop runs any more (the HTTP threads ended before): what is left ends here. */
     while ((u = all)) {

@@ -1,5 +1,6 @@
 /* See inference.h. */
 #include "store/inference.h"
+#include "core/arena.h"
 #include "core/err.h"
 #include "core/util.h"
 #include "store/db.h"
@@ -29,21 +30,20 @@ static int finish_tx(int err)
     return 0;
 }
 
-int dep_insert(const char *id, const char *org_id, const char *user_id, const char *hf_model_id,
-               const char *profile, json_t *spec, int min_r, int max_r, const char *hf_token_sealed)
+int db_dep_insert(const char *id, const char *org_id, const char *user_id, const char *hf_model_id,
+                  const char *profile, const char *js, int min_r, int max_r,
+                  const char *hf_token_sealed)
 {
-    char *js = json_dumps(spec, JSON_COMPACT);
     int n = q_exec("INSERT INTO deployments (id, org_id, user_id, hf_model_id, profile, spec, "
                    "status, min_replicas, max_replicas, created_at, hf_token_sealed) "
                    "VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
                    "ssssssiiis", id, org_id, user_id, hf_model_id, profile, js, (int64_t)min_r,
                    (int64_t)max_r, now_us(), hf_token_sealed);
 
-    free(js);
     return ok0(n);
 }
 
-int dep_set_status(const char *id, const char *status, const char *errors)
+int db_dep_set_status(const char *id, const char *status, const char *errors)
 {
     int stopped = strcmp(status, "stopped") == 0 || strcmp(status, "failed") == 0;
 
@@ -57,41 +57,105 @@ int dep_set_status(const char *id, const char *status, const char *errors)
     "id, org_id, hf_model_id, profile, spec, status, errors, min_replicas, max_replicas, "         \
     "created_at, stopped_at"
 
-json_t *dep_get(const char *org_id, const char *id, int *err)
+static char *dup_or_null(const char *v);
+static int64_t int_or(sqlite3_stmt *st, int col, int64_t def);
+static void *grow_rows(void **v, size_t *n, size_t *cap, size_t size);
+
+void dep_row_release(struct dep_row *r)
 {
-    return q_one_json(q_prepare("SELECT " DEP_COLS " FROM deployments WHERE id = ? AND org_id = ?",
-                                "ss", id, org_id),
-                      err);
+    free(r->hf_model_id);
+    free(r->spec);
+    free(r->errors);
+    free(r->hf_token_sealed);
+    memset(r, 0, sizeof(*r));
 }
 
-int dep_list(const char *org_id, int include_stopped, json_t *out)
+void dep_rows_release(struct dep_rows *rows)
 {
-    return q_rows_json(q_prepare("SELECT " DEP_COLS " FROM deployments WHERE org_id = ? AND "
+    for (size_t i = 0; i < rows->n; i++)
+        dep_row_release(&rows->v[i]);
+    free(rows->v);
+    rows->v = NULL;
+    rows->n = 0;
+}
+
+static void dep_from(sqlite3_stmt *st, struct dep_row *r, int sealed)
+{
+    memset(r, 0, sizeof(*r));
+    snprintf(r->id, sizeof(r->id), "%s", q_text(st, 0) ? q_text(st, 0) : "");
+    snprintf(r->org_id, sizeof(r->org_id), "%s", q_text(st, 1) ? q_text(st, 1) : "");
+    r->hf_model_id = xstrdup(q_text(st, 2) ? q_text(st, 2) : "");
+    snprintf(r->profile, sizeof(r->profile), "%s", q_text(st, 3) ? q_text(st, 3) : "");
+    r->spec = xstrdup(q_text(st, 4) ? q_text(st, 4) : "{}");
+    snprintf(r->status, sizeof(r->status), "%s", q_text(st, 5) ? q_text(st, 5) : "");
+    r->errors = dup_or_null(q_text(st, 6));
+    r->min_replicas = sqlite3_column_int64(st, 7);
+    r->max_replicas = sqlite3_column_int64(st, 8);
+    r->created_at = sqlite3_column_int64(st, 9);
+    r->stopped_at = int_or(st, 10, -1);
+    r->hf_token_sealed = sealed ? dup_or_null(q_text(st, 11)) : NULL;
+}
+
+/* Steps st (then q_done): its first row into *one, or every row into *many. */
+static int dep_rows_of(sqlite3_stmt *st, struct dep_row *one, struct dep_rows *many, int sealed)
+{
+    size_t cap = 0;
+    int rc;
+
+    if (one)
+        memset(one, 0, sizeof(*one));
+    if (many)
+        memset(many, 0, sizeof(*many));
+    if (!st)
+        return LY_EDB;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (one) {
+            dep_from(st, one, sealed);
+            break;
+        }
+        dep_from(st, grow_rows((void **)&many->v, &many->n, &cap, sizeof(*many->v)), sealed);
+    }
+    q_done(st);
+    if (one)
+        return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? LY_ENOTFOUND : LY_EDB;
+    return rc == SQLITE_DONE ? 0 : LY_EDB;
+}
+
+int db_dep_get(const char *org_id, const char *id, struct dep_row *out)
+{
+    return dep_rows_of(q_prepare("SELECT " DEP_COLS " FROM deployments WHERE id = ? AND org_id = ?",
+                                 "ss", id, org_id),
+                       out, NULL, 0);
+}
+
+int db_dep_list(const char *org_id, int include_stopped, struct dep_rows *out)
+{
+    return dep_rows_of(q_prepare("SELECT " DEP_COLS " FROM deployments WHERE org_id = ? AND "
                                  "(? OR status NOT IN ('stopped', 'failed')) "
                                  "ORDER BY created_at DESC, id",
                                  "si", org_id, (int64_t)include_stopped),
-                       out, 0);
+                       NULL, out, 0);
 }
 
-int dep_live(json_t *out)
+int db_dep_live(struct dep_rows *out)
 {
-    return q_rows_json(q_prepare("SELECT " DEP_COLS ", hf_token_sealed FROM deployments WHERE "
+    return dep_rows_of(q_prepare("SELECT " DEP_COLS ", hf_token_sealed FROM deployments WHERE "
                                  "status NOT IN "
                                  "('stopped', 'failed') ORDER BY created_at",
                                  ""),
-                       out, 0);
+                       NULL, out, 1);
 }
 
-int rep_insert(const char *id, const char *dep_id, const char *org_id, const char *profile,
-               int64_t started_at)
+int db_rep_insert(const char *id, const char *dep_id, const char *org_id, const char *profile,
+                  int64_t started_at)
 {
     return ok0(q_exec("INSERT INTO inference_replicas (id, deployment_id, org_id, profile, "
                       "started_at, metered_until) VALUES (?, ?, ?, ?, ?, ?)",
                       "ssssii", id, dep_id, org_id, profile, started_at, started_at));
 }
 
-int rep_charge(const char *id, const char *org_id, const char *dep_id, int64_t amount,
-               int64_t start, int64_t end)
+int db_rep_charge(const char *id, const char *org_id, const char *dep_id, int64_t amount,
+                  int64_t start, int64_t end)
 {
     int n, err = store_begin();
 
@@ -113,22 +177,47 @@ int rep_charge(const char *id, const char *org_id, const char *dep_id, int64_t a
     return err ? err : n;
 }
 
-int rep_end(const char *id, int64_t ended_at)
+int db_rep_end(const char *id, int64_t ended_at)
 {
     return ok0(q_exec("UPDATE inference_replicas SET ended_at = ? WHERE id = ? AND "
                       "ended_at IS NULL",
                       "is", ended_at, id));
 }
 
-int rep_open(json_t *out)
+int db_rep_open(struct rep_rows *out)
 {
-    return q_rows_json(q_prepare("SELECT id, deployment_id, org_id, profile, started_at, "
+    sqlite3_stmt *st = q_prepare("SELECT id, deployment_id, org_id, profile, started_at, "
                                  "metered_until FROM inference_replicas WHERE ended_at IS NULL",
-                                 ""),
-                       out, 0);
+                                 "");
+    size_t cap = 0;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if (!st)
+        return LY_EDB;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct rep_row *r = grow_rows((void **)&out->v, &out->n, &cap, sizeof(*out->v));
+
+        memset(r, 0, sizeof(*r));
+        snprintf(r->id, sizeof(r->id), "%s", q_text(st, 0) ? q_text(st, 0) : "");
+        snprintf(r->dep_id, sizeof(r->dep_id), "%s", q_text(st, 1) ? q_text(st, 1) : "");
+        snprintf(r->org_id, sizeof(r->org_id), "%s", q_text(st, 2) ? q_text(st, 2) : "");
+        snprintf(r->profile, sizeof(r->profile), "%s", q_text(st, 3) ? q_text(st, 3) : "");
+        r->started_at = sqlite3_column_int64(st, 4);
+        r->metered_until = sqlite3_column_int64(st, 5);
+    }
+    q_done(st);
+    return rc == SQLITE_DONE ? 0 : LY_EDB;
 }
 
-int64_t dep_billed(const char *dep_id)
+void rep_rows_release(struct rep_rows *rows)
+{
+    free(rows->v);
+    rows->v = NULL;
+    rows->n = 0;
+}
+
+int64_t db_dep_billed(const char *dep_id)
 {
     int64_t v = 0;
 
@@ -139,7 +228,7 @@ int64_t dep_billed(const char *dep_id)
     return v;
 }
 
-int infres_insert(const char *id, const char *org_id, const char *dep_id)
+int db_infres_insert(const char *id, const char *org_id, const char *dep_id)
 {
     /* OR IGNORE: the call runs already and may have ended first. */
     return ok0(q_exec("INSERT OR IGNORE INTO inference_results (id, org_id, deployment_id, "
@@ -147,8 +236,8 @@ int infres_insert(const char *id, const char *org_id, const char *dep_id)
                       "sssi", id, org_id, dep_id, now_us()));
 }
 
-int infres_end(const char *id, const char *org_id, const char *dep_id, const char *status,
-               const char *event)
+int db_infres_end(const char *id, const char *org_id, const char *dep_id, const char *status,
+                  const char *event)
 {
     int64_t now = now_us();
 
@@ -160,33 +249,32 @@ int infres_end(const char *id, const char *org_id, const char *dep_id, const cha
                       "sssssii", id, org_id, dep_id, status, event, now, now));
 }
 
-json_t *infres_get(const char *org_id, const char *id, int *err)
+void infres_row_release(struct infres_row *r)
+{
+    free(r->event);
+    r->event = NULL;
+}
+
+int db_infres_get(const char *org_id, const char *id, struct infres_row *out)
 {
     sqlite3_stmt *st = q_prepare("SELECT status, event FROM inference_results "
                                  "WHERE id = ? AND org_id = ?",
                                  "ss", id, org_id);
-    json_t *o = NULL;
     int rc;
 
-    if (!st) {
-        *err = LY_EDB;
-        return NULL;
-    }
+    memset(out, 0, sizeof(*out));
+    if (!st)
+        return LY_EDB;
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
-        const char *ev = q_text(st, 1);
-
-        o = json_pack("{s:s,s:o}", "status", q_text(st, 0), "event",
-                      ev ? json_loads(ev, 0, NULL) : json_null());
-        if (!json_object_get(o, "event"))
-            json_object_set_new(o, "event", json_null());
+        snprintf(out->status, sizeof(out->status), "%s", q_text(st, 0) ? q_text(st, 0) : "");
+        out->event = q_text(st, 1) ? xstrdup(q_text(st, 1)) : NULL;
     }
     q_done(st);
-    *err = rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? LY_ENOTFOUND : LY_EDB;
-    return o;
+    return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? LY_ENOTFOUND : LY_EDB;
 }
 
-int infres_fail_open(const char *why)
+int db_infres_fail_open(const char *why)
 {
     json_t *ids = json_array(), *v;
     sqlite3_stmt *st = q_prepare("SELECT id FROM inference_results WHERE status = 'queued'", "");
@@ -217,49 +305,115 @@ int infres_fail_open(const char *why)
     return err;
 }
 
-int usage_add(const char *org_id, const char *dep_id, int64_t prompt, int64_t completion)
+int db_usage_add(const char *org_id, const char *dep_id, int64_t prompt, int64_t completion)
 {
     return ok0(q_exec("INSERT INTO inference_usage (org_id, deployment_id, prompt_tokens, "
                       "completion_tokens, created_at) VALUES (?, ?, ?, ?, ?)",
                       "ssiii", org_id, dep_id, prompt, completion, now_us()));
 }
 
-int file_insert(const char *id, const char *org_id, const char *filename, const char *purpose,
-                int64_t bytes)
+int db_file_insert(const char *id, const char *org_id, const char *filename, const char *purpose,
+                   int64_t bytes)
 {
     return ok0(q_exec("INSERT INTO files (id, org_id, filename, purpose, bytes, created_at) "
                       "VALUES (?, ?, ?, ?, ?, ?)",
                       "ssssii", id, org_id, filename, purpose, bytes, now_us()));
 }
 
-json_t *file_get(const char *org_id, const char *id, int *err)
+static char *dup_or_null(const char *v)
 {
-    return q_one_json(q_prepare("SELECT id, filename, purpose, bytes, created_at FROM files "
-                                "WHERE id = ? AND org_id = ? AND deleted_at IS NULL",
-                                "ss", id, org_id),
-                      err);
+    return v ? xstrdup(v) : NULL;
 }
 
-int file_list(const char *org_id, const char *purpose, json_t *out)
+static int64_t int_or(sqlite3_stmt *st, int col, int64_t def)
 {
-    return q_rows_json(q_prepare("SELECT id, filename, purpose, bytes, created_at FROM files "
+    return sqlite3_column_type(st, col) == SQLITE_NULL ? def : sqlite3_column_int64(st, col);
+}
+
+void file_row_release(struct file_row *r)
+{
+    free(r->filename);
+    r->filename = NULL;
+}
+
+#define FILE_COLS "id, filename, purpose, bytes, created_at"
+
+static void file_from(sqlite3_stmt *st, struct file_row *r)
+{
+    memset(r, 0, sizeof(*r));
+    snprintf(r->id, sizeof(r->id), "%s", q_text(st, 0) ? q_text(st, 0) : "");
+    r->filename = xstrdup(q_text(st, 1) ? q_text(st, 1) : "");
+    snprintf(r->purpose, sizeof(r->purpose), "%s", q_text(st, 2) ? q_text(st, 2) : "");
+    r->bytes = sqlite3_column_int64(st, 3);
+    r->created_at = sqlite3_column_int64(st, 4);
+}
+
+int db_file_get(const char *org_id, const char *id, struct file_row *out)
+{
+    sqlite3_stmt *st = q_prepare("SELECT " FILE_COLS " FROM files "
+                                 "WHERE id = ? AND org_id = ? AND deleted_at IS NULL",
+                                 "ss", id, org_id);
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if (!st)
+        return LY_EDB;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        file_from(st, out);
+    q_done(st);
+    return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? LY_ENOTFOUND : LY_EDB;
+}
+
+void file_rows_release(struct file_rows *rows)
+{
+    for (size_t i = 0; i < rows->n; i++)
+        file_row_release(&rows->v[i]);
+    free(rows->v);
+    rows->v = NULL;
+    rows->n = 0;
+}
+
+/* Appends the next slot of a growing array of rows. */
+static void *grow_rows(void **v, size_t *n, size_t *cap, size_t size)
+{
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 8;
+        *v = realloc(*v, *cap * size);
+        if (!*v)
+            abort();
+    }
+    return (char *)*v + (*n)++ * size;
+}
+
+int db_file_list(const char *org_id, const char *purpose, struct file_rows *out)
+{
+    sqlite3_stmt *st = q_prepare("SELECT " FILE_COLS " FROM files "
                                  "WHERE org_id = ? AND deleted_at IS NULL AND "
                                  "(? IS NULL OR purpose = ?) ORDER BY created_at DESC, id",
-                                 "sss", org_id, purpose, purpose),
-                       out, 0);
+                                 "sss", org_id, purpose, purpose);
+    size_t cap = 0;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if (!st)
+        return LY_EDB;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        file_from(st, grow_rows((void **)&out->v, &out->n, &cap, sizeof(*out->v)));
+    q_done(st);
+    return rc == SQLITE_DONE ? 0 : LY_EDB;
 }
 
-int file_delete(const char *org_id, const char *id)
+int db_file_delete(const char *org_id, const char *id)
 {
     return q_exec("UPDATE files SET deleted_at = ? WHERE id = ? AND org_id = ? AND "
                   "deleted_at IS NULL",
                   "iss", now_us(), id, org_id);
 }
 
-int batch_insert(const char *id, const char *org_id, const char *endpoint, const char *file_id,
-                 const char *model, const char *window, json_t *metadata, int64_t expires_at)
+int db_batch_insert(const char *id, const char *org_id, const char *endpoint, const char *file_id,
+                    const char *model, const char *window, const char *md, int64_t expires_at)
 {
-    char *md = metadata ? json_dumps(metadata, JSON_COMPACT) : NULL;
     int n =
         q_exec("INSERT INTO batches (id, org_id, seq, endpoint, input_file_id, model, "
                "completion_window, metadata, status, created_at, expires_at) VALUES (?, ?, "
@@ -267,7 +421,6 @@ int batch_insert(const char *id, const char *org_id, const char *endpoint, const
                "'validating', ?, ?)",
                "sssssssii", id, org_id, endpoint, file_id, model, window, md, now_us(), expires_at);
 
-    free(md);
     return ok0(n);
 }
 
@@ -276,35 +429,107 @@ int batch_insert(const char *id, const char *org_id, const char *endpoint, const
     "errors, output_file_id, error_file_id, total, created_at, in_progress_at, expires_at, "       \
     "finalizing_at, completed_at, failed_at, expired_at, cancelling_at, cancelled_at"
 
-json_t *batch_get(const char *org_id, const char *id, int *err)
+void batch_row_release(struct batch_row *r)
 {
-    return q_one_json(q_prepare("SELECT " BATCH_COLS " FROM batches WHERE id = ? AND org_id = ?",
-                                "ss", id, org_id),
-                      err);
+    free(r->endpoint);
+    free(r->input_file_id);
+    free(r->model);
+    free(r->completion_window);
+    free(r->metadata);
+    free(r->errors);
+    free(r->output_file_id);
+    free(r->error_file_id);
+    memset(r, 0, sizeof(*r));
 }
 
-json_t *batch_get_any(const char *id, int *err)
+void batch_rows_release(struct batch_rows *rows)
 {
-    return q_one_json(q_prepare("SELECT " BATCH_COLS " FROM batches WHERE id = ?", "s", id), err);
+    for (size_t i = 0; i < rows->n; i++)
+        batch_row_release(&rows->v[i]);
+    free(rows->v);
+    rows->v = NULL;
+    rows->n = 0;
 }
 
-int batch_list(const char *org_id, const char *after, int64_t limit, json_t *out)
+static void batch_from(sqlite3_stmt *st, struct batch_row *r)
 {
-    return q_rows_json(
+    int64_t *stamps[] = {&r->in_progress_at, &r->expires_at, &r->finalizing_at, &r->completed_at,
+                         &r->failed_at,      &r->expired_at, &r->cancelling_at, &r->cancelled_at};
+
+    memset(r, 0, sizeof(*r));
+    snprintf(r->id, sizeof(r->id), "%s", q_text(st, 0) ? q_text(st, 0) : "");
+    snprintf(r->org_id, sizeof(r->org_id), "%s", q_text(st, 1) ? q_text(st, 1) : "");
+    r->seq = sqlite3_column_int64(st, 2);
+    r->endpoint = xstrdup(q_text(st, 3) ? q_text(st, 3) : "");
+    r->input_file_id = xstrdup(q_text(st, 4) ? q_text(st, 4) : "");
+    r->model = dup_or_null(q_text(st, 5));
+    r->completion_window = xstrdup(q_text(st, 6) ? q_text(st, 6) : "");
+    r->metadata = dup_or_null(q_text(st, 7));
+    snprintf(r->status, sizeof(r->status), "%s", q_text(st, 8) ? q_text(st, 8) : "");
+    r->errors = dup_or_null(q_text(st, 9));
+    r->output_file_id = dup_or_null(q_text(st, 10));
+    r->error_file_id = dup_or_null(q_text(st, 11));
+    r->total = sqlite3_column_int64(st, 12);
+    r->created_at = sqlite3_column_int64(st, 13);
+    for (int i = 0; i < 8; i++)
+        *stamps[i] = int_or(st, 14 + i, -1);
+}
+
+/* Steps st (then q_done): its first row into *one, or every row into *many. */
+static int batch_rows_of(sqlite3_stmt *st, struct batch_row *one, struct batch_rows *many)
+{
+    size_t cap = 0;
+    int rc;
+
+    if (one)
+        memset(one, 0, sizeof(*one));
+    if (many)
+        memset(many, 0, sizeof(*many));
+    if (!st)
+        return LY_EDB;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (one) {
+            batch_from(st, one);
+            break;
+        }
+        batch_from(st, grow_rows((void **)&many->v, &many->n, &cap, sizeof(*many->v)));
+    }
+    q_done(st);
+    if (one)
+        return rc == SQLITE_ROW ? 0 : rc == SQLITE_DONE ? LY_ENOTFOUND : LY_EDB;
+    return rc == SQLITE_DONE ? 0 : LY_EDB;
+}
+
+int db_batch_get(const char *org_id, const char *id, struct batch_row *out)
+{
+    return batch_rows_of(q_prepare("SELECT " BATCH_COLS " FROM batches WHERE id = ? AND org_id = ?",
+                                   "ss", id, org_id),
+                         out, NULL);
+}
+
+int db_batch_get_any(const char *id, struct batch_row *out)
+{
+    return batch_rows_of(q_prepare("SELECT " BATCH_COLS " FROM batches WHERE id = ?", "s", id), out,
+                         NULL);
+}
+
+int db_batch_list(const char *org_id, const char *after, int64_t limit, struct batch_rows *out)
+{
+    return batch_rows_of(
         q_prepare("SELECT " BATCH_COLS " FROM batches WHERE org_id = ? AND "
                   "(? IS NULL OR seq < (SELECT seq FROM batches WHERE id = ? AND org_id = ?)) "
                   "ORDER BY seq DESC LIMIT ?",
                   "ssssi", org_id, after, after, org_id, limit),
-        out, 0);
+        NULL, out);
 }
 
-int batch_pending(json_t *out)
+int db_batch_pending(struct batch_rows *out)
 {
-    return q_rows_json(q_prepare("SELECT " BATCH_COLS " FROM batches WHERE status IN "
-                                 "('validating', 'in_progress', 'finalizing', 'cancelling') "
-                                 "ORDER BY seq",
-                                 ""),
-                       out, 0);
+    return batch_rows_of(q_prepare("SELECT " BATCH_COLS " FROM batches WHERE status IN "
+                                   "('validating', 'in_progress', 'finalizing', 'cancelling') "
+                                   "ORDER BY seq",
+                                   ""),
+                         NULL, out);
 }
 
 static const char *stamp_col(const char *status)
@@ -318,12 +543,12 @@ static const char *stamp_col(const char *status)
     return NULL;
 }
 
-int batch_set_status(const char *id, const char *status)
+int db_batch_set_status(const char *id, const char *status)
 {
-    return batch_move(id, NULL, status) < 0 ? LY_EDB : 0;
+    return db_batch_move(id, NULL, status) < 0 ? LY_EDB : 0;
 }
 
-int batch_move(const char *id, const char *from, const char *status)
+int db_batch_move(const char *id, const char *from, const char *status)
 {
     /* The column name comes from a fixed list, never from input; one statement per column
      * keeps the SQL literal (and so cached per thread). */
@@ -355,73 +580,94 @@ int batch_move(const char *id, const char *from, const char *status)
                   "ssss", status, id, from, from);
 }
 
-int batch_set_errors(const char *id, json_t *errors)
+int db_batch_set_errors(const char *id, const char *errors)
 {
-    char *js = json_dumps(errors, JSON_COMPACT);
-    int n = q_exec("UPDATE batches SET errors = ? WHERE id = ?", "ss", js, id);
-
-    free(js);
-    return ok0(n);
+    return ok0(q_exec("UPDATE batches SET errors = ? WHERE id = ?", "ss", errors, id));
 }
 
-int batch_set_files(const char *id, const char *output_file_id, const char *error_file_id)
+int db_batch_set_files(const char *id, const char *output_file_id, const char *error_file_id)
 {
     return ok0(q_exec("UPDATE batches SET output_file_id = ?, error_file_id = ? WHERE id = ?",
                       "sss", output_file_id, error_file_id, id));
 }
 
-int batch_add_lines(const char *id, json_t *lines)
+int db_batch_add_lines(const char *id, const struct batch_line *lines, size_t n)
 {
-    size_t i;
-    json_t *l;
     int err = store_begin();
 
     if (err)
         return err;
-    json_array_foreach(lines, i, l)
-    {
-        char *body = json_dumps(json_object_get(l, "body"), JSON_COMPACT);
-        int n = q_exec("INSERT OR IGNORE INTO batch_lines (batch_id, line, custom_id, body) "
+    for (size_t i = 0; i < n; i++) {
+        int k = q_exec("INSERT OR IGNORE INTO batch_lines (batch_id, line, custom_id, body) "
                        "VALUES (?, ?, ?, ?)",
-                       "siss", id, json_integer_value(json_object_get(l, "line")),
-                       json_string_value(json_object_get(l, "custom_id")), body);
+                       "siss", id, lines[i].line, lines[i].custom_id, lines[i].body);
 
-        free(body);
-        if (n < 0) {
-            err = n;
+        if (k < 0) {
+            err = k;
             break;
         }
     }
-    if (!err && q_exec("UPDATE batches SET total = ? WHERE id = ?", "is",
-                       (int64_t)json_array_size(lines), id) < 0)
+    if (!err && q_exec("UPDATE batches SET total = ? WHERE id = ?", "is", (int64_t)n, id) < 0)
         err = LY_EDB;
     return finish_tx(err);
 }
 
-int batch_todo(const char *id, int64_t limit, json_t *out)
+void batch_lines_release(struct batch_lines *rows)
 {
-    return q_rows_json(q_prepare("SELECT line, custom_id, body FROM batch_lines WHERE "
-                                 "batch_id = ? AND done_at IS NULL ORDER BY line LIMIT ?",
-                                 "si", id, limit),
-                       out, 0);
+    for (size_t i = 0; i < rows->n; i++) {
+        free(rows->v[i].custom_id);
+        free(rows->v[i].body);
+    }
+    free(rows->v);
+    rows->v = NULL;
+    rows->n = 0;
 }
 
-int batch_line_done(const char *id, int64_t line, int ok, const char *result)
+int db_batch_todo(const char *id, int64_t limit, struct batch_lines *out)
+{
+    sqlite3_stmt *st = q_prepare("SELECT line, custom_id, body FROM batch_lines WHERE "
+                                 "batch_id = ? AND done_at IS NULL ORDER BY line LIMIT ?",
+                                 "si", id, limit);
+    size_t cap = 0;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if (!st)
+        return LY_EDB;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct batch_line *l = grow_rows((void **)&out->v, &out->n, &cap, sizeof(*out->v));
+
+        l->line = sqlite3_column_int64(st, 0);
+        l->custom_id = xstrdup(q_text(st, 1) ? q_text(st, 1) : "");
+        l->body = xstrdup(q_text(st, 2) ? q_text(st, 2) : "");
+    }
+    q_done(st);
+    return rc == SQLITE_DONE ? 0 : LY_EDB;
+}
+
+int db_batch_line_done(const char *id, int64_t line, int ok, const char *result)
 {
     return q_exec("UPDATE batch_lines SET ok = ?, result = ?, done_at = ? WHERE batch_id = ? "
                   "AND line = ? AND done_at IS NULL",
                   "isisi", (int64_t)ok, result, now_us(), id, line);
 }
 
-int batch_results(const char *id, int ok, json_t *out)
+int db_batch_results(const char *id, int ok, void (*fn)(void *arg, const char *result), void *arg)
 {
-    return q_rows_json(q_prepare("SELECT result FROM batch_lines WHERE batch_id = ? AND ok = ? "
+    sqlite3_stmt *st = q_prepare("SELECT result FROM batch_lines WHERE batch_id = ? AND ok = ? "
                                  "ORDER BY line",
-                                 "si", id, (int64_t)ok),
-                       out, 1);
+                                 "si", id, (int64_t)ok);
+    int rc;
+
+    if (!st)
+        return LY_EDB;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        fn(arg, q_text(st, 0) ? q_text(st, 0) : "");
+    q_done(st);
+    return rc == SQLITE_DONE ? 0 : LY_EDB;
 }
 
-int batch_counts(const char *id, int64_t *completed, int64_t *failed)
+int db_batch_counts(const char *id, int64_t *completed, int64_t *failed)
 {
     if (q_int(completed, "SELECT count(*) FROM batch_lines WHERE batch_id = ? AND ok = 1", "s",
               id) ||

@@ -1,15 +1,16 @@
 /*
- * What deploy.c shares with replica.c, and no one else: the in-memory deployments and
- * replicas, the settings, and a replica's life (start, signal, exit, charges, end).
+ * What inference.c shares with replica.c and supervisor.c, and no one else: the in-memory
+ * deployments and replicas, the settings, and a replica's life (start, signal, exit, charges, end).
  *
- * Locking: deploy.c's mutex guards every struct deployment and struct replica. The supervisor
+ * Locking: inference.c's mutex guards every struct deployment and struct replica. The supervisor
  * thread is the only one that creates, reaps or frees replicas, so every function below is
  * called by it, with that mutex held, unless said otherwise.
  */
-#ifndef LYCEUMD_INFERENCE_DEPLOY_INT_H
-#define LYCEUMD_INFERENCE_DEPLOY_INT_H
+#ifndef LYCEUMD_INFERENCE_INFERENCE_INT_H
+#define LYCEUMD_INFERENCE_INFERENCE_INT_H
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -57,7 +58,7 @@ struct deployment {
     struct deployment *next;
 };
 
-/* The config's "inference" settings (deploy.c reads them at start-up; read-only after). */
+/* The config's "inference" settings (inference.c reads them at start-up; read-only after). */
 struct inference_settings {
     char data_dir[1024];
     json_t *commands; /* profile (or "cpu"/"gpu") -> template; owned */
@@ -85,5 +86,21 @@ int replica_port_in_use(int port);
 /* Removes the home directory d's replicas shared (their model caches) once d ended; their
  * logs stay. Called without the mutex: it may take a while. */
 void replica_home_remove(const char *dep_id);
+
+/* inference.c's state, which supervisor.c shares: every deployment not stopped is in
+ * inf_deps, guarded by inf_mu. inf_ready_cv is broadcast when a status changes or a replica
+ * becomes ready (callers wait on it in inference_acquire), inf_tick_cv wakes the supervisor,
+ * inf_sup_stop asks it to end. */
+extern pthread_mutex_t inf_mu;
+extern pthread_cond_t inf_ready_cv, inf_tick_cv;
+extern struct deployment *inf_deps;
+extern int inf_sup_stop;
+/* Sets d's status (and errors, when not NULL) in memory and the store; wakes the waiters. */
+void deployment_set_status(struct deployment *d, const char *status, const char *errors);
+/* Frees d (out of the list, with no replicas), clearing its token. */
+void deployment_free(struct deployment *d);
+/* supervisor.c: the supervisor's body, the one job of a pool of one thread (core/worker.h)
+ * that inference_init starts; it returns once inf_sup_stop is set. */
+void inference_supervisor(void *arg);
 
 #endif
