@@ -8,7 +8,9 @@
 #include "core/log.h"
 
 #include <dlfcn.h>
+#include <pthread.h>
 #include <stddef.h>
+#include <stdio.h>
 
 struct nvml_utilization {
     unsigned gpu, memory;
@@ -22,6 +24,9 @@ enum { NVML_CLOCK_SM = 1, NVML_CLOCK_MEM = 2 };
 enum { NVML_PCIE_UTIL_TX_BYTES = 0, NVML_PCIE_UTIL_RX_BYTES = 1 };
 
 static int loaded;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static int (*f_count)(unsigned *);
+static int (*f_name)(void *, char *, unsigned);
 static int (*f_handle)(unsigned, void **);
 static int (*f_util)(void *, struct nvml_utilization *);
 static int (*f_mem)(void *, struct nvml_mem *);
@@ -31,19 +36,19 @@ static int (*f_power_limit)(void *, unsigned *);
 static int (*f_clock)(void *, int, unsigned *);
 static int (*f_pcie)(void *, int, unsigned *);
 
-int nvml_open(void)
+static void load(void)
 {
     void *lib;
     int (*init)(void);
     int rc;
 
-    if (loaded)
-        return loaded > 0;
     loaded = -1;
     lib = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
     if (!lib)
-        return 0;
+        return;
     *(void **)&init = dlsym(lib, "nvmlInit_v2");
+    *(void **)&f_count = dlsym(lib, "nvmlDeviceGetCount_v2");
+    *(void **)&f_name = dlsym(lib, "nvmlDeviceGetName");
     *(void **)&f_handle = dlsym(lib, "nvmlDeviceGetHandleByIndex_v2");
     *(void **)&f_util = dlsym(lib, "nvmlDeviceGetUtilizationRates");
     *(void **)&f_mem = dlsym(lib, "nvmlDeviceGetMemoryInfo");
@@ -53,16 +58,44 @@ int nvml_open(void)
     *(void **)&f_clock = dlsym(lib, "nvmlDeviceGetClockInfo");
     *(void **)&f_pcie = dlsym(lib, "nvmlDeviceGetPcieThroughput");
     if (!init || !f_handle) {
-        log_info("NVML lacks nvmlInit_v2 or nvmlDeviceGetHandleByIndex_v2: no GPU metrics");
-        return 0; /* stays loaded: NVML does not like being unloaded */
+        log_info("NVML lacks nvmlInit_v2 or nvmlDeviceGetHandleByIndex_v2: no GPUs, no GPU "
+                 "metrics");
+        return; /* stays loaded: NVML does not like being unloaded */
     }
     rc = init();
     if (rc != 0) {
-        log_info("NVML did not initialise (error %d): no GPU metrics", rc);
-        return 0;
+        log_info("NVML did not initialise (error %d): no GPUs, no GPU metrics", rc);
+        return;
     }
     loaded = 1;
-    return 1;
+}
+
+int nvml_open(void)
+{
+    pthread_once(&once, load);
+    return loaded > 0;
+}
+
+int nvml_count(void)
+{
+    unsigned n = 0;
+
+    if (!nvml_open() || !f_count || f_count(&n) != 0)
+        return 0;
+    return (int)n;
+}
+
+int nvml_device(int index, char *name, size_t n, int64_t *mem_bytes)
+{
+    struct nvml_mem m = {0};
+    void *h = NULL;
+
+    if (!nvml_open() || index < 0 || f_handle((unsigned)index, &h) != 0 || !h)
+        return -1;
+    if (!f_name || f_name(h, name, (unsigned)n) != 0)
+        snprintf(name, n, "NVIDIA GPU");
+    *mem_bytes = f_mem && f_mem(h, &m) == 0 ? (int64_t)m.total : 0;
+    return 0;
 }
 
 static void put(struct gpu_reading *r, int k, double v)

@@ -6,6 +6,9 @@
 #ifndef LYCEUMD_METRICS_NVML_H
 #define LYCEUMD_METRICS_NVML_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 enum {
     GPU_UTIL = 0,  /* percent */
     GPU_MEM_UTIL,  /* percent of memory in use */
@@ -24,8 +27,13 @@ struct gpu_reading {
     unsigned have; /* bit i: v[i] was read */
 };
 
-/* 1 when NVML is loaded and initialised, else 0. */
+/* 1 when NVML is loaded and initialised, else 0. The one loader of NVML in lyceumd (the
+ * GPU list of runs/gpu.c reads it too); thread-safe, loads once. */
 int nvml_open(void);
+/* The devices NVML sees (0 without NVML). */
+int nvml_count(void);
+/* Device index's name (into name[n]) and memory. 0, or -1 when NVML cannot read it. */
+int nvml_device(int index, char *name, size_t n, int64_t *mem_bytes);
 /* Reads GPU index (NVML's numbering). Returns 0, or -1 when nothing could be read. */
 int nvml_read(int index, struct gpu_reading *r);
 

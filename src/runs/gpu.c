@@ -1,51 +1,25 @@
 /*
- * See gpu.h. Only the few NVML entry points needed to list the devices are resolved; the
- * metrics sampler resolves its own. NVML's handle type is opaque, so it is a void pointer here.
+ * See gpu.h. NVML is loaded once, by metrics/nvml.c, for both the GPU list and the metrics.
  */
 #include "runs/gpu.h"
 #include "core/log.h"
+#include "metrics/nvml.h"
 
 #include <ctype.h>
-#include <dlfcn.h>
 #include <stdio.h>
 #include <string.h>
 
-struct nvml_memory {
-    unsigned long long total, free, used;
-};
-
 int gpu_detect(struct gpu_info *gpus, int max)
 {
-    void *lib = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
-    int (*init)(void), (*count)(unsigned *), (*handle)(unsigned, void **);
-    int (*name)(void *, char *, unsigned), (*mem)(void *, struct nvml_memory *);
-    unsigned n = 0;
-    int found = 0;
+    int n = nvml_count(), found = 0;
 
-    if (!lib)
-        return 0;
-    *(void **)&init = dlsym(lib, "nvmlInit_v2");
-    *(void **)&count = dlsym(lib, "nvmlDeviceGetCount_v2");
-    *(void **)&handle = dlsym(lib, "nvmlDeviceGetHandleByIndex_v2");
-    *(void **)&name = dlsym(lib, "nvmlDeviceGetName");
-    *(void **)&mem = dlsym(lib, "nvmlDeviceGetMemoryInfo");
-    if (!init || !count || !handle || !name || init() != 0 || count(&n) != 0) {
-        log_info("NVML present but not usable: no GPUs");
-        return 0; /* the library stays loaded: NVML does not like being unloaded mid-way */
-    }
-    for (unsigned i = 0; i < n && found < max; i++) {
-        void *h;
-        struct nvml_memory m = {0};
+    for (int i = 0; i < n && found < max; i++) {
         struct gpu_info *g = &gpus[found];
 
-        if (handle(i, &h) != 0)
-            continue;
         memset(g, 0, sizeof(*g));
-        g->index = (int)i;
-        if (name(h, g->name, sizeof(g->name)) != 0)
-            snprintf(g->name, sizeof(g->name), "NVIDIA GPU");
-        if (mem && mem(h, &m) == 0)
-            g->mem_bytes = (int64_t)m.total;
+        g->index = i;
+        if (nvml_device(i, g->name, sizeof(g->name), &g->mem_bytes) != 0)
+            continue;
         gpu_family(g->name, g->family, sizeof(g->family));
         log_info("GPU %d: %s (%lld MiB) -> gpu.%s", g->index, g->name,
                  (long long)(g->mem_bytes >> 20), g->family);
