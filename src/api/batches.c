@@ -7,6 +7,7 @@
 #include "api/api.h"
 #include "batch/control.h"
 #include "batch/file.h"
+#include "core/buf.h"
 #include "core/err.h"
 #include "core/util.h"
 #include "storage/formdata.h"
@@ -32,8 +33,7 @@ struct upload {
     char filename[256];
     char purpose[32];
     size_t plen;
-    char *data;
-    size_t len, cap;
+    struct buf data; /* the file: at most the request's body */
 };
 
 static int up_begin(void *ctx, const char *name, const char *filename)
@@ -57,14 +57,7 @@ static int up_data(void *ctx, const char *buf, size_t n)
         u->plen += n;
         u->purpose[u->plen] = 0;
     } else if (u->part == 1) {
-        if (u->len + n > u->cap) {
-            u->cap = (u->len + n) * 2;
-            u->data = realloc(u->data, u->cap);
-            if (!u->data)
-                abort();
-        }
-        memcpy(u->data + u->len, buf, n);
-        u->len += n;
+        return buf_add(&u->data, buf, n);
     }
     return 0;
 }
@@ -84,9 +77,10 @@ static int api_files_upload(struct req *req)
     struct file_row fr;
 
     f.ctx = &u;
+    buf_init(&u.data, req->body_len);
     if (formdata_init(&f, req_header(req, "Content-Type")) ||
         formdata_feed(&f, req->body ? req->body : "", req->body_len) || formdata_finish(&f)) {
-        free(u.data);
+        buf_free(&u.data);
         return req_fail(req, LY_EBADREQ,
                         "The body must be multipart/form-data with 'file' "
                         "and 'purpose'");
@@ -103,9 +97,9 @@ static int api_files_upload(struct req *req)
                     "enum");
     err = req_check_valid(req);
     if (!err)
-        err = batch_file_write(req->caller->org_id, u.filename, u.purpose, u.data ? u.data : "",
-                               u.len, id);
-    free(u.data);
+        err = batch_file_write(req->caller->org_id, u.filename, u.purpose, u.data.p ? u.data.p : "",
+                               u.data.len, id);
+    buf_free(&u.data);
     if (err)
         return err;
     err = batch_file_get(req->caller->org_id, id, &fr);

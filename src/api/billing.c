@@ -5,6 +5,7 @@
  */
 #include "api/api.h"
 #include "billing/billing.h"
+#include "core/buf.h"
 #include "core/arena.h"
 #include "core/err.h"
 #include "core/json.h"
@@ -325,13 +326,14 @@ static int api_invoices(struct req *req)
         req, json_pack("{s:o,s:I}", "invoices", list, "total_invoices", (json_int_t)nmonths));
 }
 
-/* Appends s to the page, HTML-escaped. */
-static void html(char **buf, size_t *len, size_t *cap, const char *s, int escape)
+/* An invoice page: a month's entries are bounded by what a month can hold. */
+#define PAGE_CAP (256u << 20)
+
+/* Appends s to the page, HTML-escaped when escape. */
+static void html(struct buf *page, const char *s, int escape)
 {
     for (; s && *s; s++) {
         const char *rep = NULL;
-        char one[2] = {*s, 0};
-        size_t n;
 
         if (escape)
             rep = *s == '<'   ? "&lt;"
@@ -339,17 +341,8 @@ static void html(char **buf, size_t *len, size_t *cap, const char *s, int escape
                   : *s == '&' ? "&amp;"
                   : *s == '"' ? "&quot;"
                               : NULL;
-        if (!rep)
-            rep = one;
-        n = strlen(rep);
-        if (*len + n + 1 > *cap) {
-            *cap = (*cap + n) * 2;
-            *buf = realloc(*buf, *cap);
-            if (!*buf)
-                abort();
-        }
-        memcpy(*buf + *len, rep, n + 1);
-        *len += n;
+        if (rep ? buf_adds(page, rep) : buf_add(page, s, 1))
+            return;
     }
 }
 
@@ -360,8 +353,7 @@ static int api_invoice_document(struct req *req)
     char want[65], line[512], amount[32], total[32], added[32];
     int64_t from, to, spent = 0, credits = 0;
     struct bill_entry *rows;
-    char *page = NULL;
-    size_t len = 0, cap = 0;
+    struct buf page = BUF_INIT(PAGE_CAP);
     int n;
 
     if (strncmp(id, "inv_", 4) != 0 || month_range(id + 4, &from, &to) || !org || !token ||
@@ -373,18 +365,18 @@ static int api_invoice_document(struct req *req)
     n = billing_entries(&req->arena, org, from, to, &rows);
     if (n < 0)
         return n;
-    html(&page, &len, &cap, "<!doctype html><html><head><meta charset=\"utf-8\"><title>", 0);
+    html(&page, "<!doctype html><html><head><meta charset=\"utf-8\"><title>", 0);
     snprintf(line, sizeof(line), "lyceumd statement %s", id + 4);
-    html(&page, &len, &cap, line, 1);
-    html(&page, &len, &cap,
+    html(&page, line, 1);
+    html(&page,
          "</title><style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
          "td,th{border:1px solid #999;padding:4px 8px}td.n{text-align:right}</style></head>"
          "<body><h1>Statement ",
          0);
-    html(&page, &len, &cap, id + 4, 1);
-    html(&page, &len, &cap, "</h1><p>Organization ", 0);
-    html(&page, &len, &cap, org, 1);
-    html(&page, &len, &cap,
+    html(&page, id + 4, 1);
+    html(&page, "</h1><p>Organization ", 0);
+    html(&page, org, 1);
+    html(&page,
          "</p><table><tr><th>#</th><th>Date (UTC)</th><th>Kind</th><th>Description</th>"
          "<th>Reference</th><th>Amount (credits)</th></tr>",
          0);
@@ -400,17 +392,17 @@ static int api_invoice_document(struct req *req)
         else
             credits += a;
         snprintf(line, sizeof(line), "<tr><td>%lld</td><td>", (long long)r->id);
-        html(&page, &len, &cap, line, 0);
-        html(&page, &len, &cap, when, 1);
-        html(&page, &len, &cap, "</td><td>", 0);
-        html(&page, &len, &cap, r->kind, 1);
-        html(&page, &len, &cap, "</td><td>", 0);
-        html(&page, &len, &cap, r->description, 1);
-        html(&page, &len, &cap, "</td><td>", 0);
-        html(&page, &len, &cap, r->ref, 1);
-        html(&page, &len, &cap, "</td><td class=\"n\">", 0);
-        html(&page, &len, &cap, amount, 1);
-        html(&page, &len, &cap, "</td></tr>", 0);
+        html(&page, line, 0);
+        html(&page, when, 1);
+        html(&page, "</td><td>", 0);
+        html(&page, r->kind, 1);
+        html(&page, "</td><td>", 0);
+        html(&page, r->description, 1);
+        html(&page, "</td><td>", 0);
+        html(&page, r->ref, 1);
+        html(&page, "</td><td class=\"n\">", 0);
+        html(&page, amount, 1);
+        html(&page, "</td></tr>", 0);
     }
     micro_format(spent, total, sizeof(total));
     micro_format(credits, added, sizeof(added));
@@ -418,11 +410,12 @@ static int api_invoice_document(struct req *req)
              "</table><p>Credits added: <b id=\"credits\">%s</b></p><p>Total charged: "
              "<b id=\"total\">%s</b></p><p>Entries: %zu</p></body></html>\n",
              added, total, (size_t)n);
-    html(&page, &len, &cap, line, 0);
+    html(&page, line, 0);
     {
-        char *body = arena_strdup(&req->arena, page);
+        char *body = arena_strndup(&req->arena, page.p ? page.p : "", page.len);
+        size_t len = page.len;
 
-        free(page);
+        buf_free(&page);
         req_add_header(req, "Cache-Control", "private, no-store");
         return req_reply_raw(req, 200, "text/html; charset=utf-8", body, len);
     }

@@ -34,6 +34,7 @@
 #include "api/api.h"
 #include "api/call_stream.h"
 #include "api/deployment_obj.h"
+#include "core/buf.h"
 #include "core/err.h"
 #include "core/util.h"
 #include "inference/call.h"
@@ -318,10 +319,9 @@ static int api_models_instances(struct req *req)
 
 struct sync_resp {
     struct req_stream inner; /* the call's raw answer */
-    char *buf;
-    size_t len, cap;
-    int over;   /* the answer passed SYNC_MAX_BYTES */
-    int status; /* 0 until the whole answer is in and shaped */
+    struct buf buf;          /* it, up to SYNC_MAX_BYTES and a read more */
+    int over;                /* the answer passed SYNC_MAX_BYTES */
+    int status;              /* 0 until the whole answer is in and shaped */
     char *out;
     size_t out_len, off;
     int raw_output;
@@ -332,7 +332,8 @@ struct sync_resp {
 /* The CLI's shape of a chat completion: the completion, with output, latency_ms, cost. */
 static void sync_shape(struct sync_resp *s, int st)
 {
-    json_t *c = st == 200 && !s->over ? json_loadb(s->buf ? s->buf : "", s->len, 0, NULL) : NULL;
+    json_t *c =
+        st == 200 && !s->over ? json_loadb(s->buf.p ? s->buf.p : "", s->buf.len, 0, NULL) : NULL;
     json_t *msg, *content;
 
     if (st == 200 && !json_is_object(c)) {
@@ -365,21 +366,17 @@ static int sync_status(void *ctx, struct stream_waker *w, struct req *req)
     char scratch[16384];
 
     while (!s->status) {
-        long n;
+        char *into = s->over ? NULL : buf_space(&s->buf, sizeof(scratch));
+        long n = into ? s->inner.read(s->inner.ctx, into, sizeof(scratch), w)
+                      : s->inner.read(s->inner.ctx, scratch, sizeof(scratch), w);
 
-        if (!s->over && s->cap - s->len < sizeof(scratch)) {
-            s->cap = s->cap ? s->cap * 2 : 65536;
-            s->buf = realloc(s->buf, s->cap);
-            if (!s->buf)
-                abort();
-        }
-        n = s->over ? s->inner.read(s->inner.ctx, scratch, sizeof(scratch), w)
-                    : s->inner.read(s->inner.ctx, s->buf + s->len, s->cap - s->len, w);
         if (n == 0)
             return 0; /* woken when more comes */
-        if (n > 0 && !s->over) {
-            s->len += (size_t)n;
-            s->over = s->len > SYNC_MAX_BYTES;
+        if (n > 0 && into) {
+            buf_commit(&s->buf, (size_t)n);
+            s->over = s->buf.len > SYNC_MAX_BYTES;
+        } else if (n > 0) {
+            s->over = 1;
         }
         if (n < 0) {
             int st = s->inner.status(s->inner.ctx, w, req);
@@ -393,8 +390,8 @@ static int sync_status(void *ctx, struct stream_waker *w, struct req *req)
 static long sync_read(void *ctx, char *buf, size_t max, struct stream_waker *w)
 {
     struct sync_resp *s = ctx;
-    const char *src = s->out ? s->out : s->buf;
-    size_t len = s->out ? s->out_len : (s->over ? 0 : s->len);
+    const char *src = s->out ? s->out : s->buf.p;
+    size_t len = s->out ? s->out_len : (s->over ? 0 : s->buf.len);
     size_t n = len - s->off < max ? len - s->off : max;
 
     (void)w;
@@ -410,7 +407,7 @@ static void sync_release(void *ctx)
     struct sync_resp *s = ctx;
 
     s->inner.release(s->inner.ctx);
-    free(s->buf);
+    buf_free(&s->buf);
     free(s->out);
     free(s);
 }
@@ -530,6 +527,7 @@ static int api_models_call(struct req *req)
             json_object_set(body, passed_on[i], v);
     }
     s = xcalloc(1, sizeof(*s));
+    buf_init(&s->buf, SYNC_MAX_BYTES + 2 * 16384); /* room for the read that passes the cap */
     s->raw_output = body_bool(req, "raw_output", 0);
     s->t0 = now_mono_us();
     snprintf(s->dep, sizeof(s->dep), "%s", dep);

@@ -23,6 +23,7 @@
  * of clock skew allowed) for X-Amz-Expires seconds, at most 7 days.
  */
 #include "api/api.h"
+#include "core/buf.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -52,36 +53,22 @@ void storage_http_date(int64_t us, char out[40]);
 
 /* ---- XML ---- */
 
-struct xb {
-    char *p;
-    size_t n, cap;
-};
+/* An S3 answer's XML: listings are bounded by the API (1,000 keys or parts a page), so the
+ * cap is never reached by an answer the API allows. */
+#define XB_CAP (64u << 20)
 
-static void xb_put(struct xb *b, const char *s, size_t n)
+static void xb_put(struct buf *b, const char *s, size_t n)
 {
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-
-        while (cap < b->n + n + 1)
-            cap *= 2;
-        b->p = realloc(b->p, cap);
-        if (!b->p) {
-            log_error("out of memory for an S3 answer of %zu bytes", cap);
-            abort();
-        }
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
+    if (buf_add(b, s, n) < 0)
+        log_error("an S3 answer passed %u bytes: cut", XB_CAP);
 }
 
-static void xb_str(struct xb *b, const char *s)
+static void xb_str(struct buf *b, const char *s)
 {
     xb_put(b, s, strlen(s));
 }
 
-static void xb_esc(struct xb *b, const char *s)
+static void xb_esc(struct buf *b, const char *s)
 {
     for (; *s; s++) {
         switch (*s) {
@@ -111,7 +98,7 @@ static void xb_esc(struct xb *b, const char *s)
     }
 }
 
-static void xb_tag(struct xb *b, const char *tag, const char *text)
+static void xb_tag(struct buf *b, const char *tag, const char *text)
 {
     xb_str(b, "<");
     xb_str(b, tag);
@@ -122,12 +109,11 @@ static void xb_tag(struct xb *b, const char *tag, const char *text)
     xb_str(b, ">");
 }
 
-static int xb_reply(struct req *req, int status, struct xb *b)
+static int xb_reply(struct req *req, int status, struct buf *b)
 {
-    char *body = arena_strndup(&req->arena, b->p ? b->p : "", b->n);
+    char *body = arena_strndup(&req->arena, b->p ? b->p : "", b->len);
 
-    free(b->p);
-    memset(b, 0, sizeof(*b));
+    buf_free(b);
     return req_reply_raw(req, status, "application/xml", body, strlen(body));
 }
 
@@ -173,7 +159,7 @@ static int s3_fail(struct s3 *x, int status, const char *code, const char *msg)
 static void s3_error_reply(struct s3 *x)
 {
     struct req *req = x->req;
-    struct xb b = {0};
+    struct buf b = BUF_INIT(XB_CAP);
 
     req_set_error(req, LY_EBADREQ); /* drops whatever response was set */
     json_decref(req->resp);
@@ -833,7 +819,7 @@ static int list_objects(struct s3 *x)
     uint64_t max_keys = 1000;
     long max;
     json_t *all = json_array(), *o;
-    struct xb b = {0};
+    struct buf b = BUF_INIT(XB_CAP);
     const char *last = NULL, *last_prefix = NULL;
     size_t i, plen = strlen(prefix);
     long count = 0;
@@ -990,7 +976,7 @@ static int copy_object(struct s3 *x)
     char *src = pct_decode(&req->arena, req_header(req, "x-amz-copy-source")), *slash, *q;
     char etag[48], date[40], own[48];
     const char *why = NULL;
-    struct xb b = {0};
+    struct buf b = BUF_INIT(XB_CAP);
     int err;
 
     while (*src == '/')
@@ -1120,7 +1106,7 @@ static int delete_objects(struct s3 *x)
     char *quiet[1];
     int n = xml_values(&req->arena, req->body ? req->body : "", req->body_len, "Key", keys, 1000);
     int q = xml_values(&req->arena, req->body ? req->body : "", req->body_len, "Quiet", quiet, 1);
-    struct xb b = {0};
+    struct buf b = BUF_INIT(XB_CAP);
 
     xb_str(&b, XML_HEAD "<DeleteResult xmlns=\"" XMLNS "\">");
     for (int i = 0; i < n; i++) {
@@ -1141,7 +1127,7 @@ static int delete_objects(struct s3 *x)
 static int mpu_create(struct s3 *x)
 {
     char id[33];
-    struct xb b = {0};
+    struct buf b = BUF_INIT(XB_CAP);
 
     if (bucket_mpu_create(x->owner, x->key, id))
         return s3_fail(x, 500, "InternalError", "Cannot start the upload");
@@ -1159,7 +1145,7 @@ static int mpu_complete(struct s3 *x, const char *id)
     char *nums[10000], etag[48], key[BUCKET_KEY_MAX + 1];
     int parts[10000], n, err;
     const char *why = NULL;
-    struct xb b = {0};
+    struct buf b = BUF_INIT(XB_CAP);
 
     if (bucket_mpu_key(x->owner, id, key) || strcmp(key, x->key) != 0)
         return s3_fail(x, 404, "NoSuchUpload", "The specified upload does not exist.");
@@ -1193,7 +1179,7 @@ static int mpu_complete(struct s3 *x, const char *id)
 
 static int list_buckets(struct s3 *x)
 {
-    struct xb b = {0};
+    struct buf b = BUF_INIT(XB_CAP);
     char name[48];
 
     bucket_name(x->owner, name);
@@ -1210,7 +1196,7 @@ static int s3_route(struct s3 *x)
 {
     struct req *req = x->req;
     const char *m = req->method, *upload = req_query(req, "uploadId");
-    struct xb b = {0};
+    struct buf b = BUF_INIT(XB_CAP);
 
     if (!x->bucket[0]) {
         if (strcmp(m, "GET") == 0)

@@ -92,6 +92,13 @@ void buf_commit(struct buf *b, size_t k)
     b->p[b->len] = '\0';
 }
 
+size_t buf_collect(char *p, size_t size, size_t n, void *b)
+{
+    size_t k = size * n;
+
+    return buf_add(b, p, k) == 0 ? k : 0;
+}
+
 void buf_reset(struct buf *b)
 {
     b->len = 0;

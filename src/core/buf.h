@@ -49,6 +49,10 @@ int buf_vprintf(struct buf *b, const char *fmt, va_list ap);
  * buf_commit(b, k) with k <= n), or NULL when len + n would pass cap. For read(2) into it. */
 char *buf_space(struct buf *b, size_t n);
 void buf_commit(struct buf *b, size_t k);
+/* A write callback of libcurl's shape (CURLOPT_WRITEFUNCTION with CURLOPT_WRITEDATA the
+ * struct buf): appends size * n bytes and returns them, or 0 past the cap, which ends the
+ * transfer (CURLE_WRITE_ERROR). */
+size_t buf_collect(char *p, size_t size, size_t n, void *b);
 /* Empties it (len 0), keeping its room. */
 void buf_reset(struct buf *b);
 /* The bytes, now the caller's (NUL-terminated; "" when empty, never NULL); b is empty again. */

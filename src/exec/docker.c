@@ -28,6 +28,7 @@
  */
 #include "exec/docker.h"
 #include "exec/docker_int.h"
+#include "core/buf.h"
 #include "core/arena.h"
 #include "core/err.h"
 #include "core/log.h"
@@ -86,27 +87,6 @@ int docker_wanted(struct drun *d)
 
 /* ---- the Engine API ---- */
 
-struct answer {
-    char *p;
-    size_t n;
-};
-
-static size_t collect(char *p, size_t s, size_t n, void *u)
-{
-    struct answer *b = u;
-    size_t k = s * n;
-
-    if (b->n + k > ANSWER_CAP)
-        return 0;
-    b->p = realloc(b->p, b->n + k + 1);
-    if (!b->p)
-        abort();
-    memcpy(b->p + b->n, p, k);
-    b->n += k;
-    b->p[b->n] = '\0';
-    return k;
-}
-
 /* Ends a transfer (an image pull) once the run is to be killed. */
 static int on_progress(void *u, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
 {
@@ -122,7 +102,7 @@ long docker_call(const char *method, const char *path, const char *body, const c
 {
     CURL *c = curl_easy_init();
     struct curl_slist *h = NULL;
-    struct answer b = {0};
+    struct buf b = BUF_INIT(ANSWER_CAP);
     char url[2048], *ah = NULL;
     long status = 0;
 
@@ -144,7 +124,7 @@ long docker_call(const char *method, const char *path, const char *body, const c
                      timeout_ms && timeout_ms < 3000 ? timeout_ms : 3000L);
     if (timeout_ms)
         curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, buf_collect);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
     if (d) {
         curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
@@ -161,9 +141,9 @@ long docker_call(const char *method, const char *path, const char *body, const c
     curl_easy_cleanup(c);
     free(ah);
     if (out)
-        *out = b.p ? b.p : xstrdup("");
+        *out = buf_take(&b, NULL);
     else
-        free(b.p);
+        buf_free(&b);
     return status;
 }
 

@@ -20,6 +20,7 @@
  * starts, or its last submission failed) is looked for by name before it is submitted; a job
  * found is followed, never submitted again.
  */
+#include "core/buf.h"
 #include "core/arena.h"
 #include "core/config.h"
 #include "core/err.h"
@@ -75,27 +76,6 @@ static char down_why[256];
 
 /* ---- talking to Slurm ---- */
 
-struct buf {
-    char *p;
-    size_t n;
-};
-
-static size_t collect(char *p, size_t s, size_t n, void *u)
-{
-    struct buf *b = u;
-    size_t k = s * n;
-
-    if (b->n + k > (64u << 20))
-        return 0;
-    b->p = realloc(b->p, b->n + k + 1);
-    if (!b->p)
-        abort();
-    memcpy(b->p + b->n, p, k);
-    b->n += k;
-    b->p[b->n] = '\0';
-    return k;
-}
-
 static char *mint_token(void)
 {
     jwt_t *jwt = NULL;
@@ -117,7 +97,7 @@ static json_t *rest(CURL *c, const char *method, const char *path, json_t *body,
 {
     char url[600], h1[128], *h2 = NULL, *tok = mint_token(), *text = NULL;
     struct curl_slist *h = NULL;
-    struct buf b = {0};
+    struct buf b = BUF_INIT(64u << 20);
     long status = 0;
     json_t *out = NULL;
     CURLcode rc;
@@ -140,7 +120,7 @@ static json_t *rest(CURL *c, const char *method, const char *path, json_t *body,
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 3L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, buf_collect);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
     if (body) {
         text = json_dumps(body, JSON_COMPACT);
@@ -150,7 +130,7 @@ static json_t *rest(CURL *c, const char *method, const char *path, json_t *body,
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     if (rc != CURLE_OK)
         snprintf(why, wn, "slurmrestd at %.120s: %s", cfg->slurm_rest_url, curl_easy_strerror(rc));
-    else if (!(out = json_loadb(b.p ? b.p : "", b.n, 0, NULL)))
+    else if (!(out = json_loadb(b.p ? b.p : "", b.len, 0, NULL)))
         snprintf(why, wn, "slurmrestd answered HTTP %ld without JSON", status);
     else if (json_array_size(json_object_get(out, "errors"))) {
         json_t *e = json_array_get(json_object_get(out, "errors"), 0);
@@ -168,7 +148,7 @@ static json_t *rest(CURL *c, const char *method, const char *path, json_t *body,
     free(text);
     free(h2);
     free(tok);
-    free(b.p);
+    buf_free(&b);
     return out;
 }
 

@@ -16,6 +16,7 @@
  * socket over (on_upgrade) and keeps the connection suspended, and counted, until the stream
  * gives it back with http_upgraded_close().
  */
+#include "core/buf.h"
 #include "core/arena.h"
 #include "core/err.h"
 #include "core/json.h"
@@ -50,8 +51,8 @@ struct stream_waker {
 struct conn {
     struct req req;
     struct MHD_Connection *mhd;
-    char *body;
-    size_t len, cap, dropped;
+    struct buf body; /* up to max_body (its cap is set with the first piece) */
+    size_t dropped;
     int too_large;
     int deferring; /* dispatched; waiting for its stream's status (see send_response) */
     int waker_on;  /* waker set up and tracked */
@@ -292,29 +293,12 @@ static struct conn *conn_new(struct conn *c, struct MHD_Connection *mhd, const c
 
 static void body_append(struct http_server *srv, struct conn *c, const char *data, size_t n)
 {
-    if (c->too_large || c->len + n > srv->opt.max_body) {
+    if (!c->body.cap)
+        buf_init(&c->body, srv->opt.max_body);
+    if (c->too_large || buf_add(&c->body, data, n) < 0) {
         c->too_large = 1;
         c->dropped += n;
-        return;
     }
-    if (c->len + n > c->cap) {
-        size_t cap = c->cap ? c->cap : 1024;
-        char *p;
-
-        while (cap < c->len + n)
-            cap *= 2;
-        if (cap > srv->opt.max_body)
-            cap = srv->opt.max_body;
-        p = realloc(c->body, cap);
-        if (!p) {
-            log_error("out of memory for a request body of %zu bytes", cap);
-            abort();
-        }
-        c->body = p;
-        c->cap = cap;
-    }
-    memcpy(c->body + c->len, data, n);
-    c->len += n;
 }
 
 /* "<ISO time>" as log_msg() writes it; the date and time of day are formatted once a second
@@ -536,8 +520,8 @@ enum MHD_Result http_on_request(void *cls, struct MHD_Connection *mhd, const cha
                  srv->opt.max_body);
         req_set_error(&c->req, LY_ETOOLARGE);
     } else {
-        c->req.body = c->body;
-        c->req.body_len = c->len;
+        c->req.body = c->body.p;
+        c->req.body_len = c->body.len;
         srv->opt.dispatch(&c->req);
     }
     return send_response(srv, c);
@@ -563,7 +547,7 @@ void http_on_completed(void *cls, struct MHD_Connection *mhd, void **con_cls,
         pthread_mutex_destroy(&c->waker.mu);
     }
     req_release(&c->req);
-    free(c->body);
+    buf_free(&c->body);
     free(c);
     *con_cls = NULL;
 }

@@ -18,6 +18,7 @@
  * buffer and readers. A reader's waker is only called with mu held, and release() unlinks the
  * reader under mu, so no wake comes after release.
  */
+#include "core/buf.h"
 #include "core/arena.h"
 #include "core/err.h"
 #include "core/json.h"
@@ -56,8 +57,7 @@ struct call {
     json_t *body;
     int stream;
     enum call_mode mode;
-    char *buf;
-    size_t len, cap;
+    struct buf out; /* the call's output, as readers read it: at most CALL_MAX_BYTES */
     int done, cancelled;
     int http_status; /* what a plain (not streamed) call answers; 0 until known */
     struct call_reader *readers;
@@ -68,33 +68,18 @@ struct call {
     long status;
     struct uloop *up; /* where its transfer runs: the loop of the thread it came on */
     CURL *h;
-    json_t *last; /* the last upstream chunk or body with usage or timings */
-    char *content;
-    size_t content_len;
+    json_t *last;       /* the last upstream chunk or body with usage or timings */
+    struct buf content; /* the streamed tokens' text, joined */
     char finish[32];
     int ntok;
     int64_t done_mono;
 };
 
-static void grow(char **b, size_t *cap, size_t need)
-{
-    if (need <= *cap)
-        return;
-    *cap = need > *cap * 2 ? need : *cap * 2;
-    *b = realloc(*b, *cap);
-    if (!*b)
-        abort();
-}
-
 /* Appends to the output and wakes the readers. Called by the transfer (or the worker). */
 static void emit(struct call *c, const char *p, size_t n)
 {
     pthread_mutex_lock(&c->mu);
-    if (c->len + n <= CALL_MAX_BYTES) {
-        grow(&c->buf, &c->cap, c->len + n);
-        memcpy(c->buf + c->len, p, n);
-        c->len += n;
-    }
+    buf_add(&c->out, p, n); /* past CALL_MAX_BYTES, nothing more is kept */
     for (struct call_reader *r = c->readers; r; r = r->next)
         if (r->w.wake) {
             r->w.wake(r->w.arg);
@@ -147,9 +132,9 @@ void call_put(struct call *c)
     pthread_mutex_destroy(&c->mu);
     json_decref(c->body);
     json_decref(c->last);
-    free(c->buf);
+    buf_free(&c->out);
     free(c->line);
-    free(c->content);
+    buf_free(&c->content);
     free(c);
 }
 
@@ -218,12 +203,7 @@ static void sse_line(struct call *c, const char *line, size_t n)
     if (c->mode == CALL_EVENTS && json_is_string(content) && json_string_length(content)) {
         size_t k = json_string_length(content);
 
-        c->content = realloc(c->content, c->content_len + k + 1);
-        if (!c->content)
-            abort();
-        memcpy(c->content + c->content_len, json_string_value(content), k);
-        c->content_len += k;
-        c->content[c->content_len] = 0;
+        buf_add(&c->content, json_string_value(content), k);
         emit_event(c, "token",
                    json_pack("{s:s,s:i,s:O}", "inference_id", c->id, "index", c->ntok++, "token",
                              content));
@@ -378,8 +358,8 @@ static void call_run(void *arg)
                              "inference_id", c->id, "status", "finished", "completion", "id", c->id,
                              "object", "chat.completion", "created", (json_int_t)now_unix(),
                              "model", c->dep_id, "choices", "index", 0, "message", "role",
-                             "assistant", "content", c->content ? c->content : "", "finish_reason",
-                             c->finish[0] ? c->finish : "stop", "usage", u));
+                             "assistant", "content", c->content.p ? c->content.p : "",
+                             "finish_reason", c->finish[0] ? c->finish : "stop", "usage", u));
     }
 out:
     finish(c);
@@ -419,6 +399,9 @@ struct call *call_start(const char *org_id, const char *dep_id, const char *path
                         int stream, enum call_mode mode)
 {
     struct call *c = xcalloc(1, sizeof(*c));
+
+    buf_init(&c->out, CALL_MAX_BYTES);
+    buf_init(&c->content, CALL_MAX_BYTES);
 
     pthread_mutex_init(&c->mu, NULL);
     c->refs = 2; /* the caller's and the worker's */
@@ -473,10 +456,10 @@ long call_read(struct call_reader *r, char *buf, size_t max, struct call_waker w
     long k = 0;
 
     pthread_mutex_lock(&c->mu);
-    if (r->off < c->len) {
-        size_t n = c->len - r->off < max ? c->len - r->off : max;
+    if (r->off < c->out.len) {
+        size_t n = c->out.len - r->off < max ? c->out.len - r->off : max;
 
-        memcpy(buf, c->buf + r->off, n);
+        memcpy(buf, c->out.p + r->off, n);
         r->off += n;
         k = (long)n;
     } else if (c->done) {
@@ -538,30 +521,11 @@ struct call_reader *call_reader_new(struct call *c)
 
 /* ---- one blocking call ---- */
 
-struct sink {
-    char *b;
-    size_t len, cap;
-};
-
-static size_t sink_write(char *p, size_t size, size_t nm, void *arg)
-{
-    struct sink *s = arg;
-    size_t n = size * nm;
-
-    if (s->len + n + 1 > CALL_MAX_BYTES)
-        return 0;
-    grow(&s->b, &s->cap, s->len + n + 1);
-    memcpy(s->b + s->len, p, n);
-    s->len += n;
-    s->b[s->len] = 0;
-    return n;
-}
-
 int inference_call_sync(const char *org_id, const char *dep_id, const char *path, json_t *body,
                         long *status, char **resp, char *why, size_t wn)
 {
     struct lease l;
-    struct sink s = {0};
+    struct buf s = BUF_INIT(CALL_MAX_BYTES - 1);
     struct curl_slist *hdr = NULL;
     CURL *h;
     char *js;
@@ -585,7 +549,7 @@ int inference_call_sync(const char *org_id, const char *dep_id, const char *path
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sink_write);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, buf_collect);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &s);
     rc = upstream_perform(NULL, h);
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
@@ -595,16 +559,16 @@ int inference_call_sync(const char *org_id, const char *dep_id, const char *path
     inference_release(&l);
     if (rc != CURLE_OK) {
         snprintf(why, wn, "the model server failed: %s", curl_easy_strerror(rc));
-        free(s.b);
+        buf_free(&s);
         return LY_EUNAVAIL;
     }
-    if (s.b) {
-        json_t *j = json_loads(s.b, 0, NULL);
+    if (s.p) {
+        json_t *j = json_loads(s.p, 0, NULL);
 
         if (j && *status == 200)
             inference_meter(org_id, dep_id, j);
         json_decref(j);
     }
-    *resp = s.b ? s.b : strdup("");
+    *resp = buf_take(&s, NULL);
     return 0;
 }
