@@ -1,6 +1,7 @@
 /* See backup.h. */
 #include "admin/backup.h"
 
+#include "core/worker.h"
 #include "core/arena.h"
 #include "core/config.h"
 #include "core/err.h"
@@ -357,7 +358,7 @@ int backup_restore(const char *archive, const char *data_dir, char *why, size_t 
 
 /* The periodic backup. */
 
-static pthread_t thread;
+static struct worker_pool *pool; /* the periodic backup: a pool of one */
 static int running;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
@@ -423,7 +424,7 @@ static void take_one(void)
     store_close();
 }
 
-static void *periodic(void *arg)
+static void periodic(void *arg)
 {
     struct timespec at;
 
@@ -441,7 +442,6 @@ static void *periodic(void *arg)
         pthread_mutex_lock(&mu);
     }
     pthread_mutex_unlock(&mu);
-    return NULL;
 }
 
 int backup_periodic_start(const struct config *cfg)
@@ -462,8 +462,12 @@ int backup_periodic_start(const struct config *cfg)
         interval_s = 1;
     keep = cfg->backup_keep;
     stopping = 0;
-    if (pthread_create(&thread, NULL, periodic, NULL))
+    pool = worker_pool_new("periodic backups", 1, 0);
+    if (worker_submit(pool, periodic, NULL)) {
+        worker_pool_free(pool);
+        pool = NULL;
         return LY_EINTERNAL;
+    }
     running = 1;
     log_info("backup: every %g h into %s, the newest %d kept", cfg->backup_interval_hours, dir_of,
              keep);
@@ -478,6 +482,7 @@ void backup_periodic_stop(void)
     stopping = 1;
     pthread_cond_signal(&cv);
     pthread_mutex_unlock(&mu);
-    pthread_join(thread, NULL);
+    worker_pool_free(pool);
+    pool = NULL;
     running = 0;
 }

@@ -1,6 +1,7 @@
 /* See service.h. */
 #include "admin/service.h"
 
+#include "core/worker.h"
 #include "core/log.h"
 
 #include <curl/curl.h>
@@ -15,7 +16,7 @@
 #include <unistd.h>
 
 static char health_url[320];
-static pthread_t dog;
+static struct worker_pool *dog; /* the watchdog: a pool of one */
 static int dog_running, dog_stop;
 static uint64_t dog_usec;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -67,7 +68,7 @@ static void make_url(const char *listen)
     snprintf(health_url, sizeof(health_url), "http://%s:%s/health", host, colon + 1);
 }
 
-static void *watchdog(void *arg)
+static void watchdog(void *arg)
 {
     struct timespec at;
 
@@ -88,7 +89,6 @@ static void *watchdog(void *arg)
             ;
     }
     pthread_mutex_unlock(&mu);
-    return NULL;
 }
 
 void service_ready(const char *listen)
@@ -101,8 +101,13 @@ void service_ready(const char *listen)
     sd_notifyf(0, "READY=1\nSTATUS=serving on %s\nMAINPID=%ld", listen, (long)getpid());
     if (sd_watchdog_enabled(0, &dog_usec) > 0 && dog_usec >= 1000) {
         dog_stop = 0;
-        if (pthread_create(&dog, NULL, watchdog, NULL) == 0)
+        dog = worker_pool_new("watchdog", 1, 0);
+        if (worker_submit(dog, watchdog, NULL) == 0) {
             dog_running = 1;
+        } else {
+            worker_pool_free(dog);
+            dog = NULL;
+        }
         log_info("watchdog: pinging systemd every %llu ms while %s answers",
                  (unsigned long long)(dog_usec / 2000), health_url);
     }
@@ -136,7 +141,8 @@ void service_stopping(void)
         dog_stop = 1;
         pthread_cond_signal(&cv);
         pthread_mutex_unlock(&mu);
-        pthread_join(dog, NULL);
+        worker_pool_free(dog);
+        dog = NULL;
         dog_running = 0;
     }
 }

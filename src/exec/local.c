@@ -20,6 +20,7 @@
 #include "exec/cgroup.h"
 #include "exec/local_int.h"
 #include "exec/sandbox.h"
+#include "core/worker.h"
 #include "core/arena.h"
 #include "core/config.h"
 #include "core/err.h"
@@ -76,7 +77,7 @@ struct lrun {
 
 static const struct config *cfg;
 static int epfd = -1, evfd = -1;
-static pthread_t io_thread;
+static struct worker_pool *io_pool; /* the I/O thread: a pool of one */
 static int io_running, io_stop;
 static pthread_mutex_t list_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct lrun *all;
@@ -629,6 +630,13 @@ static void advance(struct lrun *r)
     live_exited(r->l, r->status, NULL);
 }
 
+static void *io_main(void *arg);
+
+static void io_job(void *arg)
+{
+    io_main(arg);
+}
+
 static void *io_main(void *arg)
 {
     struct epoll_event evs[64];
@@ -881,8 +889,12 @@ int exec_local_init(const struct config *c)
     epfd = epoll_create1(EPOLL_CLOEXEC);
     evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     epoll_ctl(epfd, EPOLL_CTL_ADD, evfd, &ev);
-    if (pthread_create(&io_thread, NULL, io_main, NULL) != 0)
+    io_pool = worker_pool_new("local runs' I/O", 1, 0);
+    if (worker_submit(io_pool, io_job, NULL)) {
+        worker_pool_free(io_pool);
+        io_pool = NULL;
         return LY_EINTERNAL;
+    }
     io_running = 1;
     return 0;
 }
@@ -896,7 +908,8 @@ void exec_local_shutdown(void)
     io_stop = 1;
     if (write(evfd, &one, sizeof(one)) != sizeof(one))
         log_error("cannot wake the I/O thread");
-    pthread_join(io_thread, NULL);
+    worker_pool_free(io_pool);
+    io_pool = NULL;
     close(epfd);
     close(evfd);
     io_running = 0;

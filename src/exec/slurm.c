@@ -20,6 +20,7 @@
  * starts, or its last submission failed) is looked for by name before it is submitted; a job
  * found is followed, never submitted again.
  */
+#include "core/worker.h"
 #include "core/buf.h"
 #include "core/arena.h"
 #include "core/config.h"
@@ -66,7 +67,7 @@ struct sjob {
 static const struct config *cfg;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
-static pthread_t thread;
+static struct worker_pool *poller; /* the poller: a pool of one */
 static int running, stopping;
 static struct sjob *jobs;
 static unsigned char key[512];
@@ -604,6 +605,13 @@ static int look_for_job(CURL *c, struct sjob *j, json_t **known, char *why, size
     return 0;
 }
 
+static void *slurm_main(void *arg);
+
+static void slurm_job(void *arg)
+{
+    slurm_main(arg);
+}
+
 static void *slurm_main(void *arg)
 {
     CURL *c = curl_easy_init();
@@ -896,8 +904,12 @@ static int slurm_init(const struct config *c, int used)
         }
         key_len = (size_t)n;
     }
-    if (pthread_create(&thread, NULL, slurm_main, NULL) != 0)
+    poller = worker_pool_new("Slurm poller", 1, 0);
+    if (worker_submit(poller, slurm_job, NULL)) {
+        worker_pool_free(poller);
+        poller = NULL;
         return LY_EINTERNAL;
+    }
     running = 1;
     log_info("Slurm backend: %s, shared directory %s",
              c->slurm_rest_url[0] ? c->slurm_rest_url : "sbatch/scontrol/scancel",
@@ -913,7 +925,8 @@ static void slurm_shutdown(void)
     stopping = 1;
     pthread_cond_signal(&cv);
     pthread_mutex_unlock(&mu);
-    pthread_join(thread, NULL);
+    worker_pool_free(poller);
+    poller = NULL;
     running = 0;
 }
 

@@ -2,6 +2,7 @@
  * The access log's buffer (see alog.h).
  */
 #include "http/alog.h"
+#include "core/worker.h"
 #include "core/arena.h"
 #include "core/log.h"
 
@@ -14,6 +15,13 @@
  * before it writes (a line waits at most about that long). */
 #define ALOG_BUF       (64u * 1024)
 #define ALOG_GATHER_NS 1000000
+
+static void *writer_main(void *arg);
+
+static void writer_job(void *arg)
+{
+    writer_main(arg);
+}
 
 static void *writer_main(void *arg)
 {
@@ -65,7 +73,8 @@ void alog_start(struct access_log *al)
     pthread_cond_init(&al->room, NULL);
     al->buf = xmalloc(ALOG_BUF);
     al->spare = xmalloc(ALOG_BUF);
-    if (pthread_create(&al->writer, NULL, writer_main, al)) {
+    al->writer = worker_pool_new("access log", 1, 0);
+    if (worker_submit(al->writer, writer_job, al)) {
         log_error("cannot start the access log's thread");
         abort();
     }
@@ -77,7 +86,8 @@ void alog_stop(struct access_log *al)
     al->stop = 1;
     pthread_cond_signal(&al->more);
     pthread_mutex_unlock(&al->mu);
-    pthread_join(al->writer, NULL);
+    worker_pool_free(al->writer);
+    al->writer = NULL;
     pthread_cond_destroy(&al->more);
     pthread_cond_destroy(&al->room);
     pthread_mutex_destroy(&al->mu);

@@ -12,11 +12,13 @@
 #include <pthread.h>
 #include <stddef.h>
 
+struct worker_pool;
+
 struct access_log {
     pthread_mutex_t mu;
-    pthread_cond_t more, room; /* lines to write; room in the buffer */
-    pthread_t writer;
-    char *buf, *spare; /* filled by request threads; written by the writer */
+    pthread_cond_t more, room;  /* lines to write; room in the buffer */
+    struct worker_pool *writer; /* a pool of one (core/worker.h) */
+    char *buf, *spare;          /* filled by request threads; written by the writer */
     size_t len;
     int writing, stop;
 };
