@@ -28,6 +28,7 @@
  */
 #include "exec/docker.h"
 #include "exec/docker_int.h"
+#include "core/worker.h"
 #include "core/buf.h"
 #include "core/arena.h"
 #include "core/err.h"
@@ -644,6 +645,41 @@ void docker_forget(const char *run_id)
 
 /* ---- the interface ---- */
 
+/* A run's thread and its signals' blocking calls run in two pools (core/worker), made with
+ * the first run and ended at shutdown, once every run was released. */
+#define DOCKER_RUNS_MAX 1024 /* runs at once: one past it fails to start, as no thread did */
+static struct worker_pool *run_pool, *sig_pool;
+static pthread_mutex_t pools_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static struct worker_pool *pool_of(int signals)
+{
+    struct worker_pool *p;
+
+    pthread_mutex_lock(&pools_mu);
+    if (!run_pool) {
+        run_pool = worker_pool_new("Docker runs", DOCKER_RUNS_MAX, 0);
+        sig_pool = worker_pool_new("Docker signals", 16, 4096);
+    }
+    p = signals ? sig_pool : run_pool;
+    pthread_mutex_unlock(&pools_mu);
+    return p;
+}
+
+/* A run's thread: its main, then the mark that release() waits for. */
+static void run_job(void *arg)
+{
+    struct drun *d = arg;
+
+    if (d->l->kind == RUN_COMPOSE)
+        docker_compose_main(d);
+    else
+        image_main(d);
+    pthread_mutex_lock(&d->mu);
+    d->thread_done = 1;
+    pthread_cond_broadcast(&d->idle);
+    pthread_mutex_unlock(&d->mu);
+}
+
 static int docker_start(struct live *l)
 {
     struct drun *d = xcalloc(1, sizeof(*d));
@@ -659,9 +695,11 @@ static int docker_start(struct live *l)
         snprintf(l->errbuf, sizeof(l->errbuf), "the Docker executor runs images and Compose only");
         return LY_EBADREQ;
     }
-    if (pthread_create(&d->thread, NULL, l->kind == RUN_COMPOSE ? docker_compose_main : image_main,
-                       d) != 0) {
-        snprintf(l->errbuf, sizeof(l->errbuf), "cannot start a thread for the run");
+    if (worker_submit(pool_of(0), run_job, d) != 0) {
+        snprintf(l->errbuf, sizeof(l->errbuf),
+                 "cannot start a thread for the run (%d Docker runs "
+                 "at once at most)",
+                 DOCKER_RUNS_MAX);
         return LY_EINTERNAL;
     }
     d->thread_started = 1;
@@ -673,9 +711,9 @@ struct sigjob {
     int sig;
 };
 
-/* The blocking part of a signal, on a thread of its own: the Engine call or
+/* The blocking part of a signal, on a thread of the signals' pool: the Engine call or
  * `docker-compose stop` (which takes the grace period). */
-static void *signal_main(void *arg)
+static void signal_job(void *arg)
 {
     struct sigjob *j = arg;
     struct drun *d = j->d;
@@ -689,15 +727,12 @@ static void *signal_main(void *arg)
     d->inflight--;
     pthread_cond_broadcast(&d->idle);
     pthread_mutex_unlock(&d->mu);
-    return NULL;
 }
 
 static void docker_signal(struct live *l, int sig)
 {
     struct drun *d = l->exec_priv;
     struct sigjob *j;
-    pthread_attr_t attr;
-    pthread_t t;
 
     if (!d || (sig != SIGTERM && sig != SIGKILL))
         return;
@@ -709,16 +744,14 @@ static void docker_signal(struct live *l, int sig)
     j = xmalloc(sizeof(*j));
     j->d = d;
     j->sig = sig;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    if (pthread_create(&t, &attr, signal_main, j) != 0) {
+    if (worker_submit(pool_of(1), signal_job, j) != 0) {
         free(j);
         pthread_mutex_lock(&d->mu);
         d->inflight--;
+        pthread_cond_broadcast(&d->idle);
         pthread_mutex_unlock(&d->mu);
-        log_error("run %s: cannot start a thread to signal it", l->id);
+        log_error("run %s: cannot queue its signal", l->id);
     }
-    pthread_attr_destroy(&attr);
 }
 
 static void docker_release(struct live *l)
@@ -727,10 +760,8 @@ static void docker_release(struct live *l)
 
     if (!d)
         return;
-    if (d->thread_started)
-        pthread_join(d->thread, NULL);
     pthread_mutex_lock(&d->mu);
-    while (d->inflight > 0)
+    while ((d->thread_started && !d->thread_done) || d->inflight > 0)
         pthread_cond_wait(&d->idle, &d->mu);
     pthread_mutex_unlock(&d->mu);
     if (d->secrets)
@@ -758,8 +789,20 @@ static void docker_capacity(struct exec_capacity *cap)
     cap->kinds = 1 << RUN_IMAGE | 1 << RUN_COMPOSE;
 }
 
+/* After every run was released (runs_shutdown). */
+static void docker_shutdown(void)
+{
+    pthread_mutex_lock(&pools_mu);
+    struct worker_pool *runs = run_pool, *sigs = sig_pool;
+    run_pool = sig_pool = NULL;
+    pthread_mutex_unlock(&pools_mu);
+    worker_pool_free(runs);
+    worker_pool_free(sigs);
+}
+
 const struct exec_ops exec_docker = {
     .name = "docker",
+    .shutdown = docker_shutdown,
     .start = docker_start,
     .signal = docker_signal,
     .release = docker_release,

@@ -20,12 +20,12 @@
  * marked so; release() joins the run's thread and waits for the signal threads. */
 struct drun {
     struct live *l;
-    struct arena pool; /* the run thread's strings */
-    pthread_t thread;
-    int thread_started;
-    char project[48]; /* the Compose project: lyceumd-<first 12 of the id> */
-    char file[1100];  /* the Compose file */
-    json_t *secrets;  /* the run's registry secrets, opened (images.c); NULL once pulled */
+    struct arena pool;  /* the run thread's strings */
+    int thread_started; /* its thread (a job of the runs' pool) was queued */
+    int thread_done;    /* and has returned (d->mu, d->idle) */
+    char project[48];   /* the Compose project: lyceumd-<first 12 of the id> */
+    char file[1100];    /* the Compose file */
+    json_t *secrets;    /* the run's registry secrets, opened (images.c); NULL once pulled */
 
     pthread_mutex_t mu;
     pthread_cond_t idle;
