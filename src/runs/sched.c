@@ -458,28 +458,25 @@ void sched_stop(void)
     pthread_join(thread, NULL);
 }
 
-json_t *runs_capacity_json(void)
+int runs_capacity(struct arena *a, struct run_capacity **rows)
 {
-    json_t *o = json_object();
     struct run_pending_count *pending;
-    struct arena a;
-    int n;
+    int n = db_runs_pending_counts(a, &pending), count = profiles_count();
 
-    arena_init(&a);
-    n = db_runs_pending_counts(&a, &pending);
+    *rows = arena_alloc(a, (size_t)(count ? count : 1) * sizeof(**rows));
     pthread_mutex_lock(&sched_mu);
-    for (int i = 0; i < profiles_count(); i++) {
+    for (int i = 0; i < count; i++) {
         struct profile *p = profile_at(i);
-        int64_t waiting = 0;
+        struct run_capacity *c = &(*rows)[i];
 
+        c->profile = p->name;
+        c->running = p->running;
+        c->max_concurrent = p->max_concurrent;
+        c->pending = 0;
         for (int k = 0; k < n; k++)
             if (strcmp(pending[k].profile, p->name) == 0)
-                waiting = pending[k].count;
-        json_object_set_new(o, p->name,
-                            json_pack("{s:i,s:i,s:I}", "running", p->running, "max_concurrent",
-                                      p->max_concurrent, "pending", (json_int_t)waiting));
+                c->pending = pending[k].count;
     }
     pthread_mutex_unlock(&sched_mu);
-    arena_release(&a);
-    return o;
+    return count;
 }

@@ -405,11 +405,17 @@ static void submit(const char *profile, int priority, int timeout_s, char id[40]
 
 static int running_of(const char *profile)
 {
-    json_t *o = runs_capacity_json();
-    int n = (int)json_integer_value(json_object_get(json_object_get(o, profile), "running"));
+    struct arena a;
+    struct run_capacity *cap;
+    int n, running = 0;
 
-    json_decref(o);
-    return n;
+    arena_init(&a);
+    n = runs_capacity(&a, &cap);
+    for (int i = 0; i < n; i++)
+        if (strcmp(cap[i].profile, profile) == 0)
+            running = cap[i].running;
+    arena_release(&a);
+    return running;
 }
 
 /* A run a previous process left (before runs_init). */
