@@ -16,6 +16,7 @@
 #include "store/users.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 
 /* The id of the user email, into id. */
@@ -50,14 +51,25 @@ int admin_voucher_add(const char *code, int64_t credits, int64_t expires_at, con
 
 int admin_quota_set(const char *email, json_t *profiles, json_t *now)
 {
-    char user_id[40];
-    int err = user_id_by_email(email, user_id);
+    char user_id[40], **allowed;
+    size_t n = json_array_size(profiles);
+    const char **names = xcalloc(n + 1, sizeof(*names));
+    struct arena a;
+    int err = user_id_by_email(email, user_id), k;
 
+    for (size_t i = 0; i < n; i++)
+        names[i] = json_string_value(json_array_get(profiles, i));
     if (!err)
-        err = quota_set(user_id, profiles);
-    if (!err)
-        err = quota_list(user_id, now);
-    return err;
+        err = db_quota_set(user_id, names, n);
+    free(names);
+    if (err)
+        return err;
+    arena_init(&a);
+    k = db_quota_list(&a, user_id, &allowed);
+    for (int i = 0; i < k; i++)
+        json_array_append_new(now, json_string(allowed[i]));
+    arena_release(&a);
+    return k < 0 ? k : 0;
 }
 
 int admin_credits_grant(const char *org_slug, int64_t amount, const char *note, int64_t *balance)

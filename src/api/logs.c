@@ -66,27 +66,25 @@ static int api_logs_execution(struct req *req)
     long long limit;
     int64_t since;
     struct log_tail t;
-    json_t *row, *logs;
+    struct run_row row;
+    json_t *logs;
     const char *id;
     int err = window(req, 1000, 10000, 24, 168, &limit, &since);
 
     if (err)
         return err;
-    row = runq_get(req->caller->org_id, req_param(req, "execution_id"), &err);
-    if (!row)
-        return err ? err : req_fail(req, LY_ENOTFOUND, "Execution not found");
-    id = json_string_value(json_object_get(row, "id"));
+    err = runq_get(&req->arena, req->caller->org_id, req_param(req, "execution_id"), &row);
+    if (err == LY_ENOTFOUND)
+        return req_fail(req, LY_ENOTFOUND, "Execution not found");
+    if (err)
+        return err;
+    id = row.id;
     err = logs_tail(&req->arena, id, since, (int)limit, &t);
-    if (err) {
-        json_decref(row);
+    if (err)
         return req_fail(req, err, "The execution's logs cannot be read");
-    }
     logs = json_array();
     for (size_t i = 0; i < t.n; i++)
-        json_array_append_new(logs, item(&t.lines[i], id,
-                                         json_string_value(json_object_get(row, "user_id")),
-                                         json_string_value(json_object_get(row, "profile"))));
-    json_decref(row);
+        json_array_append_new(logs, item(&t.lines[i], id, row.user_id, row.profile));
     return req_reply(req, json_pack("{s:o,s:I}", "logs", logs, "total", (json_int_t)t.total));
 }
 

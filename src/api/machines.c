@@ -18,34 +18,32 @@ static int api_machine_types(struct req *req)
     return req_reply(req, json_pack("{s:o,s:i}", "machine_types", list, "count", profiles_count()));
 }
 
-/* The profiles the caller may use: their quota list, or every profile when it is empty. */
-static int allowed(struct req *req, json_t **out)
-{
-    json_t *rows = json_array();
-    int err = runq_quota(req->caller->user_id, rows);
+/* The profiles the caller may use: their quota list (none: every profile). */
+struct allowed {
+    char **names;
+    int n;
+};
 
-    if (err) {
-        json_decref(rows);
-        return err;
-    }
-    *out = rows;
-    return 0;
+static int allowed(struct req *req, struct allowed *out)
+{
+    out->n = runq_quota(&req->arena, req->caller->user_id, &out->names);
+    return out->n < 0 ? out->n : 0;
 }
 
-static int listed(json_t *rows, const char *name)
+static int listed(const struct allowed *rows, const char *name)
 {
-    size_t i;
-    json_t *v;
-
-    if (!json_array_size(rows))
+    if (!rows->n)
         return 1;
-    json_array_foreach(rows, i, v) if (strcmp(json_string_value(v), name) == 0) return 1;
+    for (int i = 0; i < rows->n; i++)
+        if (strcmp(rows->names[i], name) == 0)
+            return 1;
     return 0;
 }
 
 static int api_user_quotas(struct req *req)
 {
-    json_t *rows, *o;
+    struct allowed rows;
+    json_t *o;
     int err = allowed(req, &rows);
 
     if (err)
@@ -54,15 +52,15 @@ static int api_user_quotas(struct req *req)
     for (int i = 0; i < profiles_count(); i++) {
         struct profile *p = profile_at(i);
 
-        json_object_set_new(o, p->name, json_boolean(listed(rows, p->name)));
+        json_object_set_new(o, p->name, json_boolean(listed(&rows, p->name)));
     }
-    json_decref(rows);
     return req_reply(req, o);
 }
 
 static int api_user_available_hardware(struct req *req)
 {
-    json_t *rows, *list;
+    struct allowed rows;
+    json_t *list;
     int err = allowed(req, &rows);
 
     if (err)
@@ -71,10 +69,9 @@ static int api_user_available_hardware(struct req *req)
     for (int i = 0; i < profiles_count(); i++) {
         struct profile *p = profile_at(i);
 
-        if (p->max_concurrent > 0 && listed(rows, p->name))
+        if (p->max_concurrent > 0 && listed(&rows, p->name))
             json_array_append_new(list, json_string(p->name));
     }
-    json_decref(rows);
     return req_reply(req, json_pack("{s:o}", "available_hardware_profiles", list));
 }
 

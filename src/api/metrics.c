@@ -91,25 +91,16 @@ static void add_point(void *arg, int64_t ts_us, const double *v, unsigned have)
                                   json_pack("{s:s,s:f}", "timestamp", ts, "value", v[k]));
 }
 
-static int64_t first_time(json_t *row, const char *const *cols)
-{
-    for (; *cols; cols++)
-        if (json_is_integer(json_object_get(row, *cols)))
-            return json_integer_value(json_object_get(row, *cols));
-    return 0;
-}
-
 static int api_metrics_execution(struct req *req)
 {
-    static const char *const start_cols[] = {"running_at", "started_at", "created_at", NULL};
-    static const char *const end_cols[] = {"ended_at", "finished_at", NULL};
     const char *qs = req_query(req, "start"), *qe = req_query(req, "end");
     const char *qstep = req_query(req, "step");
     int64_t start = qs ? parse_time(qs) : 0, end = qe ? parse_time(qe) : 0;
     int64_t step = qstep ? parse_step(qstep) : 15000000;
     struct series_out out;
     char a[40], b[40];
-    json_t *row, *o;
+    struct run_row row;
+    json_t *o;
     int err;
 
     if (qs && start < 0)
@@ -123,13 +114,16 @@ static int api_metrics_execution(struct req *req)
     err = req_check_valid(req);
     if (err)
         return err;
-    row = runq_get(req->caller->org_id, req_param(req, "execution_id"), &err);
-    if (!row)
-        return err ? err : req_fail(req, LY_ENOTFOUND, "Execution not found");
+    err = runq_get(&req->arena, req->caller->org_id, req_param(req, "execution_id"), &row);
+    if (err == LY_ENOTFOUND)
+        return req_fail(req, LY_ENOTFOUND, "Execution not found");
+    if (err)
+        return err;
+    /* From when it began running (else got its slot, else was created) to when it ended. */
     if (!qs)
-        start = first_time(row, start_cols);
+        start = row.running_at ?: row.started_at ?: row.created_at;
     if (!qe)
-        end = first_time(row, end_cols) ?: now_us();
+        end = row.ended_at ?: row.finished_at ?: now_us();
     if (end < start)
         req_invalid(req, "query", "end", "end must not be before start", "value_error");
     else if ((end - start) / step >= MAX_POINTS)
@@ -138,22 +132,17 @@ static int api_metrics_execution(struct req *req)
                     "use a larger step or a shorter range",
                     "value_error");
     err = req_check_valid(req);
-    if (err) {
-        json_decref(row);
+    if (err)
         return err;
-    }
     for (int k = 0; k < MS_COUNT; k++)
         out.arr[k] = json_array();
-    err = series_read(json_string_value(json_object_get(row, "id")), start, end, step, add_point,
-                      &out);
+    err = series_read(row.id, start, end, step, add_point, &out);
     time_iso(start, a, sizeof(a));
     time_iso(end, b, sizeof(b));
-    o = json_pack("{s:O,s:s,s:{s:s,s:s},s:s}", "executionId", json_object_get(row, "id"),
-                  "hostname", api_hostname(), "timeRange", "start", a, "end", b, "step",
-                  qstep ? qstep : "15s");
+    o = json_pack("{s:s,s:s,s:{s:s,s:s},s:s}", "executionId", row.id, "hostname", api_hostname(),
+                  "timeRange", "start", a, "end", b, "step", qstep ? qstep : "15s");
     for (int k = 0; k < MS_COUNT; k++)
         json_object_set_new(o, series_names[k], out.arr[k]);
-    json_decref(row);
     if (err) {
         json_decref(o);
         return err;

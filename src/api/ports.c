@@ -295,7 +295,7 @@ static int serve(struct req *req)
     struct port_run *run = NULL;
     struct xchg *x;
     struct proxy_opts o = {0};
-    json_t *row = NULL;
+    struct run_row row;
     char id[40], what[120];
     int port, bearer = 0, err = 0, fd;
 
@@ -307,17 +307,19 @@ static int serve(struct req *req)
                        runs_cfg->port_domain);
         goto out;
     }
-    row = runq_get_any(id, &err);
-    if (!row || !json_is_null(json_object_get(row, "deleted_at"))) {
-        err = err ? err : req_fail(req, LY_ENOTFOUND, "Execution not found");
+    err = runq_get_any(&req->arena, id, &row);
+    if (err == LY_ENOTFOUND || (!err && row.deleted_at)) {
+        err = req_fail(req, LY_ENOTFOUND, "Execution not found");
         goto out;
     }
-    org = json_string_value(json_object_get(row, "org_id"));
+    if (err)
+        goto out;
+    org = row.org_id;
     err = check_caller(req, org, &bearer);
     if (err)
         goto out;
-    status = json_string_value(json_object_get(row, "status"));
-    if (json_integer_value(json_object_get(row, "kind")) != RUN_IMAGE) {
+    status = row.status;
+    if (row.kind != RUN_IMAGE) {
         err = req_fail(req, LY_ENOTFOUND,
                        "Run %s is not a Docker image run: ports are served for those only", id);
         goto out;
@@ -350,7 +352,6 @@ static int serve(struct req *req)
     o.arg = x;
     err = proxy_start(req, fd, &o);
 out:
-    json_decref(row);
     return err;
 }
 

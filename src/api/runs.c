@@ -41,7 +41,8 @@ static int valid_profile_syntax(const char *s)
 static int check_profile(struct req *req, const char *field, const char *profile)
 {
     struct profile *p;
-    json_t *allowed;
+    char **allowed;
+    int nallowed;
     int err = 0;
 
     if (!valid_profile_syntax(profile)) {
@@ -53,22 +54,18 @@ static int check_profile(struct req *req, const char *field, const char *profile
     if (!p)
         return req_fail(req, LY_EBADREQ, "Unknown hardware_profile '%s'. Valid options: %s",
                         profile, profiles_names());
-    allowed = json_array();
-    if (runq_quota(req->caller->user_id, allowed)) {
-        json_decref(allowed);
+    nallowed = runq_quota(&req->arena, req->caller->user_id, &allowed);
+    if (nallowed < 0)
         return LY_EDB;
-    }
-    if (json_array_size(allowed)) {
-        size_t i;
-        json_t *v;
+    if (nallowed) {
         int ok = 0;
 
-        json_array_foreach(allowed, i, v) ok |= strcmp(json_string_value(v), profile) == 0;
+        for (int i = 0; i < nallowed; i++)
+            ok |= strcmp(allowed[i], profile) == 0;
         if (!ok)
             err = req_fail(req, LY_EFORBIDDEN,
                            "Hardware profile '%s' is not available to your account", profile);
     }
-    json_decref(allowed);
     if (!err && p->max_concurrent <= 0)
         err = req_fail(req, LY_EUNAVAIL, "No '%s' machine is available on this server", profile);
     if (!err) {

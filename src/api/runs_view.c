@@ -38,64 +38,63 @@ json_t *run_streaming_url(struct req *req, const char *id, const char *token)
     return json_string(url);
 }
 
-static json_t *time_or_null(json_t *row, const char *col)
+static json_t *str_or_null(const char *s)
 {
-    json_t *v = json_object_get(row, col);
-
-    return json_is_integer(v) ? json_time(json_integer_value(v)) : json_null();
+    return s ? json_string(s) : json_null();
 }
 
-static json_t *seconds_between(json_t *row, const char *a, const char *b)
+/* A time of the row (0: not yet) as the API writes times, or null. */
+static json_t *time_or_null(int64_t us)
 {
-    json_t *x = json_object_get(row, a), *y = json_object_get(row, b);
+    return us ? json_time(us) : json_null();
+}
 
-    if (!json_is_integer(x) || !json_is_integer(y))
+static json_t *seconds_between(int64_t a, int64_t b)
+{
+    if (!a || !b)
         return json_null();
-    return json_real((double)(json_integer_value(y) - json_integer_value(x)) / 1e6);
+    return json_real((double)(b - a) / 1e6);
 }
 
-static const char *kind_label(json_t *row)
+static const char *kind_label(const struct run_row *row)
 {
-    return json_integer_value(json_object_get(row, "kind")) == 1 ? "python code" : "docker";
+    return row->kind == 1 ? "python code" : "docker";
 }
 
-static int find_run(struct req *req, json_t **row)
+static int find_run(struct req *req, struct run_row *row)
 {
-    int err;
+    int err = runq_get(&req->arena, req->caller->org_id, req_param(req, "execution_id"), row);
 
-    *row = runq_get(req->caller->org_id, req_param(req, "execution_id"), &err);
-    if (!*row)
-        return err ? err : req_fail(req, LY_ENOTFOUND, "Execution not found");
-    return 0;
+    if (err == LY_ENOTFOUND)
+        return req_fail(req, LY_ENOTFOUND, "Execution not found");
+    return err;
 }
 
 /* ---- status and control ---- */
 
-static json_t *status_json(json_t *row)
+static json_t *status_json(const struct run_row *row)
 {
     json_t *o = json_pack(
-        "{s:O,s:O,s:O,s:O,s:s,s:O,s:o,s:o,s:o,s:O}", "execution_id", json_object_get(row, "id"),
-        "status", json_object_get(row, "status"), "errors", json_object_get(row, "errors"),
-        "return_code", json_object_get(row, "return_code"), "execution_type", kind_label(row),
-        "hardware_profile", json_object_get(row, "profile"), "created_at",
-        time_or_null(row, "created_at"), "start_time", time_or_null(row, "running_at"), "end_time",
-        time_or_null(row, "ended_at"), "parent_execution_id", json_object_get(row, "parent_id"));
+        "{s:s,s:o,s:o,s:o,s:s,s:o,s:o,s:o,s:o,s:o}", "execution_id", row->id, "status",
+        str_or_null(row->status), "errors", str_or_null(row->errors), "return_code",
+        row->has_return_code ? json_integer(row->return_code) : json_null(), "execution_type",
+        kind_label(row), "hardware_profile", str_or_null(row->profile), "created_at",
+        time_or_null(row->created_at), "start_time", time_or_null(row->running_at), "end_time",
+        time_or_null(row->ended_at), "parent_execution_id", str_or_null(row->parent_id));
 
-    if (json_is_string(json_object_get(row, "reason")))
-        json_object_set(o, "reason", json_object_get(row, "reason"));
+    if (row->reason)
+        json_object_set_new(o, "reason", json_string(row->reason));
     return o;
 }
 
 static int api_runs_status(struct req *req)
 {
-    json_t *row;
+    struct run_row row;
     int err = find_run(req, &row);
 
     if (err)
         return err;
-    err = req_reply(req, status_json(row));
-    json_decref(row);
-    return err;
+    return req_reply(req, status_json(&row));
 }
 
 static int control(struct req *req, int mode)
@@ -200,64 +199,56 @@ static json_t *read_small(const char *id, const char *file)
 
 static int api_runs_get(struct req *req)
 {
-    json_t *row, *o, *spec;
+    struct run_row row;
+    json_t *o, *spec;
     const char *id;
     int err = find_run(req, &row);
 
     if (err)
         return err;
-    id = json_string_value(json_object_get(row, "id"));
-    spec = json_loads(json_string_value(json_object_get(row, "spec")), 0, NULL);
-    o = status_json(row);
+    id = row.id;
+    spec = row.spec ? json_loads(row.spec, 0, NULL) : NULL;
+    o = status_json(&row);
     json_object_set_new(o, "python_code",
                         json_incref(json_object_get(spec, "code")) ?: json_null());
-    json_object_set(o, "file_name", json_object_get(row, "file_name"));
-    json_object_set(o, "user_id", json_object_get(row, "user_id"));
-    json_object_set(o, "org_id", json_object_get(row, "org_id"));
-    json_object_set(o, "install_return_code", json_object_get(row, "install_return_code"));
+    json_object_set_new(o, "file_name", str_or_null(row.file_name));
+    json_object_set_new(o, "user_id", json_string(row.user_id));
+    json_object_set_new(o, "org_id", json_string(row.org_id));
+    json_object_set_new(o, "install_return_code",
+                        row.has_install_return_code ? json_integer(row.install_return_code)
+                                                    : json_null());
     json_object_set_new(o, "install_log", read_small(id, "install.log"));
-    json_object_set_new(o, "execelet_start", time_or_null(row, "started_at"));
-    json_object_set_new(o, "finish_time", time_or_null(row, "finished_at"));
-    json_object_set(o, "timeout", json_object_get(row, "timeout_s"));
-    json_object_set_new(o, "gpus",
-                        json_is_string(json_object_get(row, "gpus"))
-                            ? json_incref(json_object_get(row, "gpus"))
-                            : json_null());
-    if (json_integer_value(json_object_get(row, "kind")) != 1) {
+    json_object_set_new(o, "execelet_start", time_or_null(row.started_at));
+    json_object_set_new(o, "finish_time", time_or_null(row.finished_at));
+    json_object_set_new(o, "timeout", json_integer(row.timeout_s));
+    json_object_set_new(o, "gpus", str_or_null(row.gpus));
+    if (row.kind != 1) {
         json_object_set(o, "docker_image_ref", json_object_get(spec, "docker_image_ref"));
-        json_object_set_new(
-            o, "errors_docker",
-            strcmp(json_string_value(json_object_get(row, "status")), "system_failure") == 0
-                ? json_incref(json_object_get(row, "errors"))
-                : json_null());
+        json_object_set_new(o, "errors_docker",
+                            strcmp(row.status, "system_failure") == 0 ? str_or_null(row.errors)
+                                                                      : json_null());
     }
     read_output(id, o);
     json_decref(spec);
-    json_decref(row);
     return req_reply(req, o);
 }
 
 static int api_runs_timing(struct req *req)
 {
-    json_t *row, *t;
+    struct run_row row;
+    json_t *t;
     int err = find_run(req, &row);
 
     if (err)
         return err;
-    t = json_pack(
-        "{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "created_at", time_or_null(row, "created_at"),
-        "queued_at", time_or_null(row, "created_at"), "start_time", time_or_null(row, "running_at"),
-        "end_time", time_or_null(row, "ended_at"), "finish_time", time_or_null(row, "finished_at"),
-        "queue_seconds",
-        seconds_between(row, "created_at",
-                        json_is_integer(json_object_get(row, "running_at")) ? "running_at"
-                                                                            : "started_at"),
-        "run_seconds", seconds_between(row, "running_at", "ended_at"), "total_seconds",
-        seconds_between(row, "created_at", "finished_at"));
-    err = req_reply(
-        req, json_pack("{s:O,s:o}", "execution_id", json_object_get(row, "id"), "timing", t));
-    json_decref(row);
-    return err;
+    t = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "created_at", time_or_null(row.created_at),
+                  "queued_at", time_or_null(row.created_at), "start_time",
+                  time_or_null(row.running_at), "end_time", time_or_null(row.ended_at),
+                  "finish_time", time_or_null(row.finished_at), "queue_seconds",
+                  seconds_between(row.created_at, row.running_at ?: row.started_at), "run_seconds",
+                  seconds_between(row.running_at, row.ended_at), "total_seconds",
+                  seconds_between(row.created_at, row.finished_at));
+    return req_reply(req, json_pack("{s:s,s:o}", "execution_id", row.id, "timing", t));
 }
 
 static int api_runs_delete(struct req *req)
@@ -277,23 +268,23 @@ static int api_runs_delete(struct req *req)
 
 static int api_workloads_list(struct req *req)
 {
-    json_t *rows = json_array(), *row, *out = json_array();
-    size_t i;
-    int err = runq_active(req->caller->org_id, req->caller->user_id, rows);
+    struct run_row *rows;
+    json_t *out;
+    int n = runq_active(&req->arena, req->caller->org_id, req->caller->user_id, &rows);
 
-    if (err) {
-        json_decref(rows);
-        json_decref(out);
-        return err;
+    if (n < 0)
+        return n;
+    out = json_array();
+    for (int i = 0; i < n; i++) {
+        const struct run_row *row = &rows[i];
+
+        json_array_append_new(
+            out, json_pack("{s:s,s:o,s:o,s:o,s:s,s:o,s:o}", "execution_id", row->id, "status",
+                           str_or_null(row->status), "file_name", str_or_null(row->file_name),
+                           "hardware_profile", str_or_null(row->profile), "execution_type",
+                           kind_label(row), "created_at", time_or_null(row->created_at),
+                           "start_time", time_or_null(row->running_at)));
     }
-    json_array_foreach(rows, i, row) json_array_append_new(
-        out,
-        json_pack("{s:O,s:O,s:O,s:O,s:s,s:o,s:o}", "execution_id", json_object_get(row, "id"),
-                  "status", json_object_get(row, "status"), "file_name",
-                  json_object_get(row, "file_name"), "hardware_profile",
-                  json_object_get(row, "profile"), "execution_type", kind_label(row), "created_at",
-                  time_or_null(row, "created_at"), "start_time", time_or_null(row, "running_at")));
-    json_decref(rows);
     return req_reply(req, out);
 }
 
@@ -345,16 +336,20 @@ static void sse_event(struct sse *s, json_t *payload)
 
 static void sse_finish(struct sse *s)
 {
-    int err;
-    json_t *row = runq_get_any(s->id, &err), *rc, *result;
-    const char *status = row ? json_string_value(json_object_get(row, "status")) : "unknown";
-    const char *errors = row ? json_string_value(json_object_get(row, "errors")) : NULL;
+    struct arena a;
+    struct run_row row;
+    int found;
+    json_t *rc, *result;
+    const char *status, *errors;
 
-    rc = row ? json_object_get(row, "return_code") : NULL;
+    arena_init(&a);
+    found = runq_get_any(&a, s->id, &row) == 0;
+    status = found ? row.status : "unknown";
+    errors = found ? row.errors : NULL;
     if (status && strcmp(status, "completed") == 0)
         rc = json_integer(0); /* a graceful stop ends completed whatever the signal did */
-    else if (json_is_integer(rc))
-        json_incref(rc);
+    else if (found && row.has_return_code)
+        rc = json_integer(row.return_code);
     else
         rc = json_string(status ? status : "unknown");
     result = json_pack("{s:o,s:s?}", "returnCode", rc, "error",
@@ -365,7 +360,7 @@ static void sse_finish(struct sse *s)
         json_object_set_new(result, "error", json_null());
     sse_event(s, json_pack("{s:{s:{s:o,s:s?,s:s?}}}", "jobFinished", "job", "result", result,
                            "status", status, "errors", errors));
-    json_decref(row);
+    arena_release(&a);
     s->state = SSE_END;
 }
 
@@ -450,50 +445,46 @@ static int runs_stream(struct req *req, int by_id)
 {
     const char *id = req_param(req, "execution_id"), *token = req_query(req, "token");
     struct sse *s;
-    json_t *row = NULL;
+    struct run_row row;
     int err = 0;
 
     if (req->caller->via != VIA_NONE) {
-        row = runq_get(req->caller->org_id, id, &err);
+        err = runq_get(&req->arena, req->caller->org_id, id, &row);
     } else if (token || by_id) {
         char hash[65];
 
-        row = runq_get_any(id, &err);
+        err = runq_get_any(&req->arena, id, &row);
         if (token)
             run_token_hash(token, hash);
-        if (row && ((token &&
-                     strcmp(hash, json_string_value(json_object_get(row, "stream_token"))) != 0) ||
-                    !json_is_null(json_object_get(row, "deleted_at")))) {
-            json_decref(row);
-            row = NULL;
-        }
+        if (!err && ((token && strcmp(hash, row.stream_token ? row.stream_token : "") != 0) ||
+                     row.deleted_at))
+            err = LY_ENOTFOUND;
     } else {
         req_add_header(req, "WWW-Authenticate", "Bearer");
         return req_fail(req, LY_EUNAUTH,
                         "Not authenticated: send the streaming_url's token "
                         "or an Authorization header");
     }
-    if (!row)
-        return err ? err : req_fail(req, LY_ENOTFOUND, "Execution not found");
+    if (err == LY_ENOTFOUND)
+        return req_fail(req, LY_ENOTFOUND, "Execution not found");
+    if (err)
+        return err;
     s = xcalloc(1, sizeof(*s));
     snprintf(s->id, sizeof(s->id), "%s", id);
     s->fd = -1;
     s->rec = xmalloc(65536);
-    if (!run_is_terminal(json_string_value(json_object_get(row, "status")))) {
+    if (!run_is_terminal(row.status)) {
         /* Follow it live. The status is read again after joining the registry: a run that
          * ended in between must not be waited for. */
-        json_t *again;
+        struct run_row again;
 
         s->out = output_get(id);
-        again = runq_get_any(id, &err);
-        if (again && run_is_terminal(json_string_value(json_object_get(again, "status")))) {
+        if (runq_get_any(&req->arena, id, &again) == 0 && run_is_terminal(again.status)) {
             output_end(s->out);
             output_put(s->out);
             s->out = NULL;
         }
-        json_decref(again);
     }
-    json_decref(row);
     req_add_header(req, "Cache-Control", "no-cache");
     req_add_header(req, "X-Accel-Buffering", "no");
     return req_reply_stream(req, "text/event-stream",

@@ -97,21 +97,21 @@ int accounts_status(struct arena *a, const char *user_id, const char *org_id, st
 
 int accounts_delete(struct arena *a, const char *user_id, const char *why_runs, const char **why)
 {
-    json_t *pending = json_array();
+    struct run_id *pending = NULL;
+    int npending = 0;
     int err = store_begin();
 
-    if (err) {
-        json_decref(pending);
+    if (err)
         return err;
-    }
     err = users_delete(a, user_id, why);
     if (!err)
         err = s3cred_delete_user(user_id);
-    if (!err)
-        err = runs_end_pending_of_user(user_id, why_runs, now_us(), pending);
+    if (!err) {
+        npending = db_runs_end_pending_of_user(a, user_id, why_runs, now_us(), &pending);
+        err = npending < 0 ? npending : 0;
+    }
     err = store_end(err);
     if (!err)
-        runs_end_user(user_id, pending, why_runs);
-    json_decref(pending);
+        runs_end_user(user_id, pending, npending, why_runs);
     return err;
 }

@@ -246,25 +246,28 @@ static void run_count(void *arg, const char *status, const char *profile, int64_
 
 static void render_runs(struct pbuf *b)
 {
-    json_t *cap = runs_capacity_json(), *v;
-    const char *name;
+    struct arena a;
+    struct run_capacity *cap;
+    int n;
     char e1[200];
 
     head(b, "lyceumd_runs", "gauge", "Runs in the store, by status and hardware profile.");
     db_metrics_run_counts(run_count, b);
+    arena_init(&a);
+    n = runs_capacity(&a, &cap);
     head(b, "lyceumd_queue_depth", "gauge", "Runs waiting for a slot (pending), by profile.");
-    json_object_foreach(cap, name, v)
-        pb_printf(b, "lyceumd_queue_depth{profile=\"%s\"} %lld\n", esc(name, e1, sizeof(e1)),
-                  (long long)json_integer_value(json_object_get(v, "pending")));
+    for (int i = 0; i < n; i++)
+        pb_printf(b, "lyceumd_queue_depth{profile=\"%s\"} %lld\n",
+                  esc(cap[i].profile, e1, sizeof(e1)), (long long)cap[i].pending);
     head(b, "lyceumd_capacity_in_use", "gauge", "Slots held by running runs, by profile.");
-    json_object_foreach(cap, name, v)
-        pb_printf(b, "lyceumd_capacity_in_use{profile=\"%s\"} %lld\n", esc(name, e1, sizeof(e1)),
-                  (long long)json_integer_value(json_object_get(v, "running")));
+    for (int i = 0; i < n; i++)
+        pb_printf(b, "lyceumd_capacity_in_use{profile=\"%s\"} %lld\n",
+                  esc(cap[i].profile, e1, sizeof(e1)), (long long)cap[i].running);
     head(b, "lyceumd_capacity_slots", "gauge", "Runs a profile may have going at once.");
-    json_object_foreach(cap, name, v)
-        pb_printf(b, "lyceumd_capacity_slots{profile=\"%s\"} %lld\n", esc(name, e1, sizeof(e1)),
-                  (long long)json_integer_value(json_object_get(v, "max_concurrent")));
-    json_decref(cap);
+    for (int i = 0; i < n; i++)
+        pb_printf(b, "lyceumd_capacity_slots{profile=\"%s\"} %lld\n",
+                  esc(cap[i].profile, e1, sizeof(e1)), (long long)cap[i].max_concurrent);
+    arena_release(&a);
 }
 
 static void ledger_total(void *arg, const char *kind, int64_t total)

@@ -153,19 +153,23 @@ int callbacks_check_url(const char *url, char *why, size_t n)
     return LY_EINVAL;
 }
 
-json_t *callbacks_body(json_t *row)
+static json_t *str_or_null(const char *s)
 {
-    json_t *started = json_object_get(row, "running_at");
-    json_t *finished = json_object_get(row, "finished_at");
+    return s ? json_string(s) : json_null();
+}
 
-    return json_pack(
-        "{s:O,s:O,s:O,s:O,s:o,s:o,s:o}", "execution_id", json_object_get(row, "id"), "status",
-        json_object_get(row, "status"), "return_code", json_object_get(row, "return_code"),
-        "errors", json_object_get(row, "errors"), "started_at",
-        json_is_integer(started) ? json_time(json_integer_value(started)) : json_null(),
-        "finished_at",
-        json_is_integer(finished) ? json_time(json_integer_value(finished)) : json_null(), "billed",
-        json_money(0));
+static json_t *time_or_null(int64_t us)
+{
+    return us ? json_time(us) : json_null();
+}
+
+json_t *callbacks_body(const struct run_row *row)
+{
+    return json_pack("{s:s,s:o,s:o,s:o,s:o,s:o,s:o}", "execution_id", row->id, "status",
+                     str_or_null(row->status), "return_code",
+                     row->has_return_code ? json_integer(row->return_code) : json_null(), "errors",
+                     str_or_null(row->errors), "started_at", time_or_null(row->running_at),
+                     "finished_at", time_or_null(row->finished_at), "billed", json_money(0));
 }
 
 void callbacks_sign(const char *secret, const char *body, size_t n, char *out)
@@ -245,35 +249,31 @@ static int send_one(CURL *curl, const char *url, const char *body, const char *s
 
 static void deliver_due(CURL *curl)
 {
-    json_t *rows = json_array(), *row;
-    size_t i;
+    struct arena a;
+    struct callback_row *rows;
+    int n;
 
-    if (callback_due(now_us(), 32, rows)) {
-        json_decref(rows);
-        return;
-    }
-    json_array_foreach(rows, i, row)
-    {
-        const char *body = json_string_value(json_object_get(row, "body"));
-        int64_t tries = json_integer_value(json_object_get(row, "tries")) + 1;
-        const char *run_id = json_string_value(json_object_get(row, "run_id"));
+    arena_init(&a);
+    n = db_callback_due(&a, now_us(), 32, &rows);
+    for (int i = 0; i < n; i++) {
+        const struct callback_row *row = &rows[i];
+        const char *body = row->body;
+        int64_t tries = row->tries + 1;
+        const char *run_id = row->run_id;
         char secret[64] = "", sig[72], why[256] = "";
         int rc;
 
-        org_webhook_secret(json_string_value(json_object_get(row, "org_id")), secret,
-                           sizeof(secret));
+        db_callback_secret(row->org_id, secret, sizeof(secret));
         callbacks_sign(secret, body, strlen(body), sig);
-        rc = send_one(curl, json_string_value(json_object_get(row, "url")), body, sig, run_id, why,
-                      sizeof(why));
+        rc = send_one(curl, row->url, body, sig, run_id, why, sizeof(why));
         if (rc == -2)
             log_warn("callback for run %s not sent: %s", run_id, why);
         else if (rc)
             log_info("callback for run %s, try %lld: %s", run_id, (long long)tries, why);
-        callback_result(json_integer_value(json_object_get(row, "id")), rc == 0, why,
-                        now_us() + (1LL << (tries - 1)) * 1000000,
-                        rc == -2 || tries >= CALLBACK_TRIES);
+        db_callback_result(row->id, rc == 0, why, now_us() + (1LL << (tries - 1)) * 1000000,
+                           rc == -2 || tries >= CALLBACK_TRIES);
     }
-    json_decref(rows);
+    arena_release(&a);
 }
 
 static void *sender_main(void *arg)

@@ -7,6 +7,8 @@
 #ifndef LYCEUMD_RUNS_CALLBACKS_H
 #define LYCEUMD_RUNS_CALLBACKS_H
 
+#include "store/runs.h"
+
 #include <jansson.h>
 
 #define CALLBACK_TRIES 5
@@ -23,7 +25,7 @@ int callbacks_allow(const json_t *list);
 int callbacks_check_url(const char *url, char *why, size_t n);
 
 /* The callback body of a finished run's row (the caller owns it). */
-json_t *callbacks_body(json_t *row);
+json_t *callbacks_body(const struct run_row *row);
 int callbacks_start(void);
 void callbacks_wake(void);
 void callbacks_stop(void);

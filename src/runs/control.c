@@ -21,20 +21,20 @@
 
 int runs_control(const char *org_id, const char *id, int mode, char *status, size_t n)
 {
-    int err;
-    json_t *row = runs_get(org_id, id, &err);
-    const char *st;
-    int found = 0, changed;
+    struct arena a;
+    struct run_row row;
+    int found = 0, changed, err;
 
-    if (!row)
-        return err ? err : LY_ENOTFOUND;
-    st = json_string_value(json_object_get(row, "status"));
-    snprintf(status, n, "%s", st);
-    if (run_is_terminal(st)) {
-        json_decref(row);
-        return LY_ECONFLICT;
+    arena_init(&a);
+    err = db_runs_get(&a, org_id, id, &row);
+    if (!err) {
+        snprintf(status, n, "%s", row.status);
+        if (run_is_terminal(row.status))
+            err = LY_ECONFLICT;
     }
-    json_decref(row);
+    arena_release(&a);
+    if (err)
+        return err;
 
     pthread_mutex_lock(&sched_mu);
     for (struct live_sched *ls = sched_lives; ls; ls = ls->next) {
@@ -56,15 +56,15 @@ int runs_control(const char *org_id, const char *id, int mode, char *status, siz
     }
     pthread_mutex_unlock(&sched_mu);
     if (found) {
-        runs_set_stop_mode(id, mode);
+        db_runs_set_stop_mode(id, mode);
         snprintf(status, n, "%s", mode == STOP_ABORT ? "cancelling" : "stopping");
         return 0;
     }
     /* Not live: still pending (or just finishing, which the UPDATE's guard sees). */
-    changed = runs_end_pending(org_id, id, mode == STOP_ABORT ? "aborted" : "cancelled",
-                               mode == STOP_ABORT ? "Aborted by the user before it started"
-                                                  : "Stopped before it started",
-                               mode == STOP_ABORT ? "aborted" : "stopped", now_us());
+    changed = db_runs_end_pending(org_id, id, mode == STOP_ABORT ? "aborted" : "cancelled",
+                                  mode == STOP_ABORT ? "Aborted by the user before it started"
+                                                     : "Stopped before it started",
+                                  mode == STOP_ABORT ? "aborted" : "stopped", now_us());
     if (changed > 0) {
         struct output *o = output_get(id);
 
@@ -77,6 +77,7 @@ int runs_control(const char *org_id, const char *id, int mode, char *status, siz
     /* It started meanwhile: the scheduler marks a run starting a moment before it is in the
      * live list, so one the store says is going is looked for until it is there. */
     for (int t = 0; t < 250; t++) {
+        const char *st = NULL;
         int going;
 
         pthread_mutex_lock(&sched_mu);
@@ -90,16 +91,17 @@ int runs_control(const char *org_id, const char *id, int mode, char *status, siz
             }
         pthread_mutex_unlock(&sched_mu);
         if (found) {
-            runs_set_stop_mode(id, mode);
+            db_runs_set_stop_mode(id, mode);
             snprintf(status, n, "%s", mode == STOP_ABORT ? "cancelling" : "stopping");
             return 0;
         }
-        row = runs_get(org_id, id, &err);
-        st = row ? json_string_value(json_object_get(row, "status")) : NULL;
+        arena_init(&a);
+        if (db_runs_get(&a, org_id, id, &row) == 0)
+            st = row.status;
         if (st)
             snprintf(status, n, "%s", st);
         going = st && !run_is_terminal(st) && strcmp(st, "pending") != 0;
-        json_decref(row);
+        arena_release(&a);
         if (!going)
             break;
         usleep(20000);
@@ -151,31 +153,35 @@ static int end_live(const char *id, const char *why)
 static void end_when_live(const char *id, const char *why)
 {
     for (int t = 0; t < 250 && !end_live(id, why); t++) {
-        int err, ended;
-        json_t *row = runs_get_any(id, &err);
+        struct arena a;
+        struct run_row row;
+        int ended;
 
-        ended = !row || run_is_terminal(json_string_value(json_object_get(row, "status")));
-        json_decref(row);
+        arena_init(&a);
+        ended = db_runs_get_any(&a, id, &row) != 0 || run_is_terminal(row.status);
+        arena_release(&a);
         if (ended)
             return;
         usleep(20000);
     }
 }
 
-void runs_end_user(const char *user_id, json_t *pending_ids, const char *why)
+void runs_end_user(const char *user_id, const struct run_id *pending, int npending, const char *why)
 {
-    json_t *going = json_array(), *id;
-    size_t i;
+    struct arena a;
+    struct run_id *going;
+    int n;
 
-    json_array_foreach(pending_ids, i, id)
-    {
-        struct output *o = output_get(json_string_value(id));
+    for (int i = 0; i < npending; i++) {
+        struct output *o = output_get(pending[i].id);
 
         output_end(o);
         output_put(o);
-        finish_callbacks(json_string_value(id));
+        finish_callbacks(pending[i].id);
     }
-    if (runs_going_of_user(user_id, going) == 0)
-        json_array_foreach(going, i, id) end_when_live(json_string_value(id), why);
-    json_decref(going);
+    arena_init(&a);
+    n = db_runs_going_of_user(&a, user_id, &going);
+    for (int i = 0; i < n; i++)
+        end_when_live(going[i].id, why);
+    arena_release(&a);
 }

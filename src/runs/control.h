@@ -6,8 +6,9 @@
 #ifndef LYCEUMD_RUNS_CONTROL_H
 #define LYCEUMD_RUNS_CONTROL_H
 
-#include <jansson.h>
 #include <stddef.h>
+
+struct run_id;
 
 enum stop_mode {
     STOP_NONE = 0,
@@ -27,9 +28,10 @@ int runs_control(const char *org_id, const char *id, int mode, char *status, siz
  * stored code ("limit", "deleted"), why the text put in its errors and output. 0, or
  * LY_ENOTFOUND when it is not going (or is ending already). */
 int runs_end_for(const char *id, const char *reason, const char *why);
-/* Ends every run user_id started: pending_ids (an array, may be NULL) are runs already ended
+/* Ends every run user_id started: pending (npending ids, store/runs.h) are runs already ended
  * in the store while pending (their followers and callbacks are told now); the live ones are
  * ended as runs_end_for(id, "deleted", why). */
-void runs_end_user(const char *user_id, json_t *pending_ids, const char *why);
+void runs_end_user(const char *user_id, const struct run_id *pending, int npending,
+                   const char *why);
 
 #endif

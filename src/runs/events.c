@@ -21,7 +21,7 @@ static void ev_running(struct live *l)
 {
     int64_t now = now_us();
 
-    runs_mark_running(l->id, now);
+    db_runs_mark_running(l->id, now);
     pthread_mutex_lock(&sched_mu);
     l->sched->deadline_us = now_mono_us() + (int64_t)l->timeout_s * 1000000;
     pthread_mutex_unlock(&sched_mu);
@@ -43,27 +43,27 @@ static void ev_exited(struct live *l, int code, const char *error)
 
 static void ev_reference(struct live *l, const char *ref)
 {
-    runs_set_backend_ref(l->id, ref);
+    db_runs_set_backend_ref(l->id, ref);
 }
 
 static void ev_queued(struct live *l)
 {
-    runs_mark_queued(l->id);
+    db_runs_mark_queued(l->id);
 }
 
 static void ev_waiting(struct live *l, const char *reason)
 {
-    runs_set_waiting_reason(l->id, reason);
+    db_runs_set_waiting_reason(l->id, reason);
 }
 
 static void ev_pid(struct live *l, int64_t pid, int64_t start)
 {
-    runs_set_pid(l->id, pid, start);
+    db_runs_set_pid(l->id, pid, start);
 }
 
 static void ev_install_rc(struct live *l, int rc)
 {
-    runs_set_install_rc(l->id, rc);
+    db_runs_set_install_rc(l->id, rc);
 }
 
 const struct exec_events sched_events = {

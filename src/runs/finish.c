@@ -24,27 +24,30 @@
 
 void finish_callbacks(const char *id)
 {
-    int err;
-    json_t *row = runs_get_any(id, &err), *urls;
+    struct arena a;
+    struct run_row row;
+    json_t *urls;
     size_t i;
     json_t *u;
 
-    if (!row)
+    arena_init(&a);
+    if (db_runs_get_any(&a, id, &row) != 0) {
+        arena_release(&a);
         return;
-    urls = json_loads(json_string_value(json_object_get(row, "callback_urls")) ?: "null", 0, NULL);
+    }
+    urls = json_loads(row.callback_urls ?: "null", 0, NULL);
     if (json_is_array(urls) && json_array_size(urls)) {
-        json_t *body = callbacks_body(row);
+        json_t *body = callbacks_body(&row);
         char *text = json_dumps(body, JSON_COMPACT);
 
         json_array_foreach(urls, i, u)
-            callback_add(id, json_string_value(json_object_get(row, "org_id")),
-                         json_string_value(u), text, now_us());
+            db_callback_add(id, row.org_id, json_string_value(u), text, now_us());
         free(text);
         json_decref(body);
         callbacks_wake();
     }
     json_decref(urls);
-    json_decref(row);
+    arena_release(&a);
 }
 
 void finish_line(struct output *o, const char *fmt, ...)
@@ -117,8 +120,8 @@ void finish_run(struct live_sched *ls)
     if (store_begin() == 0) {
         int err = billing_charge_final(l->id, now, 1);
 
-        if (!err && runs_finish(l->id, status, ls->error ? NULL : &rc, errors[0] ? errors : NULL,
-                                reason, now, now) < 0)
+        if (!err && db_runs_finish(l->id, status, ls->error ? NULL : &rc, errors[0] ? errors : NULL,
+                                   reason, now, now) < 0)
             err = LY_EDB;
         if (err)
             store_rollback();

@@ -18,34 +18,34 @@
 
 #define IDEM_MAX_AGE_US (24LL * 3600 * 1000000)
 
-json_t *runq_get(const char *org_id, const char *id, int *err)
+int runq_get(struct arena *a, const char *org_id, const char *id, struct run_row *r)
 {
-    return runs_get(org_id, id, err);
+    return db_runs_get(a, org_id, id, r);
 }
 
-json_t *runq_get_any(const char *id, int *err)
+int runq_get_any(struct arena *a, const char *id, struct run_row *r)
 {
-    return runs_get_any(id, err);
+    return db_runs_get_any(a, id, r);
 }
 
-int runq_active(const char *org_id, const char *user_id, json_t *out)
+int runq_active(struct arena *a, const char *org_id, const char *user_id, struct run_row **rows)
 {
-    return runs_list_active(org_id, user_id, out);
+    return db_runs_list_active(a, org_id, user_id, rows);
 }
 
 int runq_delete(const char *org_id, const char *id)
 {
-    return runs_delete(org_id, id);
+    return db_runs_delete(org_id, id);
 }
 
-int runq_quota(const char *user_id, json_t *out)
+int runq_quota(struct arena *a, const char *user_id, char ***profiles)
 {
-    return quota_list(user_id, out);
+    return db_quota_list(a, user_id, profiles);
 }
 
 int runq_webhook_secret(const char *org_id, char *out, size_t n)
 {
-    return org_webhook_secret(org_id, out, n);
+    return db_callback_secret(org_id, out, n);
 }
 
 int runq_member(const char *org_id, const char *user_id)
@@ -58,22 +58,21 @@ int runq_member(const char *org_id, const char *user_id)
 
 int runq_replay(const char *org_id, const char *key, const char *route, json_t **answer)
 {
-    json_t *row;
-    int err = 0;
+    struct arena a;
+    struct idem_row row;
+    int err;
 
     *answer = NULL;
-    row = idem_get(org_id, key, IDEM_MAX_AGE_US, &err);
-    if (!row)
-        return err;
-    if (strcmp(json_string_value(json_object_get(row, "route")), route) != 0) {
-        json_decref(row);
-        return LY_ECONFLICT;
-    }
-    *answer = json_loads(json_string_value(json_object_get(row, "answer")), 0, NULL);
-    if (!*answer)
+    arena_init(&a);
+    err = db_idem_get(&a, org_id, key, IDEM_MAX_AGE_US, &row);
+    if (err == LY_ENOTFOUND)
+        err = 0;
+    else if (!err && strcmp(row.route, route) != 0)
+        err = LY_ECONFLICT;
+    else if (!err && !(*answer = json_loads(row.answer, 0, NULL)))
         *answer = json_object();
-    json_decref(row);
-    return 0;
+    arena_release(&a);
+    return err;
 }
 
 int runq_start(const struct runq_start *st, json_t **answer)
@@ -97,7 +96,7 @@ int runq_start(const struct runq_start *st, json_t **answer)
     }
     if (!err && st->idem_key) {
         text = json_dumps(a, JSON_WIRE);
-        err = idem_put(st->org_id, st->idem_key, st->route, text);
+        err = db_idem_put(st->org_id, st->idem_key, st->route, text);
         free(text);
     }
     if (!err)

@@ -4,29 +4,32 @@
  * runs with their idempotency key in one transaction. api/ calls these instead of the store,
  * so that transactions and store calls stay below the API layer.
  *
- * Rows are still JSON objects (column name -> value) that the caller owns; typed rows are a
- * later step. Thread-safety: every function may be called from any HTTP thread.
+ * Rows are store/runs.h's structs, allocated (with their lists) from the arena given.
+ * Thread-safety: every function may be called from any HTTP thread.
  */
 #ifndef LYCEUMD_RUNS_QUERY_H
 #define LYCEUMD_RUNS_QUERY_H
 
+#include "core/arena.h"
 #include "runs/runs.h"
 #include "runs/submit.h"
+#include "store/runs.h"
 
 #include <jansson.h>
 #include <stddef.h>
 
-/* The run id of org (not deleted), or NULL when there is none (*err 0) or the store failed. */
-json_t *runq_get(const char *org_id, const char *id, int *err);
-/* A run by id alone (deleted ones included: the caller checks deleted_at), or NULL. For the
+/* The run id of org (not deleted): 0, LY_ENOTFOUND, or LY_EDB. */
+int runq_get(struct arena *a, const char *org_id, const char *id, struct run_row *r);
+/* A run by id alone (deleted ones included: the caller checks deleted_at), likewise. For the
  * capability URLs (streaming token, port host names), where no org is known yet. */
-json_t *runq_get_any(const char *id, int *err);
-/* The org's active runs of user (pending, starting, running), oldest first, into out. */
-int runq_active(const char *org_id, const char *user_id, json_t *out);
+int runq_get_any(struct arena *a, const char *id, struct run_row *r);
+/* The org's active runs of user (pending, starting, running), oldest first, into *rows:
+ * their number, or LY_EDB. */
+int runq_active(struct arena *a, const char *org_id, const char *user_id, struct run_row **rows);
 /* Marks a terminal run deleted. 1 done, 0 not found; LY_ECONFLICT when it is still going. */
 int runq_delete(const char *org_id, const char *id);
-/* The profiles user may use, into out (an empty array: every profile). */
-int runq_quota(const char *user_id, json_t *out);
+/* The profiles user may use, into *profiles: their number (0: every profile), or LY_EDB. */
+int runq_quota(struct arena *a, const char *user_id, char ***profiles);
 /* The org's webhook secret, created on first use. */
 int runq_webhook_secret(const char *org_id, char *out, size_t n);
 /* Whether user_id is a member of org_id: 0, LY_ENOTFOUND, or LY_EDB. */

@@ -43,13 +43,13 @@ static void logged_bytes(const char *id, int64_t logged[4])
 
 /* Offers run row to the backend that had it. 0 when the backend follows it again (it is then
  * live); else nothing of it is left in the backend. */
-static int adopt_run(json_t *row)
+static int adopt_run(const struct run_row *row)
 {
-    const char *id = json_string_value(json_object_get(row, "id"));
-    const char *ref = json_string_value(json_object_get(row, "backend_ref"));
-    struct profile *p = profile_find(json_string_value(json_object_get(row, "profile")));
-    int kind = (int)json_integer_value(json_object_get(row, "kind"));
-    const struct exec_ops *ops = exec_lookup(json_string_value(json_object_get(row, "backend")));
+    const char *id = row->id;
+    const char *ref = row->backend_ref;
+    struct profile *p = profile_find(row->profile);
+    int kind = row->kind;
+    const struct exec_ops *ops = exec_lookup(row->backend);
     struct exec_prior prior = {0};
     struct live_sched *ls;
     struct live *l;
@@ -59,8 +59,8 @@ static int adopt_run(json_t *row)
         ops = exec_for(p ? p->backend : NULL, kind);
     if (!ops || !ops->adopt)
         return -1;
-    prior.pid = json_integer_value(json_object_get(row, "pid"));
-    prior.pid_start = json_integer_value(json_object_get(row, "pid_start"));
+    prior.pid = row->pid;
+    prior.pid_start = row->pid_start;
     /* Followed only by the backend its profile still names (even if the crash came before the
      * run was marked queued). */
     if (ref && p && exec_lookup(p->backend) == ops)
@@ -87,9 +87,9 @@ static int adopt_run(json_t *row)
     ls->out = output_get(id);
     output_open_writer(ls->out);
     ls->install_deadline_us = now_mono_us() + (int64_t)INSTALL_LIMIT_S * 1000000;
-    if (json_is_integer(json_object_get(row, "running_at"))) {
+    if (row->running_at) {
         /* Its timeout still counts from when it began. */
-        int64_t ran = now_us() - json_integer_value(json_object_get(row, "running_at"));
+        int64_t ran = now_us() - row->running_at;
 
         ls->deadline_us = now_mono_us() + (int64_t)l->timeout_s * 1000000 - ran;
     }
@@ -108,43 +108,38 @@ static int adopt_run(json_t *row)
 
 void recover_runs(void)
 {
-    json_t *rows = json_array(), *row;
-    size_t i;
+    struct arena a;
+    struct run_row *rows;
+    int n;
 
-    if (runs_unfinished(rows)) {
-        json_decref(rows);
-        return;
-    }
-    json_array_foreach(rows, i, row)
-    {
-        const char *id = json_string_value(json_object_get(row, "id"));
-        const char *status = json_string_value(json_object_get(row, "status"));
-        int64_t pid = json_integer_value(json_object_get(row, "pid"));
+    arena_init(&a);
+    n = db_runs_unfinished(&a, &rows);
+    for (int i = 0; i < n; i++) {
+        const struct run_row *row = &rows[i];
+        const char *id = row->id;
+        const char *status = row->status;
+        int64_t pid = row->pid;
         struct output *o;
         int64_t now = now_us();
 
         if (adopt_run(row) == 0)
             continue;
-        if (strcmp(status, "starting") == 0 && !pid && json_is_null(json_object_get(row, "gpus"))) {
+        if (strcmp(status, "starting") == 0 && !pid && !row->gpus) {
             /* It never began: back to the queue (a Slurm run whose job id was not stored yet
              * is looked for by name before it is submitted again: exec/slurm.c). */
-            runs_requeue(id);
+            db_runs_requeue(id);
             continue;
         }
         o = output_get(id);
         output_open_writer(o);
         finish_line(o, "[lyceumd] lyceumd restarted while this run was going; the run was ended");
-        {
-            /* Billed up to its last committed window: the downtime is not charged. */
-            json_t *mu_at = json_object_get(row, "metered_until");
-
-            runs_finish(id, "system_failure", NULL,
-                        "lyceumd restarted while this run was going; the run was ended", "restart",
-                        json_is_integer(mu_at) ? json_integer_value(mu_at) : now, now);
-        }
+        /* Billed up to its last committed window: the downtime is not charged. */
+        db_runs_finish(id, "system_failure", NULL,
+                       "lyceumd restarted while this run was going; the run was ended", "restart",
+                       row->metered_until ? row->metered_until : now, now);
         output_end(o);
         output_put(o);
         finish_callbacks(id);
     }
-    json_decref(rows);
+    arena_release(&a);
 }

@@ -182,22 +182,20 @@ void runs_slot_release(const char *name, const char *gpus)
     pthread_mutex_unlock(&sched_mu);
 }
 
-void live_fill(struct live *l, json_t *row, struct profile *p)
+void live_fill(struct live *l, const struct run_row *row, struct profile *p)
 {
-    snprintf(l->id, sizeof(l->id), "%s", json_string_value(json_object_get(row, "id")));
-    snprintf(l->org_id, sizeof(l->org_id), "%s", json_string_value(json_object_get(row, "org_id")));
-    snprintf(l->user_id, sizeof(l->user_id), "%s",
-             json_string_value(json_object_get(row, "user_id")));
-    snprintf(l->bucket, sizeof(l->bucket), "%s",
-             json_string_value(json_object_get(row, "bucket")) ?: l->user_id);
+    snprintf(l->id, sizeof(l->id), "%s", row->id);
+    snprintf(l->org_id, sizeof(l->org_id), "%s", row->org_id);
+    snprintf(l->user_id, sizeof(l->user_id), "%s", row->user_id);
+    snprintf(l->bucket, sizeof(l->bucket), "%s", row->bucket ?: l->user_id);
     snprintf(l->profile, sizeof(l->profile), "%s", p->name);
-    l->kind = (int)json_integer_value(json_object_get(row, "kind"));
-    l->spec = json_loads(json_string_value(json_object_get(row, "spec")), 0, NULL);
+    l->kind = row->kind;
+    l->spec = row->spec ? json_loads(row->spec, 0, NULL) : NULL;
     if (!l->spec)
         l->spec = json_object();
     l->env = json_object();
-    l->timeout_s = (int)json_integer_value(json_object_get(row, "timeout_s"));
-    l->graceful_s = (int)json_integer_value(json_object_get(row, "graceful_s"));
+    l->timeout_s = (int)row->timeout_s;
+    l->graceful_s = (int)row->graceful_s;
     l->cpus = p->vcpus;
     l->mem_bytes = p->mem_bytes;
     l->pids_max = p->pids_max;
@@ -213,7 +211,8 @@ static void start_run(struct profile *p, const char *id)
 {
     struct live_sched *ls = xcalloc(1, sizeof(*ls));
     struct live *l = xcalloc(1, sizeof(*l));
-    json_t *row;
+    struct arena a;
+    struct run_row row;
     int err, n;
     char gpus[64] = "";
     struct fbuf gb;
@@ -237,11 +236,13 @@ static void start_run(struct profile *p, const char *id)
         fbuf_printf(&gb, "%s%d", i ? "," : "", ls->gpu[i]);
     snprintf(l->gpus, sizeof(l->gpus), "%s", gpus);
 
-    row = runs_get_any(id, &err);
-    if (!row)
+    arena_init(&a);
+    err = db_runs_get_any(&a, id, &row);
+    if (!err)
+        live_fill(l, &row, p);
+    arena_release(&a);
+    if (err)
         goto undo;
-    live_fill(l, row, p);
-    json_decref(row);
     if (!l->ops) {
         log_error("run %s: no backend runs its kind on profile %s", id, p->name);
         goto undo;
@@ -251,16 +252,16 @@ static void start_run(struct profile *p, const char *id)
         /* Its org ran out of credits while it waited. */
         struct output *o = output_get(id);
 
-        if (runs_end_pending(l->org_id, id, "aborted",
-                             "Insufficient credits: the organization cannot pay for this run",
-                             "credits", now_us()) > 0) {
+        if (db_runs_end_pending(l->org_id, id, "aborted",
+                                "Insufficient credits: the organization cannot pay for this run",
+                                "credits", now_us()) > 0) {
             output_end(o);
             finish_callbacks(id);
         }
         output_put(o);
         goto undo;
     }
-    n = runs_mark_starting(id, now_us(), gpus[0] ? gpus : NULL, l->ops->name);
+    n = db_runs_mark_starting(id, now_us(), gpus[0] ? gpus : NULL, l->ops->name);
     if (n <= 0)
         goto undo; /* aborted meanwhile, or the store failed */
     if (mkdir(l->dir, 0700) != 0 && errno != EEXIST) {
@@ -304,20 +305,20 @@ static void schedule(void)
 {
     for (int i = 0; i < profiles_count(); i++) {
         struct profile *p = profile_at(i);
-        json_t *ids;
-        int free_slots;
-        size_t k;
-        json_t *id;
+        struct arena a;
+        struct run_id *ids;
+        int free_slots, n;
 
         pthread_mutex_lock(&sched_mu);
         free_slots = p->max_concurrent - p->running;
         pthread_mutex_unlock(&sched_mu);
         if (free_slots <= 0)
             continue;
-        ids = json_array();
-        if (runs_next_pending(p->name, free_slots, ids) == 0)
-            json_array_foreach(ids, k, id) start_run(p, json_string_value(id));
-        json_decref(ids);
+        arena_init(&a);
+        n = db_runs_next_pending(&a, p->name, free_slots, &ids);
+        for (int k = 0; k < n; k++)
+            start_run(p, ids[k].id);
+        arena_release(&a);
     }
 }
 
@@ -457,21 +458,25 @@ void sched_stop(void)
     pthread_join(thread, NULL);
 }
 
-json_t *runs_capacity_json(void)
+int runs_capacity(struct arena *a, struct run_capacity **rows)
 {
-    json_t *o = json_object(), *pending = json_object();
+    struct run_pending_count *pending;
+    int n = db_runs_pending_counts(a, &pending), count = profiles_count();
 
-    runs_pending_counts(pending);
+    *rows = arena_alloc(a, (size_t)(count ? count : 1) * sizeof(**rows));
     pthread_mutex_lock(&sched_mu);
-    for (int i = 0; i < profiles_count(); i++) {
+    for (int i = 0; i < count; i++) {
         struct profile *p = profile_at(i);
+        struct run_capacity *c = &(*rows)[i];
 
-        json_object_set_new(o, p->name,
-                            json_pack("{s:i,s:i,s:I}", "running", p->running, "max_concurrent",
-                                      p->max_concurrent, "pending",
-                                      json_integer_value(json_object_get(pending, p->name))));
+        c->profile = p->name;
+        c->running = p->running;
+        c->max_concurrent = p->max_concurrent;
+        c->pending = 0;
+        for (int k = 0; k < n; k++)
+            if (strcmp(pending[k].profile, p->name) == 0)
+                c->pending = pending[k].count;
     }
     pthread_mutex_unlock(&sched_mu);
-    json_decref(pending);
-    return o;
+    return count;
 }

@@ -8,7 +8,9 @@
 #ifndef LYCEUMD_RUNS_SCHED_H
 #define LYCEUMD_RUNS_SCHED_H
 
-#include <jansson.h>
+#include "core/arena.h"
+
+#include <stdint.h>
 
 /* Wakes the scheduler after the transaction that inserted runs committed. */
 void runs_kick(void);
@@ -23,7 +25,13 @@ int runs_slot_take(const char *profile, char gpus[64]);
 /* Gives the slot back, with its GPUs; queued runs may start. */
 void runs_slot_release(const char *profile, const char *gpus);
 
-/* Scheduler figures for /metrics and tests: running per profile, pending per profile. */
-json_t *runs_capacity_json(void);
+/* Scheduler figures for /metrics and tests, one per profile in the config's order. */
+struct run_capacity {
+    const char *profile; /* the profile's name (lives as long as the profiles) */
+    int running, max_concurrent;
+    int64_t pending; /* runs waiting in the queue */
+};
+/* Every profile's figures into *rows (from a): their number. */
+int runs_capacity(struct arena *a, struct run_capacity **rows);
 
 #endif

@@ -21,6 +21,7 @@
 
 struct output;
 struct profile;
+struct run_row;
 
 /* A live run: what the scheduler keeps beside the executor's struct live (l->sched). */
 struct live_sched {
@@ -55,7 +56,7 @@ void sched_stop(void);
 void sched_wake(void);
 /* Fills what an executor needs to know of a run from its row and profile: l->ops is the
  * backend that runs the row's kind for p, l->ev the scheduler's events. */
-void live_fill(struct live *l, json_t *row, struct profile *p);
+void live_fill(struct live *l, const struct run_row *row, struct profile *p);
 /* Takes ls out of the live runs and gives its slot and GPUs back (the queue is looked at
  * again). Takes sched_mu. */
 void sched_leave(struct live_sched *ls);

@@ -43,7 +43,7 @@ int runs_submit(struct run_submit *s, int in_tx)
     r.bucket = s->bucket;
     r.created_at = now_us();
     (void)in_tx;
-    err = runs_insert(&r);
+    err = db_runs_insert(&r);
     free(spec);
     free(cbs);
     return err;

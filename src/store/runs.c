@@ -3,7 +3,6 @@
 #include "core/err.h"
 #include "core/util.h"
 #include "store/db.h"
-#include "store/rows.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -15,7 +14,133 @@
     "ended_at, finished_at, return_code, errors, reason, install_return_code, gpus, backend, "     \
     "pid, pid_start, stop_mode, deleted_at, metered_until, backend_ref, waiting_reason, bucket"
 
-int runs_insert(const struct run_new *r)
+/* Text column col into the arena, NULL for NULL. */
+static char *col_dup(struct arena *a, sqlite3_stmt *st, int col)
+{
+    const char *t = q_text(st, col);
+
+    return t ? arena_strdup(a, t) : NULL;
+}
+
+static void col_copy(char *dst, size_t n, sqlite3_stmt *st, int col)
+{
+    const char *t = q_text(st, col);
+
+    snprintf(dst, n, "%s", t ? t : "");
+}
+
+/* Integer column col, or 0 for NULL (and *has 0 when has is given). */
+static int64_t col_int(sqlite3_stmt *st, int col, int *has)
+{
+    int null = sqlite3_column_type(st, col) == SQLITE_NULL;
+
+    if (has)
+        *has = !null;
+    return null ? 0 : sqlite3_column_int64(st, col);
+}
+
+/* Room for one more row in an arena array of rows of size sz: doubles it when full. */
+static void *grow(struct arena *a, void *rows, int n, int *cap, size_t sz)
+{
+    void *p;
+
+    if (n < *cap)
+        return rows;
+    *cap = *cap ? *cap * 2 : 8;
+    p = arena_alloc(a, (size_t)*cap * sz);
+    if (n)
+        memcpy(p, rows, (size_t)n * sz);
+    return p;
+}
+
+/* A row of RUN_COLS' shape. */
+static void run_read(struct arena *a, sqlite3_stmt *st, struct run_row *r)
+{
+    memset(r, 0, sizeof(*r));
+    col_copy(r->id, sizeof(r->id), st, 0);
+    col_copy(r->org_id, sizeof(r->org_id), st, 1);
+    col_copy(r->user_id, sizeof(r->user_id), st, 2);
+    r->kind = (int)col_int(st, 3, NULL);
+    r->profile = col_dup(a, st, 4);
+    r->status = col_dup(a, st, 5);
+    r->priority = col_int(st, 6, NULL);
+    r->spec = col_dup(a, st, 7);
+    r->file_name = col_dup(a, st, 8);
+    r->timeout_s = col_int(st, 9, NULL);
+    r->graceful_s = col_int(st, 10, NULL);
+    r->parent_id = col_dup(a, st, 11);
+    r->stream_token = col_dup(a, st, 12);
+    r->callback_urls = col_dup(a, st, 13);
+    r->created_at = col_int(st, 14, NULL);
+    r->started_at = col_int(st, 15, NULL);
+    r->running_at = col_int(st, 16, NULL);
+    r->ended_at = col_int(st, 17, NULL);
+    r->finished_at = col_int(st, 18, NULL);
+    r->return_code = col_int(st, 19, &r->has_return_code);
+    r->errors = col_dup(a, st, 20);
+    r->reason = col_dup(a, st, 21);
+    r->install_return_code = col_int(st, 22, &r->has_install_return_code);
+    r->gpus = col_dup(a, st, 23);
+    r->backend = col_dup(a, st, 24);
+    r->pid = col_int(st, 25, NULL);
+    r->pid_start = col_int(st, 26, NULL);
+    r->stop_mode = col_int(st, 27, NULL);
+    r->deleted_at = col_int(st, 28, NULL);
+    r->metered_until = col_int(st, 29, NULL);
+    r->backend_ref = col_dup(a, st, 30);
+    r->waiting_reason = col_dup(a, st, 31);
+    r->bucket = col_dup(a, st, 32);
+}
+
+/* Steps st once (then q_done) into *r: 0, LY_ENOTFOUND, or LY_EDB. */
+static int run_one(struct arena *a, sqlite3_stmt *st, struct run_row *r)
+{
+    int rc, err = 0;
+
+    if (!st)
+        return LY_EDB;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        run_read(a, st, r);
+    else
+        err = rc == SQLITE_DONE ? LY_ENOTFOUND : LY_EDB;
+    q_done(st);
+    return err;
+}
+
+/* Steps st to its end (then q_done): every row into *rows. Their number, or LY_EDB. */
+static int run_list(struct arena *a, sqlite3_stmt *st, struct run_row **rows)
+{
+    int n = 0, cap = 0, rc;
+
+    *rows = NULL;
+    if (!st)
+        return LY_EDB;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        *rows = grow(a, *rows, n, &cap, sizeof(**rows));
+        run_read(a, st, &(*rows)[n++]);
+    }
+    q_done(st);
+    return rc == SQLITE_DONE ? n : LY_EDB;
+}
+
+/* Steps st to its end (then q_done): the first column of every row into *ids. */
+static int id_list(struct arena *a, sqlite3_stmt *st, struct run_id **ids)
+{
+    int n = 0, cap = 0, rc;
+
+    *ids = NULL;
+    if (!st)
+        return LY_EDB;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        *ids = grow(a, *ids, n, &cap, sizeof(**ids));
+        col_copy((*ids)[n++].id, sizeof((*ids)->id), st, 0);
+    }
+    q_done(st);
+    return rc == SQLITE_DONE ? n : LY_EDB;
+}
+
+int db_runs_insert(const struct run_new *r)
 {
     int n = q_exec("INSERT INTO runs (id, org_id, user_id, kind, profile, status, priority, spec, "
                    "file_name, timeout_s, graceful_s, parent_id, stream_token, callback_urls, "
@@ -29,50 +154,56 @@ int runs_insert(const struct run_new *r)
     return n < 0 ? n : 0;
 }
 
-json_t *runs_get(const char *org_id, const char *id, int *err)
+int db_runs_get(struct arena *a, const char *org_id, const char *id, struct run_row *r)
 {
-    return q_one_json(q_prepare("SELECT " RUN_COLS " FROM runs WHERE id = ? AND org_id = ? AND "
-                                "deleted_at IS NULL",
-                                "ss", id, org_id),
-                      err);
+    return run_one(a,
+                   q_prepare("SELECT " RUN_COLS " FROM runs WHERE id = ? AND org_id = ? AND "
+                             "deleted_at IS NULL",
+                             "ss", id, org_id),
+                   r);
 }
 
-json_t *runs_get_any(const char *id, int *err)
+int db_runs_get_any(struct arena *a, const char *id, struct run_row *r)
 {
-    return q_one_json(q_prepare("SELECT " RUN_COLS " FROM runs WHERE id = ?", "s", id), err);
+    return run_one(a, q_prepare("SELECT " RUN_COLS " FROM runs WHERE id = ?", "s", id), r);
 }
 
-int runs_next_pending(const char *profile, int limit, json_t *ids)
+int db_runs_next_pending(struct arena *a, const char *profile, int limit, struct run_id **ids)
 {
-    return q_rows_json(q_prepare("SELECT id FROM runs WHERE status = 'pending' AND profile = ? "
-                                 "ORDER BY priority DESC, created_at, id LIMIT ?",
-                                 "si", profile, (int64_t)limit),
-                       ids, 1);
+    return id_list(a,
+                   q_prepare("SELECT id FROM runs WHERE status = 'pending' AND profile = ? "
+                             "ORDER BY priority DESC, created_at, id LIMIT ?",
+                             "si", profile, (int64_t)limit),
+                   ids);
 }
 
-int runs_pending_counts(json_t *out)
+int db_runs_pending_counts(struct arena *a, struct run_pending_count **rows)
 {
     sqlite3_stmt *st = q_prepare("SELECT profile, count(*) FROM runs WHERE status = 'pending' "
                                  "GROUP BY profile",
                                  "");
-    int rc;
+    int n = 0, cap = 0, rc;
 
+    *rows = NULL;
     if (!st)
         return LY_EDB;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        json_object_set_new(out, q_text(st, 0), json_integer(sqlite3_column_int64(st, 1)));
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        *rows = grow(a, *rows, n, &cap, sizeof(**rows));
+        (*rows)[n].profile = arena_strdup(a, q_text(st, 0) ? q_text(st, 0) : "");
+        (*rows)[n++].count = sqlite3_column_int64(st, 1);
+    }
     q_done(st);
-    return rc == SQLITE_DONE ? 0 : LY_EDB;
+    return rc == SQLITE_DONE ? n : LY_EDB;
 }
 
-int runs_mark_starting(const char *id, int64_t at, const char *gpus, const char *backend)
+int db_runs_mark_starting(const char *id, int64_t at, const char *gpus, const char *backend)
 {
     return q_exec("UPDATE runs SET status = 'starting', started_at = ?, gpus = ?, backend = ? "
                   "WHERE id = ? AND status = 'pending'",
                   "isss", at, gpus, backend, id);
 }
 
-int runs_mark_running(const char *id, int64_t at)
+int db_runs_mark_running(const char *id, int64_t at)
 {
     int n = q_exec("UPDATE runs SET status = 'running', running_at = ?, waiting_reason = NULL "
                    "WHERE id = ? AND status IN ('starting', 'queued')",
@@ -81,7 +212,7 @@ int runs_mark_running(const char *id, int64_t at)
     return n < 0 ? n : 0;
 }
 
-int runs_mark_queued(const char *id)
+int db_runs_mark_queued(const char *id)
 {
     int n = q_exec("UPDATE runs SET status = 'queued', waiting_reason = NULL WHERE id = ? AND "
                    "status = 'starting'",
@@ -90,21 +221,21 @@ int runs_mark_queued(const char *id)
     return n < 0 ? n : 0;
 }
 
-int runs_set_backend_ref(const char *id, const char *ref)
+int db_runs_set_backend_ref(const char *id, const char *ref)
 {
     int n = q_exec("UPDATE runs SET backend_ref = ? WHERE id = ?", "ss", ref, id);
 
     return n < 0 ? n : 0;
 }
 
-int runs_set_waiting_reason(const char *id, const char *why)
+int db_runs_set_waiting_reason(const char *id, const char *why)
 {
     int n = q_exec("UPDATE runs SET waiting_reason = ? WHERE id = ?", "ss", why, id);
 
     return n < 0 ? n : 0;
 }
 
-int runs_set_pid(const char *id, int64_t pid, int64_t pid_start)
+int db_runs_set_pid(const char *id, int64_t pid, int64_t pid_start)
 {
     int n =
         q_exec("UPDATE runs SET pid = ?, pid_start = ? WHERE id = ?", "iis", pid, pid_start, id);
@@ -112,15 +243,15 @@ int runs_set_pid(const char *id, int64_t pid, int64_t pid_start)
     return n < 0 ? n : 0;
 }
 
-int runs_set_install_rc(const char *id, int rc)
+int db_runs_set_install_rc(const char *id, int rc)
 {
     int n = q_exec("UPDATE runs SET install_return_code = ? WHERE id = ?", "is", (int64_t)rc, id);
 
     return n < 0 ? n : 0;
 }
 
-int runs_finish(const char *id, const char *status, const int *return_code, const char *errors,
-                const char *reason, int64_t ended_at, int64_t finished_at)
+int db_runs_finish(const char *id, const char *status, const int *return_code, const char *errors,
+                   const char *reason, int64_t ended_at, int64_t finished_at)
 {
     if (return_code)
         return q_exec("UPDATE runs SET status = ?, return_code = ?, errors = ?, reason = ?, "
@@ -133,62 +264,67 @@ int runs_finish(const char *id, const char *status, const int *return_code, cons
                   "sssiis", status, errors, reason, ended_at, finished_at, id);
 }
 
-int runs_end_pending(const char *org_id, const char *id, const char *status, const char *errors,
-                     const char *reason, int64_t at)
+int db_runs_end_pending(const char *org_id, const char *id, const char *status, const char *errors,
+                        const char *reason, int64_t at)
 {
     return q_exec("UPDATE runs SET status = ?, errors = ?, reason = ?, finished_at = ? "
                   "WHERE id = ? AND org_id = ? AND status = 'pending'",
                   "sssiss", status, errors, reason, at, id, org_id);
 }
 
-int runs_end_pending_of_user(const char *user_id, const char *why, int64_t at, json_t *ids)
+int db_runs_end_pending_of_user(struct arena *a, const char *user_id, const char *why, int64_t at,
+                                struct run_id **ids)
 {
-    int err = q_rows_json(
-        q_prepare("SELECT id FROM runs WHERE user_id = ? AND status = 'pending'", "s", user_id),
-        ids, 1);
+    int n = id_list(
+        a, q_prepare("SELECT id FROM runs WHERE user_id = ? AND status = 'pending'", "s", user_id),
+        ids);
 
-    if (err)
-        return err;
+    if (n < 0)
+        return n;
     return q_exec("UPDATE runs SET status = 'aborted', errors = ?, reason = 'deleted', "
                   "finished_at = ? WHERE user_id = ? AND status = 'pending'",
                   "sis", why, at, user_id) < 0
                ? LY_EDB
-               : 0;
+               : n;
 }
 
-int runs_going_of_user(const char *user_id, json_t *ids)
+int db_runs_going_of_user(struct arena *a, const char *user_id, struct run_id **ids)
 {
-    return q_rows_json(q_prepare("SELECT id FROM runs WHERE user_id = ? AND status IN "
-                                 "('starting', 'queued', 'running')",
-                                 "s", user_id),
-                       ids, 1);
+    return id_list(a,
+                   q_prepare("SELECT id FROM runs WHERE user_id = ? AND status IN "
+                             "('starting', 'queued', 'running')",
+                             "s", user_id),
+                   ids);
 }
 
-int runs_set_stop_mode(const char *id, int mode)
+int db_runs_set_stop_mode(const char *id, int mode)
 {
     int n = q_exec("UPDATE runs SET stop_mode = ? WHERE id = ?", "is", (int64_t)mode, id);
 
     return n < 0 ? n : 0;
 }
 
-int runs_unfinished(json_t *out)
+int db_runs_unfinished(struct arena *a, struct run_row **rows)
 {
-    return q_rows_json(q_prepare("SELECT " RUN_COLS " FROM runs WHERE status IN "
-                                 "('starting', 'queued', 'running') ORDER BY created_at",
-                                 ""),
-                       out, 0);
+    return run_list(a,
+                    q_prepare("SELECT " RUN_COLS " FROM runs WHERE status IN "
+                              "('starting', 'queued', 'running') ORDER BY created_at",
+                              ""),
+                    rows);
 }
 
-int runs_list_active(const char *org_id, const char *user_id, json_t *out)
+int db_runs_list_active(struct arena *a, const char *org_id, const char *user_id,
+                        struct run_row **rows)
 {
-    return q_rows_json(q_prepare("SELECT " RUN_COLS " FROM runs WHERE org_id = ? AND user_id = ? "
-                                 "AND status IN ('pending', 'starting', 'queued', 'running') AND "
-                                 "deleted_at IS NULL ORDER BY created_at, id",
-                                 "ss", org_id, user_id),
-                       out, 0);
+    return run_list(a,
+                    q_prepare("SELECT " RUN_COLS " FROM runs WHERE org_id = ? AND user_id = ? "
+                              "AND status IN ('pending', 'starting', 'queued', 'running') AND "
+                              "deleted_at IS NULL ORDER BY created_at, id",
+                              "ss", org_id, user_id),
+                    rows);
 }
 
-int runs_delete(const char *org_id, const char *id)
+int db_runs_delete(const char *org_id, const char *id)
 {
     int64_t active = 0;
     int n;
@@ -206,24 +342,28 @@ int runs_delete(const char *org_id, const char *id)
     return n;
 }
 
-int runs_children(const char *org_id, const char *parent_id, json_t *out)
+int db_idem_get(struct arena *a, const char *org_id, const char *key, int64_t max_age_us,
+                struct idem_row *r)
 {
-    return q_rows_json(q_prepare("SELECT " RUN_COLS " FROM runs WHERE org_id = ? AND parent_id = ? "
-                                 "AND deleted_at IS NULL ORDER BY created_at, id",
-                                 "ss", org_id, parent_id),
-                       out, 0);
+    sqlite3_stmt *st = q_prepare("SELECT route, answer FROM idempotency WHERE org_id = ? AND "
+                                 "key = ? AND created_at > ?",
+                                 "ssi", org_id, key, now_us() - max_age_us);
+    int rc, err = 0;
+
+    if (!st)
+        return LY_EDB;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        r->route = arena_strdup(a, q_text(st, 0) ? q_text(st, 0) : "");
+        r->answer = arena_strdup(a, q_text(st, 1) ? q_text(st, 1) : "");
+    } else {
+        err = rc == SQLITE_DONE ? LY_ENOTFOUND : LY_EDB;
+    }
+    q_done(st);
+    return err;
 }
 
-json_t *idem_get(const char *org_id, const char *key, int64_t max_age_us, int *err)
-{
-    return q_one_json(
-        q_prepare("SELECT route, answer FROM idempotency WHERE org_id = ? AND key = ? "
-                  "AND created_at > ?",
-                  "ssi", org_id, key, now_us() - max_age_us),
-        err);
-}
-
-int idem_put(const char *org_id, const char *key, const char *route, const char *answer)
+int db_idem_put(const char *org_id, const char *key, const char *route, const char *answer)
 {
     int n;
 
@@ -238,28 +378,34 @@ int idem_put(const char *org_id, const char *key, const char *route, const char 
     return n < 0 ? n : 0;
 }
 
-int quota_list(const char *user_id, json_t *out)
+int db_quota_list(struct arena *a, const char *user_id, char ***profiles)
 {
-    return q_rows_json(
-        q_prepare("SELECT profile FROM user_quotas WHERE user_id = ? ORDER BY profile", "s",
-                  user_id),
-        out, 1);
+    sqlite3_stmt *st = q_prepare(
+        "SELECT profile FROM user_quotas WHERE user_id = ? ORDER BY profile", "s", user_id);
+    int n = 0, cap = 0, rc;
+
+    *profiles = NULL;
+    if (!st)
+        return LY_EDB;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        *profiles = grow(a, *profiles, n, &cap, sizeof(**profiles));
+        (*profiles)[n++] = arena_strdup(a, q_text(st, 0) ? q_text(st, 0) : "");
+    }
+    q_done(st);
+    return rc == SQLITE_DONE ? n : LY_EDB;
 }
 
-int quota_set(const char *user_id, json_t *profiles)
+int db_quota_set(const char *user_id, const char *const *profiles, size_t n)
 {
-    size_t i;
-    json_t *p;
     int err = store_begin();
 
     if (err)
         return err;
     if (q_exec("DELETE FROM user_quotas WHERE user_id = ?", "s", user_id) < 0)
         goto fail;
-    json_array_foreach(profiles, i, p)
-    {
+    for (size_t i = 0; i < n; i++) {
         if (q_exec("INSERT OR IGNORE INTO user_quotas (user_id, profile) VALUES (?, ?)", "ss",
-                   user_id, json_string_value(p)) < 0)
+                   user_id, profiles[i]) < 0)
             goto fail;
     }
     return store_commit();
@@ -268,8 +414,8 @@ fail:
     return LY_EDB;
 }
 
-int callback_add(const char *run_id, const char *org_id, const char *url, const char *body,
-                 int64_t at)
+int db_callback_add(const char *run_id, const char *org_id, const char *url, const char *body,
+                    int64_t at)
 {
     int n = q_exec("INSERT INTO callbacks (run_id, org_id, url, body, next_at) VALUES "
                    "(?, ?, ?, ?, ?)",
@@ -278,15 +424,33 @@ int callback_add(const char *run_id, const char *org_id, const char *url, const 
     return n < 0 ? n : 0;
 }
 
-int callback_due(int64_t now, int limit, json_t *out)
+int db_callback_due(struct arena *a, int64_t now, int limit, struct callback_row **rows)
 {
-    return q_rows_json(q_prepare("SELECT id, org_id, run_id, url, body, tries FROM callbacks WHERE "
-                                 "done_at IS NULL AND next_at <= ? ORDER BY next_at LIMIT ?",
-                                 "ii", now, (int64_t)limit),
-                       out, 0);
+    sqlite3_stmt *st = q_prepare("SELECT id, org_id, run_id, url, body, tries FROM callbacks "
+                                 "WHERE done_at IS NULL AND next_at <= ? ORDER BY next_at LIMIT ?",
+                                 "ii", now, (int64_t)limit);
+    int n = 0, cap = 0, rc;
+
+    *rows = NULL;
+    if (!st)
+        return LY_EDB;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct callback_row *c;
+
+        *rows = grow(a, *rows, n, &cap, sizeof(**rows));
+        c = &(*rows)[n++];
+        c->id = sqlite3_column_int64(st, 0);
+        col_copy(c->org_id, sizeof(c->org_id), st, 1);
+        col_copy(c->run_id, sizeof(c->run_id), st, 2);
+        c->url = arena_strdup(a, q_text(st, 3) ? q_text(st, 3) : "");
+        c->body = arena_strdup(a, q_text(st, 4) ? q_text(st, 4) : "");
+        c->tries = sqlite3_column_int64(st, 5);
+    }
+    q_done(st);
+    return rc == SQLITE_DONE ? n : LY_EDB;
 }
 
-int callback_result(int64_t id, int ok, const char *error, int64_t next_at, int give_up)
+int db_callback_result(int64_t id, int ok, const char *error, int64_t next_at, int give_up)
 {
     int n;
 
@@ -301,7 +465,7 @@ int callback_result(int64_t id, int ok, const char *error, int64_t next_at, int 
     return n < 0 ? n : 0;
 }
 
-int org_webhook_secret(const char *org_id, char *out, size_t n)
+int db_callback_secret(const char *org_id, char *out, size_t n)
 {
     char fresh[48];
     sqlite3_stmt *st;
@@ -322,7 +486,7 @@ int org_webhook_secret(const char *org_id, char *out, size_t n)
     return err;
 }
 
-int runs_requeue(const char *id)
+int db_runs_requeue(const char *id)
 {
     return q_exec("UPDATE runs SET status = 'pending', started_at = NULL WHERE id = ?", "s", id);
 }

@@ -252,21 +252,40 @@ static int wait_until(int (*pred)(const void *), const void *arg, int ms)
     return pred(arg);
 }
 
-/* The run's column as text ("" when NULL), or its integer as text. */
+/* The run's column as text ("" when NULL), or its integer as text (the columns read here:
+ * status, reason, errors, backend, gpus, return_code). */
 static void run_col(const char *id, const char *col, char *out, size_t n)
 {
-    int err;
-    json_t *row = runs_get_any(id, &err), *v;
+    struct arena a;
+    struct run_row row;
+    const char *v = NULL;
 
     out[0] = '\0';
-    if (!row)
+    arena_init(&a);
+    if (db_runs_get_any(&a, id, &row) != 0) {
+        arena_release(&a);
         return;
-    v = json_object_get(row, col);
-    if (json_is_string(v))
-        snprintf(out, n, "%s", json_string_value(v));
-    else if (json_is_integer(v))
-        snprintf(out, n, "%lld", (long long)json_integer_value(v));
-    json_decref(row);
+    }
+    if (strcmp(col, "return_code") == 0) {
+        if (row.has_return_code)
+            snprintf(out, n, "%lld", (long long)row.return_code);
+    } else {
+        if (strcmp(col, "status") == 0)
+            v = row.status;
+        else if (strcmp(col, "reason") == 0)
+            v = row.reason;
+        else if (strcmp(col, "errors") == 0)
+            v = row.errors;
+        else if (strcmp(col, "backend") == 0)
+            v = row.backend;
+        else if (strcmp(col, "gpus") == 0)
+            v = row.gpus;
+        else
+            snprintf(out, n, "?%s", col); /* a column run_col does not read: no match */
+        if (v)
+            snprintf(out, n, "%s", v);
+    }
+    arena_release(&a);
 }
 
 struct want {
@@ -386,11 +405,17 @@ static void submit(const char *profile, int priority, int timeout_s, char id[40]
 
 static int running_of(const char *profile)
 {
-    json_t *o = runs_capacity_json();
-    int n = (int)json_integer_value(json_object_get(json_object_get(o, profile), "running"));
+    struct arena a;
+    struct run_capacity *cap;
+    int n, running = 0;
 
-    json_decref(o);
-    return n;
+    arena_init(&a);
+    n = runs_capacity(&a, &cap);
+    for (int i = 0; i < n; i++)
+        if (strcmp(cap[i].profile, profile) == 0)
+            running = cap[i].running;
+    arena_release(&a);
+    return running;
 }
 
 /* A run a previous process left (before runs_init). */
