@@ -112,6 +112,7 @@ format-check:
 
 test: deps
 	$(MAKE) format-check
+	sh scripts/check-layers.sh
 	$(MAKE) $(B)/lyceumd $(B)/test/lyceumd
 	$(MAKE) unit
 	$(MAKE) fuzz

@@ -5,8 +5,8 @@
 #include "core/util.h"
 #include "store/db.h"
 #include "store/ledger.h"
-#include "store/rows.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
