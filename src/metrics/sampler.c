@@ -6,6 +6,7 @@
  * when it began running.
  */
 #include "metrics/sampler.h"
+#include "core/worker.h"
 #include "core/arena.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -42,7 +43,7 @@ struct target {
     int seen;
 };
 
-static pthread_t thread;
+static struct worker_pool *pool; /* its thread: a pool of one (core/worker.h) */
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv;
 static int started, stopping;
@@ -312,6 +313,13 @@ static void janitor(void)
         log_error("metrics: cannot delete old samples");
 }
 
+static void *sampler_main(void *arg);
+
+static void sampler_main_job(void *arg)
+{
+    sampler_main(arg);
+}
+
 static void *sampler_main(void *arg)
 {
     int64_t next_janitor = 0;
@@ -358,7 +366,10 @@ int sampler_start(const struct config *cfg)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&cv, &ca);
     pthread_condattr_destroy(&ca);
-    if (pthread_create(&thread, NULL, sampler_main, NULL) != 0) {
+    pool = worker_pool_new("metrics sampler", 1, 0);
+    if (worker_submit(pool, sampler_main_job, NULL) != 0) {
+        worker_pool_free(pool);
+        pool = NULL;
         log_error("cannot start the metrics sampler");
         return -1;
     }
@@ -374,6 +385,7 @@ void sampler_stop(void)
     stopping = 1;
     pthread_cond_signal(&cv);
     pthread_mutex_unlock(&mu);
-    pthread_join(thread, NULL);
+    worker_pool_free(pool);
+    pool = NULL;
     started = 0;
 }

@@ -17,6 +17,7 @@
  */
 #include "runs/callbacks.h"
 #include "billing/billing.h"
+#include "core/worker.h"
 #include "core/err.h"
 #include "core/fbuf.h"
 #include "core/json.h"
@@ -38,7 +39,7 @@
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
-static pthread_t thread;
+static struct worker_pool *pool; /* its thread: a pool of one (core/worker.h) */
 static int running, stopping, pending = 1;
 
 /* callback_allow (borrowed from the config, which outlives the threads): CIDRs and names. */
@@ -276,6 +277,13 @@ static void deliver_due(CURL *curl)
     arena_release(&a);
 }
 
+static void *sender_main(void *arg);
+
+static void sender_main_job(void *arg)
+{
+    sender_main(arg);
+}
+
 static void *sender_main(void *arg)
 {
     CURL *curl = curl_easy_init();
@@ -305,8 +313,12 @@ static void *sender_main(void *arg)
 
 int callbacks_start(void)
 {
-    if (pthread_create(&thread, NULL, sender_main, NULL) != 0)
+    pool = worker_pool_new("callbacks sender", 1, 0);
+    if (worker_submit(pool, sender_main_job, NULL) != 0) {
+        worker_pool_free(pool);
+        pool = NULL;
         return -1;
+    }
     running = 1;
     return 0;
 }
@@ -327,6 +339,7 @@ void callbacks_stop(void)
     stopping = 1;
     pthread_cond_signal(&cv);
     pthread_mutex_unlock(&mu);
-    pthread_join(thread, NULL);
+    worker_pool_free(pool);
+    pool = NULL;
     running = 0;
 }

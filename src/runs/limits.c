@@ -14,6 +14,7 @@
  * runs/output.c caps the output on its own.
  */
 #include "runs/limits.h"
+#include "core/worker.h"
 #include "core/arena.h"
 #include "core/err.h"
 #include "core/log.h"
@@ -40,7 +41,7 @@ struct watched {
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv;
-static pthread_t thread;
+static struct worker_pool *pool; /* its thread: a pool of one (core/worker.h) */
 static int started, stopping;
 static struct watched *watched;
 static int64_t dir_max;
@@ -177,6 +178,13 @@ static void pass(void)
     }
 }
 
+static void *limits_main(void *arg);
+
+static void limits_main_job(void *arg)
+{
+    limits_main(arg);
+}
+
 static void *limits_main(void *arg)
 {
     (void)arg;
@@ -213,8 +221,12 @@ int limits_init(const struct config *cfg)
     pthread_cond_init(&cv, &ca);
     pthread_condattr_destroy(&ca);
     stopping = 0;
-    if (pthread_create(&thread, NULL, limits_main, NULL) != 0)
+    pool = worker_pool_new("run limits", 1, 0);
+    if (worker_submit(pool, limits_main_job, NULL) != 0) {
+        worker_pool_free(pool);
+        pool = NULL;
         return LY_EINTERNAL;
+    }
     started = 1;
     return 0;
 }
@@ -227,7 +239,8 @@ void limits_stop(void)
     stopping = 1;
     pthread_cond_signal(&cv);
     pthread_mutex_unlock(&mu);
-    pthread_join(thread, NULL);
+    worker_pool_free(pool);
+    pool = NULL;
     started = 0;
     pthread_mutex_lock(&mu);
     while (watched) {

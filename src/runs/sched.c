@@ -12,6 +12,7 @@
 #include "runs/sched.h"
 #include "runs/sched_int.h"
 #include "billing/billing.h"
+#include "core/worker.h"
 #include "core/arena.h"
 #include "core/err.h"
 #include "core/fbuf.h"
@@ -40,7 +41,7 @@ struct live_sched *sched_lives, *sched_exits;
 int sched_dirty = 1, sched_stopping, sched_shutting_down;
 char runs_dir[900];
 static int sched_gpu_busy[64];
-static pthread_t thread;
+static struct worker_pool *pool; /* its thread: a pool of one (core/worker.h) */
 
 void sched_wake(void)
 {
@@ -376,6 +377,13 @@ static int64_t meter(void)
     return zero_at == INT64_MAX ? INT64_MAX : zero_at - now;
 }
 
+static void *sched_main(void *arg);
+
+static void sched_main_job(void *arg)
+{
+    sched_main(arg);
+}
+
 static void *sched_main(void *arg)
 {
     int64_t next_meter = 0;
@@ -444,8 +452,12 @@ int sched_start(void)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&sched_cv, &ca);
     pthread_condattr_destroy(&ca);
-    if (pthread_create(&thread, NULL, sched_main, NULL) != 0)
+    pool = worker_pool_new("scheduler", 1, 0);
+    if (worker_submit(pool, sched_main_job, NULL) != 0) {
+        worker_pool_free(pool);
+        pool = NULL;
         return LY_EINTERNAL;
+    }
     return 0;
 }
 
@@ -455,7 +467,8 @@ void sched_stop(void)
     sched_stopping = 1;
     pthread_cond_signal(&sched_cv);
     pthread_mutex_unlock(&sched_mu);
-    pthread_join(thread, NULL);
+    worker_pool_free(pool);
+    pool = NULL;
 }
 
 int runs_capacity(struct arena *a, struct run_capacity **rows)
