@@ -56,6 +56,14 @@ void api_serve_stop(void);
 
 /* Routes a request, resolves its caller and org, and runs the handler (http_options.dispatch). */
 void api_dispatch(struct req *req);
+/* The dispatcher's tail: err (a handler's return) made the answer, counted and logged. */
+void api_dispatch_finish(struct req *req, int err);
+/* A route with R_BLOCKING: its handler and api_dispatch_finish() run on a worker once the
+ * server suspends the connection (defer.c). 1 when deferred, 0 when it must run here. */
+int api_defer(struct req *req);
+/* The workers of blocking handlers: started with the HTTP server, stopped after it. */
+int api_defer_start(void);
+void api_defer_stop(void);
 
 /* The headers-only pass of a request (http_options.begin): for R_STREAM_BODY routes and S3
  * uploads it resolves the route and caller and lets the handler set up req->sink before the

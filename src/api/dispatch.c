@@ -238,8 +238,15 @@ void api_dispatch(struct req *req)
             err = r->handler(req);
         goto out;
     }
+    if ((r->flags & R_BLOCKING) && api_defer(req))
+        return; /* the handler and the tail below run on a worker (defer.c) */
     err = r->handler(req);
 out:
+    api_dispatch_finish(req, err);
+}
+
+void api_dispatch_finish(struct req *req, int err)
+{
     if ((err < 0 || req->status >= 500) && out_of_descriptors(err)) {
         err = req_fail(req, LY_EUNAVAIL, BUSY_DETAIL);
         retry_after(req);

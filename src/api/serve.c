@@ -69,7 +69,10 @@ int api_serve_start(const struct config *cfg, unsigned long long nofile)
     opt.dispatch = api_dispatch;
     opt.begin = api_begin;
     connection_limits(cfg, nofile, &opt);
+    api_defer_start();
     srv = http_server_start(&opt);
+    if (!srv)
+        api_defer_stop();
     return srv ? 0 : LY_EIO;
 }
 
@@ -79,5 +82,6 @@ void api_serve_stop(void)
         return;
     http_server_stop(srv);
     srv = NULL;
+    api_defer_stop();
     proxy_shutdown();
 }

@@ -43,6 +43,9 @@ struct field {
  * there to a route that matches with the slash ignored; the path without the slash goes to
  * that other route. FastAPI's two declared routes "/models" and "/models/" (router.h). */
 #define R_SLASH_ONLY 0x40
+/* The handler may block for a while (it runs a command): it runs on a worker, and the HTTP
+ * loop goes on with its other connections meanwhile (api/defer.c). */
+#define R_BLOCKING 0x80
 
 typedef int (*handler_fn)(struct req *req);
 

@@ -197,6 +197,51 @@ def test_a_compose_file_cannot_take_the_host(ds):
     assert ds.get("/workloads/list", u["key"]).json() == []
 
 
+def test_a_compose_start_does_not_hold_up_its_http_thread(engine):
+    """The Compose file's check runs the docker-compose CLI (about a second): with one HTTP
+    thread, requests that come meanwhile are answered before the Compose start is, and the
+    start's own answer (its status, body and headers) is what it would be on the loop."""
+    import concurrent.futures
+    s = Server(["--threads", "1"])
+    try:
+        u = s.new_user(credits=10)
+        done = []
+
+        def compose():
+            r = s.post("/execution/compose/start", u["key"],
+                       json={"compose_file_code": COMPOSE, "timeout": 120})
+            done.append("compose")
+            return r
+
+        def health():
+            while not done:  # asked again and again while the start is being checked
+                assert s.get("/health").status_code == 200
+                if len(done) == 0:
+                    done_h.append(1)
+                time.sleep(0.02)
+
+        done_h = []
+        with concurrent.futures.ThreadPoolExecutor(2) as ex:
+            fc = ex.submit(compose)
+            fh = ex.submit(health)
+            r = fc.result(timeout=120)
+            fh.result(timeout=120)
+        assert r.status_code == 200, r.text
+        assert r.headers["Content-Type"] == "application/json" and "X-Request-ID" in r.headers
+        run = r.json()
+        assert run["execution_id"] and run["streaming_url"]
+        assert len(done_h) >= 3, done_h  # answered while the start was still being checked
+        out = output_of(follow(run["streaming_url"], timeout=120))
+        assert "from-one" in out and "from-two" in out
+        # A refusal is answered from the worker as well, as it was on the loop.
+        r = s.post("/execution/compose/start", u["key"],
+                   json={"compose_file_code": "services:\n  x:\n    imagee: [\n"})
+        assert_detail(r, 400, "compose")
+    finally:
+        s.stop()
+        shutil.rmtree(s.data, ignore_errors=True)
+
+
 def test_no_engine_answers_503(engine):
     cfg = write_config([{"hardware_profile": "cpu"}], docker_socket="/tmp/no-such-docker.sock")
     s = Server(["--config", cfg])
