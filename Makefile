@@ -22,8 +22,11 @@ SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-r
 TOBJ     := $(patsubst src/%.c,$(B)/test/obj/%.o,$(SRC)) $(B)/test/obj/gen/migrations.o
 TLIB_OBJ := $(filter-out $(B)/test/obj/main.o,$(TOBJ))
 LIB_OBJ  := $(filter-out $(B)/obj/main.o,$(OBJ))
-UNIT_SRC := $(sort $(wildcard tests/unit/*.c))
-UNIT_BIN := $(patsubst tests/unit/%.c,$(B)/test/unit/%,$(UNIT_SRC))
+# Unit tests mirror src/: tests/unit/<dir>/test_x.c tests src/<dir>/; each builds to
+# $(B)/test/unit/test_x.
+UNIT_SRC := $(sort $(wildcard tests/unit/*/*.c))
+UNIT_BIN := $(patsubst %.c,$(B)/test/unit/%,$(notdir $(UNIT_SRC)))
+vpath test_%.c $(sort $(dir $(UNIT_SRC)))
 
 .PHONY: all deps deps-serve run test unit e2e docker-driver tiny-llm fuzz format format-check bench clean mutants deb
 
@@ -63,7 +66,7 @@ $(B)/test/obj/gen/migrations.o: $(GEN)
 $(B)/test/lyceumd: $(TOBJ)
 	$(CC) -g $(SAN) -o $@ $^ $(PKG_LIBS)
 
-$(B)/test/unit/%: tests/unit/%.c $(TLIB_OBJ)
+$(B)/test/unit/%: %.c $(TLIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) -O1 -g $(SAN) $(WARN) $(PKG_CFLAGS) -o $@ $< $(TLIB_OBJ) $(PKG_LIBS) -lcmocka
 
