@@ -81,10 +81,15 @@ def main():
                 port = int(line.rsplit("port ", 1)[1].rstrip(")\n"))
         direct = f"http://127.0.0.1:{port}/v1/chat/completions" if port else None
         through = s.base + "/openai/v1/chat/completions"
-        try:
+        try:  # a sandboxed replica listens on its own loopback only: no direct path then
+            if not direct or requests.post(direct, timeout=5, json={
+                    "model": dep, "max_tokens": 1,
+                    "messages": [{"role": "user", "content": "x"}]}).status_code != 200:
+                direct = None
+        except requests.RequestException:
+            direct = None
+        if direct:
             one_round(direct, {}, dep)  # warm up
-        except (requests.RequestException, TypeError, AttributeError):
-            direct = None  # a sandboxed replica listens on its own loopback only
         one_round(through, h, dep)
         if direct:
             d_ttft, d_tps, l_ttft, l_tps, added, ratio = compare(direct, through, h, dep)
