@@ -15,11 +15,18 @@ SRC      := $(sort $(wildcard src/*.c src/*/*.c))
 LIB_SRC  := $(filter-out src/main.c,$(SRC))
 MIGRATIONS := $(sort $(wildcard src/store/migrations/*.sql))
 GEN      := $(B)/gen/migrations.c
+# The web console (console/): npm ci once (node_modules is kept: offline after that), esbuild
+# builds console/dist, and scripts/embed-console.sh embeds it in the binary.
+CONSOLE_SRC := $(sort $(shell find console/src -type f 2>/dev/null)) console/build.mjs \
+               console/package.json
+CONSOLE_GEN := $(B)/gen/console_files.c
 HDRS     := $(wildcard src/*/*.h)
 
-OBJ      := $(patsubst src/%.c,$(B)/obj/%.o,$(SRC)) $(B)/obj/gen/migrations.o
+OBJ      := $(patsubst src/%.c,$(B)/obj/%.o,$(SRC)) $(B)/obj/gen/migrations.o \
+            $(B)/obj/gen/console_files.o
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-TOBJ     := $(patsubst src/%.c,$(B)/test/obj/%.o,$(SRC)) $(B)/test/obj/gen/migrations.o
+TOBJ     := $(patsubst src/%.c,$(B)/test/obj/%.o,$(SRC)) $(B)/test/obj/gen/migrations.o \
+            $(B)/test/obj/gen/console_files.o
 TLIB_OBJ := $(filter-out $(B)/test/obj/main.o,$(TOBJ))
 LIB_OBJ  := $(filter-out $(B)/obj/main.o,$(OBJ))
 UNIT_SRC := $(sort $(wildcard tests/unit/*.c))
@@ -39,6 +46,24 @@ deps:
 $(GEN): $(MIGRATIONS) scripts/embed-sql.sh
 	@mkdir -p $(dir $@)
 	sh scripts/embed-sql.sh $@ $(MIGRATIONS)
+
+console/node_modules/.package-lock.json: console/package-lock.json
+	cd console && npm ci --no-audit --no-fund --prefer-offline
+
+console/dist/index.html: $(CONSOLE_SRC) console/node_modules/.package-lock.json
+	cd console && node build.mjs
+
+$(CONSOLE_GEN): console/dist/index.html scripts/embed-console.sh
+	@mkdir -p $(dir $@)
+	sh scripts/embed-console.sh $@ console/dist
+
+$(B)/obj/gen/console_files.o: $(CONSOLE_GEN) src/api/console.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(WARN) -c $< -o $@
+
+$(B)/test/obj/gen/console_files.o: $(CONSOLE_GEN) src/api/console.h
+	@mkdir -p $(dir $@)
+	$(CC) -O1 -g $(SAN) $(WARN) -c $< -o $@
 
 $(B)/obj/%.o: src/%.c $(HDRS) | $(GEN)
 	@mkdir -p $(dir $@)
@@ -68,7 +93,7 @@ $(B)/test/unit/%: tests/unit/%.c $(TLIB_OBJ)
 	$(CC) -O1 -g $(SAN) $(WARN) $(PKG_CFLAGS) -o $@ $< $(TLIB_OBJ) $(PKG_LIBS) -lcmocka
 
 # The fuzz target: clang's libFuzzer over the router, the dispatcher and the JSON bodies.
-FUZZ_SRC := $(LIB_SRC) $(GEN) tests/fuzz/fuzz_api.c
+FUZZ_SRC := $(LIB_SRC) $(GEN) $(CONSOLE_GEN) tests/fuzz/fuzz_api.c
 $(B)/fuzz/fuzz_api: $(FUZZ_SRC) $(HDRS)
 	@mkdir -p $(dir $@)
 	clang -O1 -g -fsanitize=fuzzer,address,undefined $(WARN) $(PKG_CFLAGS) -o $@ \
@@ -135,4 +160,4 @@ deb: $(B)/lyceumd
 	@B=$(B) sh scripts/deb.sh
 
 clean:
-	rm -rf build
+	rm -rf build console/dist

@@ -6,6 +6,7 @@ import { h, render } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { html, navigate, routeListeners } from "./ui.js";
 import { session, refresh, login, verifyMfa, get, post } from "./api.js";
+import { currentOrg } from "./util.js";
 import { RunsPage, RunPage } from "./pages/runs.js";
 import { StoragePage } from "./pages/storage.js";
 import { SettingsPage } from "./pages/settings.js";
@@ -84,6 +85,7 @@ function InvitePage({ token }) {
       const r = await post(`/invites/${encodeURIComponent(token)}/accept`,
         session.signedIn ? {} : { password });
       if (r && r.access_token) session.accept(r);
+      else if (!session.signedIn && info && info.email) await login(info.email, password);
       if (info && info.org_slug) session.setOrg(info.org_slug);
       setDone(true);
     } catch (err) { setError(err.message); }
@@ -106,12 +108,12 @@ function InvitePage({ token }) {
 function OrgSwitcher({ me }) {
   const [orgs, setOrgs] = useState([]);
   useEffect(() => {
-    get("/orgs", { noOrg: true }).then((r) => setOrgs(Array.isArray(r) ? r : r.orgs || []), () => {});
+    get("/orgs", { noOrg: true }).then((r) => setOrgs(r.organizations || []), () => {});
   }, [me && me.user_id]);
-  const current = session.org || (me && me.org_slug) || "";
+  const current = currentOrg(orgs, me);
   return html`<select id="org-switcher" title="Organisation (X-Org-Slug)" value=${current}
       onChange=${(e) => session.setOrg(e.target.value)}>
-    ${!orgs.some((o) => o.slug === current) && html`<option value=${current}>${current}</option>`}
+    ${current && !orgs.some((o) => o.slug === current) && html`<option value=${current}>${current}</option>`}
     ${orgs.map((o) => html`<option value=${o.slug}>${o.name || o.slug} (${o.role})</option>`)}
   </select>`;
 }

@@ -53,3 +53,13 @@ export function credits(x) {
 
 export const TERMINAL = new Set(["completed", "failed", "system_failure", "aborted", "cancelled",
   "failed_user", "failed_system", "timeout"]);
+
+// The slug of the org the console acts in: the one chosen (X-Org-Slug), else the one the
+// server resolved (user/status's org_id), else the default one.
+export function currentOrg(orgs, me) {
+  const chosen = localStorage.getItem("lyceumd.org");
+  if (chosen) return chosen;
+  const byId = me && orgs.find((o) => o.id === me.org_id);
+  const def = orgs.find((o) => o.is_default);
+  return (byId || def || orgs[0] || {}).slug || "";
+}

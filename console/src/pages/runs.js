@@ -157,8 +157,11 @@ function Output({ text }) {
     p.cls ? html`<span class=${p.cls}>${p.text}</span>` : p.text)}</pre>`;
 }
 
-function Metrics({ id, live }) {
-  const m = useLoad(() => get(`/execution/${id}/metrics?step=5s`), [id], live ? 3000 : 0);
+// The step keeps a chart to a few hundred points whatever the run's length (the sampler
+// takes one sample every metrics_interval_seconds, 5 by default).
+function Metrics({ id, live, seconds }) {
+  const step = Math.max(1, Math.ceil((seconds || 0) / 300));
+  const m = useLoad(() => get(`/execution/${id}/metrics?step=${step}s`), [id, step], live ? 3000 : 0);
   if (!m.data) return html`<p class="muted">${m.error ? m.error.message : "Loading metrics…"}</p>`;
   const s = (k) => m.data[k] || [];
   const gpu = s("gpuUtilizationPercent").length > 0;
@@ -264,7 +267,7 @@ export function RunPage({ id }) {
       <dt>Ended</dt><dd>${when(run.end_time || run.finish_time)}</dd>
       <dt>Duration</dt><dd>${duration(secondsBetween(run.start_time, run.end_time || run.finish_time))}</dd>
       <dt>Return code</dt><dd>${run.return_code === null || run.return_code === undefined ? "" : String(run.return_code)}</dd>
-      <dt>Cost</dt><dd>${credits(run.billed)}</dd>
+      ${run.billed !== undefined && html`<dt>Cost</dt><dd>${credits(run.billed)}</dd>`}
       ${timing && html`<dt>Queued</dt><dd>${duration(timing.queue_seconds)}</dd>`}
     </dl>
     ${run.errors && html`<p class="error">${String(run.errors)}</p>`}
@@ -274,7 +277,7 @@ export function RunPage({ id }) {
     <${Output} text=${shown} />
     ${run.install_log && html`<details><summary>Install log</summary><pre class="output">${run.install_log}</pre></details>`}
     <h3>Metrics</h3>
-    <${Metrics} id=${id} live=${!done} />
+    <${Metrics} id=${id} live=${!done} seconds=${secondsBetween(run.start_time, run.end_time || run.finish_time)} />
     <h3>Logs</h3>
     <${Logs} id=${id} />
   </section>`;

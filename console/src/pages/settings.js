@@ -5,8 +5,8 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import QRCode from "qrcode";
 import { html, val } from "../ui.js";
-import { get, post, patch, del, api, session } from "../api.js";
-import { useLoad, when } from "../util.js";
+import { get, post, patch, del, api } from "../api.js";
+import { useLoad, when, currentOrg } from "../util.js";
 
 const arr = (r, k) => (Array.isArray(r) ? r : (r && r[k]) || []);
 
@@ -176,7 +176,7 @@ function Orgs({ me }) {
   const [f, setF] = useState({ slug: "", name: "" });
   const [error, setError] = useState("");
   const list = arr(orgs.data, "organizations");
-  const current = session.org || (me && me.org_slug) || (list[0] && list[0].slug);
+  const current = currentOrg(list, me);
   const mine = list.find((o) => o.slug === current);
   const create = (e) => {
     e.preventDefault();
