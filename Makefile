@@ -154,6 +154,7 @@ bench: deps $(B)/lyceumd $(B)/bench/meter
 	sh bench/storage.sh
 	/usr/bin/python3 bench/runs.py $(B)/lyceumd
 	/usr/bin/python3 bench/logs.py $(B)/lyceumd
+	/usr/bin/python3 bench/console.py $(B)/lyceumd
 
 # The Debian package (scripts/deb.sh): $(B)/lyceumd_VERSION_ARCH.deb; DEB_VERSION overrides.
 deb: $(B)/lyceumd

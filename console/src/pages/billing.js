@@ -15,6 +15,12 @@ function Usage({ activities }) {
     if (!d) continue;
     days.set(d, (days.get(d) || 0) + Math.abs(Number(a.amount) || 0));
   }
+  // The last 30 days, each one a point (0 where nothing was used), and any older day used.
+  const today = Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth(), new Date().getUTCDate());
+  for (let i = 0; i < 30; i++) {
+    const d = new Date(today - i * 86400000).toISOString().slice(0, 10);
+    if (!days.has(d)) days.set(d, 0);
+  }
   const points = [...days.keys()].sort().map((d) => ({ timestamp: d + "T00:00:00Z", value: days.get(d) }));
   return html`<${Chart} name="usage" title="Credits used per day" series=${[{ label: "credits", points }]} />`;
 }
@@ -29,7 +35,7 @@ function Voucher({ onRedeemed }) {
   const redeem = (e) => {
     e.preventDefault();
     post("/billing/vouchers/redeem", { code: code.trim() }).then((r) => {
-      setMsg(`Redeemed: ${credits(r.credits || r.amount)} added.`); setCode(""); setOk(null); onRedeemed();
+      setMsg(`Redeemed: ${credits(r.credits_added)} added; the balance is ${credits(r.balance)}.`); setCode(""); setOk(null); onRedeemed();
     }, (err) => setMsg(err.message));
   };
   return html`<div class="card" id="voucher"><h3>Redeem a voucher</h3>

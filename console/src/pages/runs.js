@@ -141,9 +141,11 @@ export function RunsPage() {
         <td>${credits(r.billed)}</td></tr>`)}</tbody>
     </table>
     <div class="pager">
+      <button id="first-page" disabled=${page === 0} onClick=${() => setPage(0)}>First</button>
       <button id="prev-page" disabled=${page === 0} onClick=${() => setPage(page - 1)}>Previous</button>
       <span id="page-info">page ${page + 1} of ${pages}</span>
       <button id="next-page" disabled=${page + 1 >= pages} onClick=${() => setPage(page + 1)}>Next</button>
+      <button id="last-page" disabled=${page + 1 >= pages} onClick=${() => setPage(pages - 1)}>Last</button>
     </div>
   </section>`;
 }
@@ -165,6 +167,8 @@ function Metrics({ id, live, seconds }) {
   if (!m.data) return html`<p class="muted">${m.error ? m.error.message : "Loading metrics…"}</p>`;
   const s = (k) => m.data[k] || [];
   const gpu = s("gpuUtilizationPercent").length > 0;
+  if (!s("systemCpuUsagePercent").length && !live) return html`<p class="muted" id="no-metrics">No samples: the run
+    was shorter than the sampler's interval.</p>`;
   return html`<div class="charts">
     <${Chart} name="cpu" title="CPU" unit="%" series=${[{ label: "CPU %", points: s("systemCpuUsagePercent") }]} />
     <${Chart} name="memory" title="Memory (MB)" series=${[
