@@ -9,6 +9,7 @@ const ORG = "lyceumd.org";
 
 let access = null;
 let refreshing = null;
+let version = 0; // bumped when the list of orgs may have changed
 const listeners = new Set();
 
 export const session = {
@@ -19,6 +20,8 @@ export const session = {
     listeners.forEach((f) => f());
   },
   onChange(f) { listeners.add(f); return () => listeners.delete(f); },
+  get version() { return version; },
+  orgsChanged() { version++; listeners.forEach((f) => f()); },
   hasRefresh() { return !!localStorage.getItem(RT); },
   accept(tokens) {
     access = tokens.access_token;

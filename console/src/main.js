@@ -109,7 +109,7 @@ function OrgSwitcher({ me }) {
   const [orgs, setOrgs] = useState([]);
   useEffect(() => {
     get("/orgs", { noOrg: true }).then((r) => setOrgs(r.organizations || []), () => {});
-  }, [me && me.user_id]);
+  }, [me && me.user_id, session.version]);
   const current = currentOrg(orgs, me);
   return html`<select id="org-switcher" title="Organisation (X-Org-Slug)" value=${current}
       onChange=${(e) => session.setOrg(e.target.value)}>

@@ -22,7 +22,7 @@ import uuid
 import pytest
 import requests
 
-from conftest import BIN, Server
+from conftest import BIN, PREFIX, Server
 from runs_util import write_config
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -120,7 +120,8 @@ def test_a_person_uses_the_console(cs, tmp_path):
     cfg = dict(base=cs.base, email=u["email"], password=u["password"], voucher=code,
                upload=str(upload), downloads=str(downloads), shots=SHOTS,
                invitee_email=invitee, invitee_password="pw-" + uuid.uuid4().hex,
-               live_code=LIVE_CODE, hostile_code=HOSTILE_CODE)
+               live_code=LIVE_CODE, hostile_code=HOSTILE_CODE,
+               other_org="other-" + uuid.uuid4().hex[:8])
     p = subprocess.run(["node", os.path.join(DRIVER, "drive.mjs"), json.dumps(cfg)],
                        capture_output=True, text=True, timeout=900, cwd=DRIVER)
     lines = p.stdout.strip().splitlines()
@@ -149,6 +150,11 @@ def test_a_person_uses_the_console(cs, tmp_path):
     metrics = cs.get(f"/execution/{out['live_run']}/metrics", u["key"]).json()
     assert any(pt["value"] > 20 for pt in metrics["systemCpuUsagePercent"]), metrics
     assert cs.get(f"/execution/{out['abort_run']}", u["key"]).json()["status"] == "aborted"
+
+    # The org switcher: the new org (the user owns it) has no runs; X-Org-Slug did that.
+    assert out["home_org"] == u["org_slug"] and out["other_org_rows"] == 0
+    orgs = {o["slug"]: o for o in cs.get("/orgs", u["key"]).json()["organizations"]}
+    assert orgs[cfg["other_org"]]["role"] == "owner"
 
     # Hostile output is text: no element but the colour spans, nothing ran.
     h = out["hostile"]
@@ -185,10 +191,23 @@ def test_a_person_uses_the_console(cs, tmp_path):
     assert out["invitee_org"] == u["org_slug"]
     assert [row[0] for row in out["capacity"]] == ["cpu"]
 
+    # The console spoke only to the API (and the public /health and /metrics), and put no
+    # credential in any URL.
+    calls = [q for q in out["requests"] if q["type"] in ("xhr", "fetch")]
+    assert calls
+    for q in calls:
+        path = q["url"].split(cs.base, 1)[1]
+        assert path.startswith(PREFIX + "/") or path in ("/health", "/metrics"), q
+    for q in out["requests"]:
+        assert "eyJ" not in q["url"] and "lk_" not in q["url"], q
+        assert "refresh_token" not in q["url"] and "access_token" not in q["url"], q
+
     # A picture of each page, for a person to look at.
     shots = sorted(os.listdir(SHOTS))
-    for name in ("01-signin", "03-signin-mfa", "05-run-live", "07-run-hostile", "08-runs",
-                 "09-settings-key", "11-storage-uploaded", "13-billing", "15-invite",
-                 "17-inference", "18-operators"):
+    for name in ("01-signin", "02-settings-mfa-enrol", "03-signin-mfa", "04-runs-launch",
+                 "05-run-live", "06-run-aborted", "07-run-hostile", "08-runs",
+                 "09-runs-other-org", "10-settings-key", "12-storage-uploaded",
+                 "13-storage-credentials", "14-billing", "16-invite", "17-settings-members",
+                 "18-inference", "19-operators"):
         assert name + ".png" in shots, shots
     assert "failure.png" not in shots

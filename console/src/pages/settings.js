@@ -5,7 +5,7 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import QRCode from "qrcode";
 import { html, val } from "../ui.js";
-import { get, post, patch, del, api } from "../api.js";
+import { get, post, patch, del, api, session } from "../api.js";
 import { useLoad, when, currentOrg } from "../util.js";
 
 const arr = (r, k) => (Array.isArray(r) ? r : (r && r[k]) || []);
@@ -180,16 +180,17 @@ function Orgs({ me }) {
   const mine = list.find((o) => o.slug === current);
   const create = (e) => {
     e.preventDefault();
-    api("POST", "/orgs", f, { noOrg: true }).then(() => { setF({ slug: "", name: "" }); orgs.reload(); },
+    api("POST", "/orgs", f, { noOrg: true }).then(() => { setF({ slug: "", name: "" }); orgs.reload(); session.orgsChanged(); },
       (err) => setError(err.message));
   };
   return html`<div class="card" id="orgs"><h3>Organisation: ${mine ? mine.name || mine.slug : current}</h3>
     ${mine && html`<${Org} slug=${mine.slug} role=${mine.role} />`}
     <h4>New organisation</h4>
     <form class="row" onSubmit=${create}>
-      <input placeholder="slug" pattern="[a-z0-9][a-z0-9-]*" value=${f.slug} onInput=${(e) => setF({ ...f, slug: e.target.value })} required />
-      <input placeholder="name" value=${f.name} onInput=${(e) => setF({ ...f, name: e.target.value })} required />
-      <button>Create</button></form>
+      <input id="new-org-slug" placeholder="slug" pattern="[a-z0-9][a-z0-9-]*" value=${f.slug}
+        onInput=${(e) => setF({ ...f, slug: e.target.value })} required />
+      <input id="new-org-name" placeholder="name" value=${f.name} onInput=${(e) => setF({ ...f, name: e.target.value })} required />
+      <button id="new-org-create">Create</button></form>
     ${error && html`<p class="error">${error}</p>`}
   </div>`;
 }

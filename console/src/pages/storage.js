@@ -10,13 +10,13 @@ function Credentials() {
   const [c, setC] = useState(null);
   const [error, setError] = useState("");
   const show = () => post("/storage/credentials").then(setC, (e) => setError(e.message));
-  if (!c) return html`<div class="card"><button id="s3-credentials" onClick=${show}>Show S3 credentials</button>
+  if (!c) return html`<div class="card"><h3>S3 credentials</h3><button id="s3-credentials" onClick=${show}>Show S3 credentials</button>
     ${error && html`<p class="error">${error}</p>`}</div>`;
   const ep = /^https?:\/\//.test(c.endpoint) ? c.endpoint : "https://" + c.endpoint;
   const cmd = `AWS_ACCESS_KEY_ID=${c.access_key} AWS_SECRET_ACCESS_KEY=${c.secret_key}` +
     (c.session_token ? ` AWS_SESSION_TOKEN=${c.session_token}` : "") +
     ` aws --endpoint-url ${ep} --region ${c.region || "us-east-1"} s3 ls s3://${c.bucket_name}/`;
-  return html`<div class="card" id="s3-box">
+  return html`<div class="card" id="s3-box"><h3>S3 credentials</h3>
     <dl class="facts"><dt>Endpoint</dt><dd>${ep}</dd><dt>Bucket</dt><dd>${c.bucket_name}</dd>
       <dt>Access key</dt><dd><code>${c.access_key}</code></dd>
       <dt>Secret key</dt><dd><code>${c.secret_key}</code></dd>

@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
 
 const cfg = JSON.parse(process.argv[2]);
-const out = { steps: [], csp_violations: [], page_errors: [] };
+const out = { steps: [], csp_violations: [], page_errors: [], requests: [] };
 const T = 60000;
 mkdirSync(cfg.shots, { recursive: true });
 mkdirSync(cfg.downloads, { recursive: true });
@@ -40,6 +40,7 @@ const browser = await puppeteer.launch({
 });
 
 function watch(page) {
+  page.on("request", (r) => out.requests.push({ url: r.url(), method: r.method(), type: r.resourceType() }));
   page.on("console", (m) => {
     const t = m.text();
     if (/Content.Security.Policy/i.test(t)) out.csp_violations.push(t);
@@ -211,6 +212,22 @@ try {
     await shot(page, "08-runs");
   });
 
+  await step("switch to another org", async () => {
+    await go(page, "/settings");
+    await type(page, "#new-org-slug", cfg.other_org);
+    await type(page, "#new-org-name", "Another org");
+    await page.click("#new-org-create");
+    await page.waitForSelector(`#org-switcher option[value='${cfg.other_org}']`, { timeout: T });
+    out.home_org = await page.$eval("#org-switcher", (s) => s.value);
+    await page.select("#org-switcher", cfg.other_org);
+    await go(page, "/runs");
+    await waitText(page, ".filters .muted", "0 runs");
+    out.other_org_rows = await page.$$eval("#runs-table tbody tr", (r) => r.length);
+    await shot(page, "09-runs-other-org");
+    await page.select("#org-switcher", out.home_org);
+    await page.waitForFunction(() => document.querySelectorAll("#runs-table tbody tr").length >= 3, { timeout: T });
+  });
+
   await step("create and revoke an API key", async () => {
     await go(page, "/settings");
     await type(page, "#key-name", "console-key");
@@ -218,7 +235,7 @@ try {
     await page.waitForSelector("#new-key code", { timeout: T });
     out.api_key = (await text(page, "#new-key code")).trim();
     await page.waitForSelector("tr[data-key-name='console-key']", { timeout: T });
-    await shot(page, "09-settings-key");
+    await shot(page, "10-settings-key");
     page.once("dialog", (d) => d.accept());
     await page.click("tr[data-key-name='console-key'] .revoke");
     await page.waitForFunction(() => !document.querySelector("tr[data-key-name='console-key']"), { timeout: T });
@@ -227,7 +244,7 @@ try {
   await step("upload 50 MB with a progress bar and download it", async () => {
     await go(page, "/storage");
     await page.waitForSelector("#upload-input");
-    await shot(page, "10-storage-empty");
+    await shot(page, "11-storage-empty");
     // Every value the progress bar takes, as the page sets it.
     await page.evaluate(() => {
       window.__progress = [];
@@ -240,7 +257,7 @@ try {
     const name = basename(cfg.upload);
     await page.waitForSelector(`#uploads li[data-key='${name}'][data-done='1']`, { timeout: 180000 });
     out.progress = await page.evaluate(() => window.__progress);
-    await shot(page, "11-storage-uploaded");
+    await shot(page, "12-storage-uploaded");
     await page.waitForSelector(`#files tr[data-key='${name}'] .download`, { timeout: T });
     await page.click(`#files tr[data-key='${name}'] .download`);
     const size = statSync(cfg.upload).size;
@@ -255,7 +272,7 @@ try {
     await page.click("#s3-credentials");
     await page.waitForSelector("#aws-cmd", { timeout: T });
     out.aws_cmd = await text(page, "#aws-cmd");
-    await shot(page, "12-storage-credentials");
+    await shot(page, "13-storage-credentials");
   });
 
   await step("redeem a voucher", async () => {
@@ -267,7 +284,7 @@ try {
     await page.waitForFunction((b) => document.querySelector("#balance").textContent !== b, { timeout: T },
       out.balance_before);
     out.balance_after = await text(page, "#balance");
-    await shot(page, "13-billing");
+    await shot(page, "14-billing");
   });
 
   await step("invite a member who accepts", async () => {
@@ -276,14 +293,14 @@ try {
     await page.click("#invite-send");
     await page.waitForSelector("#invite-link code", { timeout: T });
     out.invite_link = (await text(page, "#invite-link code")).trim();
-    await shot(page, "14-settings-invite");
+    await shot(page, "15-settings-invite");
     const other = await browser.createBrowserContext();
     const p2 = await other.newPage();
     watch(p2);
     await p2.goto(out.invite_link, { waitUntil: "networkidle0" });
     await p2.waitForSelector("#invite-info", { timeout: T });
     await type(p2, "#invite-password", cfg.invitee_password);
-    await shot(p2, "15-invite");
+    await shot(p2, "16-invite");
     await p2.click("#invite-accept");
     await p2.waitForSelector("#invite-done", { timeout: T });
     await p2.click("#invite-done a");
@@ -292,18 +309,18 @@ try {
     await other.close();
     await page.reload({ waitUntil: "networkidle0" });
     await page.waitForSelector(`#members tr[data-email='${cfg.invitee_email}']`, { timeout: T });
-    await shot(page, "16-settings-members");
+    await shot(page, "17-settings-members");
   });
 
   await step("inference and operators pages", async () => {
     await go(page, "/inference");
     await page.waitForSelector("#deployments");
-    await shot(page, "17-inference");
+    await shot(page, "18-inference");
     await go(page, "/operators");
     await page.waitForFunction(() => document.querySelectorAll("#capacity tbody tr").length > 0, { timeout: T });
     await waitText(page, "#health", "ok");
     out.capacity = await page.$$eval("#capacity tbody tr", (r) => r.map((e) => [...e.cells].map((c) => c.textContent)));
-    await shot(page, "18-operators");
+    await shot(page, "19-operators");
   });
   out.ok = true;
 } catch (e) {
