@@ -134,7 +134,7 @@ function Shell({ path }) {
   else if (path.startsWith("/settings")) page = html`<${SettingsPage} me=${me} />`;
   else if (path.startsWith("/billing")) page = html`<${BillingPage} />`;
   else if (path.startsWith("/inference")) page = html`<${InferencePage} />`;
-  else if (path.startsWith("/operators")) page = html`<${OperatorsPage} me=${me} />`;
+  else if (path.startsWith("/operators")) page = html`<${OperatorsPage} />`;
   else page = html`<${RunsPage} />`;
   return html`<div class="shell">
     <header>

@@ -211,3 +211,30 @@ def test_a_person_uses_the_console(cs, tmp_path):
                  "18-inference", "19-operators"):
         assert name + ".png" in shots, shots
     assert "failure.png" not in shots
+
+
+def test_the_chat_playground_streams_from_a_deployment():
+    """A deployment of the tiny model made on the inference page, a prompt in the playground,
+    the reply growing on the page as its tokens stream in, and the deployment stopped."""
+    import inference_util as iu
+    npm_ci()
+    s = Server(["--config", iu.config()])
+    try:
+        iu.add_model(s)
+        u = s.new_user(credits=20)
+        os.makedirs(SHOTS, exist_ok=True)
+        cfg = dict(base=s.base, email=u["email"], password=u["password"], model="tiny",
+                   shots=SHOTS)
+        p = subprocess.run(["node", os.path.join(DRIVER, "playground.mjs"), json.dumps(cfg)],
+                           capture_output=True, text=True, timeout=600, cwd=DRIVER)
+        out = json.loads(p.stdout.strip().splitlines()[-1])
+        assert out.get("ok"), (out, p.stderr[-3000:])
+        assert out["page_errors"] == [] and out["csp_violations"] == [] and not out["error"]
+        assert out["reply"].startswith("assistant:") and len(out["reply"]) > len("assistant: ")
+        grown = sorted(set(out["reply_lengths"]))
+        assert len(grown) >= 3, out  # it grew token by token, not in one piece
+        deps = s.get("/inference/list", u["key"]).json()
+        items = deps if isinstance(deps, list) else deps.get("deployments", deps.get("data"))
+        assert all(d["status"] != "running" for d in items), deps  # stopped ones leave the list
+    finally:
+        s.stop()

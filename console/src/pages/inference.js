@@ -27,7 +27,7 @@ function Playground({ deployments }) {
       const r = await fetch(PREFIX + "/chat/completions", {
         method: "POST",
         headers: headers({ "Content-Type": "application/json", Accept: "text/event-stream" }),
-        body: JSON.stringify({ model: m, messages: msgs, stream: true }),
+        body: JSON.stringify({ model: m, messages: msgs, stream: true, max_tokens: 512 }),
       });
       if (!r.ok) throw new Error((await r.json().catch(() => ({}))).error?.message || r.statusText);
       const rd = r.body.getReader();
@@ -55,11 +55,13 @@ function Playground({ deployments }) {
     setBusy(false);
   };
   return html`<div class="card" id="playground"><h3>Playground</h3>
-    <select value=${model} onChange=${val(setModel)}>
+    <select id="playground-model" value=${model || (deployments[0] && deployments[0].deployment_id) || ""}
+      onChange=${val(setModel)}>
       ${deployments.map((d) => html`<option value=${d.deployment_id}>${d.hf_model_id} (${d.status})</option>`)}</select>
     <div class="chat">${chat.map((m) => html`<p class=${"msg " + m.role}><b>${m.role}:</b> ${m.content}</p>`)}</div>
-    <form class="row" onSubmit=${send}><input class="grow" value=${prompt} onInput=${val(setPrompt)} placeholder="Say something" required />
-      <button disabled=${busy}>Send</button></form>
+    <form class="row" onSubmit=${send}><input id="prompt" class="grow" value=${prompt} onInput=${val(setPrompt)}
+      placeholder="Say something" required />
+      <button id="send" disabled=${busy}>Send</button></form>
     ${error && html`<p class="error">${error}</p>`}</div>`;
 }
 
@@ -72,14 +74,17 @@ function NewDeployment({ onCreated }) {
     post("/inference/create", {
       ...f, min_replicas: +f.min_replicas, max_replicas: +f.max_replicas,
       target_rps: 1, target_latency_p95_ms: 1000, stabilisation_window: 300,
-    }).then(onCreated, (err) => setError(err.message));
+    }).then(() => { setError(""); onCreated(); }, (err) => setError(err.message));
   };
-  return html`<form class="card row" onSubmit=${create}>
-    <input placeholder="Hugging Face model id" value=${f.hf_model_id} onInput=${set("hf_model_id")} required />
-    <input placeholder="profile" value=${f.hardware_profile} onInput=${set("hardware_profile")} />
-    <label>replicas <input type="number" min="1" value=${f.min_replicas} onInput=${set("min_replicas")} />
-      to <input type="number" min="1" value=${f.max_replicas} onInput=${set("max_replicas")} /></label>
-    <button>Deploy</button>${error && html`<span class="error">${error}</span>`}</form>`;
+  return html`<form class="card" id="new-deployment" onSubmit=${create}><h3>New deployment</h3>
+    <div class="row">
+      <label>Model <input id="dep-model" placeholder="Hugging Face model id" value=${f.hf_model_id}
+        onInput=${set("hf_model_id")} required /></label>
+      <label>Profile <input id="dep-profile" value=${f.hardware_profile} onInput=${set("hardware_profile")} /></label>
+      <label>Replicas, at least <input type="number" min="1" value=${f.min_replicas} onInput=${set("min_replicas")} /></label>
+      <label>at most <input type="number" min="1" value=${f.max_replicas} onInput=${set("max_replicas")} /></label>
+      <button id="deploy">Deploy</button></div>
+    ${error && html`<p class="error">${error}</p>`}</form>`;
 }
 
 export function InferencePage() {
@@ -92,8 +97,8 @@ export function InferencePage() {
     <div class="card"><h3>Deployments</h3><table id="deployments"><tbody>${list.map((d) => html`<tr>
       <td>${d.hf_model_id}</td><td>${d.hardware_profile}</td><td>${d.status}</td>
       <td>${(d.replicas || []).length} replicas</td><td>${when(d.created_at)}</td><td>${credits(d.billed)}</td>
-      <td>${!/stop|fail/.test(d.status) && html`<button class="link" onClick=${() =>
-        post(`/inference/${d.deployment_id}/stop`).then(deps.reload)}>stop</button>`}</td></tr>`)}</tbody></table></div>
+      <td>${!/stop|fail/.test(d.status) && html`<button class="link stop" onClick=${() =>
+        confirm(`Stop ${d.hf_model_id}?`) && post(`/inference/${d.deployment_id}/stop`).then(deps.reload)}>stop</button>`}</td></tr>`)}</tbody></table></div>
     <${Playground} deployments=${list.filter((d) => d.status === "running")} />
     <div class="card"><h3>Batches</h3><table id="batches"><tbody>${arr(batches.data, "data", "batches").map((b) => html`<tr>
       <td>${b.id}</td><td>${b.endpoint}</td><td>${b.status}</td>

@@ -21,7 +21,7 @@ export function parseProm(text) {
 
 const KEEP = 120;
 
-export function OperatorsPage({ me }) {
+export function OperatorsPage() {
   const [health, setHealth] = useState(null);
   const [samples, setSamples] = useState([]);
   const [error, setError] = useState("");
@@ -55,7 +55,7 @@ export function OperatorsPage({ me }) {
     return { timestamp: s.t, value: v };
   });
   return html`<section><div class="title"><h2>Operators</h2></div>
-    ${me && !me.is_admin && html`<p class="muted">This page reads the server's public /metrics; operators see it whole.</p>`}
+    <p class="muted">From the server's own /health and /metrics (Prometheus' text, as a scraper reads it), every 3 s.</p>
     <div class="card"><h3>Health</h3><p id="health">${health ? health.status : "…"}</p>
       ${error && html`<p class="error">${error}</p>`}</div>
     <div class="card"><h3>Capacity and queue</h3><table id="capacity"><thead><tr><th>Profile</th><th>Slots</th>

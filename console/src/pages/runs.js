@@ -188,8 +188,8 @@ function Logs({ id }) {
   return html`<div>
     <button id="load-logs" onClick=${load}>Query logs</button>
     ${logs && (logs.error ? html`<p class="error">${logs.error}</p>` : html`<table class="logs" id="logs">
-      <tbody>${logs.logs.map((l) => html`<tr><td class="muted">${when(l.timestamp)}</td>
-        <td>${l.level || ""}</td><td><code>${l.message}</code></td></tr>`)}</tbody></table>
+      <tbody>${logs.logs.map((l) => html`<tr><td class="muted nowrap">${when(l.timestamp)}</td>
+        <td class="nowrap">${l.level || ""}</td><td class="wide"><code>${l.message}</code></td></tr>`)}</tbody></table>
       <p class="muted">${logs.total} lines</p>`)}
   </div>`;
 }
@@ -256,7 +256,7 @@ export function RunPage({ id }) {
   const done = TERMINAL.has(run.status);
   const shown = out || run.combined_output || [run.stdout, run.stderr].filter(Boolean).join("");
   return html`<section>
-    <div class="title"><h2>${run.file_name || "Run"} <small class="muted">${id}</small></h2>
+    <div class="title"><h2>${run.file_name || run.docker_image_ref || "Run"} <small class="muted">${id}</small></h2>
       <${Status} s=${run.status} /></div>
     <div class="row">
       <button id="abort" disabled=${done} onClick=${() => act("abort")}>Abort</button>

@@ -64,9 +64,15 @@ async function step(name, fn) {
 
 const shot = (page, name) => page.screenshot({ path: join(cfg.shots, name + ".png"), fullPage: true });
 const text = (page, sel) => page.$eval(sel, (e) => e.textContent);
+// Replaces a field's text as a person does (select all, delete, type), so that the page's
+// state follows every keystroke.
 async function type(page, sel, value) {
   await page.waitForSelector(sel, { timeout: T });
-  await page.$eval(sel, (e) => { e.value = ""; });
+  await page.focus(sel);
+  await page.keyboard.down("Control");
+  await page.keyboard.press("KeyA");
+  await page.keyboard.up("Control");
+  await page.keyboard.press("Backspace");
   await page.type(sel, value);
 }
 async function go(page, path) {
@@ -136,8 +142,7 @@ try {
     await go(page, "/runs");
     await page.click("#new-run");
     await page.waitForSelector("#code");
-    await page.$eval("#code", (e) => { e.value = ""; });
-    await page.type("#code", cfg.live_code);
+    await type(page, "#code", cfg.live_code);
     await type(page, "#file-name", "live.py");
     await shot(page, "04-runs-launch");
     await page.click("#launch");
@@ -168,8 +173,7 @@ try {
     await go(page, "/runs");
     await page.click("#new-run");
     await page.waitForSelector("#code");
-    await page.$eval("#code", (e) => { e.value = ""; });
-    await page.type("#code", "import time\nprint('waiting', flush=True)\ntime.sleep(300)\n");
+    await type(page, "#code", "import time\nprint('waiting', flush=True)\ntime.sleep(300)\n");
     await type(page, "#file-name", "sleepy.py");
     await type(page, "#timeout", "600");
     await page.click("#launch");
@@ -185,8 +189,7 @@ try {
     await go(page, "/runs");
     await page.click("#new-run");
     await page.waitForSelector("#code");
-    await page.$eval("#code", (e) => { e.value = ""; });
-    await page.type("#code", cfg.hostile_code);
+    await type(page, "#code", cfg.hostile_code);
     await type(page, "#file-name", "hostile.py");
     await page.click("#launch");
     await page.waitForFunction(() => /^\/runs\/[0-9a-f-]{36}$/.test(location.pathname), { timeout: T });
