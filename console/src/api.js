@@ -56,24 +56,30 @@ async function parse(r) {
 }
 
 // Trades the stored refresh token for a new pair; false when there is none or it is refused.
-export function refresh() {
-  if (refreshing) return refreshing;
+// Refresh tokens are single use (a reused one revokes its family), so tabs take turns through
+// a Web Lock, and each reads the token only once it holds the lock: the one another tab just
+// stored, not the one it had before.
+function refreshOnce() {
   const rt = localStorage.getItem(RT);
   if (!rt) return Promise.resolve(false);
-  refreshing = fetch(PREFIX + "/auth/refresh", {
+  return fetch(PREFIX + "/auth/refresh", {
     method: "POST",
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ refresh_token: rt }),
-  })
-    .then(async (r) => {
-      if (!r.ok) {
-        if (r.status === 401) session.signOut();
-        return false;
-      }
-      session.accept(await r.json());
-      return true;
-    })
-    .catch(() => false)
+  }).then(async (r) => {
+    if (!r.ok) {
+      if (r.status === 401 && localStorage.getItem(RT) === rt) session.signOut();
+      return false;
+    }
+    session.accept(await r.json());
+    return true;
+  }, () => false);
+}
+
+export function refresh() {
+  if (refreshing) return refreshing;
+  const locks = navigator.locks;
+  refreshing = (locks ? locks.request("lyceumd.refresh", refreshOnce) : refreshOnce())
     .finally(() => { refreshing = null; });
   return refreshing;
 }

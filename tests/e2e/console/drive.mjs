@@ -103,11 +103,20 @@ try {
     out.path_after_signin = await page.evaluate(() => location.pathname);
   });
 
-  await step("reload stays signed in", async () => {
+  await step("reload stays signed in, in two tabs too", async () => {
     await page.reload({ waitUntil: "networkidle0" });
     await waitText(page, "#whoami", cfg.email);
     out.token_in_storage = await page.evaluate(() => Object.keys(localStorage));
     out.access_in_url = await page.evaluate(() => location.href.includes("eyJ"));
+    // Two tabs loading at once each refresh, in turn: the single-use token is not reused.
+    const p2 = await browser.newPage();
+    watch(p2);
+    await Promise.all([page.reload({ waitUntil: "networkidle0" }), p2.goto(cfg.base + "/runs", { waitUntil: "networkidle0" })]);
+    await waitText(page, "#whoami", cfg.email);
+    await waitText(p2, "#whoami", cfg.email);
+    await p2.reload({ waitUntil: "networkidle0" });
+    await waitText(p2, "#whoami", cfg.email);
+    await p2.close();
   });
 
   await step("enrol MFA", async () => {
