@@ -93,15 +93,18 @@ export function headers(extra = {}) {
 
 // path: relative to PREFIX unless it starts with "/" and not "/api" ... callers pass API
 // paths ("/runs") or absolute ones with abs = true ("/metrics").
-export async function api(method, path, body, { abs = false, raw = false, noOrg = false } = {}) {
+export async function api(method, path, body,
+  { abs = false, raw = false, noOrg = false, accept = null, signal = undefined } = {}) {
   const url = abs ? path : PREFIX + path;
   const go = () => {
     const h = headers(body !== undefined && !(body instanceof FormData)
       ? { "Content-Type": "application/json" } : {});
     if (noOrg) delete h["X-Org-Slug"];
+    if (accept) h.Accept = accept;
     return fetch(url, {
       method,
       headers: h,
+      signal,
       body: body === undefined ? undefined : body instanceof FormData ? body : JSON.stringify(body),
     });
   };
@@ -140,16 +143,12 @@ export async function verifyMfa(mfa_token, code) {
   session.accept(r);
 }
 
-// Reads a Server-Sent Events stream (POSTed, as Lyceum's clients do): calls onEvent with each
-// event's parsed data until the stream ends or signal aborts.
-export async function sse(url, onEvent, signal) {
-  const u = new URL(url, location.href);
-  const r = await fetch(u.pathname + u.search, {
-    method: "POST",
-    headers: { Accept: "text/event-stream", "Cache-Control": "no-cache" },
-    signal,
-  });
-  if (!r.ok || !r.body) throw new ApiError(r.status, "the output stream is not available");
+// Reads a run's output as Server-Sent Events (POSTed, as Lyceum's clients do, with the
+// credentials in the header rather than the streaming_url's token in the URL): calls onEvent
+// with each event's parsed data until the stream ends or signal aborts.
+export async function sse(path, onEvent, signal) {
+  const r = await api("POST", path, undefined, { raw: true, accept: "text/event-stream", signal });
+  if (!r.body) throw new ApiError(r.status, "the output stream is not available");
   const reader = r.body.getReader();
   const dec = new TextDecoder();
   let buf = "";

@@ -201,6 +201,7 @@ def test_a_person_uses_the_console(cs, tmp_path):
     for q in out["requests"]:
         assert "eyJ" not in q["url"] and "lk_" not in q["url"], q
         assert "refresh_token" not in q["url"] and "access_token" not in q["url"], q
+        assert "token=" not in q["url"], q  # the run's stream too: credentials in the header
 
     # A picture of each page, for a person to look at.
     shots = sorted(os.listdir(SHOTS))

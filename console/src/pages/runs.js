@@ -1,7 +1,7 @@
 // Runs: the list (GET /billing/history, paged on the server, so 10,000 runs cost one page at
 // a time), the launch form (Python, Docker image, Compose), and a run's page: live output
-// from its streaming_url (SSE), abort and stop, timing, logs, and its metrics as charts that
-// refresh while it runs.
+// (SSE, with the credentials in a header), abort and stop, timing, logs, and its metrics as
+// charts that refresh while it runs.
 import { useEffect, useRef, useState } from "preact/hooks";
 import { html, navigate, val } from "../ui.js";
 import { get, post, del, sse } from "../api.js";
@@ -54,7 +54,6 @@ function Launch({ onStarted }) {
       } else {
         r = await post("/execution/compose/start", { ...common, compose_file_code: f.compose });
       }
-      sessionStorage.setItem("stream:" + r.execution_id, r.streaming_url || "");
       onStarted(r.execution_id);
     } catch (err) { setError(err.message); }
     setBusy(false);
@@ -209,21 +208,17 @@ export function RunPage({ id }) {
     }), 2000);
     return () => clearInterval(t);
   }, [id]);
-  // Live output: the stream from the start (it replays what was printed), else the record.
+  // Live output: the stream replays what was printed, then follows; a run that has ended
+  // shows its record's output instead.
   useEffect(() => {
     const ctl = new AbortController();
-    let url = sessionStorage.getItem("stream:" + id);
     (async () => {
-      let r = null;
-      if (!url) {
-        r = await get("/execution/" + id).catch(() => null);
-        url = r && r.streaming_url;
-      }
-      if (!url || (r && TERMINAL.has(r.status))) return;
+      const r = await get("/execution/" + id).catch(() => null);
+      if (!r || TERMINAL.has(r.status)) return;
       setStreaming(true);
       let text = "";
       try {
-        await sse(url, (ev) => {
+        await sse(`/execution/streaming/${encodeURIComponent(id)}`, (ev) => {
           const c = (ev.output && ev.output.content) || (ev.type === "output" && ev.content) || ev.text;
           if (typeof c === "string") {
             text = (text + c).slice(-OUTPUT_MAX);
@@ -231,8 +226,10 @@ export function RunPage({ id }) {
           }
         }, ctl.signal);
       } catch { /* ended or not available: the record has the output */ }
-      setStreaming(false);
-      load();
+      if (!ctl.signal.aborted) {
+        setStreaming(false);
+        load();
+      }
     })();
     return () => ctl.abort();
   }, [id]);
