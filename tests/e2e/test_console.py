@@ -150,6 +150,9 @@ def test_a_person_uses_the_console(cs, tmp_path):
     metrics = cs.get(f"/execution/{out['live_run']}/metrics", u["key"]).json()
     assert any(pt["value"] > 20 for pt in metrics["systemCpuUsagePercent"]), metrics
     assert cs.get(f"/execution/{out['abort_run']}", u["key"]).json()["status"] == "aborted"
+    # Stop: SIGTERM first (the run saw it and said so), then the run ended.
+    stopped = cs.get(f"/execution/{out['stop_run']}", u["key"]).json()
+    assert stopped["status"] == out["stop_status"] and "got SIGTERM" in stopped["stdout"], stopped
 
     # The org switcher: the new org (the user owns it) has no runs; X-Org-Slug did that.
     assert out["home_org"] == u["org_slug"] and out["other_org_rows"] == 0
@@ -163,7 +166,7 @@ def test_a_person_uses_the_console(cs, tmp_path):
     assert set(h["elements"]) <= {"span"} and not h["pwned"], h
     assert h["red"] == ["red"] and h["bold"] == ["strong"], h
     assert "\x1b" not in h["text"] and "title" not in h["text"], h
-    assert len(out["runs_rows"]) >= 3 and any("aborted" in row for row in out["runs_rows"])
+    assert len(out["runs_rows"]) >= 4 and any("aborted" in row for row in out["runs_rows"])
 
     # The API key was real while it lived, and is revoked now.
     assert out["api_key"].startswith("lk_")

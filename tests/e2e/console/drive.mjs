@@ -194,6 +194,24 @@ try {
     await shot(page, "06-run-aborted");
   });
 
+  await step("stop a run", async () => {
+    await go(page, "/runs");
+    await page.click("#new-run");
+    await type(page, "#code", "import signal, sys, time\n" +
+      "signal.signal(signal.SIGTERM, lambda *a: (print('got SIGTERM', flush=True), sys.exit(0)))\n" +
+      "print('waiting', flush=True)\ntime.sleep(300)\n");
+    await type(page, "#file-name", "stoppable.py");
+    await page.click("#launch");
+    await page.waitForFunction(() => /^\/runs\/[0-9a-f-]{36}$/.test(location.pathname), { timeout: T });
+    out.stop_run = location_id(await page.evaluate(() => location.pathname));
+    await waitText(page, "#output", "waiting");
+    await page.click("#stop");
+    await page.waitForFunction(() => !/running|pending|starting/.test(document.querySelector(".title .status").textContent),
+      { timeout: T });
+    await waitText(page, "#output", "got SIGTERM");
+    out.stop_status = await text(page, ".title .status");
+  });
+
   await step("hostile output shows as text", async () => {
     await go(page, "/runs");
     await page.click("#new-run");
