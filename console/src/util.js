@@ -63,3 +63,12 @@ export function currentOrg(orgs, me) {
   const def = orgs.find((o) => o.is_default);
   return (byId || def || orgs[0] || {}).slug || "";
 }
+
+// A link from the server, only if it is http(s) or a path of this origin (never javascript:).
+export function safeUrl(u) {
+  if (typeof u !== "string") return null;
+  try {
+    const x = new URL(u, location.href);
+    return x.protocol === "http:" || x.protocol === "https:" ? x.href : null;
+  } catch { return null; }
+}

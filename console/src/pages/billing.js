@@ -5,7 +5,7 @@ import { useState } from "preact/hooks";
 import { html, val } from "../ui.js";
 import { get, post } from "../api.js";
 import { Chart } from "../chart.js";
-import { useLoad, when, credits } from "../util.js";
+import { useLoad, when, credits, safeUrl } from "../util.js";
 
 function Usage({ activities }) {
   const days = new Map();
@@ -68,8 +68,8 @@ export function BillingPage() {
       <td>${a.hardware_profile || ""}</td><td>${credits(a.amount)}</td></tr>`)}</tbody></table></div>
     <div class="card"><h3>Invoices</h3><table id="invoices"><tbody>${((inv.data && inv.data.invoices) || []).map((i) => html`<tr>
       <td>${i.number || i.id}</td><td>${when(i.created_at)}</td><td>${credits(i.amount)}</td><td>${i.status}</td>
-      <td>${(i.hosted_invoice_url || i.invoice_pdf) && html`<a href=${i.hosted_invoice_url || i.invoice_pdf}
-        target="_blank" rel="noopener">statement</a>`}</td></tr>`)}</tbody></table></div>
+      <td>${safeUrl(i.hosted_invoice_url || i.invoice_pdf) && html`<a href=${safeUrl(i.hosted_invoice_url || i.invoice_pdf)}
+        target="_blank" rel="noopener noreferrer">statement</a>`}</td></tr>`)}</tbody></table></div>
     <div class="card"><h3>Prices</h3><table id="prices"><thead><tr><th>Resource</th><th>Applies to</th><th>Unit price</th>
       <th>Per hour</th></tr></thead><tbody>
       ${((types.data && types.data.machine_types) || []).map((m) => html`<tr><td>run</td><td>${m.hardware_profile}</td>
