@@ -181,6 +181,8 @@ def test_a_person_uses_the_console(cs, tmp_path):
     assert digest(out["downloaded"]) == digest(upload)
     files = cs.get("/storage/list-files", u["key"]).json()
     assert [f["size"] for f in files if f["key"] == "fifty.bin"] == [total]
+    dropped = cs.get("/storage/download/dropped.txt", u["key"])
+    assert dropped.status_code == 200 and dropped.content == b"dropped in\n"
     assert "aws --endpoint-url" in out["aws_cmd"] and "s3 ls s3://" in out["aws_cmd"]
 
     # The voucher's 7 credits: the balance shown went up by them.

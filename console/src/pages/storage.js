@@ -81,9 +81,10 @@ export function StoragePage() {
     e.preventDefault();
     setOver(false);
     const out = [];
-    const its = [...(e.dataTransfer.items || [])];
-    if (its.length && its[0].webkitGetAsEntry) {
-      for (const it of its) { const en = it.webkitGetAsEntry(); if (en) await walk(en, "", out); }
+    const entries = [...(e.dataTransfer.items || [])]
+      .map((it) => (it.kind === "file" && it.webkitGetAsEntry ? it.webkitGetAsEntry() : null));
+    if (entries.length && entries.every(Boolean)) {
+      for (const en of entries) await walk(en, "", out);
     } else for (const file of e.dataTransfer.files) out.push({ file, path: file.name });
     send(out);
   };

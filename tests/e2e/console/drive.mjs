@@ -282,6 +282,15 @@ try {
         for (const p of document.querySelectorAll("#uploads progress")) window.__progress.push([+p.value, +p.max]);
       }).observe(document.body, { subtree: true, childList: true, attributes: true, characterData: true });
     });
+    // A small file dropped on the drop zone, as a person drags one in.
+    await page.evaluate(() => {
+      const dt = new DataTransfer();
+      dt.items.add(new File(["dropped in\n"], "dropped.txt", { type: "text/plain" }));
+      const z = document.querySelector("#dropzone");
+      z.dispatchEvent(new DragEvent("dragover", { dataTransfer: dt, bubbles: true, cancelable: true }));
+      z.dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true, cancelable: true }));
+    });
+    await page.waitForSelector("#files tr[data-key='dropped.txt']", { timeout: T });
     const input = await page.$("#upload-input");
     await input.uploadFile(cfg.upload);
     const name = basename(cfg.upload);
