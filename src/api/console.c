@@ -33,8 +33,7 @@ const struct console_file *console_find(const char *path)
     return NULL;
 }
 
-/* Whether the Accept-Encoding header lists gzip with a q that is not 0. */
-static int accepts_gzip(const char *ae)
+int console_accepts_gzip(const char *ae)
 {
     const char *p = ae;
 
@@ -43,18 +42,24 @@ static int accepts_gzip(const char *ae)
 
         p += strspn(p, " \t,");
         n = strcspn(p, ",");
-        if (n >= 4 && strncasecmp(p, "gzip", 4) == 0 && (n == 4 || p[4] == ';' || p[4] == ' ')) {
-            const char *q = memchr(p, '=', n);
+        if (n >= 4 && strncasecmp(p, "gzip", 4) == 0 &&
+            (n == 4 || p[4] == ';' || p[4] == ' ' || p[4] == '\t')) {
+            /* its q parameter, if any: the first "q=" after a ';' within the item */
+            for (size_t i = 4; i + 2 < n; i++)
+                if (p[i] == ';') {
+                    size_t j = i + 1 + strspn(p + i + 1, " \t");
 
-            return !q || strtod(q + 1, NULL) > 0;
+                    if (j + 2 <= n && (p[j] == 'q' || p[j] == 'Q') && p[j + 1] == '=')
+                        return strtod(p + j + 2, NULL) > 0;
+                }
+            return 1;
         }
         p += n;
     }
     return 0;
 }
 
-/* Whether If-None-Match names etag (a list, or "*"); weak tags compare as strong ones. */
-static int etag_matches(const char *inm, const char *etag)
+int console_etag_matches(const char *inm, const char *etag)
 {
     size_t n = strlen(etag);
 
@@ -62,16 +67,19 @@ static int etag_matches(const char *inm, const char *etag)
         return 0;
     if (strcmp(inm, "*") == 0)
         return 1;
-    for (const char *p = inm; (p = strstr(p, etag)); p += n)
-        if ((p == inm || p[-1] == ' ' || p[-1] == ',' || p[-1] == '/') &&
-            (p[n] == 0 || p[n] == ',' || p[n] == ' '))
+    for (const char *p = inm; (p = strstr(p, etag)); p += n) {
+        const char *s = p >= inm + 2 && p[-2] == 'W' && p[-1] == '/' ? p - 2 : p; /* weak */
+
+        if ((s == inm || s[-1] == ' ' || s[-1] == ',' || s[-1] == '\t') &&
+            (p[n] == 0 || p[n] == ',' || p[n] == ' ' || p[n] == '\t'))
             return 1;
+    }
     return 0;
 }
 
 static int serve(struct req *req, const struct console_file *f, int immutable)
 {
-    int gz = accepts_gzip(req_header(req, "Accept-Encoding"));
+    int gz = console_accepts_gzip(req_header(req, "Accept-Encoding"));
     const char *etag = gz ? f->gz_etag : f->etag;
 
     req_add_header(req, "Content-Security-Policy", CSP);
@@ -82,7 +90,7 @@ static int serve(struct req *req, const struct console_file *f, int immutable)
                    immutable ? "public, max-age=31536000, immutable" : "no-cache");
     req_add_header(req, "Vary", "Accept-Encoding");
     req_add_header(req, "ETag", etag);
-    if (etag_matches(req_header(req, "If-None-Match"), etag))
+    if (console_etag_matches(req_header(req, "If-None-Match"), etag))
         return req_reply_raw(req, 304, "", "", 0);
     if (gz)
         req_add_header(req, "Content-Encoding", "gzip");

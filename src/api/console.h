@@ -27,4 +27,11 @@ extern const struct console_file console_files[];
 /* The file at path below dist/, or NULL. */
 const struct console_file *console_find(const char *path);
 
+/* Whether an Accept-Encoding header (NULL: none) takes gzip, with a q that is not 0. */
+int console_accepts_gzip(const char *accept_encoding);
+
+/* Whether an If-None-Match header (NULL: none) names etag (quoted), or is "*"; a weak tag
+ * (W/"...") matches its strong one. */
+int console_etag_matches(const char *if_none_match, const char *etag);
+
 #endif
