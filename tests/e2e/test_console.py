@@ -17,6 +17,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 import uuid
 
 import pytest
@@ -121,7 +122,7 @@ def test_a_person_uses_the_console(cs, tmp_path):
                upload=str(upload), downloads=str(downloads), shots=SHOTS,
                invitee_email=invitee, invitee_password="pw-" + uuid.uuid4().hex,
                live_code=LIVE_CODE, hostile_code=HOSTILE_CODE,
-               other_org="other-" + uuid.uuid4().hex[:8])
+               other_org="other-" + uuid.uuid4().hex[:8], secret_value="s3cr3t-" + uuid.uuid4().hex)
     p = subprocess.run(["node", os.path.join(DRIVER, "drive.mjs"), json.dumps(cfg)],
                        capture_output=True, text=True, timeout=900, cwd=DRIVER)
     lines = p.stdout.strip().splitlines()
@@ -172,6 +173,19 @@ def test_a_person_uses_the_console(cs, tmp_path):
     assert out["api_key"].startswith("lk_")
     assert cs.get("/user/status", out["api_key"]).status_code == 401
     assert all(k["key_name"] != "console-key" for k in cs.get("/auth/api-keys/", u["key"]).json())
+
+    # A secret is masked once saved (the page holds it nowhere), and runs get it.
+    assert "CONSOLE_SECRET" in out["env_row"] and "*" in out["env_row"], out["env_row"]
+    assert not out["secret_on_page"]
+    run = cs.post("/execution/streaming/start", u["key"], json={
+        "code": "import os; print(os.environ['CONSOLE_SECRET'])"}).json()
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        got = cs.get(f"/execution/{run['execution_id']}", u["key"]).json()
+        if got["status"] in ("completed", "failed", "system_failure"):
+            break
+        time.sleep(0.2)
+    assert got["status"] == "completed" and cfg["secret_value"] in got["stdout"], got
 
     # 50 MB up with the bar moving through values between empty and full, and back identical.
     total = os.path.getsize(upload)

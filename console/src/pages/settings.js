@@ -107,9 +107,9 @@ function EnvVars() {
       <input id="env-value" type=${f.is_secret ? "password" : "text"} placeholder="value" value=${f.value}
         onInput=${(e) => setF({ ...f, value: e.target.value })} />
       <label><input type="checkbox" checked=${f.is_secret} onChange=${(e) => setF({ ...f, is_secret: e.target.checked })} /> secret</label>
-      <button>Save</button></form>
+      <button id="env-save">Save</button></form>
     ${error && html`<p class="error">${error}</p>`}
-    <table><tbody>${arr(vars.data, "environment_variables").map((v) => html`<tr>
+    <table><tbody>${arr(vars.data, "environment_variables").map((v) => html`<tr data-env=${v.key || v.name}>
       <td><code>${v.key || v.name}</code></td><td><code>${v.value}</code></td><td>${v.is_secret ? "secret" : ""}</td>
       <td><button class="link" onClick=${() => del("/environment-variables/" + v.id).then(vars.reload)}>delete</button></td>
     </tr>`)}</tbody></table>

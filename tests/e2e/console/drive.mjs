@@ -271,6 +271,16 @@ try {
     await page.waitForFunction(() => !document.querySelector("tr[data-key-name='console-key']"), { timeout: T });
   });
 
+  await step("a secret environment variable", async () => {
+    await type(page, "#env-key", "CONSOLE_SECRET");
+    await type(page, "#env-value", cfg.secret_value);
+    await page.click("#env-save");
+    await page.waitForSelector("#env-vars tr[data-env='CONSOLE_SECRET']", { timeout: T });
+    out.env_row = await text(page, "#env-vars tr[data-env='CONSOLE_SECRET']");
+    out.secret_on_page = await page.evaluate((v) => document.body.innerHTML.includes(v) ||
+      [...document.querySelectorAll("input")].some((i) => i.value.includes(v)), cfg.secret_value);
+  });
+
   await step("upload 50 MB with a progress bar and download it", async () => {
     await go(page, "/storage");
     await page.waitForSelector("#upload-input");
