@@ -104,9 +104,10 @@ def main():
         print(f"sign in to the list of {total} runs: first page shown in "
               f"{out['signin_to_rows_ms']:.0f} ms")
         fl = out["flips"]
-        print(f"page flips ({fl['n']} x Next, {out['page_size']} runs a page): "
-              f"p50 {fl['p50']:.0f} ms, p90 {fl['p90']:.0f} ms; jump to the last page "
-              f"({out['pages']}): {out['last_page_ms']:.0f} ms")
+        if fl["n"]:
+            print(f"page flips ({fl['n']} x Next, {out['page_size']} runs a page): "
+                  f"p50 {fl['p50']:.0f} ms, p90 {fl['p90']:.0f} ms; jump to the last page "
+                  f"({out['pages']}): {out['last_page_ms']:.0f} ms")
         print(f"long tasks meanwhile: {out['long_tasks']} (longest {out['longest_task_ms']:.0f} "
               f"ms)")
     finally:
