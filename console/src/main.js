@@ -81,9 +81,18 @@ function InvitePage({ token }) {
   const accept = async (e) => {
     e.preventDefault();
     setError("");
+    const url = `/invites/${encodeURIComponent(token)}/accept`;
     try {
-      const r = await post(`/invites/${encodeURIComponent(token)}/accept`,
-        session.signedIn ? {} : { password });
+      let r;
+      try {
+        r = await post(url, session.signedIn ? {} : { password });
+      } catch (err) {
+        // An account exists for the invite's email: it signs in, then accepts.
+        if (err.status !== 401 || session.signedIn || !info || !info.email) throw err;
+        const l = await login(info.email, password);
+        if (l.mfa_token) throw new Error("This account uses MFA: sign in first, then open this link again.");
+        r = await post(url, {});
+      }
       if (r && r.access_token) session.accept(r);
       else if (!session.signedIn && info && info.email) await login(info.email, password);
       if (info && info.org_slug) session.setOrg(info.org_slug);

@@ -118,9 +118,11 @@ def test_a_person_uses_the_console(cs, tmp_path):
     downloads = tmp_path / "downloads"
     shutil.rmtree(SHOTS, ignore_errors=True)
     invitee = f"i{uuid.uuid4().hex[:10]}@example.com"
+    existing = cs.new_user()
     cfg = dict(base=cs.base, email=u["email"], password=u["password"], voucher=code,
                upload=str(upload), downloads=str(downloads), shots=SHOTS,
                invitee_email=invitee, invitee_password="pw-" + uuid.uuid4().hex,
+               existing_email=existing["email"], existing_password=existing["password"],
                live_code=LIVE_CODE, hostile_code=HOSTILE_CODE,
                other_org="other-" + uuid.uuid4().hex[:8], secret_value="s3cr3t-" + uuid.uuid4().hex)
     p = subprocess.run(["node", os.path.join(DRIVER, "drive.mjs"), json.dumps(cfg)],
@@ -207,6 +209,7 @@ def test_a_person_uses_the_console(cs, tmp_path):
     # The invitee has an account and is a member of the user's org.
     members = cs.get(f"/orgs/{u['org_slug']}/members", u["key"]).json()["members"]
     assert invitee in [m["email"] for m in members]
+    assert existing["email"] in [m["email"] for m in members]  # the one who had an account
     assert out["invitee_org"] == u["org_slug"]
     assert [row[0] for row in out["capacity"]] == ["cpu"]
 

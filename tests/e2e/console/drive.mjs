@@ -356,8 +356,24 @@ try {
     await waitText(p2, "#whoami", cfg.invitee_email);
     out.invitee_org = await p2.$eval("#org-switcher", (s) => s.value);
     await other.close();
+    // An existing account accepts with its own password (it signs in, then accepts).
+    await go(page, "/settings");
+    await type(page, "#invite-email", cfg.existing_email);
+    await page.click("#invite-send");
+    await page.waitForFunction((l) => { const c = document.querySelector("#invite-link code");
+      return c && c.textContent.trim() !== l; }, { timeout: T }, out.invite_link);
+    const link2 = (await text(page, "#invite-link code")).trim();
+    const third = await browser.createBrowserContext();
+    const p3 = await third.newPage();
+    watch(p3);
+    await p3.goto(link2, { waitUntil: "networkidle0" });
+    await type(p3, "#invite-password", cfg.existing_password);
+    await p3.click("#invite-accept");
+    await p3.waitForSelector("#invite-done", { timeout: T });
+    await third.close();
     await page.reload({ waitUntil: "networkidle0" });
     await page.waitForSelector(`#members tr[data-email='${cfg.invitee_email}']`, { timeout: T });
+    await page.waitForSelector(`#members tr[data-email='${cfg.existing_email}']`, { timeout: T });
     await shot(page, "17-settings-members");
   });
 
