@@ -1,10 +1,13 @@
 // The console's only way to the server: the public API under /api/v2/external, as any script
 // would call it. The access token lives in memory only; the refresh token is kept in
-// localStorage so that a reload stays signed in (it is single use: each refresh stores the
-// new one, and one refresh at a time runs). Tokens never go into a URL. The org the console
-// acts in is sent as X-Org-Slug on every request.
+// IndexedDB (tokenstore.js) so that a reload stays signed in (it is single use: each refresh
+// stores the new one, and one refresh at a time runs, across tabs). Tokens never go into a
+// URL. The org the console acts in is sent as X-Org-Slug on every request.
+import { load, save } from "./tokenstore.js";
+
 export const PREFIX = "/api/v2/external";
 const RT = "lyceumd.refresh_token";
+const HINT = "lyceumd.signed_in"; // localStorage: whether a refresh token is kept (no secret)
 const ORG = "lyceumd.org";
 
 let access = null;
@@ -22,16 +25,21 @@ export const session = {
   onChange(f) { listeners.add(f); return () => listeners.delete(f); },
   get version() { return version; },
   orgsChanged() { version++; listeners.forEach((f) => f()); },
-  hasRefresh() { return !!localStorage.getItem(RT); },
-  accept(tokens) {
+  hasRefresh() { return localStorage.getItem(HINT) === "1"; },
+  // Takes a login or refresh answer: resolves once the refresh token is stored.
+  async accept(tokens) {
+    if (tokens.refresh_token) {
+      await save(RT, tokens.refresh_token);
+      localStorage.setItem(HINT, "1");
+    }
     access = tokens.access_token;
-    if (tokens.refresh_token) localStorage.setItem(RT, tokens.refresh_token);
     listeners.forEach((f) => f());
   },
   signOut() {
     access = null;
-    localStorage.removeItem(RT);
+    localStorage.removeItem(HINT);
     localStorage.removeItem(ORG);
+    save(RT, null);
     listeners.forEach((f) => f());
   },
   token() { return access; },
@@ -59,19 +67,19 @@ async function parse(r) {
 // Refresh tokens are single use (a reused one revokes its family), so tabs take turns through
 // a Web Lock, and each reads the token only once it holds the lock: the one another tab just
 // stored, not the one it had before.
-function refreshOnce() {
-  const rt = localStorage.getItem(RT);
-  if (!rt) return Promise.resolve(false);
+async function refreshOnce() {
+  const rt = await load(RT);
+  if (!rt) return false;
   return fetch(PREFIX + "/auth/refresh", {
     method: "POST",
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ refresh_token: rt }),
   }).then(async (r) => {
     if (!r.ok) {
-      if (r.status === 401 && localStorage.getItem(RT) === rt) session.signOut();
+      if (r.status === 401 && (await load(RT)) === rt) session.signOut();
       return false;
     }
-    session.accept(await r.json());
+    await session.accept(await r.json());
     return true;
   }, () => false);
 }
@@ -130,7 +138,7 @@ export async function login(email, password) {
     body: JSON.stringify({ email, password }),
   }));
   if (r.mfa_required) return { mfa_token: r.mfa_token };
-  session.accept(r);
+  await session.accept(r);
   return {};
 }
 
@@ -140,7 +148,7 @@ export async function verifyMfa(mfa_token, code) {
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ mfa_token, code }),
   }));
-  session.accept(r);
+  await session.accept(r);
 }
 
 // Reads a run's output as Server-Sent Events (POSTed, as Lyceum's clients do, with the

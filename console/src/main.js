@@ -2,7 +2,7 @@
 // each of them), the sign-in page with its MFA step, the header with the org switcher and
 // sign-out, and the page for the current path. Everything is rendered by Preact from
 // htm templates, so every string from the server lands in the page as text.
-import { h, render } from "preact";
+import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { html, navigate, routeListeners } from "./ui.js";
 import { session, refresh, login, verifyMfa, get, post } from "./api.js";
@@ -93,7 +93,7 @@ function InvitePage({ token }) {
         if (l.mfa_token) throw new Error("This account uses MFA: sign in first, then open this link again.");
         r = await post(url, {});
       }
-      if (r && r.access_token) session.accept(r);
+      if (r && r.access_token) await session.accept(r);
       else if (!session.signedIn && info && info.email) await login(info.email, password);
       if (info && info.org_slug) session.setOrg(info.org_slug);
       setDone(true);

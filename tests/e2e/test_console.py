@@ -133,10 +133,12 @@ def test_a_person_uses_the_console(cs, tmp_path):
     assert out.get("ok"), f"step {out.get('failed')!r} failed: {out.get('error')}\n{p.stderr[-4000:]}"
     assert out["page_errors"] == [] and out["csp_violations"] == [], out
 
-    # Signed in, and a reload kept it so: only the refresh token is stored, no token in URLs.
+    # Signed in, and a reload kept it so: only the refresh token is kept (in IndexedDB, which
+    # every tab reads alike), localStorage holds no token, and no URL does.
     assert out["path_after_signin"] == "/runs"
-    assert out["token_in_storage"] == ["lyceumd.refresh_token"] or \
-        set(out["token_in_storage"]) <= {"lyceumd.refresh_token", "lyceumd.org"}
+    assert out["refresh_kept"]
+    assert set(out["local_storage"]) <= {"lyceumd.signed_in", "lyceumd.org"}, out["local_storage"]
+    assert "eyJ" not in json.dumps(out["local_storage"])
     assert not out["access_in_url"]
     assert "eyJ" not in cs.read_log()  # no JWT in any path the access log shows
     # MFA: a QR code was drawn, ten backup codes shown, and the second sign-in needed one.

@@ -106,17 +106,31 @@ try {
   await step("reload stays signed in, in two tabs too", async () => {
     await page.reload({ waitUntil: "networkidle0" });
     await waitText(page, "#whoami", cfg.email);
-    out.token_in_storage = await page.evaluate(() => Object.keys(localStorage));
+    out.local_storage = await page.evaluate(() => ({ ...localStorage }));
+    out.refresh_kept = await page.evaluate(() => new Promise((resolve) => {
+      const r = indexedDB.open("lyceumd");
+      r.onsuccess = () => {
+        const q = r.result.transaction("session").objectStore("session").get("lyceumd.refresh_token");
+        q.onsuccess = () => { resolve(typeof q.result === "string" && q.result.length > 20); r.result.close(); };
+        q.onerror = () => resolve(false);
+      };
+      r.onerror = () => resolve(false);
+    }));
     out.access_in_url = await page.evaluate(() => location.href.includes("eyJ"));
-    // Two tabs loading at once each refresh, in turn: the single-use token is not reused.
+    // Tabs loading at once each refresh, in turn: the single-use token is never reused.
     const p2 = await browser.newPage();
     watch(p2);
-    await Promise.all([page.reload({ waitUntil: "networkidle0" }), p2.goto(cfg.base + "/runs", { waitUntil: "networkidle0" })]);
-    await waitText(page, "#whoami", cfg.email);
-    await waitText(p2, "#whoami", cfg.email);
-    await p2.reload({ waitUntil: "networkidle0" });
-    await waitText(p2, "#whoami", cfg.email);
+    const p3 = await browser.newPage();
+    watch(p3);
+    await Promise.all([page.reload({ waitUntil: "networkidle0" }),
+      p2.goto(cfg.base + "/runs", { waitUntil: "networkidle0" }),
+      p3.goto(cfg.base + "/storage", { waitUntil: "networkidle0" })]);
+    for (let i = 0; i < 3; i++) {
+      await Promise.all([page, p2, p3].map((p) => p.reload({ waitUntil: "networkidle0" })));
+      for (const p of [page, p2, p3]) await waitText(p, "#whoami", cfg.email);
+    }
     await p2.close();
+    await p3.close();
   });
 
   await step("enrol MFA", async () => {
