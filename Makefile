@@ -15,11 +15,18 @@ SRC      := $(sort $(wildcard src/*.c src/*/*.c))
 LIB_SRC  := $(filter-out src/main.c,$(SRC))
 MIGRATIONS := $(sort $(wildcard src/store/migrations/*.sql))
 GEN      := $(B)/gen/migrations.c
+# The web console (console/): npm ci once (node_modules is kept: offline after that), esbuild
+# builds console/dist, and scripts/embed-console.sh embeds it in the binary.
+CONSOLE_SRC := $(sort $(shell find console/src -type f 2>/dev/null)) console/build.mjs \
+               console/package.json
+CONSOLE_GEN := $(B)/gen/console_files.c
 HDRS     := $(wildcard src/*/*.h)
 
-OBJ      := $(patsubst src/%.c,$(B)/obj/%.o,$(SRC)) $(B)/obj/gen/migrations.o
+OBJ      := $(patsubst src/%.c,$(B)/obj/%.o,$(SRC)) $(B)/obj/gen/migrations.o \
+            $(B)/obj/gen/console_files.o
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-TOBJ     := $(patsubst src/%.c,$(B)/test/obj/%.o,$(SRC)) $(B)/test/obj/gen/migrations.o
+TOBJ     := $(patsubst src/%.c,$(B)/test/obj/%.o,$(SRC)) $(B)/test/obj/gen/migrations.o \
+            $(B)/test/obj/gen/console_files.o
 TLIB_OBJ := $(filter-out $(B)/test/obj/main.o,$(TOBJ))
 LIB_OBJ  := $(filter-out $(B)/obj/main.o,$(OBJ))
 # Unit tests mirror src/: tests/unit/<dir>/test_x.c tests src/<dir>/; each builds to
@@ -42,6 +49,24 @@ deps:
 $(GEN): $(MIGRATIONS) scripts/embed-sql.sh
 	@mkdir -p $(dir $@)
 	sh scripts/embed-sql.sh $@ $(MIGRATIONS)
+
+console/node_modules/.package-lock.json: console/package-lock.json
+	cd console && npm ci --no-audit --no-fund --prefer-offline
+
+console/dist/index.html: $(CONSOLE_SRC) console/node_modules/.package-lock.json
+	cd console && node build.mjs
+
+$(CONSOLE_GEN): console/dist/index.html scripts/embed-console.sh
+	@mkdir -p $(dir $@)
+	sh scripts/embed-console.sh $@ console/dist
+
+$(B)/obj/gen/console_files.o: $(CONSOLE_GEN) src/api/console.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(WARN) -c $< -o $@
+
+$(B)/test/obj/gen/console_files.o: $(CONSOLE_GEN) src/api/console.h
+	@mkdir -p $(dir $@)
+	$(CC) -O1 -g $(SAN) $(WARN) -c $< -o $@
 
 $(B)/obj/%.o: src/%.c $(HDRS) | $(GEN)
 	@mkdir -p $(dir $@)
@@ -71,7 +96,7 @@ $(B)/test/unit/%: %.c $(TLIB_OBJ)
 	$(CC) -O1 -g $(SAN) $(WARN) $(PKG_CFLAGS) -o $@ $< $(TLIB_OBJ) $(PKG_LIBS) -lcmocka
 
 # The fuzz target: clang's libFuzzer over the router, the dispatcher and the JSON bodies.
-FUZZ_SRC := $(LIB_SRC) $(GEN) tests/fuzz/fuzz_api.c
+FUZZ_SRC := $(LIB_SRC) $(GEN) $(CONSOLE_GEN) tests/fuzz/fuzz_api.c
 $(B)/fuzz/fuzz_api: $(FUZZ_SRC) $(HDRS)
 	@mkdir -p $(dir $@)
 	clang -O1 -g -fsanitize=fuzzer,address,undefined $(WARN) $(PKG_CFLAGS) -o $@ \
@@ -133,10 +158,11 @@ bench: deps $(B)/lyceumd $(B)/bench/meter
 	sh bench/storage.sh
 	/usr/bin/python3 bench/runs.py $(B)/lyceumd
 	/usr/bin/python3 bench/logs.py $(B)/lyceumd
+	/usr/bin/python3 bench/console.py $(B)/lyceumd
 
 # The Debian package (scripts/deb.sh): $(B)/lyceumd_VERSION_ARCH.deb; DEB_VERSION overrides.
 deb: $(B)/lyceumd
 	@B=$(B) sh scripts/deb.sh
 
 clean:
-	rm -rf build
+	rm -rf build console/dist

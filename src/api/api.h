@@ -34,6 +34,7 @@ extern const struct route api_batches_routes[];
 extern const struct route api_logs_routes[];
 extern const struct route api_metrics_routes[];
 extern const struct route api_prometheus_routes[];
+extern const struct route api_console_routes[];
 
 /* Every mount, ended by {NULL, NULL}: what the server serves and /openapi.json lists. */
 extern const struct mount api_mounts[];

@@ -51,6 +51,7 @@ const struct mount api_mounts[] = {
     {API_PREFIX, api_prometheus_routes},
     {"/api/v1", api_legacy_v1_routes},
     {"/api/v1", api_runs_legacy_v1_routes},
+    {"", api_console_routes},
     {NULL, NULL},
 };
 
