@@ -123,7 +123,7 @@ json_t *api_openapi(void)
             json_t *item;
             size_t i;
 
-            if (asprintf(&full, "%s%s", m->prefix, r->path) < 0)
+            if ((r->flags & R_UNDOCUMENTED) || asprintf(&full, "%s%s", m->prefix, r->path) < 0)
                 continue;
             item = json_object_get(paths, full);
             if (!item) {

@@ -46,6 +46,8 @@ struct field {
 /* The handler may block for a while (it runs a command): it runs on a worker, and the HTTP
  * loop goes on with its other connections meanwhile (api/defer.c). */
 #define R_BLOCKING 0x80
+/* A page, not an API route (the web console): left out of /openapi.json. */
+#define R_UNDOCUMENTED 0x100
 
 typedef int (*handler_fn)(struct req *req);
 

@@ -103,6 +103,11 @@ def test_the_console_is_served_with_a_strict_policy(cs):
     assert requests.get(cs.base + "/health", timeout=10).json() == {"status": "ok"}
     # The invite path holds a token: the access log shows the pattern only.
     assert "/invite/sometoken" not in cs.read_log()
+    # The console's pages are pages, not the API: /openapi.json describes only the API.
+    paths = requests.get(cs.base + "/openapi.json", timeout=10).json()["paths"]
+    assert not [p for p in paths if p in ("/", "/runs", "/signin") or p.startswith("/console/")
+                or p.startswith("/invite/")], sorted(paths)[:20]
+    assert "/api/v2/external/execution/streaming/start" in paths
 
 
 def test_a_person_uses_the_console(cs, tmp_path):
