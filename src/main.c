@@ -30,6 +30,7 @@
 #include <curl/curl.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
@@ -562,14 +563,54 @@ static rlim_t raise_nofile(void)
     return was;
 }
 
-static volatile sig_atomic_t stopping, reloading;
+/* Signals reach the main loop through a pipe: the handler, on whichever thread the kernel
+ * picked (not always this one: a thread that does not block the signal may take it), writes
+ * the signal's number, and the loop reads it. */
+static int sig_pipe[2] = {-1, -1};
 
 static void on_signal(int sig)
 {
-    if (sig == SIGHUP)
-        reloading = 1;
-    else
-        stopping = 1;
+    int saved = errno;
+    unsigned char b = (unsigned char)sig;
+
+    if (write(sig_pipe[1], &b, 1) < 0) {
+        /* full: signals enough are waiting already */
+    }
+    errno = saved;
+}
+
+/* SIGTERM/SIGINT stop, SIGHUP reloads, SIGPIPE is ignored; from the start, so that a signal
+ * that comes while the server starts is kept for when it serves. */
+static int signals_catch(void)
+{
+    struct sigaction sa = {0};
+
+    if (pipe2(sig_pipe, O_CLOEXEC) || fcntl(sig_pipe[1], F_SETFL, O_NONBLOCK))
+        return LY_EIO;
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    return 0;
+}
+
+/* Waits for signals: reloads on SIGHUP, returns on SIGTERM or SIGINT. */
+static void signals_wait(struct cli *cli)
+{
+    for (;;) {
+        unsigned char b;
+        ssize_t n = read(sig_pipe[0], &b, 1);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n != 1)
+            return;
+        if (b != SIGHUP)
+            return;
+        admin_reload(&cli->cfg, cli->config_file);
+    }
 }
 
 /* ---- serving: the subsystems ---- */
@@ -708,13 +749,13 @@ static int subsystems_start(struct cli *cli)
 
 static int cmd_serve(struct cli *cli)
 {
-    struct sigaction sa = {0};
-
     if (cli->argc != 1) {
         fputs(usage_serve, stderr);
         return 2;
     }
     cli->nofile = raise_nofile();
+    if (signals_catch())
+        return 1;
     /* One server per data directory, held for its life (a restore waits for it to stop). */
     char why[600];
     int lock = backup_lock_data(cli->cfg.data_dir, why, sizeof(why));
@@ -731,21 +772,7 @@ static int cmd_serve(struct cli *cli)
     if (cli->demo)
         admin_demo_account(cli->cfg.data_dir, cli->cfg.listen);
     service_ready(cli->cfg.listen);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    sigaction(SIGHUP, &sa, NULL);
-    /* The handlers run on this thread (Linux gives a process's signal to its main thread when
-     * that does not block it) and pause() returns after them. */
-    while (!stopping) {
-        if (reloading) {
-            reloading = 0;
-            admin_reload(&cli->cfg, cli->config_file);
-            continue;
-        }
-        pause();
-    }
+    signals_wait(cli);
     log_info("shutting down");
     service_stopping();
     subsystems_stop(NSUBSYSTEMS);

@@ -359,10 +359,6 @@ int backup_restore(const char *archive, const char *data_dir, char *why, size_t 
 /* The periodic backup. */
 
 static struct worker_pool *pool; /* the periodic backup: a pool of one */
-static int running;
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
-static int stopping;
 static char dir_of[1024], data_of[1024];
 static int interval_s, keep;
 
@@ -426,22 +422,9 @@ static void take_one(void)
 
 static void periodic(void *arg)
 {
-    struct timespec at;
-
     (void)arg;
-    pthread_mutex_lock(&mu);
-    while (!stopping) {
-        clock_gettime(CLOCK_REALTIME, &at);
-        at.tv_sec += interval_s;
-        while (!stopping && pthread_cond_timedwait(&cv, &mu, &at) != ETIMEDOUT)
-            ;
-        if (stopping)
-            break;
-        pthread_mutex_unlock(&mu);
+    while (!worker_sleep(pool, (int64_t)interval_s * 1000000))
         take_one();
-        pthread_mutex_lock(&mu);
-    }
-    pthread_mutex_unlock(&mu);
 }
 
 int backup_periodic_start(const struct config *cfg)
@@ -461,14 +444,12 @@ int backup_periodic_start(const struct config *cfg)
     if (interval_s < 1)
         interval_s = 1;
     keep = cfg->backup_keep;
-    stopping = 0;
     pool = worker_pool_new("periodic backups", 1, 0);
     if (worker_submit(pool, periodic, NULL)) {
         worker_pool_free(pool);
         pool = NULL;
         return LY_EINTERNAL;
     }
-    running = 1;
     log_info("backup: every %g h into %s, the newest %d kept", cfg->backup_interval_hours, dir_of,
              keep);
     return 0;
@@ -476,13 +457,6 @@ int backup_periodic_start(const struct config *cfg)
 
 void backup_periodic_stop(void)
 {
-    if (!running)
-        return;
-    pthread_mutex_lock(&mu);
-    stopping = 1;
-    pthread_cond_signal(&cv);
-    pthread_mutex_unlock(&mu);
-    worker_pool_free(pool);
+    worker_pool_free(pool); /* wakes its sleep */
     pool = NULL;
-    running = 0;
 }

@@ -17,10 +17,8 @@
 
 static char health_url[320];
 static struct worker_pool *dog; /* the watchdog: a pool of one */
-static int dog_running, dog_stop;
+static int dog_running;
 static uint64_t dog_usec;
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
 
 static size_t discard(char *p, size_t size, size_t n, void *arg)
 {
@@ -70,25 +68,13 @@ static void make_url(const char *listen)
 
 static void watchdog(void *arg)
 {
-    struct timespec at;
-
     (void)arg;
-    pthread_mutex_lock(&mu);
-    while (!dog_stop) {
-        pthread_mutex_unlock(&mu);
+    do {
         if (healthy((long)(dog_usec / 4000)))
             sd_notify(0, "WATCHDOG=1");
         else
             log_warn("watchdog: %s did not answer 200: not pinging systemd", health_url);
-        pthread_mutex_lock(&mu);
-        clock_gettime(CLOCK_REALTIME, &at);
-        uint64_t ns = (uint64_t)at.tv_nsec + dog_usec / 2 * 1000;
-        at.tv_sec += (time_t)(ns / 1000000000u);
-        at.tv_nsec = (long)(ns % 1000000000u);
-        while (!dog_stop && pthread_cond_timedwait(&cv, &mu, &at) != ETIMEDOUT)
-            ;
-    }
-    pthread_mutex_unlock(&mu);
+    } while (!worker_sleep(dog, (int64_t)(dog_usec / 2)));
 }
 
 void service_ready(const char *listen)
@@ -100,7 +86,6 @@ void service_ready(const char *listen)
         usleep(100 * 1000);
     sd_notifyf(0, "READY=1\nSTATUS=serving on %s\nMAINPID=%ld", listen, (long)getpid());
     if (sd_watchdog_enabled(0, &dog_usec) > 0 && dog_usec >= 1000) {
-        dog_stop = 0;
         dog = worker_pool_new("watchdog", 1, 0);
         if (worker_submit(dog, watchdog, NULL) == 0) {
             dog_running = 1;
@@ -137,10 +122,6 @@ void service_stopping(void)
     if (getenv("NOTIFY_SOCKET"))
         sd_notify(0, "STOPPING=1\nSTATUS=shutting down");
     if (dog_running) {
-        pthread_mutex_lock(&mu);
-        dog_stop = 1;
-        pthread_cond_signal(&cv);
-        pthread_mutex_unlock(&mu);
         worker_pool_free(dog);
         dog = NULL;
         dog_running = 0;

@@ -133,3 +133,16 @@ char *arena_sprintf(struct arena *a, const char *fmt, ...)
     va_end(ap);
     return p;
 }
+
+void *arena_grow(struct arena *a, void *rows, int n, int *cap, size_t sz)
+{
+    void *p;
+
+    if (n < *cap)
+        return rows;
+    *cap = *cap ? *cap * 2 : 8;
+    p = arena_alloc(a, (size_t)*cap * sz);
+    if (n)
+        memcpy(p, rows, (size_t)n * sz);
+    return p;
+}

@@ -29,6 +29,10 @@ char *arena_vsprintf(struct arena *a, const char *fmt, va_list ap);
 /* malloc that aborts on failure, for memory with an owner outside any arena. */
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t m);
+/* Room for one more element in an array of elements of size sz allocated from a: rows itself
+ * while n < *cap, else a copy twice as big (the old one stays in the arena). Start with
+ * rows NULL, n 0, *cap 0. */
+void *arena_grow(struct arena *a, void *rows, int n, int *cap, size_t sz);
 char *xstrdup(const char *s);
 
 #endif

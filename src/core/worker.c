@@ -11,10 +11,12 @@
 #include "core/err.h"
 #include "core/log.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct job {
     void (*fn)(void *arg);
@@ -25,6 +27,8 @@ struct job {
 struct worker_pool {
     pthread_mutex_t mu;
     pthread_cond_t more;
+    pthread_cond_t nap; /* worker_sleep()'s, on CLOCK_MONOTONIC */
+    int woken;          /* worker_wake() since the last sleep ended */
     char name[32];
     unsigned max_threads, max_queue;
     unsigned nthreads, idle, queued;
@@ -66,8 +70,14 @@ struct worker_pool *worker_pool_new(const char *name, unsigned max_threads, unsi
 {
     struct worker_pool *p = xcalloc(1, sizeof(*p));
 
+    pthread_condattr_t ca;
+
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->more, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->nap, &ca);
+    pthread_condattr_destroy(&ca);
     snprintf(p->name, sizeof(p->name), "%s", name);
     p->max_threads = max_threads ? max_threads : 1;
     p->max_queue = max_queue;
@@ -135,6 +145,35 @@ unsigned worker_pool_threads(struct worker_pool *p)
     return n;
 }
 
+int worker_sleep(struct worker_pool *p, int64_t us)
+{
+    struct timespec at;
+    int stopping;
+
+    clock_gettime(CLOCK_MONOTONIC, &at);
+    at.tv_sec += (time_t)(us / 1000000);
+    at.tv_nsec += (long)(us % 1000000) * 1000;
+    if (at.tv_nsec >= 1000000000L) {
+        at.tv_sec++;
+        at.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&p->mu);
+    while (!p->stopping && !p->woken && pthread_cond_timedwait(&p->nap, &p->mu, &at) != ETIMEDOUT)
+        ;
+    p->woken = 0;
+    stopping = p->stopping;
+    pthread_mutex_unlock(&p->mu);
+    return stopping;
+}
+
+void worker_wake(struct worker_pool *p)
+{
+    pthread_mutex_lock(&p->mu);
+    p->woken = 1;
+    pthread_cond_broadcast(&p->nap);
+    pthread_mutex_unlock(&p->mu);
+}
+
 void worker_pool_free(struct worker_pool *p)
 {
     unsigned n;
@@ -144,11 +183,13 @@ void worker_pool_free(struct worker_pool *p)
     pthread_mutex_lock(&p->mu);
     p->stopping = 1;
     pthread_cond_broadcast(&p->more);
+    pthread_cond_broadcast(&p->nap);
     n = p->nthreads;
     pthread_mutex_unlock(&p->mu);
     for (unsigned i = 0; i < n; i++)
         pthread_join(p->threads[i], NULL);
     pthread_cond_destroy(&p->more);
+    pthread_cond_destroy(&p->nap);
     pthread_mutex_destroy(&p->mu);
     free(p->threads);
     free(p);

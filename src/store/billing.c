@@ -8,20 +8,6 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Room for one more row in an arena array of rows of size sz: doubles it when full. */
-static void *grow(struct arena *a, void *rows, int n, int *cap, size_t sz)
-{
-    void *p;
-
-    if (n < *cap)
-        return rows;
-    *cap = *cap ? *cap * 2 : 8;
-    p = arena_alloc(a, (size_t)*cap * sz);
-    if (n)
-        memcpy(p, rows, (size_t)n * sz);
-    return p;
-}
-
 static char *col_dup(struct arena *a, sqlite3_stmt *st, int col)
 {
     const char *t = q_text(st, col);
@@ -62,7 +48,7 @@ int bill_running(struct arena *a, struct bill_run **rows)
     if (!st)
         return LY_EDB;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        *rows = grow(a, *rows, n, &cap, sizeof(**rows));
+        *rows = arena_grow(a, *rows, n, &cap, sizeof(**rows));
         run_read(a, st, &(*rows)[n++]);
     }
     q_done(st);
@@ -198,7 +184,7 @@ int bill_free_unexpired(struct arena *a, const char *org_id, const char *month,
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         struct bill_grant *g;
 
-        *rows = grow(a, *rows, n, &cap, sizeof(**rows));
+        *rows = arena_grow(a, *rows, n, &cap, sizeof(**rows));
         g = &(*rows)[n++];
         g->month = col_dup(a, st, 0);
         g->amount = sqlite3_column_int64(st, 1);
@@ -296,7 +282,7 @@ int bill_history(struct arena *a, const char *org_id, int64_t limit, int64_t off
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         struct bill_status_count *c;
 
-        *counts = grow(a, *counts, *ncounts, &cap, sizeof(**counts));
+        *counts = arena_grow(a, *counts, *ncounts, &cap, sizeof(**counts));
         c = &(*counts)[(*ncounts)++];
         c->status = col_dup(a, st, 0);
         c->n = col_int(st, 1);
@@ -318,7 +304,7 @@ int bill_history(struct arena *a, const char *org_id, int64_t limit, int64_t off
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         struct bill_history_row *r;
 
-        *rows = grow(a, *rows, n, &cap, sizeof(**rows));
+        *rows = arena_grow(a, *rows, n, &cap, sizeof(**rows));
         r = &(*rows)[n++];
         r->id = col_dup(a, st, 0);
         r->kind = (int)col_int(st, 1);
@@ -377,7 +363,7 @@ int bill_activities(struct arena *a, const char *org_id, int64_t limit, int64_t 
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         struct bill_activity *r;
 
-        *rows = grow(a, *rows, n, &cap, sizeof(**rows));
+        *rows = arena_grow(a, *rows, n, &cap, sizeof(**rows));
         r = &(*rows)[n++];
         r->type = col_dup(a, st, 0);
         r->id = col_dup(a, st, 1);
@@ -409,7 +395,7 @@ int bill_months(struct arena *a, const char *org_id, struct bill_month **rows)
         struct bill_month *m;
         const char *name = q_text(st, 0);
 
-        *rows = grow(a, *rows, n, &cap, sizeof(**rows));
+        *rows = arena_grow(a, *rows, n, &cap, sizeof(**rows));
         m = &(*rows)[n++];
         snprintf(m->month, sizeof(m->month), "%s", name ? name : "");
         m->added = col_int(st, 1);
@@ -436,7 +422,7 @@ int bill_entries(struct arena *a, const char *org_id, int64_t from, int64_t to,
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         struct bill_entry *e;
 
-        *rows = grow(a, *rows, n, &cap, sizeof(**rows));
+        *rows = arena_grow(a, *rows, n, &cap, sizeof(**rows));
         e = &(*rows)[n++];
         e->id = col_int(st, 0);
         e->kind = col_dup(a, st, 1);

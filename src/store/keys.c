@@ -22,20 +22,6 @@ static void col_copy(char *dst, size_t n, sqlite3_stmt *st, int col)
     snprintf(dst, n, "%s", t ? t : "");
 }
 
-/* Room for one more row in an arena array of rows of size sz: doubles it when full. */
-static void *grow(struct arena *a, void *rows, int n, int *cap, size_t sz)
-{
-    void *p;
-
-    if (n < *cap)
-        return rows;
-    *cap = *cap ? *cap * 2 : 8;
-    p = arena_alloc(a, (size_t)*cap * sz);
-    if (n)
-        memcpy(p, rows, (size_t)n * sz);
-    return p;
-}
-
 int keys_insert(const char *id, const char *key_hash, const char *prefix, const char *name,
                 const char *user_id, const char *org_id, int64_t created_at, int64_t expires_at)
 {
@@ -73,7 +59,7 @@ static int list_rows(struct arena *a, sqlite3_stmt *st, struct key_row **rows)
     if (!st)
         return LY_EDB;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        *rows = grow(a, *rows, n, &cap, sizeof(**rows));
+        *rows = arena_grow(a, *rows, n, &cap, sizeof(**rows));
         key_read(a, st, &(*rows)[n++]);
     }
     q_done(st);

@@ -19,20 +19,6 @@ static void copy_id(char dst[40], const char *src)
     snprintf(dst, 40, "%s", src ? src : "");
 }
 
-/* Room for one more row in an arena array of rows of size sz: doubles it when full. */
-static void *grow(struct arena *a, void *rows, int n, int *cap, size_t sz)
-{
-    void *p;
-
-    if (n < *cap)
-        return rows;
-    *cap = *cap ? *cap * 2 : 8;
-    p = arena_alloc(a, (size_t)*cap * sz);
-    if (n)
-        memcpy(p, rows, (size_t)n * sz);
-    return p;
-}
-
 /* Steps a many-row query to its end: each row read by fill into a new element of *rows (of
  * size sz, from a). The number of rows, or LY_EDB. */
 static int fetch_all(struct arena *a, sqlite3_stmt *st, void **rows, size_t sz,
@@ -43,7 +29,7 @@ static int fetch_all(struct arena *a, sqlite3_stmt *st, void **rows, size_t sz,
     if (!st)
         return LY_EDB;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        *rows = grow(a, *rows, n, &cap, sz);
+        *rows = arena_grow(a, *rows, n, &cap, sz);
         fill(a, st, (char *)*rows + (size_t)n++ * sz);
     }
     q_done(st);

@@ -39,20 +39,6 @@ static int64_t col_int(sqlite3_stmt *st, int col, int *has)
     return null ? 0 : sqlite3_column_int64(st, col);
 }
 
-/* Room for one more row in an arena array of rows of size sz: doubles it when full. */
-static void *grow(struct arena *a, void *rows, int n, int *cap, size_t sz)
-{
-    void *p;
-
-    if (n < *cap)
-        return rows;
-    *cap = *cap ? *cap * 2 : 8;
-    p = arena_alloc(a, (size_t)*cap * sz);
-    if (n)
-        memcpy(p, rows, (size_t)n * sz);
-    return p;
-}
-
 /* A row of RUN_COLS' shape. */
 static void run_read(struct arena *a, sqlite3_stmt *st, struct run_row *r)
 {
@@ -117,7 +103,7 @@ static int run_list(struct arena *a, sqlite3_stmt *st, struct run_row **rows)
     if (!st)
         return LY_EDB;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        *rows = grow(a, *rows, n, &cap, sizeof(**rows));
+        *rows = arena_grow(a, *rows, n, &cap, sizeof(**rows));
         run_read(a, st, &(*rows)[n++]);
     }
     q_done(st);
@@ -133,7 +119,7 @@ static int id_list(struct arena *a, sqlite3_stmt *st, struct run_id **ids)
     if (!st)
         return LY_EDB;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        *ids = grow(a, *ids, n, &cap, sizeof(**ids));
+        *ids = arena_grow(a, *ids, n, &cap, sizeof(**ids));
         col_copy((*ids)[n++].id, sizeof((*ids)->id), st, 0);
     }
     q_done(st);
@@ -188,7 +174,7 @@ int db_runs_pending_counts(struct arena *a, struct run_pending_count **rows)
     if (!st)
         return LY_EDB;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        *rows = grow(a, *rows, n, &cap, sizeof(**rows));
+        *rows = arena_grow(a, *rows, n, &cap, sizeof(**rows));
         (*rows)[n].profile = arena_strdup(a, q_text(st, 0) ? q_text(st, 0) : "");
         (*rows)[n++].count = sqlite3_column_int64(st, 1);
     }
@@ -388,7 +374,7 @@ int db_quota_list(struct arena *a, const char *user_id, char ***profiles)
     if (!st)
         return LY_EDB;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        *profiles = grow(a, *profiles, n, &cap, sizeof(**profiles));
+        *profiles = arena_grow(a, *profiles, n, &cap, sizeof(**profiles));
         (*profiles)[n++] = arena_strdup(a, q_text(st, 0) ? q_text(st, 0) : "");
     }
     q_done(st);
@@ -437,7 +423,7 @@ int db_callback_due(struct arena *a, int64_t now, int limit, struct callback_row
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         struct callback_row *c;
 
-        *rows = grow(a, *rows, n, &cap, sizeof(**rows));
+        *rows = arena_grow(a, *rows, n, &cap, sizeof(**rows));
         c = &(*rows)[n++];
         c->id = sqlite3_column_int64(st, 0);
         col_copy(c->org_id, sizeof(c->org_id), st, 1);
