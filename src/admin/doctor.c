@@ -4,6 +4,7 @@
 #include "core/config.h"
 #include "exec/exec.h"
 #include "core/fbuf.h"
+#include "exec/cgroup.h"
 #include "metrics/nvml.h"
 #include "runs/gpu.h"
 
@@ -172,57 +173,28 @@ static void check_sandbox(struct tally *t, const struct config *cfg)
         say(t, OK, "slirp4netns", "%s gives runs their filtered network", slirp);
 }
 
-/* Makes and removes an empty group under root; 0 or errno. */
-static int try_group(const char *root)
-{
-    char test[256];
-
-    snprintf(test, sizeof(test), "%s/lyceumd-doctor-%ld", root, (long)getpid());
-    if (mkdir(test, 0755) != 0)
-        return errno;
-    rmdir(test);
-    return 0;
-}
-
-/* As exec/cgroup.c uses them: cgroup v2 at /sys/fs/cgroup, else v1's memory, pids and cpu. */
+/* The groups a run would get (exec/cgroup.c itself, with limits), made and removed. */
 static void check_cgroups(struct tally *t)
 {
-    static const char *const v1[] = {"/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids",
-                                     "/sys/fs/cgroup/cpu"};
-    char controllers[256] = "", missing[128] = "";
-    FILE *f = fopen("/sys/fs/cgroup/cgroup.controllers", "r");
-    int err;
+    struct cgroup cg;
+    char name[64], dirs[3 * PATH_MAX + 8] = "";
+    int rc, ndirs;
 
-    if (f) {
-        if (!fgets(controllers, sizeof(controllers), f))
-            controllers[0] = '\0';
-        fclose(f);
-        controllers[strcspn(controllers, "\n")] = '\0';
-        if ((err = try_group("/sys/fs/cgroup")) != 0) {
-            say(t, WARN, "cgroups",
-                "v2 at /sys/fs/cgroup is not writable (%s): run limits "
-                "fall back to rlimits; run lyceumd as root, or delegate "
-                "it a subtree",
-                strerror(err));
-            return;
-        }
-        int all = strstr(controllers, "memory") && strstr(controllers, "pids") &&
-                  strstr(controllers, "cpu");
-        say(t, all ? OK : WARN, "cgroups", "v2, writable; controllers: %s%s", controllers,
-            all ? "" : " (memory, pids and cpu are all needed for run limits)");
-        return;
-    }
-    for (size_t i = 0; i < sizeof(v1) / sizeof(v1[0]); i++)
-        if (try_group(v1[i]) != 0)
-            snprintf(missing + strlen(missing), sizeof(missing) - strlen(missing), " %s",
-                     strrchr(v1[i], '/') + 1);
-    if (missing[0])
+    snprintf(name, sizeof(name), "doctor-%ld", (long)getpid());
+    rc = cgroup_create(&cg, name, 64 << 20, 64, 1);
+    ndirs = cg.ndirs;
+    for (int i = 0; i < cg.ndirs; i++)
+        snprintf(dirs + strlen(dirs), sizeof(dirs) - strlen(dirs), "%s%s", i ? ", " : "",
+                 cg.dir[i]);
+    cgroup_close_fds(&cg);
+    cgroup_destroy(&cg);
+    if (rc != 0 || ndirs == 0)
         say(t, WARN, "cgroups",
-            "no cgroup v2, and cgroup v1's%s cannot be written: those "
-            "limits fall back to rlimits",
-            missing);
+            "a run's control groups cannot be made here: run limits fall "
+            "back to rlimits (memory and CPU not enforced per run); run "
+            "lyceumd as root on a host with writable cgroups");
     else
-        say(t, OK, "cgroups", "v1: memory, pids and cpu writable (v2 is preferred)");
+        say(t, OK, "cgroups", "runs get memory, process and CPU limits (%s)", dirs);
 }
 
 static void check_python(struct tally *t, const struct config *cfg)

@@ -4,7 +4,7 @@
  * namespaces, slirp4netns), cgroups, Python with venv, the Docker engine, NVIDIA's NVML, KVM,
  * slurmrestd, the clock. Each line is "ok", "warn" (a feature is off or slower) or "FAIL"
  * (something lyceumd is configured to use does not work). Safe beside a running server: it
- * only reads, and makes and removes one empty cgroup.
+ * only reads, and makes and removes the control groups one run would get.
  */
 #ifndef LYCEUMD_ADMIN_DOCTOR_H
 #define LYCEUMD_ADMIN_DOCTOR_H

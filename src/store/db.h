@@ -19,8 +19,8 @@
 /* Opens (creating if needed) the database at path and migrates it. Call once, before threads. */
 int store_open(const char *path);
 /* Writes a consistent copy of the whole database to the new file dest (SQLite's online backup:
- * the database as of one commit, while others keep writing), in rollback-journal mode, and
- * checks it with PRAGMA integrity_check. 0, or LY_E* with why set. */
+ * the database as of one commit, while others keep writing), in rollback-journal mode (check
+ * it with store_check_file). 0, or LY_E* with why set. */
 int store_backup(const char *dest, char *why, size_t n);
 /* Checks the database file at path (not the store's own) with PRAGMA integrity_check, and
  * reads the highest migration it records into *schema (0: none). 0, or LY_EDB with why set. */
